@@ -127,8 +127,11 @@ pub(crate) fn decode_attribute(
         code::NEXT_HOP => {
             exact(4, "NEXT_HOP")?;
             let nh = Ipv4Addr::from(be32(value));
+            // A session that itself runs over loopback (tests, one-host
+            // labs) legitimately uses 127/8 next hops.
+            let loopback_session = ctx.local_ipv4.is_some_and(|a| a.is_loopback());
             let semantically_bad = nh.is_unspecified()
-                || nh.is_loopback()
+                || (nh.is_loopback() && !loopback_session)
                 || nh.is_multicast()
                 || ctx.local_ipv4 == Some(nh);
             if semantically_bad {
