@@ -287,8 +287,10 @@ fn decode_unknown(
 }
 
 fn keep_raw(attr_flags: u8, attr_code: u8, value: &[u8], attrs: &mut PathAttributes) {
+    // Extended Length is a property of one encoding, not of the attribute;
+    // the arrival layout remembers it for byte-exact re-encoding.
     attrs.other.push(RawAttribute {
-        flags: attr_flags,
+        flags: attr_flags & !flags::EXTENDED_LENGTH,
         code: attr_code,
         value: value.to_vec(),
     });

@@ -153,7 +153,12 @@ pub(crate) fn encode_attribute(
             let Some(raw) = attrs.other.iter().find(|a| a.code == attr_code) else {
                 return false;
             };
-            put_header(out, raw.flags, attr_code, raw.value.len());
+            put_header(
+                out,
+                slot_flags.unwrap_or(raw.flags),
+                attr_code,
+                raw.value.len(),
+            );
             out.extend_from_slice(&raw.value);
         }
     }
