@@ -27,6 +27,10 @@ pub(crate) struct DecodeArgs {
     /// The session negotiated Extended Messages (up to 65535 octets).
     #[arg(long)]
     extended_message: bool,
+    /// Our address on the session: a NEXT_HOP equal to it is refused, and a
+    /// loopback address here allows loopback next hops.
+    #[arg(long, value_name = "IPV4")]
+    local: Option<std::net::Ipv4Addr>,
 }
 
 pub(crate) fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
@@ -53,6 +57,7 @@ pub(crate) fn run(args: &DecodeArgs) -> anyhow::Result<ExitCode> {
         extended_message: args.extended_message,
         add_path_receive: add_path,
         add_path_send: add_path,
+        local_ipv4: args.local,
         ..Context::default()
     };
 
