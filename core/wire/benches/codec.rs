@@ -77,13 +77,13 @@ fn attribute_set(rng: &mut Rng, i: usize) -> PathAttributes {
     let hops = 1 + rng.below(6) as usize;
     let path: Vec<u32> = (0..hops).map(|_| 1 + rng.below(400_000) as u32).collect();
     PathAttributes {
-        origin: Some(if i % 7 == 0 {
+        origin: Some(if i.is_multiple_of(7) {
             Origin::Incomplete
         } else {
             Origin::Igp
         }),
         as_path: Some(AsPath::from_sequence(path)),
-        med: (i % 3 == 0).then_some(rng.below(1000) as u32),
+        med: i.is_multiple_of(3).then_some(rng.below(1000) as u32),
         communities: (0..rng.below(4))
             .map(|_| Community(rng.next() as u32))
             .collect(),
