@@ -1,0 +1,375 @@
+//! The tokio shell around `Session`: sockets, timers, one task per peer.
+//!
+//! Each peer task owns its `Session` and its connection; nothing else
+//! mutates them, so no locks. A task never waits on another peer: writes go
+//! through the peer's own writer task, so a slow peer cannot stall anyone
+//! else's keepalives.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use starling_wire::{MessageType, ParsedUpdate, RouteRefresh};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::PeerConfig;
+use crate::session::{DownReason, Input, Negotiated, Output, Session, State};
+
+/// Something a peer did, for the RIB and for status.
+#[derive(Debug, Clone)]
+pub enum PeerEvent {
+    StateChanged(State),
+    Established(Box<Negotiated>),
+    Update(Box<ParsedUpdate>),
+    RouteRefresh(RouteRefresh),
+    Down(DownReason),
+}
+
+/// A snapshot of one session for status output.
+#[derive(Debug, Clone)]
+pub struct PeerStatus {
+    pub remote: SocketAddr,
+    pub state: State,
+    pub since: Instant,
+    pub last_error: Option<DownReason>,
+    pub negotiated: Option<Negotiated>,
+    pub updates_received: u64,
+    pub updates_sent: u64,
+}
+
+enum Command {
+    Start,
+    Stop,
+    Incoming(TcpStream),
+    Send(Vec<u8>, MessageType),
+    Shutdown,
+}
+
+/// Handle to a running peer task.
+#[derive(Debug, Clone)]
+pub struct PeerHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    status: Arc<Mutex<PeerStatus>>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Start => "Start",
+            Self::Stop => "Stop",
+            Self::Incoming(_) => "Incoming",
+            Self::Send(..) => "Send",
+            Self::Shutdown => "Shutdown",
+        })
+    }
+}
+
+impl PeerHandle {
+    pub fn start(&self) {
+        let _ = self.tx.send(Command::Start);
+    }
+
+    pub fn stop(&self) {
+        let _ = self.tx.send(Command::Stop);
+    }
+
+    /// Queue encoded UPDATEs (or any message) for the peer.
+    pub fn send(&self, bytes: Vec<u8>, kind: MessageType) {
+        let _ = self.tx.send(Command::Send(bytes, kind));
+    }
+
+    pub fn status(&self) -> PeerStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Spawn the task for one peer. Events go to `events` tagged with the
+/// peer's address.
+pub fn spawn_peer(
+    cfg: PeerConfig,
+    events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
+) -> (PeerHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let status = Arc::new(Mutex::new(PeerStatus {
+        remote: cfg.remote,
+        state: State::Idle,
+        since: Instant::now(),
+        last_error: None,
+        negotiated: None,
+        updates_received: 0,
+        updates_sent: 0,
+    }));
+    let task = PeerTask {
+        session: Session::new(cfg),
+        events,
+        status: status.clone(),
+        conn: None,
+        connecting: None,
+    };
+    let join = tokio::spawn(task.run(rx));
+    (PeerHandle { tx, status }, join)
+}
+
+struct Connection {
+    reader: OwnedReadHalf,
+    writer: mpsc::UnboundedSender<WriterCommand>,
+}
+
+enum WriterCommand {
+    Bytes(Vec<u8>),
+    Close,
+}
+
+struct PeerTask {
+    session: Session,
+    events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
+    status: Arc<Mutex<PeerStatus>>,
+    conn: Option<Connection>,
+    connecting: Option<JoinHandle<io::Result<TcpStream>>>,
+}
+
+impl PeerTask {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            self.drain_outputs();
+            let deadline = self.session.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let connecting = async {
+                match self.connecting.as_mut() {
+                    Some(j) => j.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let reading = async {
+                match self.conn.as_mut() {
+                    Some(c) => c.reader.read(&mut buf).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => {
+                        self.session.handle(Instant::now(), Input::Stop);
+                        self.drain_outputs();
+                        return;
+                    }
+                    Some(Command::Start) => self.session.handle(Instant::now(), Input::Start),
+                    Some(Command::Stop) => self.session.handle(Instant::now(), Input::Stop),
+                    Some(Command::Send(bytes, kind)) => self.session.send_encoded(Instant::now(), bytes, kind),
+                    Some(Command::Incoming(stream)) => self.incoming(stream),
+                },
+                result = connecting => {
+                    self.connecting = None;
+                    match result {
+                        Ok(Ok(stream)) if self.conn.is_none() => {
+                            self.attach(stream);
+                            self.session.handle(Instant::now(), Input::Connected);
+                        }
+                        Ok(Ok(_)) => {} // lost to an incoming connection
+                        Ok(Err(e)) => {
+                            tracing::debug!(peer = %self.session.config().remote, "connect failed: {e}");
+                            self.session.handle(Instant::now(), Input::ConnectFailed);
+                        }
+                        Err(_) => self.session.handle(Instant::now(), Input::ConnectFailed),
+                    }
+                }
+                read = reading => match read {
+                    Ok(0) | Err(_) => {
+                        self.detach();
+                        self.session.handle(Instant::now(), Input::Disconnected);
+                    }
+                    Ok(n) => {
+                        let data = buf.get(..n).unwrap_or_default();
+                        self.session.handle(Instant::now(), Input::Received(data));
+                    }
+                },
+                () = sleep => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn incoming(&mut self, stream: TcpStream) {
+        // One connection per peer for now: an inbound connection is taken
+        // only while we have none up (collision detection, RFC 4271 §6.8,
+        // will arbitrate between two).
+        let state = self.session.state();
+        if self.conn.is_some() || !matches!(state, State::Connect | State::Active) {
+            drop(stream);
+            return;
+        }
+        if let Some(j) = self.connecting.take() {
+            j.abort();
+        }
+        self.attach(stream);
+        self.session.handle(Instant::now(), Input::Connected);
+    }
+
+    fn attach(&mut self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(writer, rx));
+        self.conn = Some(Connection { reader, writer: tx });
+    }
+
+    fn detach(&mut self) {
+        if let Some(c) = self.conn.take() {
+            let _ = c.writer.send(WriterCommand::Close);
+        }
+    }
+
+    fn drain_outputs(&mut self) {
+        let peer = self.session.config().remote.ip();
+        while let Some(out) = self.session.poll_output() {
+            match out {
+                Output::Connect => {
+                    if let Some(j) = self.connecting.take() {
+                        j.abort();
+                    }
+                    let cfg = self.session.config().clone();
+                    self.connecting = Some(tokio::spawn(connect(cfg)));
+                }
+                Output::Send(bytes) => {
+                    if let Some(c) = &self.conn {
+                        let _ = c.writer.send(WriterCommand::Bytes(bytes));
+                    }
+                }
+                Output::Close => self.detach(),
+                Output::StateChanged { to, .. } => {
+                    self.update_status(|s| {
+                        s.state = to;
+                        s.since = Instant::now();
+                    });
+                    let _ = self.events.send((peer, PeerEvent::StateChanged(to)));
+                }
+                Output::Established(n) => {
+                    self.update_status(|s| s.negotiated = Some((*n).clone()));
+                    let _ = self.events.send((peer, PeerEvent::Established(n)));
+                }
+                Output::Update(u) => {
+                    self.update_status(|s| s.updates_received += 1);
+                    let _ = self.events.send((peer, PeerEvent::Update(u)));
+                }
+                Output::RouteRefresh(r) => {
+                    let _ = self.events.send((peer, PeerEvent::RouteRefresh(r)));
+                }
+                Output::Down(reason) => {
+                    tracing::info!(peer = %peer, "session down: {reason:?}");
+                    self.update_status(|s| {
+                        s.last_error = Some(reason.clone());
+                        s.negotiated = None;
+                    });
+                    let _ = self.events.send((peer, PeerEvent::Down(reason)));
+                }
+            }
+        }
+        let sent = self.session.counters().sent(MessageType::Update);
+        self.update_status(|s| s.updates_sent = sent);
+    }
+
+    fn update_status(&self, f: impl FnOnce(&mut PeerStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+async fn connect(cfg: PeerConfig) -> io::Result<TcpStream> {
+    let socket = match cfg.remote {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(local) = cfg.local_address {
+        socket.bind(SocketAddr::new(local, 0))?;
+    }
+    socket.connect(cfg.remote).await
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<WriterCommand>) {
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            WriterCommand::Bytes(b) => {
+                if writer.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            WriterCommand::Close => break,
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// The set of peers and the listeners that feed them.
+#[derive(Debug, Default)]
+pub struct Speaker {
+    peers: HashMap<IpAddr, (PeerHandle, JoinHandle<()>)>,
+}
+
+impl Speaker {
+    /// Add (and start) a peer.
+    pub fn add_peer(
+        &mut self,
+        cfg: PeerConfig,
+        events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
+    ) -> PeerHandle {
+        let ip = cfg.remote.ip();
+        if let Some((old, join)) = self.peers.remove(&ip) {
+            let _ = old.tx.send(Command::Shutdown);
+            join.abort();
+        }
+        let (handle, join) = spawn_peer(cfg, events);
+        handle.start();
+        self.peers.insert(ip, (handle.clone(), join));
+        handle
+    }
+
+    /// Remove a peer: it closes with Cease.
+    pub fn remove_peer(&mut self, ip: IpAddr) {
+        if let Some((handle, _join)) = self.peers.remove(&ip) {
+            let _ = handle.tx.send(Command::Shutdown);
+        }
+    }
+
+    pub fn peer(&self, ip: IpAddr) -> Option<&PeerHandle> {
+        self.peers.get(&ip).map(|(h, _)| h)
+    }
+
+    /// Hand an accepted connection to its peer; unknown sources are closed.
+    pub fn dispatch(&self, stream: TcpStream, from: SocketAddr) {
+        match self.peers.get(&from.ip()) {
+            Some((h, _)) => {
+                let _ = h.tx.send(Command::Incoming(stream));
+            }
+            None => tracing::info!(%from, "connection from an unconfigured address refused"),
+        }
+    }
+}
+
+/// Accept connections on `listener` forever, dispatching them to peers.
+pub async fn accept_loop(listener: TcpListener, speaker: Arc<Mutex<Speaker>>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => speaker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .dispatch(stream, from),
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Starling's BGP speaker.
+//!
+//! `session` is the sans-I/O state machine of one session (RFC 4271 §8):
+//! deterministic, driven by inputs and the current time, testable without
+//! sockets. `driver` is the thin tokio shell that owns sockets and timers
+//! and runs one task per peer.
+
+pub mod config;
+pub mod driver;
+pub mod session;
+
+pub use config::PeerConfig;
+pub use session::{DownReason, Input, Negotiated, Output, Session, State};
