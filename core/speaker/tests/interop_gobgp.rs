@@ -158,10 +158,10 @@ async fn starling_connects_out_to_gobgp() {
     );
     timeout(Duration::from_secs(10), async {
         loop {
-            if let (_, PeerEvent::Update(p)) = events.recv().await.expect("events") {
-                if p.update.withdrawn.iter().any(|n| n.prefix == target) {
-                    return;
-                }
+            if let (_, PeerEvent::Update(p)) = events.recv().await.expect("events")
+                && p.update.withdrawn.iter().any(|n| n.prefix == target)
+            {
+                return;
             }
         }
     })

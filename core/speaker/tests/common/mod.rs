@@ -1,7 +1,7 @@
 //! Helpers for interop tests: real daemons on loopback, polled with
 //! deadlines (never fixed sleeps), cleaned up on drop.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
