@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod rib;
 pub mod session;
 
 pub use config::PeerConfig;

@@ -1,0 +1,456 @@
+//! Adj-RIB-In and Loc-RIB: every candidate path per prefix, the best path
+//! (and ECMP set) per prefix, and the changes the FIB and Adj-RIB-Out need.
+//!
+//! Attribute sets are interned: a million routes that share a few thousand
+//! sets hold a few thousand `Arc`s of attributes, not a million copies.
+
+pub mod decision;
+pub mod export;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use starling_wire::{NextHop, Nlri, ParsedUpdate, PathAttributes, Prefix, Verdict};
+
+use decision::{Candidate, DecisionOptions};
+
+/// Attributes and next hop of a path: the unit that is interned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RouteAttrs {
+    pub attrs: PathAttributes,
+    pub next_hop: NextHop,
+}
+
+/// Where a path came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    Local,
+    Peer(IpAddr),
+}
+
+/// One candidate path for a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub source: Source,
+    /// ADD-PATH path identifier as received (0 without ADD-PATH).
+    pub path_id: u32,
+    pub route: Arc<RouteAttrs>,
+    /// Kept through a graceful restart until the peer refreshes it.
+    pub stale: bool,
+}
+
+/// What the RIB needs to know about a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub address: IpAddr,
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    pub ebgp: bool,
+    /// The peer is our route-reflector client.
+    pub rr_client: bool,
+    /// How often our own AS may appear in a received AS_PATH.
+    pub allow_own_as: usize,
+}
+
+/// RIB-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RibConfig {
+    pub local_as: u32,
+    pub router_id: Ipv4Addr,
+    /// Route-reflector cluster id; defaults to the router id when we have
+    /// clients.
+    pub cluster_id: Option<Ipv4Addr>,
+    pub decision: DecisionOptions,
+    /// LOCAL_PREF given to routes without one (eBGP-learned, local).
+    pub default_local_pref: u32,
+}
+
+impl RibConfig {
+    pub fn new(local_as: u32, router_id: Ipv4Addr) -> Self {
+        Self {
+            local_as,
+            router_id,
+            cluster_id: None,
+            decision: DecisionOptions::default(),
+            default_local_pref: 100,
+        }
+    }
+
+    pub fn cluster_id(&self) -> Ipv4Addr {
+        self.cluster_id.unwrap_or(self.router_id)
+    }
+}
+
+/// A change of the best path(s) for one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BestChange {
+    pub prefix: Prefix,
+    /// The new best path first, then the rest of the ECMP set; empty when
+    /// the prefix became unreachable.
+    pub best: Vec<Path>,
+}
+
+#[derive(Debug, Default)]
+struct Destination {
+    paths: Vec<Path>,
+    /// Indices into `paths`: the best first, then the ECMP set. Valid only
+    /// until `paths` changes, so callers take `best_paths()` first.
+    best: Vec<usize>,
+}
+
+impl Destination {
+    fn best_paths(&self) -> Vec<Path> {
+        self.best
+            .iter()
+            .filter_map(|&i| self.paths.get(i).cloned())
+            .collect()
+    }
+}
+
+/// The routing information base.
+#[derive(Debug)]
+pub struct Rib {
+    cfg: RibConfig,
+    peers: HashMap<IpAddr, PeerInfo>,
+    interned: HashSet<Arc<RouteAttrs>>,
+    destinations: HashMap<Prefix, Destination>,
+    /// (prefix, path id) per peer, so a peer going down is cheap.
+    by_peer: HashMap<IpAddr, HashSet<(Prefix, u32)>>,
+}
+
+impl Rib {
+    pub fn new(cfg: RibConfig) -> Self {
+        Self {
+            cfg,
+            peers: HashMap::new(),
+            interned: HashSet::new(),
+            destinations: HashMap::new(),
+            by_peer: HashMap::new(),
+        }
+    }
+
+    pub fn config(&self) -> &RibConfig {
+        &self.cfg
+    }
+
+    pub fn set_peer(&mut self, info: PeerInfo) {
+        self.peers.insert(info.address, info);
+    }
+
+    pub fn peer(&self, address: IpAddr) -> Option<&PeerInfo> {
+        self.peers.get(&address)
+    }
+
+    /// Number of prefixes with a best path.
+    pub fn len(&self) -> usize {
+        self.destinations
+            .values()
+            .filter(|d| !d.best.is_empty())
+            .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Paths received from `peer` (Adj-RIB-In after import checks).
+    pub fn received_count(&self, peer: IpAddr) -> usize {
+        self.by_peer.get(&peer).map_or(0, HashSet::len)
+    }
+
+    /// Distinct interned attribute sets.
+    pub fn attribute_sets(&self) -> usize {
+        self.interned.len()
+    }
+
+    /// The best path and ECMP set of `prefix`.
+    pub fn best(&self, prefix: &Prefix) -> Vec<&Path> {
+        self.destinations
+            .get(prefix)
+            .map(|d| d.best.iter().filter_map(|&i| d.paths.get(i)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every candidate path of `prefix`.
+    pub fn paths(&self, prefix: &Prefix) -> &[Path] {
+        self.destinations
+            .get(prefix)
+            .map_or(&[], |d| d.paths.as_slice())
+    }
+
+    /// Every prefix with its best path, in no particular order.
+    pub fn iter_best(&self) -> impl Iterator<Item = (&Prefix, &Path)> {
+        self.destinations.iter().filter_map(|(p, d)| {
+            d.best
+                .first()
+                .and_then(|&i| d.paths.get(i))
+                .map(|path| (p, path))
+        })
+    }
+
+    fn intern(&mut self, route: RouteAttrs) -> Arc<RouteAttrs> {
+        if let Some(existing) = self.interned.get(&route) {
+            return existing.clone();
+        }
+        let arc = Arc::new(route);
+        self.interned.insert(arc.clone());
+        arc
+    }
+
+    /// Drop interned sets nobody uses any more.
+    pub fn collect_garbage(&mut self) {
+        self.interned.retain(|a| Arc::strong_count(a) > 1);
+    }
+
+    /// Apply an UPDATE received from `peer` with its RFC 7606 verdict.
+    pub fn apply_update(&mut self, peer: IpAddr, parsed: &ParsedUpdate) -> Vec<BestChange> {
+        let mut changes = Vec::new();
+        let update = &parsed.update;
+        let treat_as_withdraw = parsed.verdict == Verdict::TreatAsWithdraw;
+        for nlri in update.withdrawals(treat_as_withdraw) {
+            self.remove_path(Source::Peer(peer), nlri, &mut changes);
+        }
+        if treat_as_withdraw {
+            return changes;
+        }
+        let reachable: Vec<(&Nlri, NextHop)> = update
+            .nlri
+            .iter()
+            .filter_map(|n| update.attributes.next_hop.map(|nh| (n, NextHop::V4(nh))))
+            .chain(
+                update
+                    .mp_reach
+                    .iter()
+                    .flat_map(|m| m.nlri.iter().map(move |n| (n, m.next_hop))),
+            )
+            .collect();
+        if reachable.is_empty() {
+            return changes;
+        }
+        let Some(info) = self.peers.get(&peer).cloned() else {
+            return changes;
+        };
+        let mut attrs = update.attributes.clone();
+        attrs.canonicalize();
+        attrs.next_hop = None;
+        let eligible = self.eligible(&info, &attrs);
+        if info.ebgp && attrs.local_pref.is_none() {
+            attrs.local_pref = Some(self.cfg.default_local_pref);
+        }
+        // Interned per next hop: usually one per UPDATE.
+        let mut last: Option<(NextHop, Arc<RouteAttrs>)> = None;
+        for (nlri, next_hop) in reachable {
+            if !eligible {
+                // A looped route is withdrawn silently (RFC 4271 §9.1.2).
+                self.remove_path(Source::Peer(peer), nlri, &mut changes);
+                continue;
+            }
+            let route = match &last {
+                Some((nh, r)) if *nh == next_hop => r.clone(),
+                _ => {
+                    let r = self.intern(RouteAttrs {
+                        attrs: attrs.clone(),
+                        next_hop,
+                    });
+                    last = Some((next_hop, r.clone()));
+                    r
+                }
+            };
+            let path = Path {
+                source: Source::Peer(peer),
+                path_id: nlri.path_id.unwrap_or(0),
+                route,
+                stale: false,
+            };
+            self.insert_path(nlri.prefix, path, &mut changes);
+        }
+        changes
+    }
+
+    /// Loop checks of RFC 4271 §9.1.2 and RFC 4456 §8.
+    fn eligible(&self, peer: &PeerInfo, attrs: &PathAttributes) -> bool {
+        let own_as = attrs
+            .as_path
+            .as_ref()
+            .map_or(0, |p| p.count(self.cfg.local_as));
+        if own_as > peer.allow_own_as {
+            return false;
+        }
+        if attrs.originator_id == Some(self.cfg.router_id) {
+            return false;
+        }
+        !attrs.cluster_list.contains(&self.cfg.cluster_id())
+    }
+
+    /// Originate `prefix` locally.
+    pub fn originate(
+        &mut self,
+        prefix: Prefix,
+        mut attrs: PathAttributes,
+        next_hop: NextHop,
+    ) -> Vec<BestChange> {
+        attrs.canonicalize();
+        attrs.local_pref.get_or_insert(self.cfg.default_local_pref);
+        let route = self.intern(RouteAttrs { attrs, next_hop });
+        let mut changes = Vec::new();
+        self.insert_path(
+            prefix,
+            Path {
+                source: Source::Local,
+                path_id: 0,
+                route,
+                stale: false,
+            },
+            &mut changes,
+        );
+        changes
+    }
+
+    /// Stop originating `prefix`.
+    pub fn withdraw_local(&mut self, prefix: Prefix) -> Vec<BestChange> {
+        let mut changes = Vec::new();
+        self.remove_path(Source::Local, &Nlri::new(prefix), &mut changes);
+        changes
+    }
+
+    /// Remove everything `peer` sent (session down without graceful restart).
+    pub fn peer_down(&mut self, peer: IpAddr) -> Vec<BestChange> {
+        let mut changes = Vec::new();
+        let keys = self.by_peer.remove(&peer).unwrap_or_default();
+        for (prefix, path_id) in keys {
+            self.remove_keyed(Source::Peer(peer), prefix, path_id, &mut changes);
+        }
+        changes
+    }
+
+    /// Graceful restart helper (RFC 4724 §4.2): keep the peer's paths but
+    /// mark them stale.
+    pub fn mark_stale(&mut self, peer: IpAddr) {
+        let Some(keys) = self.by_peer.get(&peer) else {
+            return;
+        };
+        for (prefix, path_id) in keys {
+            if let Some(d) = self.destinations.get_mut(prefix) {
+                for p in d
+                    .paths
+                    .iter_mut()
+                    .filter(|p| p.source == Source::Peer(peer) && p.path_id == *path_id)
+                {
+                    p.stale = true;
+                }
+            }
+        }
+    }
+
+    /// End-of-RIB or restart timer expiry: remove paths still stale.
+    pub fn sweep_stale(&mut self, peer: IpAddr) -> Vec<BestChange> {
+        let mut changes = Vec::new();
+        let stale: Vec<(Prefix, u32)> = self
+            .by_peer
+            .get(&peer)
+            .into_iter()
+            .flatten()
+            .filter(|(prefix, id)| {
+                self.destinations.get(prefix).is_some_and(|d| {
+                    d.paths
+                        .iter()
+                        .any(|p| p.source == Source::Peer(peer) && p.path_id == *id && p.stale)
+                })
+            })
+            .copied()
+            .collect();
+        for (prefix, id) in stale {
+            self.remove_keyed(Source::Peer(peer), prefix, id, &mut changes);
+        }
+        changes
+    }
+
+    fn insert_path(&mut self, prefix: Prefix, path: Path, changes: &mut Vec<BestChange>) {
+        if let Source::Peer(peer) = path.source {
+            self.by_peer
+                .entry(peer)
+                .or_default()
+                .insert((prefix, path.path_id));
+        }
+        let d = self.destinations.entry(prefix).or_default();
+        let old = d.best_paths();
+        match d
+            .paths
+            .iter_mut()
+            .find(|p| p.source == path.source && p.path_id == path.path_id)
+        {
+            Some(existing) if *existing == path => return,
+            Some(existing) => *existing = path,
+            None => d.paths.push(path),
+        }
+        self.decide(prefix, old, changes);
+    }
+
+    fn remove_path(&mut self, source: Source, nlri: &Nlri, changes: &mut Vec<BestChange>) {
+        let path_id = nlri.path_id.unwrap_or(0);
+        if let Source::Peer(peer) = source
+            && let Some(set) = self.by_peer.get_mut(&peer)
+        {
+            set.remove(&(nlri.prefix, path_id));
+        }
+        self.remove_keyed(source, nlri.prefix, path_id, changes);
+    }
+
+    fn remove_keyed(
+        &mut self,
+        source: Source,
+        prefix: Prefix,
+        path_id: u32,
+        changes: &mut Vec<BestChange>,
+    ) {
+        let Some(d) = self.destinations.get_mut(&prefix) else {
+            return;
+        };
+        let old = d.best_paths();
+        let before = d.paths.len();
+        d.paths
+            .retain(|p| !(p.source == source && p.path_id == path_id));
+        if d.paths.len() != before {
+            self.decide(prefix, old, changes);
+        }
+    }
+
+    /// Re-run the decision process for `prefix` after its paths changed;
+    /// record a change if the best path or ECMP set differs from `old`.
+    fn decide(&mut self, prefix: Prefix, old: Vec<Path>, changes: &mut Vec<BestChange>) {
+        let Some(d) = self.destinations.get_mut(&prefix) else {
+            return;
+        };
+        let candidates: Vec<Candidate<'_>> = d
+            .paths
+            .iter()
+            .map(|p| {
+                let peer = match p.source {
+                    Source::Peer(a) => self.peers.get(&a),
+                    Source::Local => None,
+                };
+                Candidate {
+                    attrs: &p.route.attrs,
+                    local_pref: p
+                        .route
+                        .attrs
+                        .local_pref
+                        .unwrap_or(self.cfg.default_local_pref),
+                    ebgp: peer.is_some_and(|i| i.ebgp),
+                    peer_id: peer.map_or(self.cfg.router_id, |i| i.router_id),
+                    peer_address: peer.map_or(IpAddr::from([0, 0, 0, 0]), |i| i.address),
+                    local: p.source == Source::Local,
+                }
+            })
+            .collect();
+        d.best = decision::select(&candidates, self.cfg.decision);
+        let new = d.best_paths();
+        if d.paths.is_empty() {
+            self.destinations.remove(&prefix);
+        }
+        if old != new {
+            changes.push(BestChange { prefix, best: new });
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Adj-RIB-In / Loc-RIB behaviour: best path changes, loop checks, peer
+//! down, graceful-restart stale marking, treat-as-withdraw and interning.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use starling_speaker::rib::{PeerInfo, Rib, RibConfig, Source};
+use starling_wire::{
+    AsPath, Context, Message, NextHop, Nlri, Origin, ParsedUpdate, PathAttributes, Prefix, Update,
+    Verdict,
+};
+
+fn peer(n: u8, asn: u32) -> PeerInfo {
+    PeerInfo {
+        address: IpAddr::from([192, 0, 2, n]),
+        router_id: Ipv4Addr::new(198, 51, 100, n),
+        asn,
+        ebgp: asn != 64512,
+        rr_client: false,
+        allow_own_as: 0,
+    }
+}
+
+fn rib() -> Rib {
+    let mut r = Rib::new(RibConfig::new(64512, Ipv4Addr::new(198, 51, 100, 254)));
+    for p in [peer(1, 65001), peer(2, 65002), peer(3, 64512)] {
+        r.set_peer(p);
+    }
+    r
+}
+
+fn p(s: &str) -> Prefix {
+    s.parse().expect("prefix")
+}
+
+fn announce(path: &[u32], prefixes: &[&str]) -> ParsedUpdate {
+    let mut u = Update::default();
+    u.attributes = PathAttributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::from_sequence(path.iter().copied())),
+        next_hop: Some(Ipv4Addr::new(203, 0, 113, path.len() as u8)),
+        ..PathAttributes::default()
+    };
+    u.nlri = prefixes.iter().map(|s| Nlri::new(p(s))).collect();
+    u.into()
+}
+
+fn withdraw(prefixes: &[&str]) -> ParsedUpdate {
+    let mut u = Update::default();
+    u.withdrawn = prefixes.iter().map(|s| Nlri::new(p(s))).collect();
+    u.into()
+}
+
+fn best_source(rib: &Rib, prefix: &str) -> Option<Source> {
+    rib.best(&p(prefix)).first().map(|path| path.source)
+}
+
+#[test]
+fn best_path_moves_with_announcements_and_withdrawals() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let b = IpAddr::from([192, 0, 2, 2]);
+    let changes = r.apply_update(a, &announce(&[65001, 65010, 65020], &["10.0.0.0/8"]));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(a)));
+    // A shorter path from b takes over.
+    let changes = r.apply_update(b, &announce(&[65002], &["10.0.0.0/8"]));
+    assert_eq!(changes.len(), 1);
+    assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(b)));
+    // A worse path from a changes nothing visible.
+    assert!(
+        r.apply_update(a, &announce(&[65001, 1, 2, 3, 4], &["10.0.0.0/8"]))
+            .is_empty()
+    );
+    // b withdraws: back to a.
+    r.apply_update(b, &withdraw(&["10.0.0.0/8"]));
+    assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(a)));
+    // a withdraws: gone, and the change says so.
+    let changes = r.apply_update(a, &withdraw(&["10.0.0.0/8"]));
+    assert_eq!(changes.len(), 1);
+    assert!(changes[0].best.is_empty());
+    assert!(r.is_empty());
+}
+
+#[test]
+fn own_as_in_the_path_is_ineligible_unless_allowed() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    r.apply_update(a, &announce(&[65001, 64512, 65010], &["10.0.0.0/8"]));
+    assert!(r.best(&p("10.0.0.0/8")).is_empty());
+    let mut lenient = peer(1, 65001);
+    lenient.allow_own_as = 1;
+    r.set_peer(lenient);
+    r.apply_update(a, &announce(&[65001, 64512, 65010], &["10.0.0.0/8"]));
+    assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(a)));
+}
+
+#[test]
+fn reflection_loops_are_ineligible() {
+    let mut r = rib();
+    let ibgp = IpAddr::from([192, 0, 2, 3]);
+    let mut u = announce(&[], &["10.1.0.0/16"]);
+    u.update.attributes.local_pref = Some(100);
+    u.update.attributes.originator_id = Some(Ipv4Addr::new(198, 51, 100, 254));
+    r.apply_update(ibgp, &u);
+    assert!(
+        r.best(&p("10.1.0.0/16")).is_empty(),
+        "our own ORIGINATOR_ID"
+    );
+    u.update.attributes.originator_id = None;
+    u.update.attributes.cluster_list = vec![Ipv4Addr::new(198, 51, 100, 254)];
+    r.apply_update(ibgp, &u);
+    assert!(
+        r.best(&p("10.1.0.0/16")).is_empty(),
+        "our cluster id in CLUSTER_LIST"
+    );
+}
+
+#[test]
+fn treat_as_withdraw_removes_the_routes() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    r.apply_update(a, &announce(&[65001], &["10.0.0.0/8", "10.1.0.0/16"]));
+    let mut bad = announce(&[65001], &["10.0.0.0/8"]);
+    bad.verdict = Verdict::TreatAsWithdraw;
+    r.apply_update(a, &bad);
+    assert!(r.best(&p("10.0.0.0/8")).is_empty());
+    assert_eq!(
+        best_source(&r, "10.1.0.0/16"),
+        Some(Source::Peer(a)),
+        "other routes untouched"
+    );
+}
+
+#[test]
+fn peer_down_and_graceful_restart() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let b = IpAddr::from([192, 0, 2, 2]);
+    r.apply_update(a, &announce(&[65001], &["10.0.0.0/8", "10.1.0.0/16"]));
+    r.apply_update(b, &announce(&[65002, 1], &["10.0.0.0/8"]));
+    assert_eq!(r.received_count(a), 2);
+    // Graceful restart: stale paths stay usable...
+    r.mark_stale(a);
+    assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(a)));
+    // ... the restarted peer refreshes one of them, then End-of-RIB sweeps
+    // the other.
+    r.apply_update(a, &announce(&[65001], &["10.0.0.0/8"]));
+    let changes = r.sweep_stale(a);
+    assert_eq!(changes.len(), 1);
+    assert!(r.best(&p("10.1.0.0/16")).is_empty());
+    assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(a)));
+    // Without GR, a peer going down takes its routes with it.
+    let changes = r.peer_down(a);
+    assert_eq!(changes.len(), 1);
+    assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(b)));
+    assert_eq!(r.received_count(a), 0);
+}
+
+#[test]
+fn ebgp_routes_get_the_default_local_pref_and_local_routes_win() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    r.apply_update(a, &announce(&[65001], &["192.0.2.0/24"]));
+    assert_eq!(
+        r.best(&p("192.0.2.0/24"))[0].route.attrs.local_pref,
+        Some(100)
+    );
+    r.originate(
+        p("192.0.2.0/24"),
+        PathAttributes {
+            origin: Some(Origin::Igp),
+            ..PathAttributes::default()
+        },
+        NextHop::V4(Ipv4Addr::UNSPECIFIED),
+    );
+    assert_eq!(best_source(&r, "192.0.2.0/24"), Some(Source::Local));
+    r.withdraw_local(p("192.0.2.0/24"));
+    assert_eq!(best_source(&r, "192.0.2.0/24"), Some(Source::Peer(a)));
+}
+
+#[test]
+fn attribute_sets_are_interned() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let prefixes: Vec<String> = (0..1000)
+        .map(|i| format!("10.{}.{}.0/24", i / 256, i % 256))
+        .collect();
+    let refs: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    for chunk in refs.chunks(100) {
+        r.apply_update(a, &announce(&[65001, 65002], chunk));
+    }
+    assert_eq!(r.len(), 1000);
+    assert_eq!(r.attribute_sets(), 1);
+    r.peer_down(a);
+    r.collect_garbage();
+    assert_eq!(r.attribute_sets(), 0);
+}
+
+#[test]
+fn decoded_updates_from_the_wire_apply() {
+    // The path from bytes to the RIB, as the speaker runs it.
+    let ctx = Context::external(65001);
+    let bytes = Message::Update(announce(&[65001], &["198.51.100.0/24"]))
+        .to_bytes(&ctx)
+        .expect("encodes");
+    let Message::Update(parsed) = Message::decode(&bytes, &ctx).expect("decodes") else {
+        panic!()
+    };
+    let mut r = rib();
+    r.apply_update(IpAddr::from([192, 0, 2, 1]), &parsed);
+    assert_eq!(r.len(), 1);
+}
