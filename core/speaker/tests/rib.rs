@@ -33,21 +33,25 @@ fn p(s: &str) -> Prefix {
 }
 
 fn announce(path: &[u32], prefixes: &[&str]) -> ParsedUpdate {
-    let mut u = Update::default();
-    u.attributes = PathAttributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::from_sequence(path.iter().copied())),
-        next_hop: Some(Ipv4Addr::new(203, 0, 113, path.len() as u8)),
-        ..PathAttributes::default()
-    };
-    u.nlri = prefixes.iter().map(|s| Nlri::new(p(s))).collect();
-    u.into()
+    Update {
+        attributes: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence(path.iter().copied())),
+            next_hop: Some(Ipv4Addr::new(203, 0, 113, path.len() as u8)),
+            ..PathAttributes::default()
+        },
+        nlri: prefixes.iter().map(|s| Nlri::new(p(s))).collect(),
+        ..Update::default()
+    }
+    .into()
 }
 
 fn withdraw(prefixes: &[&str]) -> ParsedUpdate {
-    let mut u = Update::default();
-    u.withdrawn = prefixes.iter().map(|s| Nlri::new(p(s))).collect();
-    u.into()
+    Update {
+        withdrawn: prefixes.iter().map(|s| Nlri::new(p(s))).collect(),
+        ..Update::default()
+    }
+    .into()
 }
 
 fn best_source(rib: &Rib, prefix: &str) -> Option<Source> {
