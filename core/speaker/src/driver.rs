@@ -46,6 +46,7 @@ pub struct PeerStatus {
 enum Command {
     Start,
     Stop,
+    Close(starling_wire::Notification),
     Incoming(TcpStream),
     Send(Vec<u8>, MessageType),
     Shutdown,
@@ -63,6 +64,7 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Self::Start => "Start",
             Self::Stop => "Stop",
+            Self::Close(_) => "Close",
             Self::Incoming(_) => "Incoming",
             Self::Send(..) => "Send",
             Self::Shutdown => "Shutdown",
@@ -77,6 +79,12 @@ impl PeerHandle {
 
     pub fn stop(&self) {
         let _ = self.tx.send(Command::Stop);
+    }
+
+    /// Close the session with this NOTIFICATION; it restarts after the
+    /// idle-hold backoff.
+    pub fn close(&self, notification: starling_wire::Notification) {
+        let _ = self.tx.send(Command::Close(notification));
     }
 
     /// Queue encoded UPDATEs (or any message) for the peer.
@@ -170,6 +178,7 @@ impl PeerTask {
                     }
                     Some(Command::Start) => self.session.handle(Instant::now(), Input::Start),
                     Some(Command::Stop) => self.session.handle(Instant::now(), Input::Stop),
+                    Some(Command::Close(n)) => self.session.close(Instant::now(), n),
                     Some(Command::Send(bytes, kind)) => self.session.send_encoded(Instant::now(), bytes, kind),
                     Some(Command::Incoming(stream)) => self.incoming(stream),
                 },

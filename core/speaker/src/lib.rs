@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod driver;
+pub mod instance;
 pub mod rib;
 pub mod session;
 

@@ -43,6 +43,7 @@ protocol bgp starling {
     local 127.0.0.1 as 64512;
     neighbor 127.0.0.12 port PORT as 64513;
     multihop;
+    strict bind;
     connect retry time 1;
     ipv4 { import all; export filter decorate; next hop self; };
     ipv6 { import all; export filter decorate; next hop address 2001:db8::1; };

@@ -269,6 +269,18 @@ impl Session {
         }
     }
 
+    /// Close the session with `notification` (max-prefix, configuration
+    /// change). The session stays enabled and restarts after the idle-hold
+    /// backoff.
+    pub fn close(&mut self, now: Instant, notification: Notification) {
+        if matches!(
+            self.state,
+            State::OpenSent | State::OpenConfirm | State::Established
+        ) {
+            self.fail(now, notification);
+        }
+    }
+
     // ===== transitions =====
 
     fn start(&mut self, now: Instant) {

@@ -1,0 +1,424 @@
+//! One BGP instance: peers, the RIB and the Adj-RIB-Out, run as a single
+//! event loop (holo's model). Peer tasks feed it events; it decides, and
+//! hands each peer the encoded UPDATEs it must send.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use starling_wire::notification::code;
+use starling_wire::{
+    Afi, Context, Family, MessageType, NextHop, Nlri, Notification, ParsedUpdate, PathAttributes,
+    Prefix, ReachEncoder, encode_end_of_rib, encode_withdrawals,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::PeerConfig;
+use crate::driver::{PeerEvent, PeerHandle, PeerStatus, Speaker, accept_loop};
+use crate::rib::export::{ExportTarget, NextHopMode, export};
+use crate::rib::{BestChange, PeerInfo, Rib, RibConfig, RouteAttrs, Source};
+use crate::session::Negotiated;
+
+/// Per-peer policy beyond the session itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerPolicy {
+    pub rr_client: bool,
+    pub next_hop: NextHopMode,
+    pub allow_own_as: usize,
+    /// Close with Cease/1 when the peer sends more prefixes than this.
+    pub max_prefixes: Option<u32>,
+    /// The AS presented to this peer, if not the instance's.
+    pub local_as: Option<u32>,
+}
+
+impl Default for PeerPolicy {
+    fn default() -> Self {
+        Self {
+            rr_client: false,
+            next_hop: NextHopMode::Auto,
+            allow_own_as: 0,
+            max_prefixes: None,
+            local_as: None,
+        }
+    }
+}
+
+/// A change of best paths, for the FIB programmer.
+pub type BestPathStream = mpsc::UnboundedReceiver<Vec<BestChange>>;
+
+enum Command {
+    AddPeer(Box<PeerConfig>, PeerPolicy),
+    RemovePeer(IpAddr),
+    Originate(Prefix, Box<PathAttributes>),
+    Withdraw(Prefix),
+    Peers(oneshot::Sender<Vec<PeerStatus>>),
+    Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
+}
+
+/// Handle to a running instance.
+#[derive(Clone)]
+pub struct Instance {
+    tx: mpsc::UnboundedSender<Command>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Instance")
+    }
+}
+
+impl Instance {
+    /// Start an instance listening on `listen` (none: outbound only).
+    /// Returns the handle and the stream of best-path changes.
+    pub async fn start(
+        cfg: RibConfig,
+        listen: &[SocketAddr],
+    ) -> std::io::Result<(Self, BestPathStream)> {
+        let speaker = Arc::new(Mutex::new(Speaker::default()));
+        for addr in listen {
+            let listener = TcpListener::bind(addr).await?;
+            tokio::spawn(accept_loop(listener, speaker.clone()));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (best_tx, best_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let state = State {
+            rib: Rib::new(cfg),
+            speaker,
+            peers: HashMap::new(),
+            events_tx,
+            best_tx,
+        };
+        tokio::spawn(state.run(rx, events_rx));
+        Ok((Self { tx }, best_rx))
+    }
+
+    pub fn add_peer(&self, cfg: PeerConfig, policy: PeerPolicy) {
+        let _ = self.tx.send(Command::AddPeer(Box::new(cfg), policy));
+    }
+
+    pub fn remove_peer(&self, address: IpAddr) {
+        let _ = self.tx.send(Command::RemovePeer(address));
+    }
+
+    /// Originate `prefix` with `attrs` (next hop: ourselves).
+    pub fn originate(&self, prefix: Prefix, attrs: PathAttributes) {
+        let _ = self.tx.send(Command::Originate(prefix, Box::new(attrs)));
+    }
+
+    pub fn withdraw(&self, prefix: Prefix) {
+        let _ = self.tx.send(Command::Withdraw(prefix));
+    }
+
+    pub async fn peers(&self) -> Vec<PeerStatus> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Peers(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Loc-RIB: every prefix with its best path.
+    pub async fn routes(&self) -> Vec<(Prefix, RouteAttrs, Source)> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Routes(tx));
+        rx.await.unwrap_or_default()
+    }
+}
+
+struct PeerEntry {
+    handle: PeerHandle,
+    cfg: PeerConfig,
+    policy: PeerPolicy,
+    negotiated: Option<Negotiated>,
+    /// What we last advertised, per prefix.
+    adj_out: HashMap<Prefix, Arc<RouteAttrs>>,
+}
+
+struct State {
+    rib: Rib,
+    speaker: Arc<Mutex<Speaker>>,
+    peers: HashMap<IpAddr, PeerEntry>,
+    events_tx: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
+    best_tx: mpsc::UnboundedSender<Vec<BestChange>>,
+}
+
+impl State {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut events: mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
+    ) {
+        loop {
+            tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd),
+                    None => return,
+                },
+                Some((peer, event)) = events.recv() => self.event(peer, event),
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::AddPeer(cfg, policy) => {
+                let address = cfg.remote.ip();
+                let handle = self
+                    .speaker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .add_peer((*cfg).clone(), self.events_tx.clone());
+                self.peers.insert(
+                    address,
+                    PeerEntry {
+                        handle,
+                        cfg: *cfg,
+                        policy,
+                        negotiated: None,
+                        adj_out: HashMap::new(),
+                    },
+                );
+            }
+            Command::RemovePeer(address) => {
+                self.speaker
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove_peer(address);
+                self.peers.remove(&address);
+                let changes = self.rib.peer_down(address);
+                self.propagate(changes);
+            }
+            Command::Originate(prefix, attrs) => {
+                let nh = match prefix.afi() {
+                    Afi::IPV6 => NextHop::V6 {
+                        global: std::net::Ipv6Addr::UNSPECIFIED,
+                        link_local: None,
+                    },
+                    _ => NextHop::V4(Ipv4Addr::UNSPECIFIED),
+                };
+                let changes = self.rib.originate(prefix, *attrs, nh);
+                self.propagate(changes);
+            }
+            Command::Withdraw(prefix) => {
+                let changes = self.rib.withdraw_local(prefix);
+                self.propagate(changes);
+            }
+            Command::Peers(reply) => {
+                let _ = reply.send(self.peers.values().map(|p| p.handle.status()).collect());
+            }
+            Command::Routes(reply) => {
+                let routes = self
+                    .rib
+                    .iter_best()
+                    .map(|(p, path)| (*p, (*path.route).clone(), path.source))
+                    .collect();
+                let _ = reply.send(routes);
+            }
+        }
+    }
+
+    fn event(&mut self, address: IpAddr, event: PeerEvent) {
+        match event {
+            PeerEvent::Established(n) => {
+                let Some(entry) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                self.rib.set_peer(PeerInfo {
+                    address,
+                    router_id: n.peer_id,
+                    asn: n.peer_as,
+                    ebgp: entry.cfg.is_ebgp(),
+                    rr_client: entry.policy.rr_client,
+                    allow_own_as: entry.policy.allow_own_as,
+                });
+                entry.negotiated = Some(*n);
+                entry.adj_out.clear();
+                self.initial_advertisement(address);
+            }
+            PeerEvent::Update(parsed) => self.update(address, &parsed),
+            PeerEvent::RouteRefresh(_) => {
+                // Answer by sending the whole Adj-RIB-Out again.
+                if let Some(entry) = self.peers.get_mut(&address) {
+                    entry.adj_out.clear();
+                }
+                self.initial_advertisement(address);
+            }
+            PeerEvent::Down(_) => {
+                if let Some(entry) = self.peers.get_mut(&address) {
+                    entry.negotiated = None;
+                    entry.adj_out.clear();
+                }
+                let changes = self.rib.peer_down(address);
+                self.propagate(changes);
+                self.rib.collect_garbage();
+            }
+            PeerEvent::StateChanged(_) => {}
+        }
+    }
+
+    fn update(&mut self, address: IpAddr, parsed: &ParsedUpdate) {
+        for p in &parsed.problems {
+            tracing::warn!(peer = %address, "UPDATE: {p}");
+        }
+        let changes = self.rib.apply_update(address, parsed);
+        if let Some(entry) = self.peers.get(&address)
+            && let Some(limit) = entry.policy.max_prefixes
+            && self.rib.received_count(address) > limit as usize
+        {
+            // RFC 4486: Cease/1 with AFI, SAFI and the limit as data.
+            let family = parsed
+                .update
+                .mp_reach
+                .as_ref()
+                .map_or(Family::IPV4_UNICAST, |m| m.family);
+            let mut data = family.afi.0.to_be_bytes().to_vec();
+            data.push(family.safi.0);
+            data.extend_from_slice(&limit.to_be_bytes());
+            tracing::warn!(peer = %address, limit, "maximum prefix count exceeded");
+            entry.handle.close(Notification::with_data(
+                code::CEASE,
+                code::cease::MAX_PREFIXES,
+                data,
+            ));
+        }
+        self.propagate(changes);
+    }
+
+    /// Tell the FIB and every established peer about best-path changes.
+    fn propagate(&mut self, changes: Vec<BestChange>) {
+        if changes.is_empty() {
+            return;
+        }
+        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for address in addresses {
+            self.advertise(address, &changes);
+        }
+        let _ = self.best_tx.send(changes);
+    }
+
+    fn initial_advertisement(&mut self, address: IpAddr) {
+        let all: Vec<BestChange> = self
+            .rib
+            .iter_best()
+            .map(|(p, path)| BestChange {
+                prefix: *p,
+                best: vec![path.clone()],
+            })
+            .collect();
+        self.advertise(address, &all);
+        let Some(entry) = self.peers.get(&address) else {
+            return;
+        };
+        let Some(n) = &entry.negotiated else { return };
+        let mut bytes = Vec::new();
+        for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            if n.codec.families.get(family) {
+                encode_end_of_rib(family, &mut bytes);
+            }
+        }
+        entry.handle.send(bytes, MessageType::Update);
+    }
+
+    /// Send `address` what changed for it, grouped by attribute set.
+    fn advertise(&mut self, address: IpAddr, changes: &[BestChange]) {
+        let Some(entry) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let Some(n) = &entry.negotiated else { return };
+        let target = ExportTarget {
+            info: PeerInfo {
+                address,
+                router_id: n.peer_id,
+                asn: n.peer_as,
+                ebgp: entry.cfg.is_ebgp(),
+                rr_client: entry.policy.rr_client,
+                allow_own_as: entry.policy.allow_own_as,
+            },
+            next_hop: entry.policy.next_hop,
+            local_v4: match entry.cfg.local_address {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            },
+            local_v6: match entry.cfg.local_address {
+                Some(IpAddr::V6(a)) => Some(a),
+                _ => None,
+            },
+            local_as: entry.policy.local_as,
+        };
+        let ctx = n.codec.clone();
+        let mut announce: HashMap<(Family, Arc<RouteAttrs>), Vec<Nlri>> = HashMap::new();
+        let mut withdraw: HashMap<Family, Vec<Nlri>> = HashMap::new();
+        for change in changes {
+            let family = match change.prefix.afi() {
+                Afi::IPV6 => Family::IPV6_UNICAST,
+                _ => Family::IPV4_UNICAST,
+            };
+            if !ctx.families.get(family) {
+                continue;
+            }
+            let exported = change.best.first().and_then(|path| {
+                let source_info = match path.source {
+                    Source::Peer(a) => self.rib.peer(a),
+                    Source::Local => None,
+                };
+                export(
+                    self.rib.config(),
+                    path.source,
+                    source_info,
+                    &path.route,
+                    &target,
+                )
+            });
+            match exported {
+                Some(route) => {
+                    if entry
+                        .adj_out
+                        .get(&change.prefix)
+                        .is_some_and(|r| **r == route)
+                    {
+                        continue;
+                    }
+                    let route = Arc::new(route);
+                    entry.adj_out.insert(change.prefix, route.clone());
+                    announce
+                        .entry((family, route))
+                        .or_default()
+                        .push(Nlri::new(change.prefix));
+                }
+                None => {
+                    if entry.adj_out.remove(&change.prefix).is_some() {
+                        withdraw
+                            .entry(family)
+                            .or_default()
+                            .push(Nlri::new(change.prefix));
+                    }
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        for (family, nlri) in &withdraw {
+            encode_withdrawals(*family, nlri, &ctx, &mut bytes);
+        }
+        for ((family, route), nlri) in &announce {
+            encode_reach(&ctx, *family, route, nlri, &mut bytes);
+        }
+        if !bytes.is_empty() {
+            entry.handle.send(bytes, MessageType::Update);
+        }
+    }
+}
+
+fn encode_reach(
+    ctx: &Context,
+    family: Family,
+    route: &RouteAttrs,
+    nlri: &[Nlri],
+    out: &mut Vec<u8>,
+) {
+    match ReachEncoder::new(&route.attrs, family, route.next_hop, ctx) {
+        Ok(encoder) => {
+            encoder.encode(nlri, out);
+        }
+        Err(e) => tracing::error!(%family, "cannot encode {} prefixes: {e}", nlri.len()),
+    }
+}
