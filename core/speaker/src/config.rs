@@ -38,6 +38,35 @@ pub struct PeerConfig {
     pub extended_next_hop: bool,
     /// Check that eBGP routes start with the peer's AS.
     pub enforce_first_as: bool,
+    /// TCP-MD5 key (RFC 2385). Never printed.
+    pub password: Option<Secret>,
+    /// GTSM (RFC 5082): the peer is at most this many hops away; we send
+    /// with TTL 255 and drop packets with a TTL below 256 - hops.
+    pub ttl_security: Option<u8>,
+    /// TTL for outgoing packets without GTSM (eBGP multihop); default 1
+    /// for directly connected eBGP is not enforced, the kernel default is.
+    pub ttl: Option<u8>,
+}
+
+/// A password that never shows up in logs, debug output or metrics.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl PeerConfig {
@@ -60,6 +89,9 @@ impl PeerConfig {
             extended_message: false,
             extended_next_hop: false,
             enforce_first_as: true,
+            password: None,
+            ttl_security: None,
+            ttl: None,
         }
     }
 

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::PeerConfig;
 use crate::session::{DownReason, Input, Negotiated, Output, Session, State};
+use crate::sockopt;
 
 /// Something a peer did, for the RIB and for status.
 #[derive(Debug, Clone)]
@@ -57,6 +58,7 @@ enum Command {
 pub struct PeerHandle {
     tx: mpsc::UnboundedSender<Command>,
     status: Arc<Mutex<PeerStatus>>,
+    password: Option<crate::config::Secret>,
 }
 
 impl std::fmt::Debug for Command {
@@ -107,6 +109,7 @@ pub fn spawn_peer(
     events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
 ) -> (PeerHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let password = cfg.password.clone();
     let status = Arc::new(Mutex::new(PeerStatus {
         remote: cfg.remote,
         state: State::Idle,
@@ -124,7 +127,14 @@ pub fn spawn_peer(
         connecting: None,
     };
     let join = tokio::spawn(task.run(rx));
-    (PeerHandle { tx, status }, join)
+    (
+        PeerHandle {
+            tx,
+            status,
+            password,
+        },
+        join,
+    )
 }
 
 struct Connection {
@@ -221,6 +231,10 @@ impl PeerTask {
             drop(stream);
             return;
         }
+        if let Err(e) = secure_accepted(&stream, self.session.config()) {
+            tracing::warn!(peer = %self.session.config().remote, "connection refused: {e}");
+            return;
+        }
         if let Some(j) = self.connecting.take() {
             j.abort();
         }
@@ -297,14 +311,59 @@ impl PeerTask {
 }
 
 async fn connect(cfg: PeerConfig) -> io::Result<TcpStream> {
-    let socket = match cfg.remote {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    let v6 = cfg.remote.is_ipv6();
+    let socket = if v6 {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
     };
+    if let Some(password) = &cfg.password {
+        sockopt::set_md5_key(
+            &socket,
+            cfg.remote.ip(),
+            Some(password.expose().as_bytes()),
+            v6,
+        )?;
+    }
+    if let Some(hops) = cfg.ttl_security {
+        sockopt::set_ttl(&socket, 255, v6)?;
+        sockopt::set_min_ttl(&socket, gtsm_min_ttl(hops), v6)?;
+    } else if let Some(ttl) = cfg.ttl {
+        sockopt::set_ttl(&socket, ttl, v6)?;
+    }
     if let Some(local) = cfg.local_address {
         socket.bind(SocketAddr::new(local, 0))?;
     }
     socket.connect(cfg.remote).await
+}
+
+/// RFC 5082: a peer `hops` away arrives with TTL at least 256 - hops.
+fn gtsm_min_ttl(hops: u8) -> u8 {
+    (256 - u16::from(hops.max(1))) as u8
+}
+
+/// Apply a peer's GTSM/TTL settings to an accepted connection. With GTSM
+/// the SYN's TTL is checked (the listener saved it), then IP_MINTTL guards
+/// every later segment.
+fn secure_accepted(stream: &TcpStream, cfg: &PeerConfig) -> io::Result<()> {
+    let v6 = cfg.remote.is_ipv6();
+    if let Some(hops) = cfg.ttl_security {
+        let min = gtsm_min_ttl(hops);
+        match sockopt::saved_syn_ttl(stream)? {
+            Some(ttl) if ttl >= min => {}
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!("GTSM: SYN arrived with TTL {other:?}, below {min}"),
+                ));
+            }
+        }
+        sockopt::set_ttl(stream, 255, v6)?;
+        sockopt::set_min_ttl(stream, gtsm_min_ttl(hops), v6)?;
+    } else if let Some(ttl) = cfg.ttl {
+        sockopt::set_ttl(stream, ttl, v6)?;
+    }
+    Ok(())
 }
 
 async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<WriterCommand>) {
@@ -325,9 +384,26 @@ async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<
 #[derive(Debug, Default)]
 pub struct Speaker {
     peers: HashMap<IpAddr, (PeerHandle, JoinHandle<()>)>,
+    /// Listening sockets, which need each peer's TCP-MD5 key before the
+    /// peer's SYN arrives.
+    listeners: Vec<Arc<TcpListener>>,
 }
 
 impl Speaker {
+    /// Register a listener; existing peers' keys are installed on it.
+    pub fn add_listener(&mut self, listener: Arc<TcpListener>) -> io::Result<()> {
+        let v6 = listener.local_addr()?.is_ipv6();
+        sockopt::save_syn(listener.as_ref())?;
+        for (handle, _) in self.peers.values() {
+            if let Some(key) = &handle.password {
+                let peer = handle.status().remote.ip();
+                sockopt::set_md5_key(listener.as_ref(), peer, Some(key.expose().as_bytes()), v6)?;
+            }
+        }
+        self.listeners.push(listener);
+        Ok(())
+    }
+
     /// Add (and start) a peer.
     pub fn add_peer(
         &mut self,
@@ -335,6 +411,13 @@ impl Speaker {
         events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
     ) -> PeerHandle {
         let ip = cfg.remote.ip();
+        let key = cfg.password.as_ref().map(|p| p.expose().as_bytes());
+        for listener in &self.listeners {
+            let v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
+            if let Err(e) = sockopt::set_md5_key(listener.as_ref(), ip, key, v6) {
+                tracing::error!(peer = %ip, "cannot install the TCP-MD5 key on a listener: {e}");
+            }
+        }
         if let Some((old, join)) = self.peers.remove(&ip) {
             let _ = old.tx.send(Command::Shutdown);
             join.abort();
@@ -349,6 +432,12 @@ impl Speaker {
     pub fn remove_peer(&mut self, ip: IpAddr) {
         if let Some((handle, _join)) = self.peers.remove(&ip) {
             let _ = handle.tx.send(Command::Shutdown);
+            if handle.password.is_some() {
+                for listener in &self.listeners {
+                    let v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
+                    let _ = sockopt::set_md5_key(listener.as_ref(), ip, None, v6);
+                }
+            }
         }
     }
 
@@ -369,6 +458,14 @@ impl Speaker {
 
 /// Accept connections on `listener` forever, dispatching them to peers.
 pub async fn accept_loop(listener: TcpListener, speaker: Arc<Mutex<Speaker>>) {
+    let listener = Arc::new(listener);
+    let registered = speaker
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .add_listener(listener.clone());
+    if let Err(e) = registered {
+        tracing::error!("cannot install TCP-MD5 keys on a listener: {e}");
+    }
     loop {
         match listener.accept().await {
             Ok((stream, from)) => speaker

@@ -10,6 +10,7 @@ pub mod driver;
 pub mod instance;
 pub mod rib;
 pub mod session;
+pub mod sockopt;
 
 pub use config::PeerConfig;
 pub use session::{DownReason, Input, Negotiated, Output, Session, State};
