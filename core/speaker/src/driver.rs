@@ -42,6 +42,8 @@ pub struct PeerStatus {
     pub negotiated: Option<Negotiated>,
     pub updates_received: u64,
     pub updates_sent: u64,
+    /// Message and RFC 7606 counters of the session.
+    pub counters: crate::session::Counters,
 }
 
 enum Command {
@@ -118,6 +120,7 @@ pub fn spawn_peer(
         negotiated: None,
         updates_received: 0,
         updates_sent: 0,
+        counters: Default::default(),
     }));
     let task = PeerTask {
         session: Session::new(cfg),
@@ -301,8 +304,11 @@ impl PeerTask {
                 }
             }
         }
-        let sent = self.session.counters().sent(MessageType::Update);
-        self.update_status(|s| s.updates_sent = sent);
+        let counters = self.session.counters().clone();
+        self.update_status(|s| {
+            s.updates_sent = counters.sent(MessageType::Update);
+            s.counters = counters;
+        });
     }
 
     fn update_status(&self, f: impl FnOnce(&mut PeerStatus)) {

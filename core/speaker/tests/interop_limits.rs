@@ -12,17 +12,32 @@ use starling_speaker::rib::RibConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_prefix_tears_the_session_down_with_cease_1() {
-    let port = std::net::TcpListener::bind("127.0.0.60:0").expect("probe").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.60:0")
+        .expect("probe")
+        .local_addr()
+        .expect("addr")
+        .port();
     let (instance, _best) = Instance::start(
         RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, 60)),
         &[SocketAddr::from(([127, 0, 0, 60], port))],
     )
     .await
     .expect("instance");
-    let mut cfg = PeerConfig::new(SocketAddr::from(([127, 0, 0, 61], 179)), 64513, 64512, Ipv4Addr::new(192, 0, 2, 60));
+    let mut cfg = PeerConfig::new(
+        SocketAddr::from(([127, 0, 0, 61], 179)),
+        64513,
+        64512,
+        Ipv4Addr::new(192, 0, 2, 60),
+    );
     cfg.passive = true;
     cfg.local_address = Some(IpAddr::from([127, 0, 0, 60]));
-    instance.add_peer(cfg, PeerPolicy { max_prefixes: Some(3), ..PeerPolicy::default() });
+    instance.add_peer(
+        cfg,
+        PeerPolicy {
+            max_prefixes: Some(3),
+            ..PeerPolicy::default()
+        },
+    );
 
     let bird = Bird::start(&format!(
         r#"
@@ -46,13 +61,21 @@ protocol bgp starling {{
 }}
 "#
     ));
-    wait_for("BIRD to report Cease/1 from Starling", Duration::from_secs(30), || {
-        bird.cli("show protocols all starling").contains("Maximum number of prefixes reached")
-    });
+    wait_for(
+        "BIRD to report Cease/1 from Starling",
+        Duration::from_secs(30),
+        || {
+            bird.cli("show protocols all starling")
+                .contains("Maximum number of prefixes reached")
+        },
+    );
     // The routes of the torn-down session are gone from the Loc-RIB.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !instance.routes().await.is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "routes stayed after the Cease");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "routes stayed after the Cease"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

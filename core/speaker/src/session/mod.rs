@@ -11,7 +11,7 @@
 
 mod negotiate;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use starling_wire::notification::code;
@@ -109,9 +109,29 @@ pub struct Counters {
     pub messages_in: [u64; 6],
     pub messages_out: [u64; 6],
     pub established_transitions: u64,
+    /// RFC 7606 outcomes: (action label, attribute code) -> occurrences.
+    pub update_errors: BTreeMap<(&'static str, Option<u8>), u64>,
 }
 
 impl Counters {
+    fn problems(&mut self, problems: &[starling_wire::Problem]) {
+        for p in problems {
+            *self
+                .update_errors
+                .entry((p.action.label(), p.attribute))
+                .or_default() += 1;
+        }
+    }
+
+    /// Occurrences of one RFC 7606 action, over all attributes.
+    pub fn update_errors(&self, action: &str) -> u64 {
+        self.update_errors
+            .iter()
+            .filter(|((a, _), _)| *a == action)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     fn count(slot: &mut [u64; 6], kind: MessageType) {
         if let Some(c) = slot.get_mut(kind as usize) {
             *c += 1;
@@ -386,6 +406,7 @@ impl Session {
             Ok(m) => m,
             Err(DecodeError::Malformed(n)) => return self.fail(now, n),
             Err(DecodeError::Update(reset)) => {
+                self.counters.problems(&reset.problems);
                 tracing::warn!(peer = %self.cfg.remote, "{reset}");
                 return self.fail(now, reset.notification);
             }
@@ -417,6 +438,7 @@ impl Session {
             (State::Established, Message::Keepalive) => self.restart_hold(now),
             (State::Established, Message::Update(parsed)) => {
                 self.restart_hold(now);
+                self.counters.problems(&parsed.problems);
                 self.out.push_back(Output::Update(Box::new(parsed)));
             }
             (State::Established, Message::RouteRefresh(rr)) => {

@@ -1,0 +1,258 @@
+//! Malformed input over a live session: a raw-byte peer (the codec builds
+//! the valid parts, the bad parts are written by hand) sends cases of
+//! rfc7606.md and test-matrix.md groups B1/B3/B4. Starling takes the
+//! documented action, stays Established where it should, leaves the peer's
+//! other routes alone, and counts each action.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use starling_speaker::PeerConfig;
+use starling_speaker::instance::{Instance, PeerPolicy};
+use starling_speaker::rib::RibConfig;
+use starling_speaker::session::State;
+use starling_wire::capability::Capability;
+use starling_wire::{Context, Family, Message, Notification, Open, Prefix, peek_header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::timeout;
+
+struct RawPeer {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    /// Connect from `local` to Starling and complete the OPEN exchange.
+    async fn establish(local: [u8; 4], starling: SocketAddr) -> Self {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::from((local, 0))).expect("bind");
+        let stream = socket.connect(starling).await.expect("connect");
+        let mut peer = Self {
+            stream,
+            buf: Vec::new(),
+        };
+        let open = Open::new(
+            64512,
+            90,
+            Ipv4Addr::from(local),
+            vec![Capability::Multiprotocol(Family::IPV4_UNICAST)],
+        );
+        peer.send(
+            &Message::Open(open)
+                .to_bytes(&Context::default())
+                .expect("open"),
+        )
+        .await;
+        assert!(matches!(peer.recv().await, Message::Open(_)));
+        assert!(matches!(peer.recv().await, Message::Keepalive));
+        peer.send(
+            &Message::Keepalive
+                .to_bytes(&Context::default())
+                .expect("keepalive"),
+        )
+        .await;
+        peer
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    async fn recv(&mut self) -> Message {
+        timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(Some(h)) = peek_header(&self.buf, 4096)
+                    && self.buf.len() >= h.len
+                {
+                    let msg: Vec<u8> = self.buf.drain(..h.len).collect();
+                    return Message::decode(&msg, &Context::external(64513))
+                        .expect("Starling sends valid messages");
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "connection closed without a NOTIFICATION");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("a message within 10 s")
+    }
+
+    /// The next NOTIFICATION, skipping keepalives and updates.
+    async fn notification(&mut self) -> Notification {
+        loop {
+            if let Message::Notification(n) = self.recv().await {
+                return n;
+            }
+        }
+    }
+}
+
+fn update(attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
+    let len = 19 + 4 + attrs.len() + nlri.len();
+    let mut out = vec![0xff; 16];
+    out.extend_from_slice(&(len as u16).to_be_bytes());
+    out.push(2);
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    out.extend_from_slice(attrs);
+    out.extend_from_slice(nlri);
+    out
+}
+
+const ORIGIN: &[u8] = &[0x40, 1, 1, 0];
+const BAD_ORIGIN: &[u8] = &[0x40, 1, 1, 7];
+const AS_PATH: &[u8] = &[0x40, 2, 6, 2, 1, 0, 0, 0xfc, 0x00];
+const NEXT_HOP: &[u8] = &[0x40, 3, 4, 127, 0, 0, 71];
+const BAD_ATOMIC: &[u8] = &[0x40, 6, 1, 0];
+
+async fn start(me: u8, peer: u8) -> (Instance, SocketAddr) {
+    let port = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, me], 0)))
+        .expect("probe")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = SocketAddr::from(([127, 0, 0, me], port));
+    let (instance, _best) = Instance::start(
+        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, me)),
+        &[listen],
+    )
+    .await
+    .expect("instance");
+    let mut cfg = PeerConfig::new(
+        SocketAddr::from(([127, 0, 0, peer], 179)),
+        64513,
+        64512,
+        Ipv4Addr::new(192, 0, 2, me),
+    );
+    cfg.passive = true;
+    cfg.local_address = Some(IpAddr::from([127, 0, 0, me]));
+    instance.add_peer(cfg, PeerPolicy::default());
+    // Let the instance register the peer before the connection arrives.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while instance
+        .peers()
+        .await
+        .iter()
+        .all(|p| p.state != State::Active)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "peer never became Active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (instance, listen)
+}
+
+async fn routes(instance: &Instance) -> Vec<Prefix> {
+    let mut r: Vec<Prefix> = instance
+        .routes()
+        .await
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    r.sort();
+    r
+}
+
+async fn wait_routes(instance: &Instance, want: &[&str]) {
+    let want: Vec<Prefix> = want.iter().map(|s| s.parse().expect("prefix")).collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let have = routes(instance).await;
+        if have == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "routes {have:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn treat_as_withdraw_and_discard_keep_the_session_up() {
+    let (instance, listen) = start(70, 71).await;
+    let mut peer = RawPeer::establish([127, 0, 0, 71], listen).await;
+    let good = [ORIGIN, AS_PATH, NEXT_HOP].concat();
+    peer.send(&update(&good, &[24, 198, 51, 100, 25, 203, 0, 113, 0]))
+        .await;
+    wait_routes(&instance, &["198.51.100.0/24", "203.0.113.0/25"]).await;
+
+    // Bad ORIGIN on a re-announcement: that route is withdrawn, the other stays.
+    peer.send(&update(
+        &[BAD_ORIGIN, AS_PATH, NEXT_HOP].concat(),
+        &[25, 203, 0, 113, 0],
+    ))
+    .await;
+    wait_routes(&instance, &["198.51.100.0/24"]).await;
+    // Malformed ATOMIC_AGGREGATE: discarded, the route is installed.
+    peer.send(&update(
+        &[ORIGIN, AS_PATH, NEXT_HOP, BAD_ATOMIC].concat(),
+        &[24, 192, 0, 2],
+    ))
+    .await;
+    wait_routes(&instance, &["192.0.2.0/24", "198.51.100.0/24"]).await;
+    // Missing AS_PATH: treat-as-withdraw.
+    peer.send(&update(&[ORIGIN, NEXT_HOP].concat(), &[24, 192, 0, 2]))
+        .await;
+    wait_routes(&instance, &["198.51.100.0/24"]).await;
+    // Framing error on an IPv4-only session: treat-as-withdraw, no reset.
+    let mut framed = good.clone();
+    framed.extend_from_slice(&[0x80, 4, 9, 0]);
+    peer.send(&update(&framed, &[24, 198, 51, 100])).await;
+    wait_routes(&instance, &[]).await;
+
+    let status = instance.peers().await.remove(0);
+    assert_eq!(status.state, State::Established);
+    assert_eq!(status.counters.update_errors("treat_as_withdraw"), 3);
+    assert_eq!(status.counters.update_errors("attr_discard"), 1);
+    assert_eq!(status.counters.update_errors("session_reset"), 0);
+
+    // A truncated MP_UNREACH_NLRI cannot be handled by withdrawal: 3/9.
+    peer.send(&update(&[0x80, 15, 2, 0, 2], &[])).await;
+    let n = peer.notification().await;
+    assert_eq!((n.code, n.subcode), (3, 9));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while instance.peers().await[0]
+        .counters
+        .update_errors("session_reset")
+        != 1
+    {
+        assert!(tokio::time::Instant::now() < deadline, "reset not counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_errors_get_the_right_notification() {
+    let (_instance, listen) = start(72, 73).await;
+    let cases: [(Vec<u8>, (u8, u8)); 4] = [
+        // B1: bad marker.
+        ([vec![0xfe; 16], vec![0, 19, 4]].concat(), (1, 1)),
+        // B1: length above 4096 without Extended Messages.
+        ([vec![0xff; 16], vec![0x10, 0x01, 2]].concat(), (1, 2)),
+        // B1: unknown message type.
+        ([vec![0xff; 16], vec![0, 19, 9]].concat(), (1, 3)),
+        // B1: KEEPALIVE longer than 19.
+        ([vec![0xff; 16], vec![0, 20, 4, 0]].concat(), (1, 2)),
+    ];
+    for (bytes, want) in cases {
+        let mut peer = RawPeer::establish([127, 0, 0, 73], listen).await;
+        peer.send(&bytes).await;
+        let n = peer.notification().await;
+        assert_eq!((n.code, n.subcode), want, "for {bytes:02x?}");
+        // Wait out the idle-hold backoff before the next case.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+        while _instance.peers().await[0].state != State::Active {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "peer never came back to Active"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
