@@ -43,9 +43,38 @@ pub struct PeerConfig {
     /// GTSM (RFC 5082): the peer is at most this many hops away; we send
     /// with TTL 255 and drop packets with a TTL below 256 - hops.
     pub ttl_security: Option<u8>,
+    /// Graceful restart (RFC 4724); `None` disables the capability.
+    pub graceful_restart: Option<GracefulRestartConfig>,
     /// TTL for outgoing packets without GTSM (eBGP multihop); default 1
     /// for directly connected eBGP is not enforced, the kernel default is.
     pub ttl: Option<u8>,
+}
+
+/// Graceful restart settings (RFC 4724, RFC 8538).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracefulRestartConfig {
+    /// How long peers should keep our routes while we restart, in seconds
+    /// (at most 4095).
+    pub restart_time: u16,
+    /// We are restarting (the R bit): set on the first session after a
+    /// daemon restart that kept its forwarding state.
+    pub restarting: bool,
+    /// Our forwarding state survived the restart (the per-family F bit).
+    pub forwarding_preserved: bool,
+    /// Offer the N bit: graceful restart also after NOTIFICATIONs other
+    /// than Hard Reset (RFC 8538).
+    pub notification: bool,
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        Self {
+            restart_time: 120,
+            restarting: false,
+            forwarding_preserved: false,
+            notification: true,
+        }
+    }
 }
 
 /// A password that never shows up in logs, debug output or metrics.
@@ -92,6 +121,7 @@ impl PeerConfig {
             password: None,
             ttl_security: None,
             ttl: None,
+            graceful_restart: Some(GracefulRestartConfig::default()),
         }
     }
 

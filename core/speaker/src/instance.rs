@@ -48,6 +48,8 @@ impl Default for PeerPolicy {
 pub type BestPathStream = mpsc::UnboundedReceiver<Vec<BestChange>>;
 
 enum Command {
+    /// A peer's restart (or stale-path) timer fired.
+    RestartTimer(IpAddr, u64),
     AddPeer(Box<PeerConfig>, PeerPolicy),
     RemovePeer(IpAddr),
     Originate(Prefix, Box<PathAttributes>),
@@ -84,6 +86,7 @@ impl Instance {
         let (best_tx, best_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let state = State {
+            commands: tx.clone(),
             rib: Rib::new(cfg),
             speaker,
             peers: HashMap::new(),
@@ -127,6 +130,15 @@ impl Instance {
 
 struct PeerEntry {
     handle: PeerHandle,
+    /// The peer's graceful restart capability from the last session: kept
+    /// after it goes down to decide what to do with its routes.
+    graceful: Option<starling_wire::capability::GracefulRestart>,
+    graceful_notification: bool,
+    /// Bumped on every restart timer start, so stale timer firings are
+    /// recognised and ignored.
+    restart_generation: u64,
+    /// Families whose stale routes wait for End-of-RIB.
+    awaiting_eor: Vec<Family>,
     cfg: PeerConfig,
     policy: PeerPolicy,
     negotiated: Option<Negotiated>,
@@ -140,6 +152,29 @@ struct State {
     peers: HashMap<IpAddr, PeerEntry>,
     events_tx: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
     best_tx: mpsc::UnboundedSender<Vec<BestChange>>,
+    /// Our own command queue, for timers that report back.
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+/// How long stale routes may wait for End-of-RIB once a restarting peer is
+/// back (FRR's stalepath-time default).
+const STALE_PATH_TIME: u64 = 360;
+
+/// RFC 4724 §4.2 and RFC 8538: the peer's routes survive a session loss
+/// without NOTIFICATION, and with the N bit any NOTIFICATION but a Cease.
+fn graceful_restart_applies(entry: &PeerEntry, reason: &crate::session::DownReason) -> bool {
+    use crate::session::DownReason;
+    if entry.graceful.is_none() {
+        return false;
+    }
+    match reason {
+        DownReason::ConnectionLost => true,
+        // Cease covers Hard Reset (RFC 8538) and deliberate shutdowns,
+        // after which keeping routes would be wrong.
+        DownReason::Sent(n) | DownReason::Received(n) => {
+            entry.graceful_notification && n.code != code::CEASE
+        }
+    }
 }
 
 impl State {
@@ -172,12 +207,28 @@ impl State {
                     address,
                     PeerEntry {
                         handle,
+                        graceful: None,
+                        graceful_notification: false,
+                        restart_generation: 0,
+                        awaiting_eor: Vec::new(),
                         cfg: *cfg,
                         policy,
                         negotiated: None,
                         adj_out: HashMap::new(),
                     },
                 );
+            }
+            Command::RestartTimer(address, generation) => {
+                let Some(entry) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                if entry.restart_generation != generation {
+                    return;
+                }
+                entry.awaiting_eor.clear();
+                tracing::info!(peer = %address, "graceful restart timer expired: removing stale routes");
+                let changes = self.rib.sweep_stale(address, None);
+                self.propagate(changes);
             }
             Command::RemovePeer(address) => {
                 self.speaker
@@ -231,6 +282,38 @@ impl State {
                     rr_client: entry.policy.rr_client,
                     allow_own_as: entry.policy.allow_own_as,
                 });
+                if !entry.awaiting_eor.is_empty() {
+                    // The peer is back after a graceful restart: routes of
+                    // families it no longer preserves go now, the others
+                    // when their End-of-RIB arrives (RFC 4724 §4.2).
+                    let preserved: Vec<Family> = n
+                        .peer_graceful_restart
+                        .iter()
+                        .flat_map(|g| &g.families)
+                        .filter(|f| f.forwarding_preserved)
+                        .map(|f| f.family)
+                        .collect();
+                    let (keep, drop): (Vec<Family>, Vec<Family>) = entry
+                        .awaiting_eor
+                        .iter()
+                        .partition(|f| preserved.contains(f));
+                    entry.awaiting_eor = keep;
+                    entry.restart_generation += 1;
+                    let mut changes = Vec::new();
+                    for family in drop {
+                        changes.extend(self.rib.sweep_stale(address, Some(family)));
+                    }
+                    self.start_restart_timer(
+                        address,
+                        std::time::Duration::from_secs(STALE_PATH_TIME),
+                    );
+                    self.propagate(changes);
+                }
+                let Some(entry) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                entry.graceful = n.peer_graceful_restart.clone();
+                entry.graceful_notification = n.graceful_notification;
                 entry.negotiated = Some(*n);
                 entry.adj_out.clear();
                 self.initial_advertisement(address);
@@ -243,14 +326,34 @@ impl State {
                 }
                 self.initial_advertisement(address);
             }
-            PeerEvent::Down(_) => {
-                if let Some(entry) = self.peers.get_mut(&address) {
-                    entry.negotiated = None;
-                    entry.adj_out.clear();
+            PeerEvent::Down(reason) => {
+                let Some(entry) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                let was_established = entry.negotiated.take().is_some();
+                entry.adj_out.clear();
+                if was_established && graceful_restart_applies(entry, &reason) {
+                    let restart_time = entry.graceful.as_ref().map_or(0, |g| g.restart_time);
+                    entry.awaiting_eor = entry
+                        .graceful
+                        .iter()
+                        .flat_map(|g| &g.families)
+                        .map(|f| f.family)
+                        .collect();
+                    entry.restart_generation += 1;
+                    tracing::info!(peer = %address, restart_time, "peer restarting gracefully: keeping its routes as stale");
+                    self.rib.mark_stale(address);
+                    self.start_restart_timer(
+                        address,
+                        std::time::Duration::from_secs(restart_time.into()),
+                    );
+                } else if was_established || !entry.awaiting_eor.is_empty() {
+                    entry.awaiting_eor.clear();
+                    entry.restart_generation += 1;
+                    let changes = self.rib.peer_down(address);
+                    self.propagate(changes);
+                    self.rib.collect_garbage();
                 }
-                let changes = self.rib.peer_down(address);
-                self.propagate(changes);
-                self.rib.collect_garbage();
             }
             PeerEvent::StateChanged(_) => {}
         }
@@ -260,7 +363,17 @@ impl State {
         for p in &parsed.problems {
             tracing::warn!(peer = %address, "UPDATE: {p}");
         }
-        let changes = self.rib.apply_update(address, parsed);
+        let mut changes = self.rib.apply_update(address, parsed);
+        if let Some(family) = parsed.update.end_of_rib()
+            && let Some(entry) = self.peers.get_mut(&address)
+            && entry.awaiting_eor.contains(&family)
+        {
+            entry.awaiting_eor.retain(|f| *f != family);
+            if entry.awaiting_eor.is_empty() {
+                entry.restart_generation += 1;
+            }
+            changes.extend(self.rib.sweep_stale(address, Some(family)));
+        }
         if let Some(entry) = self.peers.get(&address)
             && let Some(limit) = entry.policy.max_prefixes
             && self.rib.received_count(address) > limit as usize
@@ -282,6 +395,18 @@ impl State {
             ));
         }
         self.propagate(changes);
+    }
+
+    fn start_restart_timer(&self, address: IpAddr, after: std::time::Duration) {
+        let Some(entry) = self.peers.get(&address) else {
+            return;
+        };
+        let generation = entry.restart_generation;
+        let tx = self.commands.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(Command::RestartTimer(address, generation));
+        });
     }
 
     /// Tell the FIB and every established peer about best-path changes.

@@ -149,7 +149,7 @@ fn peer_down_and_graceful_restart() {
     // ... the restarted peer refreshes one of them, then End-of-RIB sweeps
     // the other.
     r.apply_update(a, &announce(&[65001], &["10.0.0.0/8"]));
-    let changes = r.sweep_stale(a);
+    let changes = r.sweep_stale(a, None);
     assert_eq!(changes.len(), 1);
     assert!(r.best(&p("10.1.0.0/16")).is_empty());
     assert_eq!(best_source(&r, "10.0.0.0/8"), Some(Source::Peer(a)));

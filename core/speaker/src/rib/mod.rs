@@ -343,14 +343,20 @@ impl Rib {
         }
     }
 
-    /// End-of-RIB or restart timer expiry: remove paths still stale.
-    pub fn sweep_stale(&mut self, peer: IpAddr) -> Vec<BestChange> {
+    /// End-of-RIB or restart timer expiry: remove paths still stale, of
+    /// one family or of all.
+    pub fn sweep_stale(
+        &mut self,
+        peer: IpAddr,
+        family: Option<starling_wire::Family>,
+    ) -> Vec<BestChange> {
         let mut changes = Vec::new();
         let stale: Vec<(Prefix, u32)> = self
             .by_peer
             .get(&peer)
             .into_iter()
             .flatten()
+            .filter(|(prefix, _)| family.is_none_or(|f| f.afi == prefix.afi()))
             .filter(|(prefix, id)| {
                 self.destinations.get(prefix).is_some_and(|d| {
                     d.paths
@@ -361,7 +367,14 @@ impl Rib {
             .copied()
             .collect();
         for (prefix, id) in stale {
-            self.remove_keyed(Source::Peer(peer), prefix, id, &mut changes);
+            self.remove_path(
+                Source::Peer(peer),
+                &Nlri {
+                    prefix,
+                    path_id: Some(id),
+                },
+                &mut changes,
+            );
         }
         changes
     }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use starling_wire::capability::{AddPathMode, Capability, ExtendedNextHop};
+use starling_wire::capability::{
+    AddPathMode, Capability, ExtendedNextHop, GracefulRestart, GracefulRestartFamily,
+};
 use starling_wire::notification::code;
 use starling_wire::{Afi, Context, Family, Notification, Open, PerFamily};
 
@@ -19,6 +21,11 @@ pub struct Negotiated {
     pub keepalive: Duration,
     pub route_refresh: bool,
     pub enhanced_route_refresh: bool,
+    /// The peer's graceful restart capability, if it sent one and we offer
+    /// graceful restart too.
+    pub peer_graceful_restart: Option<GracefulRestart>,
+    /// Both sides set the N bit (RFC 8538).
+    pub graceful_notification: bool,
     /// The codec parameters for this session.
     pub codec: Context,
 }
@@ -38,6 +45,23 @@ pub fn local_open(cfg: &PeerConfig) -> Open {
     }
     if cfg.extended_message {
         caps.push(Capability::ExtendedMessage);
+    }
+    if let Some(gr) = cfg.graceful_restart {
+        caps.push(Capability::GracefulRestart(GracefulRestart {
+            restarting: gr.restarting,
+            notification: gr.notification,
+            reserved_flags: 0,
+            restart_time: gr.restart_time.min(4095),
+            families: cfg
+                .families
+                .iter()
+                .map(|&family| GracefulRestartFamily {
+                    family,
+                    forwarding_preserved: gr.forwarding_preserved,
+                    reserved_flags: 0,
+                })
+                .collect(),
+        }));
     }
     if cfg.extended_next_hop {
         caps.push(Capability::ExtendedNextHop(vec![ExtendedNextHop {
@@ -142,7 +166,19 @@ pub fn negotiate(cfg: &PeerConfig, theirs: &Open) -> Result<Negotiated, Notifica
         },
         ..Context::default()
     };
+    let peer_graceful_restart = cfg.graceful_restart.and_then(|_| {
+        caps.iter().find_map(|c| match c {
+            Capability::GracefulRestart(gr) => Some(gr.clone()),
+            _ => None,
+        })
+    });
+    let graceful_notification = cfg.graceful_restart.is_some_and(|g| g.notification)
+        && peer_graceful_restart
+            .as_ref()
+            .is_some_and(|g| g.notification);
     Ok(Negotiated {
+        peer_graceful_restart,
+        graceful_notification,
         peer_as,
         peer_id: theirs.bgp_id,
         hold_time,
