@@ -44,6 +44,8 @@ pub struct PeerStatus {
     pub updates_sent: u64,
     /// Message and RFC 7606 counters of the session.
     pub counters: crate::session::Counters,
+    /// Connection collisions resolved in favour of the inbound connection.
+    pub collisions: u64,
 }
 
 enum Command {
@@ -121,13 +123,16 @@ pub fn spawn_peer(
         updates_received: 0,
         updates_sent: 0,
         counters: Default::default(),
+        collisions: 0,
     }));
     let task = PeerTask {
         session: Session::new(cfg),
         events,
         status: status.clone(),
         conn: None,
+        outbound: false,
         connecting: None,
+        contender: None,
     };
     let join = tokio::spawn(task.run(rx));
     (
@@ -155,15 +160,44 @@ struct PeerTask {
     events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
     status: Arc<Mutex<PeerStatus>>,
     conn: Option<Connection>,
+    /// Whether `conn` is the connection we initiated (collision rule).
+    outbound: bool,
     connecting: Option<JoinHandle<io::Result<TcpStream>>>,
+    /// An inbound connection that arrived while ours was opening: both run
+    /// until one side's BGP Identifier is known, then RFC 4271 §6.8 picks
+    /// the survivor.
+    contender: Option<Contender>,
+}
+
+/// The second connection of a collision, with its own state machine.
+struct Contender {
+    session: Session,
+    conn: Connection,
+}
+
+/// Cease / Connection Collision Resolution.
+fn collision_cease() -> starling_wire::Notification {
+    starling_wire::Notification::new(
+        starling_wire::notification::code::CEASE,
+        starling_wire::notification::code::cease::CONNECTION_COLLISION,
+    )
 }
 
 impl PeerTask {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut contender_buf = vec![0u8; 4096];
         loop {
+            self.resolve_collision();
             self.drain_outputs();
-            let deadline = self.session.poll_timeout();
+            let contender_deadline = self
+                .contender
+                .as_ref()
+                .and_then(|c| c.session.poll_timeout());
+            let deadline = [self.session.poll_timeout(), contender_deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match deadline {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -179,6 +213,12 @@ impl PeerTask {
             let reading = async {
                 match self.conn.as_mut() {
                     Some(c) => c.reader.read(&mut buf).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let contender_reading = async {
+                match self.contender.as_mut() {
+                    Some(c) => c.conn.reader.read(&mut contender_buf).await,
                     None => std::future::pending().await,
                 }
             };
@@ -200,6 +240,7 @@ impl PeerTask {
                     match result {
                         Ok(Ok(stream)) if self.conn.is_none() => {
                             self.attach(stream);
+                            self.outbound = true;
                             self.session.handle(Instant::now(), Input::Connected);
                         }
                         Ok(Ok(_)) => {} // lost to an incoming connection
@@ -220,16 +261,46 @@ impl PeerTask {
                         self.session.handle(Instant::now(), Input::Received(data));
                     }
                 },
-                () = sleep => self.session.handle_timeout(Instant::now()),
+                read = contender_reading => {
+                    let now = Instant::now();
+                    if let Some(c) = self.contender.as_mut() {
+                        match read {
+                            Ok(0) | Err(_) => c.session.handle(now, Input::Disconnected),
+                            Ok(n) => c.session.handle(now, Input::Received(contender_buf.get(..n).unwrap_or_default())),
+                        }
+                    }
+                }
+                () = sleep => {
+                    let now = Instant::now();
+                    self.session.handle_timeout(now);
+                    if let Some(c) = self.contender.as_mut() {
+                        c.session.handle_timeout(now);
+                    }
+                }
             }
         }
     }
 
     fn incoming(&mut self, stream: TcpStream) {
-        // One connection per peer for now: an inbound connection is taken
-        // only while we have none up (collision detection, RFC 4271 §6.8,
-        // will arbitrate between two).
         let state = self.session.state();
+        let opening = matches!(state, State::OpenSent | State::OpenConfirm);
+        if self.conn.is_some() && opening && self.contender.is_none() {
+            // A collision in the making (RFC 4271 §6.8): run both until
+            // the BGP Identifiers decide.
+            if let Err(e) = secure_accepted(&stream, self.session.config()) {
+                tracing::warn!(peer = %self.session.config().remote, "connection refused: {e}");
+                return;
+            }
+            let now = Instant::now();
+            let mut session = Session::new(self.session.config().clone());
+            session.handle(now, Input::Start);
+            session.handle(now, Input::Connected);
+            let conn = Self::open_connection(stream);
+            self.contender = Some(Contender { session, conn });
+            return;
+        }
+        // Established (it wins unconditionally), already contending, or
+        // not expecting a connection at all.
         if self.conn.is_some() || !matches!(state, State::Connect | State::Active) {
             drop(stream);
             return;
@@ -242,15 +313,96 @@ impl PeerTask {
             j.abort();
         }
         self.attach(stream);
+        self.outbound = false;
         self.session.handle(Instant::now(), Input::Connected);
     }
 
-    fn attach(&mut self, stream: TcpStream) {
+    fn open_connection(stream: TcpStream) -> Connection {
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(writer, rx));
-        self.conn = Some(Connection { reader, writer: tx });
+        Connection { reader, writer: tx }
+    }
+
+    fn attach(&mut self, stream: TcpStream) {
+        self.conn = Some(Self::open_connection(stream));
+    }
+
+    /// RFC 4271 §6.8. Once the peer's BGP Identifier is known from either
+    /// connection, keep ours if our identifier is higher, theirs otherwise;
+    /// an Established session always wins. The loser gets Cease/7.
+    fn resolve_collision(&mut self) {
+        let Some(contender) = self.contender.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        // Drain the contender's outputs to its own connection; its state
+        // changes are not the peer's.
+        let mut contender_closed = false;
+        while let Some(out) = contender.session.poll_output() {
+            match out {
+                Output::Send(bytes) => {
+                    let _ = contender.conn.writer.send(WriterCommand::Bytes(bytes));
+                }
+                Output::Close => contender_closed = true,
+                _ => {}
+            }
+        }
+        if contender_closed || contender.session.state() == State::Idle {
+            let _ = contender.conn.writer.send(WriterCommand::Close);
+            self.contender = None;
+            return;
+        }
+        if self.session.state() == State::Established || self.conn.is_none() {
+            contender.session.close(now, collision_cease());
+            return self.resolve_collision();
+        }
+        let peer_id = self
+            .session
+            .negotiated()
+            .or(contender.session.negotiated())
+            .map(|n| u32::from(n.peer_id));
+        let Some(peer_id) = peer_id else { return };
+        let keep_outbound = u32::from(self.session.config().router_id) > peer_id;
+        if self.outbound == keep_outbound {
+            tracing::debug!(peer = %self.session.config().remote, "collision: keeping the existing connection");
+            contender.session.close(now, collision_cease());
+            self.update_status(|s| s.collisions += 1);
+            return self.resolve_collision();
+        }
+        tracing::debug!(peer = %self.session.config().remote, "collision: switching to the inbound connection");
+        let Some(Contender { session, conn }) = self.contender.take() else {
+            return;
+        };
+        let mut loser = std::mem::replace(&mut self.session, session);
+        let loser_conn = self.conn.replace(conn);
+        self.outbound = false;
+        loser.close(now, collision_cease());
+        if let Some(c) = loser_conn {
+            while let Some(out) = loser.poll_output() {
+                if let Output::Send(bytes) = out {
+                    let _ = c.writer.send(WriterCommand::Bytes(bytes));
+                }
+            }
+            let _ = c.writer.send(WriterCommand::Close);
+        }
+        let state = self.session.state();
+        let negotiated = self.session.negotiated().cloned();
+        self.update_status(|s| {
+            s.state = state;
+            s.collisions += 1;
+            s.negotiated.clone_from(&negotiated);
+        });
+        let peer = self.session.config().remote.ip();
+        let _ = self.events.send((peer, PeerEvent::StateChanged(state)));
+        // The contender may have reached Established before the decision;
+        // its Established output was not forwarded then.
+        if let (State::Established, Some(n)) = (state, negotiated) {
+            let _ = self
+                .events
+                .send((peer, PeerEvent::Established(Box::new(n))));
+        }
     }
 
     fn detach(&mut self) {
