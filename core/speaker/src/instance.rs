@@ -30,6 +30,9 @@ pub struct PeerPolicy {
     pub max_prefixes: Option<u32>,
     /// The AS presented to this peer, if not the instance's.
     pub local_as: Option<u32>,
+    /// The address to announce as next hop when setting it to ourselves,
+    /// if not the session's local address (BIRD's `next hop address`).
+    pub next_hop_address: Option<IpAddr>,
 }
 
 impl Default for PeerPolicy {
@@ -40,6 +43,7 @@ impl Default for PeerPolicy {
             allow_own_as: 0,
             max_prefixes: None,
             local_as: None,
+            next_hop_address: None,
         }
     }
 }
@@ -460,11 +464,11 @@ impl State {
                 allow_own_as: entry.policy.allow_own_as,
             },
             next_hop: entry.policy.next_hop,
-            local_v4: match entry.cfg.local_address {
+            local_v4: match entry.policy.next_hop_address.or(entry.cfg.local_address) {
                 Some(IpAddr::V4(a)) => Some(a),
                 _ => None,
             },
-            local_v6: match entry.cfg.local_address {
+            local_v6: match entry.policy.next_hop_address.or(entry.cfg.local_address) {
                 Some(IpAddr::V6(a)) => Some(a),
                 _ => None,
             },
