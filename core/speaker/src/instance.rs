@@ -473,6 +473,7 @@ impl State {
                 _ => None,
             },
             local_as: entry.policy.local_as,
+            extended_next_hop: n.codec.extended_next_hop,
         };
         let ctx = n.codec.clone();
         let mut announce: HashMap<(Family, Arc<RouteAttrs>), Vec<Nlri>> = HashMap::new();

@@ -29,6 +29,8 @@ pub struct ExportTarget {
     pub local_v6: Option<Ipv6Addr>,
     /// The AS we present to this peer (local-AS override), if not the RIB's.
     pub local_as: Option<u32>,
+    /// RFC 8950 was negotiated: IPv4 routes may carry an IPv6 next hop.
+    pub extended_next_hop: bool,
 }
 
 /// The attributes to advertise `route` (from `source`) with to `target`,
@@ -91,12 +93,18 @@ pub fn export(
         NextHopMode::Auto => to.ebgp || source == Source::Local,
     };
     if set_self {
+        let v6_self = target.local_v6.map(|global| NextHop::V6 {
+            global,
+            link_local: None,
+        });
         out.next_hop = match route.next_hop {
-            NextHop::V4(_) => NextHop::V4(target.local_v4?),
-            NextHop::V6 { .. } => NextHop::V6 {
-                global: target.local_v6?,
-                link_local: None,
+            // IPv4 over an IPv6-only session needs RFC 8950.
+            NextHop::V4(_) => match target.local_v4 {
+                Some(v4) => NextHop::V4(v4),
+                None if target.extended_next_hop => v6_self?,
+                None => return None,
             },
+            NextHop::V6 { .. } => v6_self?,
         };
     }
     Some(out)
@@ -128,6 +136,7 @@ mod tests {
             local_v4: Some(Ipv4Addr::new(192, 0, 2, 254)),
             local_v6: None,
             local_as: None,
+            extended_next_hop: false,
         }
     }
 
