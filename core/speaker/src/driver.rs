@@ -173,6 +173,8 @@ struct PeerTask {
 struct Contender {
     session: Session,
     conn: Connection,
+    /// We initiated it.
+    outbound: bool,
 }
 
 /// Cease / Connection Collision Resolution.
@@ -243,7 +245,8 @@ impl PeerTask {
                             self.outbound = true;
                             self.session.handle(Instant::now(), Input::Connected);
                         }
-                        Ok(Ok(_)) => {} // lost to an incoming connection
+                        // An inbound connection came first: ours contends.
+                        Ok(Ok(stream)) => self.contend(stream, true),
                         Ok(Err(e)) => {
                             tracing::debug!(peer = %self.session.config().remote, "connect failed: {e}");
                             self.session.handle(Instant::now(), Input::ConnectFailed);
@@ -282,39 +285,44 @@ impl PeerTask {
     }
 
     fn incoming(&mut self, stream: TcpStream) {
-        let state = self.session.state();
-        let opening = matches!(state, State::OpenSent | State::OpenConfirm);
-        if self.conn.is_some() && opening && self.contender.is_none() {
-            // A collision in the making (RFC 4271 §6.8): run both until
-            // the BGP Identifiers decide.
-            if let Err(e) = secure_accepted(&stream, self.session.config()) {
-                tracing::warn!(peer = %self.session.config().remote, "connection refused: {e}");
-                return;
-            }
-            let now = Instant::now();
-            let mut session = Session::new(self.session.config().clone());
-            session.handle(now, Input::Start);
-            session.handle(now, Input::Connected);
-            let conn = Self::open_connection(stream);
-            self.contender = Some(Contender { session, conn });
-            return;
-        }
-        // Established (it wins unconditionally), already contending, or
-        // not expecting a connection at all.
-        if self.conn.is_some() || !matches!(state, State::Connect | State::Active) {
-            drop(stream);
-            return;
-        }
         if let Err(e) = secure_accepted(&stream, self.session.config()) {
             tracing::warn!(peer = %self.session.config().remote, "connection refused: {e}");
             return;
         }
-        if let Some(j) = self.connecting.take() {
-            j.abort();
+        if self.conn.is_some() {
+            self.contend(stream, false);
+            return;
         }
+        if !matches!(self.session.state(), State::Connect | State::Active) {
+            drop(stream);
+            return;
+        }
+        // Our own connection attempt keeps running: the peer may already
+        // have accepted it, and then the collision rule must pick one.
         self.attach(stream);
         self.outbound = false;
         self.session.handle(Instant::now(), Input::Connected);
+    }
+
+    /// A second connection while the first is opening: a collision in the
+    /// making (RFC 4271 §6.8). Run both until the BGP Identifiers decide.
+    /// An Established session, or a third connection, ends it at once.
+    fn contend(&mut self, stream: TcpStream, outbound: bool) {
+        let opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm);
+        if !opening || self.contender.is_some() {
+            drop(stream);
+            return;
+        }
+        let now = Instant::now();
+        let mut session = Session::new(self.session.config().clone());
+        session.handle(now, Input::Start);
+        session.handle(now, Input::Connected);
+        let conn = Self::open_connection(stream);
+        self.contender = Some(Contender {
+            session,
+            conn,
+            outbound,
+        });
     }
 
     fn open_connection(stream: TcpStream) -> Connection {
@@ -332,66 +340,63 @@ impl PeerTask {
     /// RFC 4271 §6.8. Once the peer's BGP Identifier is known from either
     /// connection, keep ours if our identifier is higher, theirs otherwise;
     /// an Established session always wins. The loser gets Cease/7.
+    ///
+    /// Runs before any queued output is written, so a connection that
+    /// loses never sends the KEEPALIVE its OPEN processing queued: the
+    /// peer must not reach Established on a connection we are closing.
     fn resolve_collision(&mut self) {
         let Some(contender) = self.contender.as_mut() else {
             return;
         };
         let now = Instant::now();
-        // Drain the contender's outputs to its own connection; its state
-        // changes are not the peer's.
-        let mut contender_closed = false;
-        while let Some(out) = contender.session.poll_output() {
-            match out {
-                Output::Send(bytes) => {
-                    let _ = contender.conn.writer.send(WriterCommand::Bytes(bytes));
-                }
-                Output::Close => contender_closed = true,
-                _ => {}
+        if contender.session.state() == State::Idle {
+            // It failed by itself (bad OPEN, closed): flush its NOTIFICATION.
+            if let Some(c) = self.contender.take() {
+                Self::finish_loser(c.session, &c.conn, None, now);
             }
-        }
-        if contender_closed || contender.session.state() == State::Idle {
-            let _ = contender.conn.writer.send(WriterCommand::Close);
-            self.contender = None;
             return;
         }
-        if self.session.state() == State::Established || self.conn.is_none() {
-            contender.session.close(now, collision_cease());
-            return self.resolve_collision();
-        }
-        let peer_id = self
-            .session
-            .negotiated()
-            .or(contender.session.negotiated())
-            .map(|n| u32::from(n.peer_id));
-        let Some(peer_id) = peer_id else { return };
-        let keep_outbound = u32::from(self.session.config().router_id) > peer_id;
-        if self.outbound == keep_outbound {
-            tracing::debug!(peer = %self.session.config().remote, "collision: keeping the existing connection");
-            contender.session.close(now, collision_cease());
-            self.update_status(|s| s.collisions += 1);
-            return self.resolve_collision();
-        }
-        tracing::debug!(peer = %self.session.config().remote, "collision: switching to the inbound connection");
-        let Some(Contender { session, conn }) = self.contender.take() else {
+        let contender_wins = if self.session.state() == State::Established || self.conn.is_none() {
+            false
+        } else {
+            let peer_id = self
+                .session
+                .negotiated()
+                .or(contender.session.negotiated())
+                .map(|n| u32::from(n.peer_id));
+            let Some(peer_id) = peer_id else {
+                // Undecided: let the contender talk (its OPEN).
+                self.flush_contender();
+                return;
+            };
+            let keep_outbound = u32::from(self.session.config().router_id) > peer_id;
+            self.outbound != keep_outbound && contender.outbound == keep_outbound
+        };
+        self.update_status(|s| s.collisions += 1);
+        let Some(Contender {
+            session,
+            conn,
+            outbound,
+        }) = self.contender.take()
+        else {
             return;
         };
-        let mut loser = std::mem::replace(&mut self.session, session);
+        if !contender_wins {
+            tracing::debug!(peer = %self.session.config().remote, "collision: keeping the existing connection");
+            Self::finish_loser(session, &conn, Some(collision_cease()), now);
+            return;
+        }
+        tracing::debug!(peer = %self.session.config().remote, "collision: switching to the other connection");
+        let loser = std::mem::replace(&mut self.session, session);
         let loser_conn = self.conn.replace(conn);
-        self.outbound = false;
-        loser.close(now, collision_cease());
+        self.outbound = outbound;
         if let Some(c) = loser_conn {
-            while let Some(out) = loser.poll_output() {
-                if let Output::Send(bytes) = out {
-                    let _ = c.writer.send(WriterCommand::Bytes(bytes));
-                }
-            }
-            let _ = c.writer.send(WriterCommand::Close);
+            Self::finish_loser(loser, &c, Some(collision_cease()), now);
         }
         let state = self.session.state();
         let negotiated = self.session.negotiated().cloned();
         self.update_status(|s| {
             s.state = state;
-            s.collisions += 1;
             s.negotiated.clone_from(&negotiated);
         });
         let peer = self.session.config().remote.ip();
@@ -403,6 +408,38 @@ impl PeerTask {
                 .events
                 .send((peer, PeerEvent::Established(Box::new(n))));
         }
+    }
+
+    /// Write the contender's queued messages (its OPEN) while undecided.
+    fn flush_contender(&mut self) {
+        let Some(c) = self.contender.as_mut() else {
+            return;
+        };
+        while let Some(out) = c.session.poll_output() {
+            if let Output::Send(bytes) = out {
+                let _ = c.conn.writer.send(WriterCommand::Bytes(bytes));
+            }
+        }
+    }
+
+    /// Close a losing connection: drop whatever it had queued (a KEEPALIVE
+    /// would confirm the session to the peer), send only the NOTIFICATION.
+    fn finish_loser(
+        mut session: Session,
+        conn: &Connection,
+        cease: Option<starling_wire::Notification>,
+        now: Instant,
+    ) {
+        if let Some(cease) = cease {
+            while session.poll_output().is_some() {}
+            session.close(now, cease);
+        }
+        while let Some(out) = session.poll_output() {
+            if let Output::Send(bytes) = out {
+                let _ = conn.writer.send(WriterCommand::Bytes(bytes));
+            }
+        }
+        let _ = conn.writer.send(WriterCommand::Close);
     }
 
     fn detach(&mut self) {

@@ -148,6 +148,8 @@ struct PeerEntry {
     negotiated: Option<Negotiated>,
     /// What we last advertised, per prefix.
     adj_out: HashMap<Prefix, Arc<RouteAttrs>>,
+    /// Distinct exported attribute sets, shared by `adj_out` entries.
+    out_attrs: Interner,
 }
 
 struct State {
@@ -158,6 +160,26 @@ struct State {
     best_tx: mpsc::UnboundedSender<Vec<BestChange>>,
     /// Our own command queue, for timers that report back.
     commands: mpsc::UnboundedSender<Command>,
+}
+
+/// Interned attribute sets of one Adj-RIB-Out.
+#[derive(Default)]
+struct Interner(std::collections::HashSet<Arc<RouteAttrs>>);
+
+impl Interner {
+    fn intern(&mut self, route: RouteAttrs) -> Arc<RouteAttrs> {
+        if let Some(existing) = self.0.get(&route) {
+            return existing.clone();
+        }
+        let arc = Arc::new(route);
+        self.0.insert(arc.clone());
+        arc
+    }
+
+    /// Forget sets no `adj_out` entry uses any more.
+    fn collect_garbage(&mut self) {
+        self.0.retain(|a| Arc::strong_count(a) > 1);
+    }
 }
 
 /// How long stale routes may wait for End-of-RIB once a restarting peer is
@@ -219,6 +241,7 @@ impl State {
                         policy,
                         negotiated: None,
                         adj_out: HashMap::new(),
+                        out_attrs: Interner::default(),
                     },
                 );
             }
@@ -320,6 +343,7 @@ impl State {
                 entry.graceful_notification = n.graceful_notification;
                 entry.negotiated = Some(*n);
                 entry.adj_out.clear();
+                entry.out_attrs.collect_garbage();
                 self.initial_advertisement(address);
             }
             PeerEvent::Update(parsed) => self.update(address, &parsed),
@@ -327,6 +351,7 @@ impl State {
                 // Answer by sending the whole Adj-RIB-Out again.
                 if let Some(entry) = self.peers.get_mut(&address) {
                     entry.adj_out.clear();
+                    entry.out_attrs.collect_garbage();
                 }
                 self.initial_advertisement(address);
             }
@@ -336,6 +361,7 @@ impl State {
                 };
                 let was_established = entry.negotiated.take().is_some();
                 entry.adj_out.clear();
+                entry.out_attrs.collect_garbage();
                 if was_established && graceful_restart_applies(entry, &reason) {
                     let restart_time = entry.graceful.as_ref().map_or(0, |g| g.restart_time);
                     entry.awaiting_eor = entry
@@ -478,6 +504,11 @@ impl State {
         let ctx = n.codec.clone();
         let mut announce: HashMap<(Family, Arc<RouteAttrs>), Vec<Nlri>> = HashMap::new();
         let mut withdraw: HashMap<Family, Vec<Nlri>> = HashMap::new();
+        // Export depends only on the path's source and attributes, which
+        // many prefixes share: compute it once per distinct (source,
+        // attribute set), and share one Arc per distinct result.
+        let mut exported_cache: HashMap<(Source, *const RouteAttrs), Option<Arc<RouteAttrs>>> =
+            HashMap::new();
         for change in changes {
             let family = match change.prefix.afi() {
                 Afi::IPV6 => Family::IPV6_UNICAST,
@@ -487,28 +518,34 @@ impl State {
                 continue;
             }
             let exported = change.best.first().and_then(|path| {
-                let source_info = match path.source {
-                    Source::Peer(a) => self.rib.peer(a),
-                    Source::Local => None,
-                };
-                export(
-                    self.rib.config(),
-                    path.source,
-                    source_info,
-                    &path.route,
-                    &target,
-                )
+                let key = (path.source, Arc::as_ptr(&path.route));
+                exported_cache
+                    .entry(key)
+                    .or_insert_with(|| {
+                        let source_info = match path.source {
+                            Source::Peer(a) => self.rib.peer(a),
+                            Source::Local => None,
+                        };
+                        export(
+                            self.rib.config(),
+                            path.source,
+                            source_info,
+                            &path.route,
+                            &target,
+                        )
+                        .map(|r| entry.out_attrs.intern(r))
+                    })
+                    .clone()
             });
             match exported {
                 Some(route) => {
                     if entry
                         .adj_out
                         .get(&change.prefix)
-                        .is_some_and(|r| **r == route)
+                        .is_some_and(|r| *r == route)
                     {
                         continue;
                     }
-                    let route = Arc::new(route);
                     entry.adj_out.insert(change.prefix, route.clone());
                     announce
                         .entry((family, route))
@@ -524,6 +561,9 @@ impl State {
                     }
                 }
             }
+        }
+        if !withdraw.is_empty() {
+            entry.out_attrs.collect_garbage();
         }
         let mut bytes = Vec::new();
         for (family, nlri) in &withdraw {

@@ -39,6 +39,10 @@ fn free_port(ip: [u8; 4]) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_connects_leave_one_stable_session() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut collisions = 0;
     // Each round starts both sides at once; the connects cross. Lower and
     // higher BGP Identifiers on both sides of the comparison are covered by

@@ -94,16 +94,21 @@ pub struct BestChange {
 #[derive(Debug, Default)]
 struct Destination {
     paths: Vec<Path>,
-    /// Indices into `paths`: the best first, then the ECMP set. Valid only
-    /// until `paths` changes, so callers take `best_paths()` first.
-    best: Vec<usize>,
+    /// Index into `paths` of the best path; valid only until `paths`
+    /// changes, so callers take `best_paths()` first.
+    best: Option<u32>,
+    /// The rest of the ECMP set (empty, and unallocated, without multipath).
+    ecmp: Vec<u32>,
 }
 
 impl Destination {
+    fn best_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.best.iter().chain(&self.ecmp).map(|&i| i as usize)
+    }
+
     fn best_paths(&self) -> Vec<Path> {
-        self.best
-            .iter()
-            .filter_map(|&i| self.paths.get(i).cloned())
+        self.best_indices()
+            .filter_map(|i| self.paths.get(i).cloned())
             .collect()
     }
 }
@@ -115,8 +120,9 @@ pub struct Rib {
     peers: HashMap<IpAddr, PeerInfo>,
     interned: HashSet<Arc<RouteAttrs>>,
     destinations: HashMap<Prefix, Destination>,
-    /// (prefix, path id) per peer, so a peer going down is cheap.
-    by_peer: HashMap<IpAddr, HashSet<(Prefix, u32)>>,
+    /// Paths per peer. A peer going down scans the table instead of
+    /// keeping an index per route: memory matters more than that scan.
+    received: HashMap<IpAddr, usize>,
 }
 
 impl Rib {
@@ -126,7 +132,7 @@ impl Rib {
             peers: HashMap::new(),
             interned: HashSet::new(),
             destinations: HashMap::new(),
-            by_peer: HashMap::new(),
+            received: HashMap::new(),
         }
     }
 
@@ -146,7 +152,7 @@ impl Rib {
     pub fn len(&self) -> usize {
         self.destinations
             .values()
-            .filter(|d| !d.best.is_empty())
+            .filter(|d| d.best.is_some())
             .count()
     }
 
@@ -156,7 +162,7 @@ impl Rib {
 
     /// Paths received from `peer` (Adj-RIB-In after import checks).
     pub fn received_count(&self, peer: IpAddr) -> usize {
-        self.by_peer.get(&peer).map_or(0, HashSet::len)
+        self.received.get(&peer).copied().unwrap_or(0)
     }
 
     /// Distinct interned attribute sets.
@@ -168,7 +174,7 @@ impl Rib {
     pub fn best(&self, prefix: &Prefix) -> Vec<&Path> {
         self.destinations
             .get(prefix)
-            .map(|d| d.best.iter().filter_map(|&i| d.paths.get(i)).collect())
+            .map(|d| d.best_indices().filter_map(|i| d.paths.get(i)).collect())
             .unwrap_or_default()
     }
 
@@ -183,8 +189,7 @@ impl Rib {
     pub fn iter_best(&self) -> impl Iterator<Item = (&Prefix, &Path)> {
         self.destinations.iter().filter_map(|(p, d)| {
             d.best
-                .first()
-                .and_then(|&i| d.paths.get(i))
+                .and_then(|i| d.paths.get(i as usize))
                 .map(|path| (p, path))
         })
     }
@@ -317,28 +322,23 @@ impl Rib {
     /// Remove everything `peer` sent (session down without graceful restart).
     pub fn peer_down(&mut self, peer: IpAddr) -> Vec<BestChange> {
         let mut changes = Vec::new();
-        let keys = self.by_peer.remove(&peer).unwrap_or_default();
-        for (prefix, path_id) in keys {
+        for (prefix, path_id) in self.keys_of(peer, |_| true) {
             self.remove_keyed(Source::Peer(peer), prefix, path_id, &mut changes);
         }
+        self.received.remove(&peer);
         changes
     }
 
     /// Graceful restart helper (RFC 4724 §4.2): keep the peer's paths but
     /// mark them stale.
     pub fn mark_stale(&mut self, peer: IpAddr) {
-        let Some(keys) = self.by_peer.get(&peer) else {
-            return;
-        };
-        for (prefix, path_id) in keys {
-            if let Some(d) = self.destinations.get_mut(prefix) {
-                for p in d
-                    .paths
-                    .iter_mut()
-                    .filter(|p| p.source == Source::Peer(peer) && p.path_id == *path_id)
-                {
-                    p.stale = true;
-                }
+        for d in self.destinations.values_mut() {
+            for p in d
+                .paths
+                .iter_mut()
+                .filter(|p| p.source == Source::Peer(peer))
+            {
+                p.stale = true;
             }
         }
     }
@@ -351,21 +351,9 @@ impl Rib {
         family: Option<starling_wire::Family>,
     ) -> Vec<BestChange> {
         let mut changes = Vec::new();
-        let stale: Vec<(Prefix, u32)> = self
-            .by_peer
-            .get(&peer)
-            .into_iter()
-            .flatten()
-            .filter(|(prefix, _)| family.is_none_or(|f| f.afi == prefix.afi()))
-            .filter(|(prefix, id)| {
-                self.destinations.get(prefix).is_some_and(|d| {
-                    d.paths
-                        .iter()
-                        .any(|p| p.source == Source::Peer(peer) && p.path_id == *id && p.stale)
-                })
-            })
-            .copied()
-            .collect();
+        let stale = self.keys_of(peer, |(prefix, path)| {
+            path.stale && family.is_none_or(|f| f.afi == prefix.afi())
+        });
         for (prefix, id) in stale {
             self.remove_path(
                 Source::Peer(peer),
@@ -379,13 +367,18 @@ impl Rib {
         changes
     }
 
+    /// (prefix, path id) of every path from `peer` that `keep` selects.
+    fn keys_of(&self, peer: IpAddr, keep: impl Fn((&Prefix, &Path)) -> bool) -> Vec<(Prefix, u32)> {
+        self.destinations
+            .iter()
+            .flat_map(|(prefix, d)| d.paths.iter().map(move |p| (prefix, p)))
+            .filter(|(_, p)| p.source == Source::Peer(peer))
+            .filter(|&(prefix, p)| keep((prefix, p)))
+            .map(|(prefix, p)| (*prefix, p.path_id))
+            .collect()
+    }
+
     fn insert_path(&mut self, prefix: Prefix, path: Path, changes: &mut Vec<BestChange>) {
-        if let Source::Peer(peer) = path.source {
-            self.by_peer
-                .entry(peer)
-                .or_default()
-                .insert((prefix, path.path_id));
-        }
         let d = self.destinations.entry(prefix).or_default();
         let old = d.best_paths();
         match d
@@ -395,19 +388,18 @@ impl Rib {
         {
             Some(existing) if *existing == path => return,
             Some(existing) => *existing = path,
-            None => d.paths.push(path),
+            None => {
+                if let Source::Peer(peer) = path.source {
+                    *self.received.entry(peer).or_default() += 1;
+                }
+                d.paths.push(path);
+            }
         }
         self.decide(prefix, old, changes);
     }
 
     fn remove_path(&mut self, source: Source, nlri: &Nlri, changes: &mut Vec<BestChange>) {
-        let path_id = nlri.path_id.unwrap_or(0);
-        if let Source::Peer(peer) = source
-            && let Some(set) = self.by_peer.get_mut(&peer)
-        {
-            set.remove(&(nlri.prefix, path_id));
-        }
-        self.remove_keyed(source, nlri.prefix, path_id, changes);
+        self.remove_keyed(source, nlri.prefix, nlri.path_id.unwrap_or(0), changes);
     }
 
     fn remove_keyed(
@@ -425,6 +417,11 @@ impl Rib {
         d.paths
             .retain(|p| !(p.source == source && p.path_id == path_id));
         if d.paths.len() != before {
+            if let Source::Peer(peer) = source
+                && let Some(n) = self.received.get_mut(&peer)
+            {
+                *n = n.saturating_sub(1);
+            }
             self.decide(prefix, old, changes);
         }
     }
@@ -457,7 +454,9 @@ impl Rib {
                 }
             })
             .collect();
-        d.best = decision::select(&candidates, self.cfg.decision);
+        let selected = decision::select(&candidates, self.cfg.decision);
+        d.best = selected.first().map(|&i| i as u32);
+        d.ecmp = selected.iter().skip(1).map(|&i| i as u32).collect();
         let new = d.best_paths();
         if d.paths.is_empty() {
             self.destinations.remove(&prefix);

@@ -494,6 +494,23 @@ impl Session {
             self.failures = 0;
         }
         self.reset_to_idle();
+        if let DownReason::Received(n) = &self
+            .last_error
+            .clone()
+            .unwrap_or(DownReason::ConnectionLost)
+            && n.code == code::CEASE
+            && n.subcode == code::cease::CONNECTION_COLLISION
+            && self.enabled
+        {
+            // The peer kept our other connection (RFC 4271 §6.8): not a
+            // failure, so no backoff. Wait in Active for that connection;
+            // connect again only if it never comes.
+            self.set_state(State::Active);
+            if !self.cfg.passive {
+                self.timers.connect_retry = Some(now + self.cfg.connect_retry);
+            }
+            return;
+        }
         if error && self.enabled {
             let backoff = self
                 .cfg

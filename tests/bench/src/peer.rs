@@ -1,0 +1,132 @@
+//! Minimal BGP peers for load: connect, exchange OPENs, then either blast a
+//! pre-encoded stream or count what arrives. They answer keepalives and
+//! nothing else, so the instrument never limits the measurement.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use starling_wire::capability::Capability;
+use starling_wire::{Context, Family, Message, Open, decode_update, peek_header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+pub(crate) struct Peer {
+    pub(crate) stream: TcpStream,
+    buf: Vec<u8>,
+    ctx: Context,
+}
+
+impl Peer {
+    /// Connect from `local` to `dut` as `asn` and reach Established.
+    pub(crate) async fn connect(
+        local: Ipv4Addr,
+        dut: SocketAddr,
+        asn: u32,
+        dut_as: u32,
+    ) -> anyhow::Result<Self> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            let socket = TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::from((local, 0)))?;
+            match socket.connect(dut).await {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("connecting to {dut}")),
+            }
+        };
+        stream.set_nodelay(true)?;
+        let ctx = Context {
+            ebgp: asn != dut_as,
+            peer_as: dut_as,
+            enforce_first_as: false,
+            ..Context::default()
+        };
+        let mut peer = Self {
+            stream,
+            buf: Vec::with_capacity(1 << 20),
+            ctx,
+        };
+        let open = Open::new(
+            asn,
+            240,
+            local,
+            vec![Capability::Multiprotocol(Family::IPV4_UNICAST)],
+        );
+        peer.stream
+            .write_all(&Message::Open(open).to_bytes(&Context::default())?)
+            .await?;
+        loop {
+            match peer.next().await? {
+                Message::Open(_) => {
+                    peer.stream
+                        .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
+                        .await?;
+                }
+                Message::Keepalive => return Ok(peer),
+                Message::Notification(n) => bail!("DUT refused the session: {n}"),
+                _ => {}
+            }
+        }
+    }
+
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        let mut chunk = vec![0u8; 256 * 1024];
+        let n = self.stream.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("DUT closed the connection");
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Message> {
+        loop {
+            if let Some(h) =
+                peek_header(&self.buf, 65535).map_err(|n| anyhow::anyhow!("bad header: {n}"))?
+                && self.buf.len() >= h.len
+            {
+                let bytes: Vec<u8> = self.buf.drain(..h.len).collect();
+                return Message::decode(&bytes, &self.ctx).map_err(|e| anyhow::anyhow!("{e}"));
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Count announced prefixes until `want` have arrived; returns when.
+    pub(crate) async fn count_until(&mut self, want: usize) -> anyhow::Result<Instant> {
+        let mut have = 0usize;
+        let mut start = 0usize;
+        loop {
+            while let Some(h) = peek_header(self.buf.get(start..).unwrap_or_default(), 65535)
+                .map_err(|n| anyhow::anyhow!("bad header: {n}"))?
+            {
+                let Some(msg) = self.buf.get(start..start + h.len) else {
+                    break;
+                };
+                if msg.get(18) == Some(&2) {
+                    let parsed = decode_update(msg.get(19..).unwrap_or_default(), &self.ctx)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    have += parsed.update.nlri.len();
+                    have -= parsed.update.withdrawn.len().min(have);
+                } else if msg.get(18) == Some(&4) {
+                    self.stream
+                        .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
+                        .await?;
+                } else if msg.get(18) == Some(&3) {
+                    bail!("DUT sent a NOTIFICATION to the sink");
+                }
+                start += h.len;
+                if have >= want {
+                    return Ok(Instant::now());
+                }
+            }
+            self.buf.drain(..start);
+            start = 0;
+            self.fill().await?;
+        }
+    }
+}
