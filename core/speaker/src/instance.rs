@@ -162,6 +162,20 @@ struct State {
     commands: mpsc::UnboundedSender<Command>,
 }
 
+impl PeerEntry {
+    /// What the RIB needs to know about this peer on this session.
+    fn info(&self, address: IpAddr, n: &Negotiated) -> PeerInfo {
+        PeerInfo {
+            address,
+            router_id: n.peer_id,
+            asn: n.peer_as,
+            ebgp: self.cfg.is_ebgp(),
+            rr_client: self.policy.rr_client,
+            allow_own_as: self.policy.allow_own_as,
+        }
+    }
+}
+
 /// Interned attribute sets of one Adj-RIB-Out.
 #[derive(Default)]
 struct Interner(std::collections::HashSet<Arc<RouteAttrs>>);
@@ -301,14 +315,7 @@ impl State {
                 let Some(entry) = self.peers.get_mut(&address) else {
                     return;
                 };
-                self.rib.set_peer(PeerInfo {
-                    address,
-                    router_id: n.peer_id,
-                    asn: n.peer_as,
-                    ebgp: entry.cfg.is_ebgp(),
-                    rr_client: entry.policy.rr_client,
-                    allow_own_as: entry.policy.allow_own_as,
-                });
+                self.rib.set_peer(entry.info(address, &n));
                 if !entry.awaiting_eor.is_empty() {
                     // The peer is back after a graceful restart: routes of
                     // families it no longer preserves go now, the others
@@ -481,14 +488,7 @@ impl State {
         };
         let Some(n) = &entry.negotiated else { return };
         let target = ExportTarget {
-            info: PeerInfo {
-                address,
-                router_id: n.peer_id,
-                asn: n.peer_as,
-                ebgp: entry.cfg.is_ebgp(),
-                rr_client: entry.policy.rr_client,
-                allow_own_as: entry.policy.allow_own_as,
-            },
+            info: entry.info(address, n),
             next_hop: entry.policy.next_hop,
             local_v4: match entry.policy.next_hop_address.or(entry.cfg.local_address) {
                 Some(IpAddr::V4(a)) => Some(a),

@@ -2,7 +2,11 @@
 //! connect out at the same moment end up with exactly one session each,
 //! established once and stable.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use common::free_port;
 use std::time::Duration;
 
 use starling_speaker::PeerConfig;
@@ -27,14 +31,6 @@ async fn node(me: u8, other: u8, my_port: u16, other_port: u16, id: u8) -> Insta
     cfg.connect_retry = Duration::from_secs(1);
     instance.add_peer(cfg, PeerPolicy::default());
     instance
-}
-
-fn free_port(ip: [u8; 4]) -> u16 {
-    std::net::TcpListener::bind(SocketAddr::from((ip, 0)))
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

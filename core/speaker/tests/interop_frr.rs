@@ -71,11 +71,7 @@ impl Drop for Frr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_flow_both_ways_with_frr_over_md5() {
-    let port = std::net::TcpListener::bind("127.0.0.101:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = common::free_port([127, 0, 0, 101]);
     let (instance, _best) = Instance::start(
         RibConfig::new(64531, Ipv4Addr::new(192, 0, 2, 101)),
         &[SocketAddr::from(([127, 0, 0, 101], port))],

@@ -71,11 +71,7 @@ impl Drop for GoBgp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starling_connects_out_to_gobgp() {
     // A free port for GoBGP to listen on.
-    let port = std::net::TcpListener::bind("127.0.0.21:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = common::free_port([127, 0, 0, 21]);
     let config = format!(
         r#"
 [global.config]

@@ -8,11 +8,10 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use common::Bird;
+use common::{Bird, routes, wait_routes};
 use starling_speaker::PeerConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
-use starling_wire::Prefix;
 
 fn bird_conf(port: u16, routes: &[&str]) -> String {
     let statics: String = routes
@@ -40,40 +39,9 @@ protocol bgp starling {{
     )
 }
 
-async fn routes(instance: &Instance) -> Vec<Prefix> {
-    let mut r: Vec<Prefix> = instance
-        .routes()
-        .await
-        .into_iter()
-        .map(|(p, _, _)| p)
-        .collect();
-    r.sort();
-    r
-}
-
-async fn wait_routes(instance: &Instance, want: &[&str], within: Duration) {
-    let want: Vec<Prefix> = want.iter().map(|s| s.parse().expect("prefix")).collect();
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let have = routes(instance).await;
-        if have == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "routes {have:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_routes_survive_a_crash_until_end_of_rib_or_the_restart_timer() {
-    let port = std::net::TcpListener::bind("127.0.0.80:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = common::free_port([127, 0, 0, 80]);
     let (instance, _best) = Instance::start(
         RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, 80)),
         &[SocketAddr::from(([127, 0, 0, 80], port))],

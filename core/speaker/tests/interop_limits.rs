@@ -12,11 +12,7 @@ use starling_speaker::rib::RibConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_prefix_tears_the_session_down_with_cease_1() {
-    let port = std::net::TcpListener::bind("127.0.0.60:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = common::free_port([127, 0, 0, 60]);
     let (instance, _best) = Instance::start(
         RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, 60)),
         &[SocketAddr::from(([127, 0, 0, 60], port))],

@@ -59,11 +59,7 @@ async fn wait_async<F: std::future::Future<Output = bool>>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starling_reflects_between_two_bird_clients() {
-    let port = std::net::TcpListener::bind("127.0.0.30:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = common::free_port([127, 0, 0, 30]);
     let (instance, _best) = Instance::start(
         RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 30)),
         &[SocketAddr::from(([127, 0, 0, 30], port))],
@@ -120,11 +116,7 @@ async fn starling_reflects_between_two_bird_clients() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starling_is_a_client_of_a_bird_reflector() {
     // BIRD reflector on 127.0.0.41 with clients Starling (.42) and BIRD (.43).
-    let rr_port = std::net::TcpListener::bind("127.0.0.41:0")
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let rr_port = common::free_port([127, 0, 0, 41]);
     let rr = Bird::start(&format!(
         r#"
 router id 192.0.2.41;

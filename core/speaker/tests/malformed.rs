@@ -4,15 +4,18 @@
 //! documented action, stays Established where it should, leaves the peer's
 //! other routes alone, and counts each action.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use common::{free_port, wait_routes};
 use starling_speaker::PeerConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_speaker::session::State;
 use starling_wire::capability::Capability;
-use starling_wire::{Context, Family, Message, Notification, Open, Prefix, peek_header};
+use starling_wire::{Context, Family, Message, Notification, Open, peek_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
@@ -108,11 +111,7 @@ const NEXT_HOP: &[u8] = &[0x40, 3, 4, 127, 0, 0, 71];
 const BAD_ATOMIC: &[u8] = &[0x40, 6, 1, 0];
 
 async fn start(me: u8, peer: u8) -> (Instance, SocketAddr) {
-    let port = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, me], 0)))
-        .expect("probe")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port([127, 0, 0, me]);
     let listen = SocketAddr::from(([127, 0, 0, me], port));
     let (instance, _best) = Instance::start(
         RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, me)),
@@ -146,33 +145,6 @@ async fn start(me: u8, peer: u8) -> (Instance, SocketAddr) {
     (instance, listen)
 }
 
-async fn routes(instance: &Instance) -> Vec<Prefix> {
-    let mut r: Vec<Prefix> = instance
-        .routes()
-        .await
-        .into_iter()
-        .map(|(p, _, _)| p)
-        .collect();
-    r.sort();
-    r
-}
-
-async fn wait_routes(instance: &Instance, want: &[&str]) {
-    let want: Vec<Prefix> = want.iter().map(|s| s.parse().expect("prefix")).collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let have = routes(instance).await;
-        if have == want {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "routes {have:?}, want {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn treat_as_withdraw_and_discard_keep_the_session_up() {
     let (instance, listen) = start(70, 71).await;
@@ -180,7 +152,12 @@ async fn treat_as_withdraw_and_discard_keep_the_session_up() {
     let good = [ORIGIN, AS_PATH, NEXT_HOP].concat();
     peer.send(&update(&good, &[24, 198, 51, 100, 25, 203, 0, 113, 0]))
         .await;
-    wait_routes(&instance, &["198.51.100.0/24", "203.0.113.0/25"]).await;
+    wait_routes(
+        &instance,
+        &["198.51.100.0/24", "203.0.113.0/25"],
+        Duration::from_secs(10),
+    )
+    .await;
 
     // Bad ORIGIN on a re-announcement: that route is withdrawn, the other stays.
     peer.send(&update(
@@ -188,23 +165,28 @@ async fn treat_as_withdraw_and_discard_keep_the_session_up() {
         &[25, 203, 0, 113, 0],
     ))
     .await;
-    wait_routes(&instance, &["198.51.100.0/24"]).await;
+    wait_routes(&instance, &["198.51.100.0/24"], Duration::from_secs(10)).await;
     // Malformed ATOMIC_AGGREGATE: discarded, the route is installed.
     peer.send(&update(
         &[ORIGIN, AS_PATH, NEXT_HOP, BAD_ATOMIC].concat(),
         &[24, 192, 0, 2],
     ))
     .await;
-    wait_routes(&instance, &["192.0.2.0/24", "198.51.100.0/24"]).await;
+    wait_routes(
+        &instance,
+        &["192.0.2.0/24", "198.51.100.0/24"],
+        Duration::from_secs(10),
+    )
+    .await;
     // Missing AS_PATH: treat-as-withdraw.
     peer.send(&update(&[ORIGIN, NEXT_HOP].concat(), &[24, 192, 0, 2]))
         .await;
-    wait_routes(&instance, &["198.51.100.0/24"]).await;
+    wait_routes(&instance, &["198.51.100.0/24"], Duration::from_secs(10)).await;
     // Framing error on an IPv4-only session: treat-as-withdraw, no reset.
     let mut framed = good.clone();
     framed.extend_from_slice(&[0x80, 4, 9, 0]);
     peer.send(&update(&framed, &[24, 198, 51, 100])).await;
-    wait_routes(&instance, &[]).await;
+    wait_routes(&instance, &[], Duration::from_secs(10)).await;
 
     let status = instance.peers().await.remove(0);
     assert_eq!(status.state, State::Established);

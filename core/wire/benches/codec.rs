@@ -10,112 +10,16 @@ use std::hint::black_box;
 use std::net::Ipv4Addr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use starling_wire::testdata::Table;
 use starling_wire::{
-    AsPath, Community, Context, Family, Ipv4Prefix, Message, NextHop, Nlri, Origin, PathAttributes,
-    Prefix, ReachEncoder, decode_update, peek_header,
+    Context, Family, Message, NextHop, Nlri, ReachEncoder, decode_update, peek_header,
 };
 
 const PREFIXES: usize = 1_000_000;
 const ATTRIBUTE_SETS: usize = 5_000;
 
-/// xorshift64*: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Share of each prefix length in a 2025 IPv4 table, in per mille.
-const LENGTH_MIX: &[(u8, u64)] = &[
-    (24, 600),
-    (23, 80),
-    (22, 100),
-    (21, 45),
-    (20, 45),
-    (19, 35),
-    (18, 17),
-    (17, 12),
-    (16, 25),
-    (15, 6),
-    (14, 6),
-    (13, 5),
-    (12, 4),
-    (11, 3),
-    (10, 2),
-    (9, 1),
-    (8, 1),
-    (25, 5),
-    (26, 3),
-    (27, 2),
-    (28, 1),
-    (29, 1),
-    (30, 1),
-];
-
-fn prefix_length(rng: &mut Rng) -> u8 {
-    let total: u64 = LENGTH_MIX.iter().map(|(_, w)| w).sum();
-    let mut pick = rng.below(total);
-    for &(len, weight) in LENGTH_MIX {
-        if pick < weight {
-            return len;
-        }
-        pick -= weight;
-    }
-    24
-}
-
-fn attribute_set(rng: &mut Rng, i: usize) -> PathAttributes {
-    let hops = 1 + rng.below(6) as usize;
-    let path: Vec<u32> = (0..hops).map(|_| 1 + rng.below(400_000) as u32).collect();
-    PathAttributes {
-        origin: Some(if i.is_multiple_of(7) {
-            Origin::Incomplete
-        } else {
-            Origin::Igp
-        }),
-        as_path: Some(AsPath::from_sequence(path)),
-        med: i.is_multiple_of(3).then_some(rng.below(1000) as u32),
-        communities: (0..rng.below(4))
-            .map(|_| Community(rng.next() as u32))
-            .collect(),
-        ..PathAttributes::default()
-    }
-}
-
-struct Table {
-    sets: Vec<PathAttributes>,
-    /// Prefixes per attribute set, unique across the table.
-    groups: Vec<Vec<Nlri>>,
-}
-
 fn table() -> Table {
-    let mut rng = Rng(0x5eed_cafe_f00d_d00d);
-    let sets: Vec<_> = (0..ATTRIBUTE_SETS)
-        .map(|i| attribute_set(&mut rng, i))
-        .collect();
-    let mut seen = std::collections::HashSet::with_capacity(PREFIXES);
-    let mut groups = vec![Vec::new(); ATTRIBUTE_SETS];
-    while seen.len() < PREFIXES {
-        let len = prefix_length(&mut rng);
-        let addr = Ipv4Addr::from(0x0100_0000 + rng.below(0xdf00_0000) as u32);
-        let prefix = Prefix::V4(Ipv4Prefix::new(addr, len).expect("valid length"));
-        if seen.insert(prefix) {
-            // Skewed: low-numbered sets (big transit paths) carry more routes.
-            let a = rng.below(ATTRIBUTE_SETS as u64);
-            let set = rng.below(a + 1) as usize;
-            groups[set].push(Nlri::new(prefix));
-        }
-    }
-    Table { sets, groups }
+    Table::generate(PREFIXES, ATTRIBUTE_SETS, 64512, 0x5eed_cafe_f00d_d00d)
 }
 
 fn next_hop() -> NextHop {

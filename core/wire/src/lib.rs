@@ -36,6 +36,8 @@ pub mod verdict;
 
 #[doc(hidden)]
 pub mod fuzzing;
+#[doc(hidden)]
+pub mod testdata;
 
 pub use attr::{
     Aggregator, AsPath, Community, ExtendedCommunity, LargeCommunity, Origin, PathAttributes,

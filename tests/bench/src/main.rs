@@ -9,7 +9,8 @@
 //! scenario in the same invocation. See docs/performance.md.
 
 mod peer;
-mod table;
+
+use starling_wire::testdata as table;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};

@@ -120,3 +120,46 @@ pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A free TCP port on `ip` (bound and released; good enough on loopback).
+pub fn free_port(ip: [u8; 4]) -> u16 {
+    std::net::TcpListener::bind(std::net::SocketAddr::from((ip, 0)))
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The prefixes in an instance's Loc-RIB, sorted.
+pub async fn routes(instance: &starling_speaker::instance::Instance) -> Vec<starling_wire::Prefix> {
+    let mut r: Vec<_> = instance
+        .routes()
+        .await
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    r.sort();
+    r
+}
+
+/// Poll until the Loc-RIB holds exactly `want`.
+pub async fn wait_routes(
+    instance: &starling_speaker::instance::Instance,
+    want: &[&str],
+    within: Duration,
+) {
+    let mut want: Vec<starling_wire::Prefix> =
+        want.iter().map(|s| s.parse().expect("prefix")).collect();
+    want.sort();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let have = routes(instance).await;
+        if have == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "routes {have:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

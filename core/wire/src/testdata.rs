@@ -1,3 +1,7 @@
+//! Test data: a synthetic but realistic IPv4 table, shared by the codec
+//! benchmarks and the side-by-side harness (`tests/bench`). Not part of
+//! the codec's API.
+//!
 //! A synthetic but realistic IPv4 table: the real-world prefix-length mix,
 //! AS paths of 1–6 hops, a skewed share of prefixes per attribute set.
 //! Deterministic for a given seed, so every daemon sees the same table.
@@ -5,23 +9,24 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use starling_wire::{
+use crate::{
     AsPath, Community, Context, Family, Ipv4Prefix, NextHop, Nlri, Origin, PathAttributes, Prefix,
     ReachEncoder, encode_end_of_rib,
 };
 
 /// xorshift64*: deterministic and dependency-free.
-pub(crate) struct Rng(pub u64);
+#[derive(Debug)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
 }
@@ -66,15 +71,16 @@ fn prefix_length(rng: &mut Rng) -> u8 {
 }
 
 /// The generated table: attribute sets and the prefixes of each.
-pub(crate) struct Table {
-    pub(crate) sets: Vec<PathAttributes>,
-    pub(crate) groups: Vec<Vec<Nlri>>,
+#[derive(Debug)]
+pub struct Table {
+    pub sets: Vec<PathAttributes>,
+    pub groups: Vec<Vec<Nlri>>,
 }
 
 impl Table {
     /// `prefixes` unique prefixes over `sets` attribute sets, all paths
     /// starting with `first_as` (the announcing peer's AS).
-    pub(crate) fn generate(prefixes: usize, sets: usize, first_as: u32, seed: u64) -> Self {
+    pub fn generate(prefixes: usize, sets: usize, first_as: u32, seed: u64) -> Self {
         let mut rng = Rng(seed);
         let attrs: Vec<PathAttributes> = (0..sets)
             .map(|i| {
@@ -121,12 +127,16 @@ impl Table {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
+    pub fn is_empty(&self) -> bool {
+        self.groups.iter().all(Vec::is_empty)
+    }
+
+    pub fn len(&self) -> usize {
         self.groups.iter().map(Vec::len).sum()
     }
 
     /// The whole table as UPDATE messages with `next_hop`, then End-of-RIB.
-    pub(crate) fn encode(&self, next_hop: Ipv4Addr, ctx: &Context) -> Vec<u8> {
+    pub fn encode(&self, next_hop: Ipv4Addr, ctx: &Context) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() * 5);
         for (attrs, nlri) in self.sets.iter().zip(&self.groups) {
             if nlri.is_empty() {
