@@ -147,7 +147,7 @@ struct PeerEntry {
     policy: PeerPolicy,
     negotiated: Option<Negotiated>,
     /// What we last advertised, per prefix.
-    adj_out: HashMap<Prefix, Arc<RouteAttrs>>,
+    adj_out: std::collections::BTreeMap<Prefix, Arc<RouteAttrs>>,
     /// Distinct exported attribute sets, shared by `adj_out` entries.
     out_attrs: Interner,
 }
@@ -254,7 +254,7 @@ impl State {
                         cfg: *cfg,
                         policy,
                         negotiated: None,
-                        adj_out: HashMap::new(),
+                        adj_out: std::collections::BTreeMap::new(),
                         out_attrs: Interner::default(),
                     },
                 );

@@ -25,7 +25,9 @@ pub struct Open {
     /// keeping the grouping makes re-encoding byte-exact.
     pub capability_groups: Vec<Vec<Capability>>,
     /// Use the RFC 9072 encoding even when the parameters would fit in 255
-    /// octets (it is chosen automatically when they do not).
+    /// octets (it is chosen automatically when they do not). Decoding sets
+    /// it only when a peer used the extended form without needing it, so
+    /// that re-encoding is byte-exact either way.
     pub extended_parameters: bool,
 }
 
@@ -106,6 +108,9 @@ impl Open {
             return Err(malformed());
         }
         let mut capability_groups = Vec::new();
+        // Whether the parameters would have fitted the classic encoding.
+        let mut fits_classic = true;
+        let mut classic_total = 0usize;
         while !r.is_empty() {
             let kind = r.u8().ok_or_else(malformed)?;
             let len = if extended {
@@ -114,6 +119,8 @@ impl Open {
                 r.u8().map(usize::from)
             };
             let value = r.take(len.ok_or_else(malformed)?).ok_or_else(malformed)?;
+            classic_total += 2 + value.len();
+            fits_classic &= value.len() <= 255 && classic_total <= 255;
             if kind != PARAM_CAPABILITIES {
                 return Err(Notification::new(
                     code::OPEN_MESSAGE,
@@ -135,7 +142,7 @@ impl Open {
             hold_time,
             bgp_id,
             capability_groups,
-            extended_parameters: extended,
+            extended_parameters: extended && fits_classic,
         })
     }
 

@@ -15,10 +15,12 @@ pub struct Ipv4Prefix {
     len: u8,
 }
 
-/// An IPv6 prefix, host bits zero.
+/// An IPv6 prefix, host bits zero. The address is kept as big-endian
+/// bytes rather than a `u128` so that `Prefix` stays 20 bytes with 4-byte
+/// alignment: it is the key of every RIB table.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ipv6Prefix {
-    addr: u128,
+    addr: [u8; 16],
     len: u8,
 }
 
@@ -56,7 +58,7 @@ impl Ipv6Prefix {
     /// `None` when `len` is over 128. Host bits are cleared.
     pub fn new(addr: Ipv6Addr, len: u8) -> Option<Self> {
         (len <= 128).then(|| Self {
-            addr: u128::from(addr) & mask_v6(len),
+            addr: (u128::from(addr) & mask_v6(len)).to_be_bytes(),
             len,
         })
     }
@@ -70,7 +72,7 @@ impl Ipv6Prefix {
     }
 
     pub fn contains(self, addr: Ipv6Addr) -> bool {
-        u128::from(addr) & mask_v6(self.len) == self.addr
+        u128::from(addr) & mask_v6(self.len) == u128::from_be_bytes(self.addr)
     }
 }
 
@@ -123,9 +125,7 @@ impl Prefix {
             Prefix::V4(p) => {
                 out.extend_from_slice(p.addr.to_be_bytes().get(..octets).unwrap_or_default())
             }
-            Prefix::V6(p) => {
-                out.extend_from_slice(p.addr.to_be_bytes().get(..octets).unwrap_or_default())
-            }
+            Prefix::V6(p) => out.extend_from_slice(p.addr.get(..octets).unwrap_or_default()),
         }
     }
 }
@@ -271,7 +271,7 @@ pub fn decode_nlri(
                 .unwrap_or_default()
                 .copy_from_slice(addr);
             Prefix::V6(Ipv6Prefix {
-                addr: u128::from_be_bytes(bytes) & mask_v6(len),
+                addr: (u128::from_be_bytes(bytes) & mask_v6(len)).to_be_bytes(),
                 len,
             })
         } else {
@@ -293,6 +293,11 @@ pub fn decode_nlri(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_is_compact() {
+        assert_eq!(std::mem::size_of::<Prefix>(), 20);
+    }
 
     fn p(s: &str) -> Prefix {
         s.parse().expect("test prefix")

@@ -7,7 +7,9 @@
 pub mod decision;
 pub mod export;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use smallvec::SmallVec;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -93,12 +95,13 @@ pub struct BestChange {
 
 #[derive(Debug, Default)]
 struct Destination {
-    paths: Vec<Path>,
+    /// Nearly every prefix has one path: keep it inline, no allocation.
+    paths: SmallVec<[Path; 1]>,
     /// Index into `paths` of the best path; valid only until `paths`
     /// changes, so callers take `best_paths()` first.
     best: Option<u32>,
     /// The rest of the ECMP set (empty, and unallocated, without multipath).
-    ecmp: Vec<u32>,
+    ecmp: Box<[u32]>,
 }
 
 impl Destination {
@@ -119,7 +122,9 @@ pub struct Rib {
     cfg: RibConfig,
     peers: HashMap<IpAddr, PeerInfo>,
     interned: HashSet<Arc<RouteAttrs>>,
-    destinations: HashMap<Prefix, Destination>,
+    /// A B-tree rather than a hash table: no doubling spike when a full
+    /// table grows it, less slack per entry, and ordered output for free.
+    destinations: BTreeMap<Prefix, Destination>,
     /// Paths per peer. A peer going down scans the table instead of
     /// keeping an index per route: memory matters more than that scan.
     received: HashMap<IpAddr, usize>,
@@ -131,7 +136,7 @@ impl Rib {
             cfg,
             peers: HashMap::new(),
             interned: HashSet::new(),
-            destinations: HashMap::new(),
+            destinations: BTreeMap::new(),
             received: HashMap::new(),
         }
     }
@@ -432,6 +437,19 @@ impl Rib {
         let Some(d) = self.destinations.get_mut(&prefix) else {
             return;
         };
+        if d.paths.len() <= 1 {
+            // The common case needs no decision process.
+            d.best = (!d.paths.is_empty()).then_some(0);
+            d.ecmp = Box::default();
+            let new = d.best_paths();
+            if d.paths.is_empty() {
+                self.destinations.remove(&prefix);
+            }
+            if old != new {
+                changes.push(BestChange { prefix, best: new });
+            }
+            return;
+        }
         let candidates: Vec<Candidate<'_>> = d
             .paths
             .iter()
