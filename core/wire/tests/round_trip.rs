@@ -495,3 +495,22 @@ fn as_path_of_1000_asns_towards_a_2_octet_peer() {
     assert!(p.problems.is_empty());
     assert_eq!(p.update.attributes.as_path.expect("path").len(), 1000);
 }
+
+#[test]
+fn open_that_needs_extended_parameters_round_trips() {
+    // Found by proptest: parameters over 255 octets force the RFC 9072 form;
+    // decoding must not report that as a choice the sender made.
+    let fqdn = Capability::Fqdn {
+        hostname: vec![b'h'; 100],
+        domain: vec![b'd'; 50],
+    };
+    let caps = vec![fqdn.clone(), fqdn];
+    let open = Open::new(64512, 90, Ipv4Addr::new(192, 0, 2, 1), caps);
+    let msg = Message::Open(open);
+    let bytes = msg.to_bytes(&Context::default()).expect("fits in 4096");
+    assert_eq!(bytes[28..30], [255, 255], "extended form used");
+    assert_eq!(
+        Message::decode(&bytes, &Context::default()).expect("decodes"),
+        msg
+    );
+}
