@@ -133,6 +133,7 @@ pub fn spawn_peer(
         outbound: false,
         connecting: None,
         contender: None,
+        held_since: None,
     };
     let join = tokio::spawn(task.run(rx));
     (
@@ -163,6 +164,9 @@ struct PeerTask {
     /// Whether `conn` is the connection we initiated (collision rule).
     outbound: bool,
     connecting: Option<JoinHandle<io::Result<TcpStream>>>,
+    /// Since when the inbound session's confirmation is held back while our
+    /// own connection attempt is in flight (see `drain_outputs`).
+    held_since: Option<Instant>,
     /// An inbound connection that arrived while ours was opening: both run
     /// until one side's BGP Identifier is known, then RFC 4271 §6.8 picks
     /// the survivor.
@@ -176,6 +180,10 @@ struct Contender {
     /// We initiated it.
     outbound: bool,
 }
+
+/// Longest wait for our own connection attempt before confirming an
+/// inbound session (see `PeerTask::drain_outputs`).
+const CONFIRMATION_HOLD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Cease / Connection Collision Resolution.
 fn collision_cease() -> starling_wire::Notification {
@@ -196,10 +204,15 @@ impl PeerTask {
                 .contender
                 .as_ref()
                 .and_then(|c| c.session.poll_timeout());
-            let deadline = [self.session.poll_timeout(), contender_deadline]
-                .into_iter()
-                .flatten()
-                .min();
+            let hold_deadline = self.held_since.map(|t| t + CONFIRMATION_HOLD);
+            let deadline = [
+                self.session.poll_timeout(),
+                contender_deadline,
+                hold_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match deadline {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -275,6 +288,13 @@ impl PeerTask {
                 }
                 () = sleep => {
                     let now = Instant::now();
+                    if self.held_since.is_some_and(|t| now >= t + CONFIRMATION_HOLD) {
+                        // Our own attempt is taking too long: stop waiting
+                        // for it and confirm the session we have.
+                        if let Some(j) = self.connecting.take() {
+                            j.abort();
+                        }
+                    }
                     self.session.handle_timeout(now);
                     if let Some(c) = self.contender.as_mut() {
                         c.session.handle_timeout(now);
@@ -449,6 +469,21 @@ impl PeerTask {
     }
 
     fn drain_outputs(&mut self) {
+        // An inbound session that got the peer's OPEN while our own
+        // connection attempt is still in flight must not confirm it yet:
+        // if our attempt connects, the collision rule may pick it, and a
+        // KEEPALIVE already sent would let the peer reach Established on a
+        // connection we are about to close (both sides would then drop
+        // both). Wait for the attempt, at most CONFIRMATION_HOLD.
+        let opened = matches!(
+            self.session.state(),
+            State::OpenConfirm | State::Established
+        );
+        if opened && !self.outbound && self.conn.is_some() && self.connecting.is_some() {
+            self.held_since.get_or_insert_with(Instant::now);
+            return;
+        }
+        self.held_since = None;
         let peer = self.session.config().remote.ip();
         while let Some(out) = self.session.poll_output() {
             match out {
@@ -606,8 +641,18 @@ impl Speaker {
         events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
     ) -> PeerHandle {
         let ip = cfg.remote.ip();
+        // A peer without a password needs no key; removing a key that was
+        // never installed would only fail with ENOENT.
         let key = cfg.password.as_ref().map(|p| p.expose().as_bytes());
-        for listener in &self.listeners {
+        let replaced_had_key = self
+            .peers
+            .get(&ip)
+            .is_some_and(|(h, _)| h.password.is_some());
+        for listener in self
+            .listeners
+            .iter()
+            .filter(|_| key.is_some() || replaced_had_key)
+        {
             let v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
             if let Err(e) = sockopt::set_md5_key(listener.as_ref(), ip, key, v6) {
                 tracing::error!(peer = %ip, "cannot install the TCP-MD5 key on a listener: {e}");
