@@ -43,6 +43,9 @@ pub struct PeerConfig {
     /// GTSM (RFC 5082): the peer is at most this many hops away; we send
     /// with TTL 255 and drop packets with a TTL below 256 - hops.
     pub ttl_security: Option<u8>,
+    /// Close the session when the peer has not read anything we sent for
+    /// this long (RFC 9687 send hold timer; `None` disables it).
+    pub send_hold_time: Option<Duration>,
     /// Graceful restart (RFC 4724); `None` disables the capability.
     pub graceful_restart: Option<GracefulRestartConfig>,
     /// TTL for outgoing packets without GTSM (eBGP multihop); default 1
@@ -122,6 +125,8 @@ impl PeerConfig {
             ttl_security: None,
             ttl: None,
             graceful_restart: Some(GracefulRestartConfig::default()),
+            // RFC 9687: max(8 minutes, 2 × hold time).
+            send_hold_time: Some(Duration::from_secs(480)),
         }
     }
 

@@ -149,6 +149,45 @@ pub fn spawn_peer(
 struct Connection {
     reader: OwnedReadHalf,
     writer: mpsc::UnboundedSender<WriterCommand>,
+    progress: Arc<WriteProgress>,
+    writer_task: JoinHandle<()>,
+}
+
+/// What the writer task has done, for the send hold timer (RFC 9687).
+#[derive(Debug)]
+struct WriteProgress {
+    /// Octets queued and not yet written to the socket.
+    pending: std::sync::atomic::AtomicUsize,
+    /// When the writer last made progress (or work arrived while idle).
+    last: Mutex<Instant>,
+}
+
+impl WriteProgress {
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// When the send hold timer fires if nothing moves, if anything waits.
+    fn stall_deadline(&self, hold: std::time::Duration) -> Option<Instant> {
+        use std::sync::atomic::Ordering;
+        (self.pending.load(Ordering::Relaxed) > 0)
+            .then(|| *self.last.lock().unwrap_or_else(PoisonError::into_inner) + hold)
+    }
+}
+
+impl Connection {
+    fn send(&self, bytes: Vec<u8>) {
+        use std::sync::atomic::Ordering;
+        if self
+            .progress
+            .pending
+            .fetch_add(bytes.len(), Ordering::Relaxed)
+            == 0
+        {
+            self.progress.touch();
+        }
+        let _ = self.writer.send(WriterCommand::Bytes(bytes));
+    }
 }
 
 enum WriterCommand {
@@ -205,10 +244,17 @@ impl PeerTask {
                 .as_ref()
                 .and_then(|c| c.session.poll_timeout());
             let hold_deadline = self.held_since.map(|t| t + CONFIRMATION_HOLD);
+            let send_hold = self.session.config().send_hold_time;
+            let stall_deadline = self
+                .conn
+                .as_ref()
+                .zip(send_hold)
+                .and_then(|(c, hold)| c.progress.stall_deadline(hold));
             let deadline = [
                 self.session.poll_timeout(),
                 contender_deadline,
                 hold_deadline,
+                stall_deadline,
             ]
             .into_iter()
             .flatten()
@@ -295,6 +341,9 @@ impl PeerTask {
                             j.abort();
                         }
                     }
+                    if stall_deadline.is_some_and(|t| now >= t) {
+                        self.send_hold_expired(now);
+                    }
                     self.session.handle_timeout(now);
                     if let Some(c) = self.contender.as_mut() {
                         c.session.handle_timeout(now);
@@ -349,8 +398,17 @@ impl PeerTask {
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(writer, rx));
-        Connection { reader, writer: tx }
+        let progress = Arc::new(WriteProgress {
+            pending: std::sync::atomic::AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        });
+        let writer_task = tokio::spawn(write_loop(writer, rx, progress.clone()));
+        Connection {
+            reader,
+            writer: tx,
+            progress,
+            writer_task,
+        }
     }
 
     fn attach(&mut self, stream: TcpStream) {
@@ -437,7 +495,7 @@ impl PeerTask {
         };
         while let Some(out) = c.session.poll_output() {
             if let Output::Send(bytes) = out {
-                let _ = c.conn.writer.send(WriterCommand::Bytes(bytes));
+                c.conn.send(bytes);
             }
         }
     }
@@ -456,10 +514,23 @@ impl PeerTask {
         }
         while let Some(out) = session.poll_output() {
             if let Output::Send(bytes) = out {
-                let _ = conn.writer.send(WriterCommand::Bytes(bytes));
+                conn.send(bytes);
             }
         }
         let _ = conn.writer.send(WriterCommand::Close);
+    }
+
+    /// RFC 9687: the peer stopped reading. Nothing we write will reach it,
+    /// so the NOTIFICATION is a formality; the connection is torn down
+    /// without waiting for the writer.
+    fn send_hold_expired(&mut self, now: Instant) {
+        tracing::warn!(peer = %self.session.config().remote, "send hold timer expired: the peer stopped reading");
+        let code = starling_wire::notification::code::SEND_HOLD_TIMER_EXPIRED;
+        self.session
+            .close(now, starling_wire::Notification::new(code, 0));
+        if let Some(c) = self.conn.take() {
+            c.writer_task.abort();
+        }
     }
 
     fn detach(&mut self) {
@@ -496,7 +567,7 @@ impl PeerTask {
                 }
                 Output::Send(bytes) => {
                     if let Some(c) = &self.conn {
-                        let _ = c.writer.send(WriterCommand::Bytes(bytes));
+                        c.send(bytes);
                     }
                 }
                 Output::Close => self.detach(),
@@ -596,12 +667,23 @@ fn secure_accepted(stream: &TcpStream, cfg: &PeerConfig) -> io::Result<()> {
     Ok(())
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<WriterCommand>) {
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<WriterCommand>,
+    progress: Arc<WriteProgress>,
+) {
+    use std::sync::atomic::Ordering;
     while let Some(cmd) = rx.recv().await {
         match cmd {
             WriterCommand::Bytes(b) => {
-                if writer.write_all(&b).await.is_err() {
-                    return;
+                // In chunks, so a peer that reads slowly but steadily is
+                // seen to make progress.
+                for chunk in b.chunks(64 * 1024) {
+                    if writer.write_all(chunk).await.is_err() {
+                        return;
+                    }
+                    progress.pending.fetch_sub(chunk.len(), Ordering::Relaxed);
+                    progress.touch();
                 }
             }
             WriterCommand::Close => break,

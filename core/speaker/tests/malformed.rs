@@ -9,88 +9,12 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use common::raw::RawPeer;
 use common::{free_port, wait_routes};
 use starling_speaker::PeerConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_speaker::session::State;
-use starling_wire::capability::Capability;
-use starling_wire::{Context, Family, Message, Notification, Open, peek_header};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::time::timeout;
-
-struct RawPeer {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl RawPeer {
-    /// Connect from `local` to Starling and complete the OPEN exchange.
-    async fn establish(local: [u8; 4], starling: SocketAddr) -> Self {
-        let socket = TcpSocket::new_v4().expect("socket");
-        socket.bind(SocketAddr::from((local, 0))).expect("bind");
-        let stream = socket.connect(starling).await.expect("connect");
-        let mut peer = Self {
-            stream,
-            buf: Vec::new(),
-        };
-        let open = Open::new(
-            64512,
-            90,
-            Ipv4Addr::from(local),
-            vec![Capability::Multiprotocol(Family::IPV4_UNICAST)],
-        );
-        peer.send(
-            &Message::Open(open)
-                .to_bytes(&Context::default())
-                .expect("open"),
-        )
-        .await;
-        assert!(matches!(peer.recv().await, Message::Open(_)));
-        assert!(matches!(peer.recv().await, Message::Keepalive));
-        peer.send(
-            &Message::Keepalive
-                .to_bytes(&Context::default())
-                .expect("keepalive"),
-        )
-        .await;
-        peer
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write");
-    }
-
-    async fn recv(&mut self) -> Message {
-        timeout(Duration::from_secs(10), async {
-            loop {
-                if let Ok(Some(h)) = peek_header(&self.buf, 4096)
-                    && self.buf.len() >= h.len
-                {
-                    let msg: Vec<u8> = self.buf.drain(..h.len).collect();
-                    return Message::decode(&msg, &Context::external(64513))
-                        .expect("Starling sends valid messages");
-                }
-                let mut chunk = [0u8; 4096];
-                let n = self.stream.read(&mut chunk).await.expect("read");
-                assert!(n > 0, "connection closed without a NOTIFICATION");
-                self.buf.extend_from_slice(&chunk[..n]);
-            }
-        })
-        .await
-        .expect("a message within 10 s")
-    }
-
-    /// The next NOTIFICATION, skipping keepalives and updates.
-    async fn notification(&mut self) -> Notification {
-        loop {
-            if let Message::Notification(n) = self.recv().await {
-                return n;
-            }
-        }
-    }
-}
 
 fn update(attrs: &[u8], nlri: &[u8]) -> Vec<u8> {
     let len = 19 + 4 + attrs.len() + nlri.len();
@@ -236,5 +160,71 @@ async fn header_errors_get_the_right_notification() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_closed_by_the_send_hold_timer() {
+    // RFC 9687: with a tiny receive window and nobody reading, our writes
+    // stall; after the send hold time the session is closed with code 8.
+    let port = free_port([127, 0, 0, 74]);
+    let listen = SocketAddr::from(([127, 0, 0, 74], port));
+    let (instance, _best) = Instance::start(
+        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, 74)),
+        &[listen],
+    )
+    .await
+    .expect("instance");
+    for i in 0..50_000u32 {
+        let prefix = starling_wire::Prefix::V4(
+            starling_wire::Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 | (i << 8)), 24)
+                .expect("/24"),
+        );
+        let attrs = starling_wire::PathAttributes {
+            origin: Some(starling_wire::Origin::Igp),
+            as_path: Some(starling_wire::AsPath::default()),
+            med: Some(i),
+            ..starling_wire::PathAttributes::default()
+        };
+        instance.originate(prefix, attrs);
+    }
+    let mut cfg = PeerConfig::new(
+        SocketAddr::from(([127, 0, 0, 75], 179)),
+        64513,
+        64512,
+        Ipv4Addr::new(192, 0, 2, 74),
+    );
+    cfg.passive = true;
+    cfg.local_address = Some(IpAddr::from([127, 0, 0, 74]));
+    cfg.send_hold_time = Some(Duration::from_secs(2));
+    instance.add_peer(cfg, PeerPolicy::default());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while instance
+        .peers()
+        .await
+        .iter()
+        .all(|p| p.state != State::Active)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "peer never became Active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _silent = RawPeer::establish_with([127, 0, 0, 75], listen, Some(4096)).await;
+    // Never read again; wait for Starling to give up on us.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = instance.peers().await.remove(0);
+        if let Some(starling_speaker::DownReason::Sent(n)) = &status.last_error {
+            assert_eq!(n.code, 8, "{n}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "send hold timer never fired: {:?}",
+            status.state
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,91 @@
+//! A raw-byte BGP peer for tests: the codec builds the valid parts, the
+//! test writes whatever else it wants.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use starling_wire::capability::Capability;
+use starling_wire::{Context, Family, Message, Notification, Open, peek_header};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::timeout;
+
+pub struct RawPeer {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawPeer {
+    /// Connect from `local` to Starling and complete the OPEN exchange.
+    pub async fn establish(local: [u8; 4], starling: SocketAddr) -> Self {
+        Self::establish_with(local, starling, None).await
+    }
+
+    /// As `establish`, with a receive buffer of `rcvbuf` octets.
+    pub async fn establish_with(local: [u8; 4], starling: SocketAddr, rcvbuf: Option<u32>) -> Self {
+        let socket = TcpSocket::new_v4().expect("socket");
+        if let Some(size) = rcvbuf {
+            socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+        }
+        socket.bind(SocketAddr::from((local, 0))).expect("bind");
+        let stream = socket.connect(starling).await.expect("connect");
+        let mut peer = Self {
+            stream,
+            buf: Vec::new(),
+        };
+        let open = Open::new(
+            64512,
+            90,
+            Ipv4Addr::from(local),
+            vec![Capability::Multiprotocol(Family::IPV4_UNICAST)],
+        );
+        peer.send(
+            &Message::Open(open)
+                .to_bytes(&Context::default())
+                .expect("open"),
+        )
+        .await;
+        assert!(matches!(peer.recv().await, Message::Open(_)));
+        assert!(matches!(peer.recv().await, Message::Keepalive));
+        peer.send(
+            &Message::Keepalive
+                .to_bytes(&Context::default())
+                .expect("keepalive"),
+        )
+        .await;
+        peer
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    pub async fn recv(&mut self) -> Message {
+        timeout(Duration::from_secs(10), async {
+            loop {
+                if let Ok(Some(h)) = peek_header(&self.buf, 4096)
+                    && self.buf.len() >= h.len
+                {
+                    let msg: Vec<u8> = self.buf.drain(..h.len).collect();
+                    return Message::decode(&msg, &Context::external(64513))
+                        .expect("Starling sends valid messages");
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await.expect("read");
+                assert!(n > 0, "connection closed without a NOTIFICATION");
+                self.buf.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("a message within 10 s")
+    }
+
+    /// The next NOTIFICATION, skipping keepalives and updates.
+    pub async fn notification(&mut self) -> Notification {
+        loop {
+            if let Message::Notification(n) = self.recv().await {
+                return n;
+            }
+        }
+    }
+}
