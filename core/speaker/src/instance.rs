@@ -176,6 +176,10 @@ impl PeerEntry {
     }
 }
 
+/// A best path's identity for export caching: its source and its interned
+/// attribute set (compared by address, never dereferenced).
+type ExportKey = (Source, *const RouteAttrs);
+
 /// Interned attribute sets of one Adj-RIB-Out.
 #[derive(Default)]
 struct Interner(std::collections::HashSet<Arc<RouteAttrs>>);
@@ -507,8 +511,8 @@ impl State {
         // Export depends only on the path's source and attributes, which
         // many prefixes share: compute it once per distinct (source,
         // attribute set), and share one Arc per distinct result.
-        let mut exported_cache: HashMap<(Source, *const RouteAttrs), Option<Arc<RouteAttrs>>> =
-            HashMap::new();
+        let mut exported_cache: HashMap<ExportKey, Option<Arc<RouteAttrs>>> = HashMap::new();
+        let mut last_export: Option<(ExportKey, Option<Arc<RouteAttrs>>)> = None;
         for change in changes {
             let family = match change.prefix.afi() {
                 Afi::IPV6 => Family::IPV6_UNICAST,
@@ -519,7 +523,13 @@ impl State {
             }
             let exported = change.best.first().and_then(|path| {
                 let key = (path.source, Arc::as_ptr(&path.route));
-                exported_cache
+                // Consecutive changes usually come from one UPDATE.
+                if let Some((k, v)) = &last_export
+                    && *k == key
+                {
+                    return v.clone();
+                }
+                let result = exported_cache
                     .entry(key)
                     .or_insert_with(|| {
                         let source_info = match path.source {
@@ -535,18 +545,24 @@ impl State {
                         )
                         .map(|r| entry.out_attrs.intern(r))
                     })
-                    .clone()
+                    .clone();
+                last_export = Some((key, result.clone()));
+                result
             });
             match exported {
                 Some(route) => {
-                    if entry
-                        .adj_out
-                        .get(&change.prefix)
-                        .is_some_and(|r| *r == route)
-                    {
-                        continue;
+                    use std::collections::btree_map::Entry;
+                    // One B-tree search for both the "unchanged?" check
+                    // and the update.
+                    match entry.adj_out.entry(change.prefix) {
+                        Entry::Occupied(o) if *o.get() == route => continue,
+                        Entry::Occupied(mut o) => {
+                            o.insert(route.clone());
+                        }
+                        Entry::Vacant(v) => {
+                            v.insert(route.clone());
+                        }
                     }
-                    entry.adj_out.insert(change.prefix, route.clone());
                     announce
                         .entry((family, route))
                         .or_default()

@@ -400,7 +400,13 @@ impl Rib {
                 d.paths.push(path);
             }
         }
-        self.decide(prefix, old, changes);
+        // A path was added or replaced: the destination cannot be empty,
+        // so no second lookup is needed.
+        select_best(d, &self.peers, &self.cfg);
+        let new = d.best_paths();
+        if old != new {
+            changes.push(BestChange { prefix, best: new });
+        }
     }
 
     fn remove_path(&mut self, source: Source, nlri: &Nlri, changes: &mut Vec<BestChange>) {
@@ -437,50 +443,47 @@ impl Rib {
         let Some(d) = self.destinations.get_mut(&prefix) else {
             return;
         };
-        if d.paths.len() <= 1 {
-            // The common case needs no decision process.
-            d.best = (!d.paths.is_empty()).then_some(0);
-            d.ecmp = Box::default();
-            let new = d.best_paths();
-            if d.paths.is_empty() {
-                self.destinations.remove(&prefix);
-            }
-            if old != new {
-                changes.push(BestChange { prefix, best: new });
-            }
-            return;
-        }
-        let candidates: Vec<Candidate<'_>> = d
-            .paths
-            .iter()
-            .map(|p| {
-                let peer = match p.source {
-                    Source::Peer(a) => self.peers.get(&a),
-                    Source::Local => None,
-                };
-                Candidate {
-                    attrs: &p.route.attrs,
-                    local_pref: p
-                        .route
-                        .attrs
-                        .local_pref
-                        .unwrap_or(self.cfg.default_local_pref),
-                    ebgp: peer.is_some_and(|i| i.ebgp),
-                    peer_id: peer.map_or(self.cfg.router_id, |i| i.router_id),
-                    peer_address: peer.map_or(IpAddr::from([0, 0, 0, 0]), |i| i.address),
-                    local: p.source == Source::Local,
-                }
-            })
-            .collect();
-        let selected = decision::select(&candidates, self.cfg.decision);
-        d.best = selected.first().map(|&i| i as u32);
-        d.ecmp = selected.iter().skip(1).map(|&i| i as u32).collect();
+        let now_empty = select_best(d, &self.peers, &self.cfg);
         let new = d.best_paths();
-        if d.paths.is_empty() {
+        if now_empty {
             self.destinations.remove(&prefix);
         }
         if old != new {
             changes.push(BestChange { prefix, best: new });
         }
     }
+}
+
+/// Run the decision process over one destination's paths; returns whether
+/// it has none left. A free function so callers holding `&mut Destination`
+/// need no second lookup.
+fn select_best(d: &mut Destination, peers: &HashMap<IpAddr, PeerInfo>, cfg: &RibConfig) -> bool {
+    if d.paths.len() <= 1 {
+        // The common case needs no decision process.
+        d.best = (!d.paths.is_empty()).then_some(0);
+        d.ecmp = Box::default();
+        return d.paths.is_empty();
+    }
+    let candidates: Vec<Candidate<'_>> = d
+        .paths
+        .iter()
+        .map(|p| {
+            let peer = match p.source {
+                Source::Peer(a) => peers.get(&a),
+                Source::Local => None,
+            };
+            Candidate {
+                attrs: &p.route.attrs,
+                local_pref: p.route.attrs.local_pref.unwrap_or(cfg.default_local_pref),
+                ebgp: peer.is_some_and(|i| i.ebgp),
+                peer_id: peer.map_or(cfg.router_id, |i| i.router_id),
+                peer_address: peer.map_or(IpAddr::from([0, 0, 0, 0]), |i| i.address),
+                local: p.source == Source::Local,
+            }
+        })
+        .collect();
+    let selected = decision::select(&candidates, cfg.decision);
+    d.best = selected.first().map(|&i| i as u32);
+    d.ecmp = selected.iter().skip(1).map(|&i| i as u32).collect();
+    false
 }
