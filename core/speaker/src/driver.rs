@@ -377,7 +377,8 @@ impl PeerTask {
     /// making (RFC 4271 §6.8). Run both until the BGP Identifiers decide.
     /// An Established session, or a third connection, ends it at once.
     fn contend(&mut self, stream: TcpStream, outbound: bool) {
-        let opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm);
+        let opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm)
+            || self.unconfirmed_established();
         if !opening || self.contender.is_some() {
             drop(stream);
             return;
@@ -434,7 +435,8 @@ impl PeerTask {
             }
             return;
         }
-        let contender_wins = if self.session.state() == State::Established || self.conn.is_none() {
+        let established = self.session.state() == State::Established && self.held_since.is_none();
+        let contender_wins = if established || self.conn.is_none() {
             false
         } else {
             let peer_id = self
@@ -486,6 +488,13 @@ impl PeerTask {
                 .events
                 .send((peer, PeerEvent::Established(Box::new(n))));
         }
+    }
+
+    /// Established on our side, but our confirming KEEPALIVE is still held
+    /// back (see `drain_outputs`): to the peer this connection is only in
+    /// OpenConfirm, so the collision rule, not "Established wins", applies.
+    fn unconfirmed_established(&self) -> bool {
+        self.session.state() == State::Established && self.held_since.is_some()
     }
 
     /// Write the contender's queued messages (its OPEN) while undecided.
