@@ -35,8 +35,17 @@ const NEXT_HOP: &[u8] = &[0x40, 3, 4, 127, 0, 0, 71];
 const BAD_ATOMIC: &[u8] = &[0x40, 6, 1, 0];
 
 async fn start(me: u8, peer: u8) -> (Instance, SocketAddr) {
-    let port = free_port([127, 0, 0, me]);
-    let listen = SocketAddr::from(([127, 0, 0, me], port));
+    start_with(me, peer, |_, _| {}).await
+}
+
+/// An instance on 127.0.0.`me` with a passive peer at 127.0.0.`peer`;
+/// `setup` may originate routes and adjust the peer before it is added.
+async fn start_with(
+    me: u8,
+    peer: u8,
+    setup: impl FnOnce(&Instance, &mut PeerConfig),
+) -> (Instance, SocketAddr) {
+    let listen = SocketAddr::from(([127, 0, 0, me], free_port([127, 0, 0, me])));
     let (instance, _best) = Instance::start(
         RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, me)),
         &[listen],
@@ -51,9 +60,10 @@ async fn start(me: u8, peer: u8) -> (Instance, SocketAddr) {
     );
     cfg.passive = true;
     cfg.local_address = Some(IpAddr::from([127, 0, 0, me]));
+    setup(&instance, &mut cfg);
     instance.add_peer(cfg, PeerPolicy::default());
     // Let the instance register the peer before the connection arrives.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while instance
         .peers()
         .await
@@ -167,50 +177,23 @@ async fn header_errors_get_the_right_notification() {
 async fn a_peer_that_stops_reading_is_closed_by_the_send_hold_timer() {
     // RFC 9687: with a tiny receive window and nobody reading, our writes
     // stall; after the send hold time the session is closed with code 8.
-    let port = free_port([127, 0, 0, 74]);
-    let listen = SocketAddr::from(([127, 0, 0, 74], port));
-    let (instance, _best) = Instance::start(
-        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, 74)),
-        &[listen],
-    )
-    .await
-    .expect("instance");
-    for i in 0..50_000u32 {
-        let prefix = starling_wire::Prefix::V4(
-            starling_wire::Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 | (i << 8)), 24)
-                .expect("/24"),
-        );
-        let attrs = starling_wire::PathAttributes {
-            origin: Some(starling_wire::Origin::Igp),
-            as_path: Some(starling_wire::AsPath::default()),
-            med: Some(i),
-            ..starling_wire::PathAttributes::default()
-        };
-        instance.originate(prefix, attrs);
-    }
-    let mut cfg = PeerConfig::new(
-        SocketAddr::from(([127, 0, 0, 75], 179)),
-        64513,
-        64512,
-        Ipv4Addr::new(192, 0, 2, 74),
-    );
-    cfg.passive = true;
-    cfg.local_address = Some(IpAddr::from([127, 0, 0, 74]));
-    cfg.send_hold_time = Some(Duration::from_secs(2));
-    instance.add_peer(cfg, PeerPolicy::default());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while instance
-        .peers()
-        .await
-        .iter()
-        .all(|p| p.state != State::Active)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "peer never became Active"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (instance, listen) = start_with(74, 75, |instance, cfg| {
+        for i in 0..50_000u32 {
+            let prefix = starling_wire::Prefix::V4(
+                starling_wire::Ipv4Prefix::new(Ipv4Addr::from(0x0a00_0000 | (i << 8)), 24)
+                    .expect("/24"),
+            );
+            let attrs = starling_wire::PathAttributes {
+                origin: Some(starling_wire::Origin::Igp),
+                as_path: Some(starling_wire::AsPath::default()),
+                med: Some(i),
+                ..starling_wire::PathAttributes::default()
+            };
+            instance.originate(prefix, attrs);
+        }
+        cfg.send_hold_time = Some(Duration::from_secs(2));
+    })
+    .await;
     let _silent = RawPeer::establish_with([127, 0, 0, 75], listen, Some(4096)).await;
     // Never read again; wait for Starling to give up on us.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
