@@ -286,7 +286,16 @@ impl PeerTask {
             tokio::select! {
                 cmd = commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => {
+                        // The peer was removed from the configuration:
+                        // Cease / Peer De-configured (RFC 4486).
+                        let cease = starling_wire::Notification::new(
+                            starling_wire::notification::code::CEASE,
+                            starling_wire::notification::code::cease::PEER_DECONFIGURED,
+                        );
+                        self.session.close(Instant::now(), cease);
                         self.session.handle(Instant::now(), Input::Stop);
+                        self.held_since = None;
+                        self.connecting = None;
                         self.drain_outputs();
                         return;
                     }
