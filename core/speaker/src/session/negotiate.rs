@@ -38,7 +38,9 @@ pub fn local_open(cfg: &PeerConfig) -> Open {
         .map(|f| Capability::Multiprotocol(*f))
         .collect();
     caps.push(Capability::RouteRefresh);
-    caps.push(Capability::EnhancedRouteRefresh);
+    // Enhanced route refresh (RFC 7313) is not offered until BoRR/EoRR
+    // demarcation is implemented: a peer that negotiated it would expect
+    // them around our refresh answers.
     caps.push(Capability::FourOctetAs(cfg.local_as));
     if !cfg.add_path.is_empty() {
         caps.push(Capability::AddPath(cfg.add_path.clone()));
@@ -155,7 +157,8 @@ pub fn negotiate(cfg: &PeerConfig, theirs: &Open) -> Result<Negotiated, Notifica
         add_path_receive,
         add_path_send,
         extended_next_hop,
-        enhanced_route_refresh: has(&Capability::EnhancedRouteRefresh),
+        // Negotiated only if both sides offer it; we do not yet (local_open).
+        enhanced_route_refresh: false,
         ebgp: cfg.is_ebgp(),
         peer_as,
         enforce_first_as: cfg.enforce_first_as,
