@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::PeerConfig;
 use crate::driver::{PeerEvent, PeerHandle, PeerStatus, Speaker, accept_loop};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
-use crate::rib::{BestChange, PeerInfo, Rib, RibConfig, RouteAttrs, Source};
+use crate::rib::{BestChange, Interner, PeerInfo, Rib, RibConfig, RouteAttrs, Source};
 use crate::session::Negotiated;
 
 /// Per-peer policy beyond the session itself.
@@ -179,26 +179,6 @@ impl PeerEntry {
 /// A best path's identity for export caching: its source and its interned
 /// attribute set (compared by address, never dereferenced).
 type ExportKey = (Source, *const RouteAttrs);
-
-/// Interned attribute sets of one Adj-RIB-Out.
-#[derive(Default)]
-struct Interner(std::collections::HashSet<Arc<RouteAttrs>>);
-
-impl Interner {
-    fn intern(&mut self, route: RouteAttrs) -> Arc<RouteAttrs> {
-        if let Some(existing) = self.0.get(&route) {
-            return existing.clone();
-        }
-        let arc = Arc::new(route);
-        self.0.insert(arc.clone());
-        arc
-    }
-
-    /// Forget sets no `adj_out` entry uses any more.
-    fn collect_garbage(&mut self) {
-        self.0.retain(|a| Arc::strong_count(a) > 1);
-    }
-}
 
 /// How long stale routes may wait for End-of-RIB once a restarting peer is
 /// back (FRR's stalepath-time default).

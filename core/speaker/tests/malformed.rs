@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::raw::RawPeer;
-use common::{free_port, wait_routes};
+use common::{free_port, passive_peer, wait_active, wait_routes};
 use starling_speaker::PeerConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
@@ -52,30 +52,11 @@ async fn start_with(
     )
     .await
     .expect("instance");
-    let mut cfg = PeerConfig::new(
-        SocketAddr::from(([127, 0, 0, peer], 179)),
-        64513,
-        64512,
-        Ipv4Addr::new(192, 0, 2, me),
-    );
-    cfg.passive = true;
-    cfg.local_address = Some(IpAddr::from([127, 0, 0, me]));
+    let mut cfg = passive_peer(me, peer);
     setup(&instance, &mut cfg);
     instance.add_peer(cfg, PeerPolicy::default());
     // Let the instance register the peer before the connection arrives.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while instance
-        .peers()
-        .await
-        .iter()
-        .all(|p| p.state != State::Active)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "peer never became Active"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_active(&instance, 1).await;
     (instance, listen)
 }
 

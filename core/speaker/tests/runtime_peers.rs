@@ -8,42 +8,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use common::raw::RawPeer;
-use common::{free_port, wait_routes};
-use starling_speaker::PeerConfig;
+use common::{free_port, passive_peer, wait_active, wait_routes};
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_speaker::session::State;
 use starling_wire::{Message, Prefix};
-
-fn peer_cfg(me: u8, peer: u8) -> PeerConfig {
-    let mut cfg = PeerConfig::new(
-        SocketAddr::from(([127, 0, 0, peer], 179)),
-        64513,
-        64512,
-        Ipv4Addr::new(192, 0, 2, me),
-    );
-    cfg.passive = true;
-    cfg.local_address = Some(IpAddr::from([127, 0, 0, me]));
-    cfg
-}
-
-async fn wait_active(instance: &Instance, count: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while instance
-        .peers()
-        .await
-        .iter()
-        .filter(|p| p.state == State::Active)
-        .count()
-        < count
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "peers never became Active"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_peer_leaves_the_others_alone() {
@@ -54,8 +23,8 @@ async fn removing_a_peer_leaves_the_others_alone() {
     )
     .await
     .expect("instance");
-    instance.add_peer(peer_cfg(120, 121), PeerPolicy::default());
-    instance.add_peer(peer_cfg(120, 122), PeerPolicy::default());
+    instance.add_peer(passive_peer(120, 121), PeerPolicy::default());
+    instance.add_peer(passive_peer(120, 122), PeerPolicy::default());
     wait_active(&instance, 2).await;
     let mut x = RawPeer::establish([127, 0, 0, 121], listen).await;
     let mut y = RawPeer::establish([127, 0, 0, 122], listen).await;
@@ -111,7 +80,7 @@ async fn removing_a_peer_leaves_the_others_alone() {
     );
 
     // And a peer added later comes up beside Y.
-    instance.add_peer(peer_cfg(120, 123), PeerPolicy::default());
+    instance.add_peer(passive_peer(120, 123), PeerPolicy::default());
     wait_active(&instance, 1).await;
     let _z = RawPeer::establish([127, 0, 0, 123], listen).await;
     let peers = instance.peers().await;

@@ -111,11 +111,7 @@ impl Update {
         if !no_base {
             return None;
         }
-        let a = &self.attributes;
-        let attrs_empty = PathAttributes {
-            layout: Vec::new(),
-            ..a.clone()
-        } == PathAttributes::default();
+        let attrs_empty = self.attributes.is_empty();
         match &self.mp_unreach {
             None if attrs_empty => Some(Family::IPV4_UNICAST),
             Some(un) if un.nlri.is_empty() && attrs_empty => Some(un.family),

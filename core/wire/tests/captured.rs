@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use starling_wire::capability::{AddPathMode, Capability};
+use starling_wire::capability::Capability;
 use starling_wire::{
     Community, Context, Family, LargeCommunity, Message, NextHop, Origin, PerFamily, Prefix,
     Update, Verdict,
@@ -180,7 +180,6 @@ fn bird2_ibgp_add_path_round_trips() {
         u.nlri.iter().all(|n| n.path_id.is_some()),
         "ADD-PATH ids are decoded"
     );
-    let _ = AddPathMode::Both;
     assert_eq!(eors(&updates).len(), 2);
 }
 

@@ -24,6 +24,36 @@ pub struct RouteAttrs {
     pub next_hop: NextHop,
 }
 
+/// Distinct attribute sets shared by `Arc`: the Loc-RIB interns what
+/// peers send, each Adj-RIB-Out what it exports.
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Arc<RouteAttrs>>);
+
+impl Interner {
+    /// The shared copy of `route`, created if it is new.
+    pub fn intern(&mut self, route: RouteAttrs) -> Arc<RouteAttrs> {
+        if let Some(existing) = self.0.get(&route) {
+            return existing.clone();
+        }
+        let arc = Arc::new(route);
+        self.0.insert(arc.clone());
+        arc
+    }
+
+    /// Forget sets nobody else holds any more.
+    pub fn collect_garbage(&mut self) {
+        self.0.retain(|a| Arc::strong_count(a) > 1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Where a path came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Source {
@@ -121,7 +151,7 @@ impl Destination {
 pub struct Rib {
     cfg: RibConfig,
     peers: HashMap<IpAddr, PeerInfo>,
-    interned: HashSet<Arc<RouteAttrs>>,
+    interned: Interner,
     /// A B-tree rather than a hash table: no doubling spike when a full
     /// table grows it, less slack per entry, and ordered output for free.
     destinations: BTreeMap<Prefix, Destination>,
@@ -135,7 +165,7 @@ impl Rib {
         Self {
             cfg,
             peers: HashMap::new(),
-            interned: HashSet::new(),
+            interned: Interner::default(),
             destinations: BTreeMap::new(),
             received: HashMap::new(),
         }
@@ -200,17 +230,12 @@ impl Rib {
     }
 
     fn intern(&mut self, route: RouteAttrs) -> Arc<RouteAttrs> {
-        if let Some(existing) = self.interned.get(&route) {
-            return existing.clone();
-        }
-        let arc = Arc::new(route);
-        self.interned.insert(arc.clone());
-        arc
+        self.interned.intern(route)
     }
 
     /// Drop interned sets nobody uses any more.
     pub fn collect_garbage(&mut self) {
-        self.interned.retain(|a| Arc::strong_count(a) > 1);
+        self.interned.collect_garbage();
     }
 
     /// Apply an UPDATE received from `peer` with its RFC 7606 verdict.

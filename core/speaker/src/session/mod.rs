@@ -494,10 +494,7 @@ impl Session {
             self.failures = 0;
         }
         self.reset_to_idle();
-        if let DownReason::Received(n) = &self
-            .last_error
-            .clone()
-            .unwrap_or(DownReason::ConnectionLost)
+        if let Some(DownReason::Received(n)) = &self.last_error
             && n.code == code::CEASE
             && n.subcode == code::cease::CONNECTION_COLLISION
             && self.enabled

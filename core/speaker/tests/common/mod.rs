@@ -165,3 +165,38 @@ pub async fn wait_routes(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A passive eBGP peer (AS 64512) at 127.0.0.`peer` of an instance in
+/// AS 64513 at 127.0.0.`me`.
+pub fn passive_peer(me: u8, peer: u8) -> starling_speaker::PeerConfig {
+    let mut cfg = starling_speaker::PeerConfig::new(
+        std::net::SocketAddr::from(([127, 0, 0, peer], 179)),
+        64513,
+        64512,
+        std::net::Ipv4Addr::new(192, 0, 2, me),
+    );
+    cfg.passive = true;
+    cfg.local_address = Some(std::net::IpAddr::from([127, 0, 0, me]));
+    cfg
+}
+
+/// Wait until at least `count` peers are Active (registered and waiting
+/// for their connection), so a test's connection is not refused.
+pub async fn wait_active(instance: &starling_speaker::instance::Instance, count: usize) {
+    use starling_speaker::session::State;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while instance
+        .peers()
+        .await
+        .iter()
+        .filter(|p| p.state == State::Active)
+        .count()
+        < count
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "peers never became Active"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

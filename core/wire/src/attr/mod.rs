@@ -168,6 +168,42 @@ impl PathAttributes {
         self
     }
 
+    /// Whether no attribute is present (the arrival layout aside).
+    pub fn is_empty(&self) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let Self {
+            origin,
+            as_path,
+            next_hop,
+            med,
+            local_pref,
+            atomic_aggregate,
+            aggregator,
+            communities,
+            originator_id,
+            cluster_list,
+            extended_communities,
+            large_communities,
+            otc,
+            other,
+            layout: _,
+        } = self;
+        origin.is_none()
+            && as_path.is_none()
+            && next_hop.is_none()
+            && med.is_none()
+            && local_pref.is_none()
+            && !atomic_aggregate
+            && aggregator.is_none()
+            && communities.is_empty()
+            && originator_id.is_none()
+            && cluster_list.is_empty()
+            && extended_communities.is_empty()
+            && large_communities.is_empty()
+            && otc.is_none()
+            && other.is_empty()
+    }
+
     /// Whether the set carries `community`.
     pub fn has_community(&self, community: Community) -> bool {
         self.communities.contains(&community)
