@@ -183,19 +183,25 @@ pub fn passive_peer(me: u8, peer: u8) -> starling_speaker::PeerConfig {
 /// Wait until at least `count` peers are Active (registered and waiting
 /// for their connection), so a test's connection is not refused.
 pub async fn wait_active(instance: &starling_speaker::instance::Instance, count: usize) {
-    use starling_speaker::session::State;
+    wait_state(instance, starling_speaker::session::State::Active, count).await;
+}
+
+/// Wait until at least `count` peers are in `state`.
+pub async fn wait_state(
+    instance: &starling_speaker::instance::Instance,
+    state: starling_speaker::session::State,
+    count: usize,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while instance
-        .peers()
-        .await
-        .iter()
-        .filter(|p| p.state == State::Active)
-        .count()
-        < count
-    {
+    loop {
+        let peers = instance.peers().await;
+        if peers.iter().filter(|p| p.state == state).count() >= count {
+            return;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "peers never became Active"
+            "never {count} peers {state:?}: {:?}",
+            peers.iter().map(|p| p.state).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
