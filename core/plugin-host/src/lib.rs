@@ -1,0 +1,237 @@
+//! The sandboxed wasmtime host for Starling's policy plugins.
+//!
+//! One [`Host`] (one wasmtime `Engine`) per process. A [`Plugin`] is a
+//! compiled component, checked against the `starling:policy@0.1.0` world.
+//! Every evaluation runs in a fresh [`Evaluation`] (a new `Store`, ~20 µs),
+//! so nothing leaks between snapshots and a trap poisons nothing that is
+//! used again.
+//!
+//! The sandbox:
+//! - **time**: an epoch deadline per call; a ticker thread advances the
+//!   epoch every [`TICK`];
+//! - **memory**: linear memory and tables capped per store, growth beyond
+//!   the cap traps;
+//! - **stack**: wasm stack capped;
+//! - **capabilities**: none. The only import is `log`; every other import a
+//!   component declares (Rust's wasip2 standard library declares `wasi:cli`
+//!   and `wasi:io`) is linked to a function that traps.
+//!
+//! Every call is synchronous and bounded by the deadline: callers run it on
+//! a thread of their own (`spawn_blocking`), never on a task that drives a
+//! BGP session. A failure is a typed [`PluginError`]; the documented
+//! fallback is the caller's last known-good result (see
+//! [`pipeline::Policy`]).
+
+mod bindings;
+mod convert;
+mod metrics;
+pub mod pipeline;
+mod plugin;
+mod precompile;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use metrics::{ErrorKind, LATENCY_BUCKETS, MetricsSnapshot, PluginMetrics};
+pub use plugin::{Evaluation, Plugin};
+pub use starling_plugin_sdk as sdk;
+
+/// How often the epoch advances; call deadlines are rounded up to it.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// The sandbox limits every plugin call runs under.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock budget of one call into a plugin.
+    pub call_deadline: Duration,
+    /// Linear memory per evaluation, in bytes.
+    pub memory: usize,
+    /// Table elements per evaluation.
+    pub table_elements: usize,
+    /// Wasm stack, in bytes.
+    pub stack: usize,
+    /// Log lines one evaluation may emit; more are counted and dropped.
+    pub log_lines: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_deadline: Duration::from_millis(2_000),
+            memory: 256 << 20,
+            table_elements: 100_000,
+            stack: 1 << 20,
+            log_lines: 1_000,
+        }
+    }
+}
+
+/// Why a plugin could not be loaded or did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot set up the plugin engine: {0}")]
+    Engine(String),
+    #[error("plugin '{plugin}': cannot read {path}: {source}")]
+    Read {
+        plugin: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("plugin '{plugin}' is not a valid component: {message}")]
+    Compile { plugin: String, message: String },
+    #[error(
+        "plugin '{plugin}' does not implement starling:policy@0.1.0 \
+         (wrong WIT version or missing export): {message}"
+    )]
+    Incompatible { plugin: String, message: String },
+    #[error("plugin '{plugin}' does not fill the {role:?} role")]
+    MissingRole {
+        plugin: String,
+        role: sdk::Role,
+    },
+    #[error("plugin '{plugin}' exceeded its {deadline:?} deadline in {call}")]
+    Timeout {
+        plugin: String,
+        call: &'static str,
+        deadline: Duration,
+    },
+    #[error("plugin '{plugin}' ran out of memory ({limit} bytes) in {call}")]
+    OutOfMemory {
+        plugin: String,
+        call: &'static str,
+        limit: usize,
+    },
+    #[error("plugin '{plugin}' trapped in {call}: {message}")]
+    Trap {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
+    #[error("plugin '{plugin}' refused the resources: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid {
+        plugin: String,
+        problems: Vec<sdk::Problem>,
+    },
+    #[error("plugin '{plugin}' returned an error from {call}: {message}")]
+    Failed {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
+    #[error("plugin '{plugin}' gave an unusable answer from {call}: {message}")]
+    BadAnswer {
+        plugin: String,
+        call: &'static str,
+        message: String,
+    },
+}
+
+impl PluginError {
+    /// The metrics label of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PluginError::Engine(_) | PluginError::Read { .. } | PluginError::Compile { .. } => {
+                ErrorKind::Load
+            }
+            PluginError::Incompatible { .. } | PluginError::MissingRole { .. } => {
+                ErrorKind::Incompatible
+            }
+            PluginError::Timeout { .. } => ErrorKind::Timeout,
+            PluginError::OutOfMemory { .. } => ErrorKind::OutOfMemory,
+            PluginError::Trap { .. } => ErrorKind::Trap,
+            PluginError::Invalid { .. } => ErrorKind::Invalid,
+            PluginError::Failed { .. } | PluginError::BadAnswer { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+/// The process-wide plugin engine.
+#[derive(Clone, Debug)]
+pub struct Host {
+    inner: Arc<HostInner>,
+}
+
+#[derive(Debug)]
+struct HostInner {
+    engine: wasmtime::Engine,
+    limits: Limits,
+    cache: Option<std::path::PathBuf>,
+}
+
+impl Host {
+    /// An engine with the sandbox configuration and its epoch ticker.
+    pub fn new(limits: Limits) -> Result<Self, PluginError> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(limits.stack);
+        // Traps are reported by kind; a wasm backtrace of a runaway
+        // recursion is thousands of lines nobody reads.
+        config.wasm_backtrace(false);
+        let engine = wasmtime::Engine::new(&config)
+            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        start_ticker(&engine).map_err(|e| PluginError::Engine(format!("epoch thread: {e}")))?;
+        Ok(Host {
+            inner: Arc::new(HostInner {
+                engine,
+                limits,
+                cache: None,
+            }),
+        })
+    }
+
+    /// Keep compiled plugins in `dir` (created if missing, root-only), so a
+    /// restart loads them in milliseconds instead of compiling again.
+    pub fn with_cache(self, dir: impl Into<std::path::PathBuf>) -> Self {
+        let inner = HostInner {
+            engine: self.inner.engine.clone(),
+            limits: self.inner.limits.clone(),
+            cache: Some(dir.into()),
+        };
+        Host {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Compile and check a plugin from component bytes.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        Plugin::load(self.clone(), name, bytes)
+    }
+
+    /// Compile and check a plugin from a file.
+    pub fn load_file(&self, name: &str, path: &std::path::Path) -> Result<Plugin, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            plugin: name.to_owned(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        self.load(name, &bytes)
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn cache(&self) -> Option<&std::path::Path> {
+        self.inner.cache.as_deref()
+    }
+}
+
+/// Advance the epoch every tick for as long as the engine lives.
+fn start_ticker(engine: &wasmtime::Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("plugin-epoch".to_owned())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! The plugins that ship inside the `starling` binary, built for
+//! `wasm32-wasip2` by this crate's build script.
+
+/// Calico's BGP model: the default for every role.
+pub const CALICO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/starling_calico.wasm"));
+
+/// Example: AS number from a `rack` label, eBGP to the rack's ToR.
+pub const EXAMPLE_AS_PER_RACK: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/starling_example_as_per_rack.wasm"));
+
+/// Example: an export policy that refuses too-specific prefixes.
+pub const EXAMPLE_PREFIX_GUARD: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/starling_example_prefix_guard.wasm"));
+
+/// For the host's tests only: a plugin that misbehaves on request.
+#[doc(hidden)]
+pub const TEST_HOSTILE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/starling_test_hostile.wasm"));
+
+/// The embedded plugins by name, as configuration refers to them.
+pub const BUILTIN: &[(&str, &[u8])] = &[
+    ("calico", CALICO),
+    ("as-per-rack", EXAMPLE_AS_PER_RACK),
+    ("prefix-guard", EXAMPLE_PREFIX_GUARD),
+];

@@ -1,0 +1,116 @@
+//! A plugin that misbehaves on request, so the host's sandbox can be tested
+//! against the real thing. A `Hostile` resource's `spec.mode` picks the
+//! misbehaviour, which happens in `load` (`spec.when: "load"`) or in the
+//! role calls (the default):
+//! `loop`, `memory`, `trap`, `stack`, `huge` (an enormous answer),
+//! `log-flood`. Without a `Hostile` resource it behaves: AS 65000 for every
+//! node and no sessions.
+
+use starling_plugin_sdk::{
+    AsAssignment, Family, LogLevel, NodeFacts, NodePlan, Object, PeerSelection, Problem, Role,
+    RoutePolicy, RouteReflection, Snapshot,
+};
+
+#[derive(Debug)]
+pub struct Hostile {
+    mode: String,
+    nodes: Vec<String>,
+}
+
+fn misbehave(mode: &str) -> Vec<(String, u32)> {
+    match mode {
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "memory" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "trap" => panic!("hostile plugin asked to trap"),
+        "stack" => vec![(String::new(), recurse(0))],
+        "huge" => (0..2_000_000).map(|i| (format!("node-{i:08}"), i)).collect(),
+        "log-flood" => {
+            for i in 0..20_000 {
+                starling_plugin_sdk::log(LogLevel::Info, &format!("flood {i}"));
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn recurse(depth: u32) -> u32 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1).wrapping_add(frame[3])
+}
+
+impl Snapshot for Hostile {
+    fn load(objects: Vec<Object>) -> Result<Self, Vec<Problem>> {
+        let mut mode = String::new();
+        let mut at_load = false;
+        for o in objects.iter().filter(|o| o.kind == "Hostile") {
+            let spec: serde_json::Value = serde_json::from_str(&o.spec).unwrap_or_default();
+            mode = spec["mode"].as_str().unwrap_or_default().to_owned();
+            at_load = spec["when"] == "load";
+        }
+        if at_load {
+            misbehave(&mode);
+        }
+        let nodes = objects
+            .iter()
+            .filter(|o| o.kind == "Node")
+            .map(|o| o.name.clone())
+            .collect();
+        Ok(Hostile { mode, nodes })
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.clone()
+    }
+
+    fn roles() -> Vec<Role> {
+        vec![Role::AsAssignment, Role::PeerSelection]
+    }
+}
+
+impl AsAssignment for Hostile {
+    fn assign(&self) -> Vec<(String, u32)> {
+        let answer = misbehave(&self.mode);
+        if self.mode.is_empty() {
+            return self.nodes.iter().map(|n| (n.clone(), 65000)).collect();
+        }
+        answer
+    }
+}
+
+impl PeerSelection for Hostile {
+    fn plan(
+        &self,
+        _facts: &[NodeFacts],
+        nodes: &[String],
+        _family: Family,
+    ) -> Result<Vec<NodePlan>, String> {
+        misbehave(&self.mode);
+        Ok(nodes
+            .iter()
+            .map(|n| NodePlan {
+                node: n.clone(),
+                router_id: None,
+                listen_port: None,
+                sessions: Vec::new(),
+                warnings: Vec::new(),
+            })
+            .collect())
+    }
+}
+
+impl RouteReflection for Hostile {}
+impl RoutePolicy for Hostile {}
+
+starling_plugin_sdk::export_plugin!(Hostile);
