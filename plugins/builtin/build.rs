@@ -10,8 +10,14 @@ use std::process::Command;
 /// Guest crates and the file each produces.
 const PLUGINS: &[(&str, &str)] = &[
     ("starling-calico", "starling_calico.wasm"),
-    ("starling-example-as-per-rack", "starling_example_as_per_rack.wasm"),
-    ("starling-example-prefix-guard", "starling_example_prefix_guard.wasm"),
+    (
+        "starling-example-as-per-rack",
+        "starling_example_as_per_rack.wasm",
+    ),
+    (
+        "starling-example-prefix-guard",
+        "starling_example_prefix_guard.wasm",
+    ),
     ("starling-test-hostile", "starling_test_hostile.wasm"),
 ];
 
@@ -21,7 +27,10 @@ fn main() {
     for dir in ["plugins", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("Cargo.lock").display()
+    );
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let target_dir = root.join("target/plugins");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -49,7 +58,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("run cargo for the wasm32-wasip2 plugins");
+    let status = cmd
+        .status()
+        .expect("run cargo for the wasm32-wasip2 plugins");
     if !status.success() {
         panic!(
             "building the plugins for wasm32-wasip2 failed; \

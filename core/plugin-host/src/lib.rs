@@ -85,10 +85,7 @@ pub enum PluginError {
     )]
     Incompatible { plugin: String, message: String },
     #[error("plugin '{plugin}' does not fill the {role:?} role")]
-    MissingRole {
-        plugin: String,
-        role: sdk::Role,
-    },
+    MissingRole { plugin: String, role: sdk::Role },
     #[error("plugin '{plugin}' exceeded its {deadline:?} deadline in {call}")]
     Timeout {
         plugin: String,
@@ -167,9 +164,9 @@ impl Host {
         config.max_wasm_stack(limits.stack);
         // Traps are reported by kind; a wasm backtrace of a runaway
         // recursion is thousands of lines nobody reads.
-        config.wasm_backtrace(false);
-        let engine = wasmtime::Engine::new(&config)
-            .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+        config.wasm_backtrace_max_frames(None);
+        let engine =
+            wasmtime::Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
         start_ticker(&engine).map_err(|e| PluginError::Engine(format!("epoch thread: {e}")))?;
         Ok(Host {
             inner: Arc::new(HostInner {

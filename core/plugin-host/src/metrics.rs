@@ -83,8 +83,10 @@ impl PluginMetrics {
                 bucket.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.latency_sum_nanos
-            .fetch_add(took.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        self.latency_sum_nanos.fetch_add(
+            took.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     pub(crate) fn error(&self, kind: ErrorKind) {

@@ -361,7 +361,9 @@ impl Evaluation {
     pub fn nodes(&mut self) -> Result<Vec<String>, PluginError> {
         let model = self.model;
         self.sandbox.call("nodes", |store, b| {
-            b.starling_policy_snapshot().model().call_nodes(store, model)
+            b.starling_policy_snapshot()
+                .model()
+                .call_nodes(store, model)
         })
     }
 
@@ -430,8 +432,7 @@ impl Evaluation {
                 .call_evaluate(store, model, &context, &sets, &routes)
         })?;
         let changed = v.changed.len() as u64;
-        if v.outcome.len() != routes.len()
-            || v.outcome.iter().any(|o| u64::from(*o) >= changed + 2)
+        if v.outcome.len() != routes.len() || v.outcome.iter().any(|o| u64::from(*o) >= changed + 2)
         {
             return Err(self.bad_answer(
                 "evaluate",

@@ -71,7 +71,12 @@ fn an_infinite_loop_hits_the_deadline() {
 
 #[test]
 fn a_memory_bomb_hits_the_cap() {
-    let err = bounded("memory", "call", ErrorKind::OutOfMemory, Duration::from_secs(5));
+    let err = bounded(
+        "memory",
+        "call",
+        ErrorKind::OutOfMemory,
+        Duration::from_secs(5),
+    );
     assert!(err.to_string().contains("ran out of memory"), "{err}");
 }
 
@@ -95,7 +100,12 @@ fn runaway_recursion_is_a_trap() {
 
 #[test]
 fn a_huge_answer_is_bounded_by_the_memory_cap() {
-    bounded("huge", "call", ErrorKind::OutOfMemory, Duration::from_secs(5));
+    bounded(
+        "huge",
+        "call",
+        ErrorKind::OutOfMemory,
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
@@ -104,7 +114,9 @@ fn a_log_flood_is_cut_off() {
     let plugin = host
         .load("hostile", starling_plugins::TEST_HOSTILE)
         .expect("load");
-    let mut e = plugin.evaluate(&hostile("log-flood", "call")).expect("load");
+    let mut e = plugin
+        .evaluate(&hostile("log-flood", "call"))
+        .expect("load");
     e.assign().expect("a flood is not an error");
     let dropped = plugin.metrics().snapshot().dropped_log_lines;
     assert_eq!(dropped, 20_000 - u64::from(host.limits().log_lines));
@@ -133,7 +145,16 @@ fn roles_a_plugin_does_not_fill_are_refused_by_the_host() {
     let err = e
         .plan(&[], &["a".to_owned()], Family::Ipv4)
         .expect_err("no peer selection");
-    assert!(matches!(err, PluginError::MissingRole { role: Role::PeerSelection, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PluginError::MissingRole {
+                role: Role::PeerSelection,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]

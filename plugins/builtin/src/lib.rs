@@ -5,12 +5,16 @@
 pub const CALICO: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/starling_calico.wasm"));
 
 /// Example: AS number from a `rack` label, eBGP to the rack's ToR.
-pub const EXAMPLE_AS_PER_RACK: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/starling_example_as_per_rack.wasm"));
+pub const EXAMPLE_AS_PER_RACK: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/starling_example_as_per_rack.wasm"
+));
 
 /// Example: an export policy that refuses too-specific prefixes.
-pub const EXAMPLE_PREFIX_GUARD: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/starling_example_prefix_guard.wasm"));
+pub const EXAMPLE_PREFIX_GUARD: &[u8] = include_bytes!(concat!(
+    env!("OUT_DIR"),
+    "/starling_example_prefix_guard.wasm"
+));
 
 /// For the host's tests only: a plugin that misbehaves on request.
 #[doc(hidden)]

@@ -213,7 +213,12 @@ impl Check<'_> {
         }
     }
 
-    fn string<'v>(&mut self, map: &'v Map<String, Value>, path: &str, key: &str) -> Option<&'v str> {
+    fn string<'v>(
+        &mut self,
+        map: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Option<&'v str> {
         match map.get(key) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.as_str()),
@@ -262,13 +267,22 @@ impl Check<'_> {
         }
     }
 
-    fn unsigned(&mut self, map: &Map<String, Value>, path: &str, key: &str, max: u64) -> Option<u64> {
+    fn unsigned(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        max: u64,
+    ) -> Option<u64> {
         match map.get(key) {
             None | Some(Value::Null) => None,
             Some(v) => match v.as_u64().filter(|n| *n <= max) {
                 Some(n) => Some(n),
                 None => {
-                    self.fail(&format!("{path}.{key}"), format!("must be an integer 0-{max}"));
+                    self.fail(
+                        &format!("{path}.{key}"),
+                        format!("must be an integer 0-{max}"),
+                    );
                     None
                 }
             },
@@ -300,13 +314,19 @@ impl Check<'_> {
     fn selector(&mut self, map: &Map<String, Value>, path: &str, key: &str) -> Option<Selector> {
         let s = self.string(map, path, key).filter(|s| !s.is_empty())?;
         if s.len() > 1024 {
-            self.fail(&format!("{path}.{key}"), "selector longer than 1024 characters");
+            self.fail(
+                &format!("{path}.{key}"),
+                "selector longer than 1024 characters",
+            );
             return None;
         }
         match Selector::parse(s) {
             Ok(sel) => Some(sel),
             Err(e) => {
-                self.fail(&format!("{path}.{key}"), format!("invalid selector '{s}': {e}"));
+                self.fail(
+                    &format!("{path}.{key}"),
+                    format!("invalid selector '{s}': {e}"),
+                );
                 None
             }
         }
@@ -487,7 +507,10 @@ fn parse_node(object: &Object, spec: &Map<String, Value>, check: &mut Check<'_>)
             }
             Ok(_) => check.fail(
                 &format!("{path}.{key}"),
-                format!("'{text}' is not an {} address", if want_v4 { "IPv4" } else { "IPv6" }),
+                format!(
+                    "'{text}' is not an {} address",
+                    if want_v4 { "IPv4" } else { "IPv6" }
+                ),
             ),
             Err(e) => check.fail(&format!("{path}.{key}"), e),
         }
@@ -630,7 +653,11 @@ fn parse_config(name: &str, spec: &Map<String, Value>, config: &mut Config, chec
     {
         check.fail("spec.bindMode", format!("'{mode}' is not None or NodeIP"));
     }
-    for (i, iface) in check.array(spec, "spec", "ignoredInterfaces").iter().enumerate() {
+    for (i, iface) in check
+        .array(spec, "spec", "ignoredInterfaces")
+        .iter()
+        .enumerate()
+    {
         let field = format!("spec.ignoredInterfaces[{i}]");
         match iface.as_str() {
             Some("*") => check.fail(&field, "'*' would ignore every interface"),
@@ -642,10 +669,18 @@ fn parse_config(name: &str, spec: &Map<String, Value>, config: &mut Config, chec
             None => check.fail(&field, "must be a string"),
         }
     }
-    for key in ["serviceClusterIPs", "serviceExternalIPs", "serviceLoadBalancerIPs"] {
+    for key in [
+        "serviceClusterIPs",
+        "serviceExternalIPs",
+        "serviceLoadBalancerIPs",
+    ] {
         for (i, entry) in check.array(spec, "spec", key).iter().enumerate() {
             let field = format!("spec.{key}[{i}].cidr");
-            match entry.get("cidr").and_then(Value::as_str).map(values::parse_cidr) {
+            match entry
+                .get("cidr")
+                .and_then(Value::as_str)
+                .map(values::parse_cidr)
+            {
                 Some(Ok(_)) => {}
                 Some(Err(e)) => check.fail(&field, e),
                 None => check.fail(&field, "is required"),
@@ -774,7 +809,9 @@ fn parse_peer(name: &str, spec: &Map<String, Value>, check: &mut Check<'_>) -> O
         check.fail("spec.node", e);
     }
     let node_selector = check.selector(spec, "spec", "nodeSelector");
-    let peer_ip_text = check.string(spec, "spec", "peerIP").filter(|s| !s.is_empty());
+    let peer_ip_text = check
+        .string(spec, "spec", "peerIP")
+        .filter(|s| !s.is_empty());
     let peer_ip = peer_ip_text.and_then(|s| match values::parse_peer_ip(s) {
         Ok(v) => Some(v),
         Err(e) => {
@@ -786,7 +823,9 @@ fn parse_peer(name: &str, spec: &Map<String, Value>, check: &mut Check<'_>) -> O
     let workloads = check.selector(spec, "spec", "localWorkloadSelector");
     let asn = check.asn(spec, "spec", "asNumber");
     let local_asn = check.asn(spec, "spec", "localASNumber");
-    let keep = check.boolean(spec, "spec", "keepOriginalNextHop").unwrap_or(false);
+    let keep = check
+        .boolean(spec, "spec", "keepOriginalNextHop")
+        .unwrap_or(false);
     let next_hop_mode = match check.string(spec, "spec", "nextHopMode") {
         None => None,
         Some("Auto") => Some(NextHopMode::Auto),
@@ -857,7 +896,10 @@ fn parse_peer(name: &str, spec: &Map<String, Value>, check: &mut Check<'_>) -> O
         check.fail("spec.node", "node and nodeSelector are mutually exclusive");
     }
     if peer_ip_text.is_some() && peer_selector.is_some() {
-        check.fail("spec.peerIP", "peerIP and peerSelector are mutually exclusive");
+        check.fail(
+            "spec.peerIP",
+            "peerIP and peerSelector are mutually exclusive",
+        );
     }
     if peer_selector.is_some() && asn.is_some_and(|a| a != 0) {
         check.fail(
@@ -932,7 +974,11 @@ fn parse_peer(name: &str, spec: &Map<String, Value>, check: &mut Check<'_>) -> O
 }
 
 fn parse_filter(spec: &Map<String, Value>, check: &mut Check<'_>) -> Filter {
-    check.only("spec", spec, &["exportV4", "importV4", "exportV6", "importV6"]);
+    check.only(
+        "spec",
+        spec,
+        &["exportV4", "importV4", "exportV6", "importV6"],
+    );
     let mut filter = Filter::default();
     for (key, family) in [
         ("exportV4", Family::Ipv4),
@@ -990,7 +1036,10 @@ fn parse_rule(
         Some("Accept") => Some(true),
         Some("Reject") => Some(false),
         Some(other) => {
-            check.fail(&format!("{path}.action"), format!("'{other}' is not Accept or Reject"));
+            check.fail(
+                &format!("{path}.action"),
+                format!("'{other}' is not Accept or Reject"),
+            );
             None
         }
         None => {
@@ -999,7 +1048,9 @@ fn parse_rule(
         }
     };
     let cidr = check.string(r, path, "cidr").filter(|s| !s.is_empty());
-    let op = check.string(r, path, "matchOperator").filter(|s| !s.is_empty());
+    let op = check
+        .string(r, path, "matchOperator")
+        .filter(|s| !s.is_empty());
     let op = op.and_then(|o| match o {
         "Equal" => Some(MatchOperator::Equal),
         "NotEqual" => Some(MatchOperator::NotEqual),
@@ -1019,7 +1070,10 @@ fn parse_rule(
             Ok((ip, len)) if Family::of(&ip) == family => prefix = Some(Prefix::new(ip, len)),
             Ok(_) => check.fail(
                 &format!("{path}.cidr"),
-                format!("'{text}' is not an {} CIDR", if width == 32 { "IPv4" } else { "IPv6" }),
+                format!(
+                    "'{text}' is not an {} CIDR",
+                    if width == 32 { "IPv4" } else { "IPv6" }
+                ),
             ),
             Err(e) => check.fail(&format!("{path}.cidr"), e),
         }
@@ -1037,15 +1091,25 @@ fn parse_rule(
         if cidr.is_none() {
             check.fail(&here, "needs cidr");
         }
-        let min = check.unsigned(pl, &here, "min", u64::from(width)).map(|n| n as u8);
-        let max = check.unsigned(pl, &here, "max", u64::from(width)).map(|n| n as u8);
-        length = (length.0.max(min.unwrap_or(0)), max.unwrap_or(width).min(width));
+        let min = check
+            .unsigned(pl, &here, "min", u64::from(width))
+            .map(|n| n as u8);
+        let max = check
+            .unsigned(pl, &here, "max", u64::from(width))
+            .map(|n| n as u8);
+        length = (
+            length.0.max(min.unwrap_or(0)),
+            max.unwrap_or(width).min(width),
+        );
     }
     let from_peer = match check.string(r, path, "source") {
         None | Some("") => false,
         Some("RemotePeers") => true,
         Some(other) => {
-            check.fail(&format!("{path}.source"), format!("'{other}' is not RemotePeers"));
+            check.fail(
+                &format!("{path}.source"),
+                format!("'{other}' is not RemotePeers"),
+            );
             false
         }
     };
@@ -1060,7 +1124,10 @@ fn parse_rule(
         Some("eBGP") => Some(true),
         Some("iBGP") => Some(false),
         Some(other) => {
-            check.fail(&format!("{path}.peerType"), format!("'{other}' is not eBGP or iBGP"));
+            check.fail(
+                &format!("{path}.peerType"),
+                format!("'{other}' is not eBGP or iBGP"),
+            );
             None
         }
     };
@@ -1087,7 +1154,9 @@ fn parse_rule(
             Err(e) => check.fail(&format!("{path}.asPathPrefix[{i}]"), e),
         }
     }
-    let priority = check.unsigned(r, path, "priority", 2147483646).map(|n| n as u32);
+    let priority = check
+        .unsigned(r, path, "priority", 2147483646)
+        .map(|n| n as u32);
     if priority == Some(0) {
         check.fail(&format!("{path}.priority"), "must be 1-2147483646");
     }
@@ -1097,7 +1166,10 @@ fn parse_rule(
         check.fail(&format!("{path}.operations"), "at most 10 operations");
     }
     if !ops.is_empty() && accept == Some(false) {
-        check.fail(&format!("{path}.operations"), "only allowed with action: Accept");
+        check.fail(
+            &format!("{path}.operations"),
+            "only allowed with action: Accept",
+        );
     }
     for (i, op) in ops.iter().enumerate() {
         let here = format!("{path}.operations[{i}]");
@@ -1107,11 +1179,18 @@ fn parse_rule(
         };
         check.only(&here, op, &["addCommunity", "prependASPath", "setPriority"]);
         if op.len() != 1 {
-            check.fail(&here, "needs exactly one of addCommunity, prependASPath, setPriority");
+            check.fail(
+                &here,
+                "needs exactly one of addCommunity, prependASPath, setPriority",
+            );
             continue;
         }
         if let Some(a) = check.object(op, &here, "addCommunity") {
-            match a.get("value").and_then(Value::as_str).map(values::parse_community) {
+            match a
+                .get("value")
+                .and_then(Value::as_str)
+                .map(values::parse_community)
+            {
                 Some(Ok(c)) => operations.push(Operation::AddCommunity(c)),
                 Some(Err(e)) => check.fail(&format!("{here}.addCommunity.value"), e),
                 None => check.fail(&format!("{here}.addCommunity.value"), "is required"),
@@ -1120,7 +1199,10 @@ fn parse_rule(
         if let Some(p) = check.object(op, &here, "prependASPath") {
             let list = check.array(p, &format!("{here}.prependASPath"), "prefix");
             if !(1..=10).contains(&list.len()) {
-                check.fail(&format!("{here}.prependASPath.prefix"), "needs 1-10 AS numbers");
+                check.fail(
+                    &format!("{here}.prependASPath.prefix"),
+                    "needs 1-10 AS numbers",
+                );
             }
             let mut asns = Vec::new();
             for (j, v) in list.iter().enumerate() {
@@ -1172,7 +1254,9 @@ fn parse_pool(name: &str, spec: &Map<String, Value>, check: &mut Check<'_>) -> O
         ],
     );
     let disabled = check.boolean(spec, "spec", "disabled").unwrap_or(false);
-    let disable_bgp_export = check.boolean(spec, "spec", "disableBGPExport").unwrap_or(false);
+    let disable_bgp_export = check
+        .boolean(spec, "spec", "disableBGPExport")
+        .unwrap_or(false);
     match check.string(spec, "spec", "cidr").map(values::parse_cidr) {
         Some(Ok((ip, len))) => Some(Pool {
             name: name.to_owned(),

@@ -36,9 +36,7 @@ impl<'a> Facts<'a> {
     }
 
     fn cluster_id(&self, node: &str) -> Option<&'a str> {
-        self.by_node
-            .get(node)
-            .and_then(|f| f.cluster_id.as_deref())
+        self.by_node.get(node).and_then(|f| f.cluster_id.as_deref())
     }
 }
 
@@ -130,7 +128,10 @@ impl<'a> Planner<'a> {
                 // and AS lends its listen port, else the global one.
                 let port = port.or_else(|| {
                     self.nodes()
-                        .find(|n| n.address(self.family) == Some(*ip) && self.facts.asn(&n.name) == wanted_as)
+                        .find(|n| {
+                            n.address(self.family) == Some(*ip)
+                                && self.facts.asn(&n.name) == wanted_as
+                        })
                         .and_then(|n| self.model.config.node_listen_ports.get(&n.name).copied())
                         .or(self.model.config.listen_port)
                 });
@@ -176,10 +177,10 @@ impl<'a> Planner<'a> {
                 } else {
                     peer.asn
                 };
-                let at_ip = node.ipv4.map(|a| a.0) == Some(*ip) || node.ipv6.map(|a| a.0) == Some(*ip);
-                let port_ok = port.is_none_or(|p| {
-                    self.model.config.listen_port(&node.name).unwrap_or(179) == p
-                });
+                let at_ip =
+                    node.ipv4.map(|a| a.0) == Some(*ip) || node.ipv6.map(|a| a.0) == Some(*ip);
+                let port_ok = port
+                    .is_none_or(|p| self.model.config.listen_port(&node.name).unwrap_or(179) == p);
                 at_ip && self.facts.asn(&node.name) == wanted_as && port_ok
             }
         }
@@ -206,7 +207,9 @@ impl<'a> Planner<'a> {
         let mut taken: BTreeMap<(IpAddr, u16), String> = BTreeMap::new();
         if config.mesh && my_cluster.is_none() {
             for n in self.nodes() {
-                let Some(ip) = n.address(self.family) else { continue };
+                let Some(ip) = n.address(self.family) else {
+                    continue;
+                };
                 if ip == my_ip || self.facts.cluster_id(&n.name).is_some() {
                     continue;
                 }
@@ -240,14 +243,24 @@ impl<'a> Planner<'a> {
 
         // Pass 1: global BGPPeers.
         let mut global: BTreeMap<(IpAddr, u16), Entry<'a>> = BTreeMap::new();
-        for peer in self.model.peers.iter().filter(|p| matches!(p.local, LocalSide::Global)) {
+        for peer in self
+            .model
+            .peers
+            .iter()
+            .filter(|p| matches!(p.local, LocalSide::Global))
+        {
             for e in self.remote_entries(peer, Scope::Global) {
                 global.entry(e.key()).or_insert(e);
             }
         }
         // Pass 2: node-specific BGPPeers that select us.
         let mut local: BTreeMap<(IpAddr, u16), Entry<'a>> = BTreeMap::new();
-        for peer in self.model.peers.iter().filter(|p| !matches!(p.local, LocalSide::Global)) {
+        for peer in self
+            .model
+            .peers
+            .iter()
+            .filter(|p| !matches!(p.local, LocalSide::Global))
+        {
             if !self.local_side_has(peer, me) {
                 continue;
             }
@@ -269,7 +282,9 @@ impl<'a> Planner<'a> {
                 continue;
             }
             for r in self.nodes().filter(|r| self.local_side_has(peer, r)) {
-                let Some(ip) = r.address(self.family) else { continue };
+                let Some(ip) = r.address(self.family) else {
+                    continue;
+                };
                 let e = Entry {
                     scope: Scope::Node,
                     ip,
@@ -327,9 +342,8 @@ impl<'a> Planner<'a> {
             None if peer.keep_original_next_hop && !ibgp => NextHopMode::Keep,
             None => NextHopMode::Auto,
         };
-        let passive = e.scope == Scope::Global
-            && e.calico_node
-            && e.ip.to_string() > my_ip.to_string();
+        let passive =
+            e.scope == Scope::Global && e.calico_node && e.ip.to_string() > my_ip.to_string();
         let filters = peer
             .filters
             .iter()

@@ -2,9 +2,7 @@
 //! order, first matching rule ends the evaluation; when none matches,
 //! import accepts and export falls through to Calico's export policy.
 
-use starling_plugin_sdk::{
-    Attributes, Direction, Family, Prefix, Route, RouteContext, Verdicts,
-};
+use starling_plugin_sdk::{Attributes, Direction, Family, Prefix, Route, RouteContext, Verdicts};
 
 use crate::model::{FilterRule, MatchOperator, Model, Operation};
 use crate::values::Community;
@@ -89,11 +87,10 @@ fn first_match<'r>(
 
 fn matches(rule: &FilterRule, prefix: &Prefix, attrs: &Attributes, ebgp: bool) -> bool {
     if let Some((cidr, op)) = &rule.cidr {
-        let inside = prefix.within(cidr)
-            && (rule.length.0..=rule.length.1).contains(&prefix.length);
-        let equal = prefix.family == cidr.family
-            && prefix.length == cidr.length
-            && prefix.within(cidr);
+        let inside =
+            prefix.within(cidr) && (rule.length.0..=rule.length.1).contains(&prefix.length);
+        let equal =
+            prefix.family == cidr.family && prefix.length == cidr.length && prefix.within(cidr);
         let hit = match op {
             MatchOperator::Equal => equal,
             MatchOperator::NotEqual => !equal,

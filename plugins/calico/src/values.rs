@@ -12,7 +12,9 @@ pub fn parse_asn(value: &Value) -> Result<u32, String> {
         Value::Number(n) => n
             .as_u64()
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| format!("invalid AS Number format: {n} is not a 32-bit unsigned number")),
+            .ok_or_else(|| {
+                format!("invalid AS Number format: {n} is not a 32-bit unsigned number")
+            }),
         Value::String(s) => parse_asn_text(s),
         other => Err(format!("invalid AS Number format: {other}")),
     }
@@ -51,9 +53,7 @@ pub fn parse_duration(s: &str) -> Result<u32, String> {
         if number_len == 0 {
             return Err(bad("expected a number"));
         }
-        let number: f64 = rest[..number_len]
-            .parse()
-            .map_err(|_| bad("bad number"))?;
+        let number: f64 = rest[..number_len].parse().map_err(|_| bad("bad number"))?;
         rest = &rest[number_len..];
         let unit_len = rest
             .bytes()
@@ -157,7 +157,8 @@ pub fn check_name(s: &str) -> Result<(), String> {
     let label_ok = |l: &str| {
         let b = l.as_bytes();
         !b.is_empty()
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
             && b[0] != b'-'
             && b[b.len() - 1] != b'-'
     };
@@ -195,7 +196,9 @@ pub fn check_label_value(key: &str, value: &str) -> Result<(), String> {
     if value.is_empty() || label_value_ok(value) {
         Ok(())
     } else {
-        Err(format!("label '{key}': value '{value}' is not a valid label value"))
+        Err(format!(
+            "label '{key}': value '{value}' is not a valid label value"
+        ))
     }
 }
 
@@ -276,7 +279,13 @@ mod tests {
             Ok((ip("fd00::1"), Some(1790)))
         );
         assert_eq!(parse_peer_ip("fd00::1:179"), Ok((ip("fd00::1:179"), None)));
-        for bad in ["10.0.0.1:0", "10.0.0.1:65536", "host:179", "[10.0.0.1]:179", "10.0.0"] {
+        for bad in [
+            "10.0.0.1:0",
+            "10.0.0.1:65536",
+            "host:179",
+            "[10.0.0.1]:179",
+            "10.0.0",
+        ] {
             assert!(parse_peer_ip(bad).is_err(), "{bad}");
         }
     }

@@ -79,12 +79,7 @@ pub trait PeerSelection: Snapshot {
 /// Which routes cross a session.
 pub trait RoutePolicy: Snapshot {
     /// One verdict per route. The default accepts everything unchanged.
-    fn evaluate(
-        &self,
-        context: &RouteContext,
-        sets: &[Attributes],
-        routes: &[Route],
-    ) -> Verdicts {
+    fn evaluate(&self, context: &RouteContext, sets: &[Attributes], routes: &[Route]) -> Verdicts {
         let _ = (context, sets);
         Verdicts {
             outcome: vec![Verdicts::ACCEPT; routes.len()],
@@ -154,7 +149,7 @@ macro_rules! export_plugin {
                     $crate::wasm::evaluate::<$plugin>(m, context, sets, routes)
                 }
             }
-            $crate::wasm::export_plugin_bindings!(StarlingExport with_types_in $crate::wasm);
+    $crate::wasm::export_plugin_bindings!(StarlingExport with_types_in $crate::wasm);
         };
     };
 }

@@ -239,14 +239,17 @@ impl Parser<'_> {
         if self.eat_keyword(&["in"]) {
             return Ok(Selector::In(label, self.set()?));
         }
-        Err(self.error(
-            "expected an operator (==, !=, in, not in, contains, starts with, ends with)",
-        ))
+        Err(self
+            .error("expected an operator (==, !=, in, not in, contains, starts with, ends with)"))
     }
 
     fn label(&mut self) -> Result<String, SelectorError> {
         self.skip_space();
-        let len = self.rest().iter().take_while(|&&c| is_label_char(c)).count();
+        let len = self
+            .rest()
+            .iter()
+            .take_while(|&&c| is_label_char(c))
+            .count();
         if len == 0 {
             return Err(self.error("expected a label name"));
         }
@@ -388,7 +391,10 @@ mod tests {
             ("  rack=='r1'  ", &["n1", "n3"]),
             ("role == \"it's\"", &[]),
             ("(rack == 'r1') && (role == 'rr')", &["n3"]),
-            ("rack == 'r1' || rack == 'r2' && role == 'rr'", &["n1", "n3"]),
+            (
+                "rack == 'r1' || rack == 'r2' && role == 'rr'",
+                &["n1", "n3"],
+            ),
             ("(rack == 'r1' || rack == 'r2') && role == 'rr'", &["n3"]),
         ];
         for (selector, want) in cases {

@@ -157,7 +157,9 @@ fn session(s: Session) -> wit::Session {
         passive: s.passive,
         rr_client: s.rr_client,
         rr_cluster_id: s.rr_cluster_id,
-        password: s.password.map(|SecretRef { name, key }| wit::SecretRef { name, key }),
+        password: s
+            .password
+            .map(|SecretRef { name, key }| wit::SecretRef { name, key }),
         graceful_restart_time: s.graceful_restart_time,
         keepalive_time: s.keepalive_time,
         ttl_security: s.ttl_security,

@@ -92,7 +92,11 @@ impl Snapshot for AsPerRack {
         let mut nodes = BTreeMap::new();
         for o in objects.iter().filter(|o| o.kind == "Node") {
             let Some(rack) = o.labels.get("rack") else {
-                problems.push(problem(o, "metadata.labels.rack", "every node needs a rack label"));
+                problems.push(problem(
+                    o,
+                    "metadata.labels.rack",
+                    "every node needs a rack label",
+                ));
                 continue;
             };
             if !racks.contains_key(rack) {
@@ -225,10 +229,30 @@ mod tests {
     #[test]
     fn each_node_speaks_its_racks_as_to_its_tor() {
         let plugin = AsPerRack::load(vec![
-            object("Rack", "r1", &[], r#"{"asNumber": 65101, "torIP": "192.0.2.1", "torASNumber": 65100}"#),
-            object("Rack", "r2", &[], r#"{"asNumber": 65102, "torIP": "198.51.100.1", "torASNumber": 65100}"#),
-            object("Node", "a", &[("rack", "r1")], r#"{"bgp": {"ipv4Address": "192.0.2.10/24"}}"#),
-            object("Node", "b", &[("rack", "r2")], r#"{"bgp": {"ipv4Address": "198.51.100.10/24"}}"#),
+            object(
+                "Rack",
+                "r1",
+                &[],
+                r#"{"asNumber": 65101, "torIP": "192.0.2.1", "torASNumber": 65100}"#,
+            ),
+            object(
+                "Rack",
+                "r2",
+                &[],
+                r#"{"asNumber": 65102, "torIP": "198.51.100.1", "torASNumber": 65100}"#,
+            ),
+            object(
+                "Node",
+                "a",
+                &[("rack", "r1")],
+                r#"{"bgp": {"ipv4Address": "192.0.2.10/24"}}"#,
+            ),
+            object(
+                "Node",
+                "b",
+                &[("rack", "r2")],
+                r#"{"bgp": {"ipv4Address": "198.51.100.10/24"}}"#,
+            ),
         ])
         .expect("load");
         assert_eq!(
@@ -239,9 +263,14 @@ mod tests {
             .plan(&[], &["a".to_owned(), "b".to_owned()], Family::Ipv4)
             .expect("plan");
         let s = &plans[1].sessions[0];
-        assert_eq!((s.name.as_str(), s.peer_as, s.local_as), ("Node_198_51_100_1", 65100, 65102));
+        assert_eq!(
+            (s.name.as_str(), s.peer_as, s.local_as),
+            ("Node_198_51_100_1", 65100, 65102)
+        );
         assert_eq!(s.source_address.as_deref(), Some("198.51.100.10"));
-        let v6 = plugin.plan(&[], &["a".to_owned()], Family::Ipv6).expect("v6");
+        let v6 = plugin
+            .plan(&[], &["a".to_owned()], Family::Ipv6)
+            .expect("v6");
         assert!(v6[0].sessions.is_empty());
     }
 

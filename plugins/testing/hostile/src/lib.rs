@@ -34,7 +34,9 @@ fn misbehave(mode: &str) -> Vec<(String, u32)> {
         }
         "trap" => panic!("hostile plugin asked to trap"),
         "stack" => vec![(String::new(), recurse(0))],
-        "huge" => (0..2_000_000).map(|i| (format!("node-{i:08}"), i)).collect(),
+        "huge" => (0..2_000_000)
+            .map(|i| (format!("node-{i:08}"), i))
+            .collect(),
         "log-flood" => {
             for i in 0..20_000 {
                 starling_plugin_sdk::log(LogLevel::Info, &format!("flood {i}"));
@@ -45,6 +47,7 @@ fn misbehave(mode: &str) -> Vec<(String, u32)> {
     }
 }
 
+#[allow(unconditional_recursion)] // the point: exhaust the stack
 fn recurse(depth: u32) -> u32 {
     let frame = std::hint::black_box([depth; 64]);
     recurse(depth + 1).wrapping_add(frame[3])
