@@ -169,6 +169,11 @@ impl Plugin {
         &self.inner.name
     }
 
+    /// Whether two handles are the same loaded plugin.
+    pub fn same(a: &Plugin, b: &Plugin) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+
     /// The roles this plugin fills, as it declared them.
     pub fn roles(&self) -> &[sdk::Role] {
         &self.inner.roles

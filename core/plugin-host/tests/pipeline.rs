@@ -1,0 +1,219 @@
+//! The default Calico plugin through the real sandbox, role composition
+//! across plugins, last-known-good fallback and hot reload.
+
+use std::time::Duration;
+
+use starling_plugin_host::pipeline::{Outcome, Policy, Reloading, Roles};
+use starling_plugin_host::sdk::{Family, Object};
+use starling_plugin_host::{ErrorKind, Host, Limits};
+
+fn object(kind: &str, name: &str, labels: &[(&str, &str)], spec: &str) -> Object {
+    Object {
+        api_version: "projectcalico.org/v3".to_owned(),
+        kind: kind.to_owned(),
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        spec: spec.to_owned(),
+    }
+}
+
+fn mesh() -> Vec<Object> {
+    vec![
+        object(
+            "Node",
+            "a",
+            &[("rack", "r1")],
+            r#"{"bgp": {"ipv4Address": "192.0.2.1/24"}}"#,
+        ),
+        object(
+            "Node",
+            "b",
+            &[("rack", "r2")],
+            r#"{"bgp": {"ipv4Address": "192.0.2.2/24"}}"#,
+        ),
+    ]
+}
+
+fn host() -> Host {
+    Host::new(Limits {
+        call_deadline: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .expect("host")
+}
+
+#[test]
+fn calico_through_wasm_plans_a_mesh() {
+    let host = host();
+    let calico = host
+        .load("calico", starling_plugins::CALICO)
+        .expect("calico");
+    let roles = Roles::all(calico.clone());
+    roles.check().expect("calico fills every role");
+    let plan = roles
+        .plan(&mesh(), None, &[Family::Ipv4, Family::Ipv6])
+        .expect("plan");
+    assert_eq!(plan.facts.len(), 2);
+    assert_eq!(plan.facts("a").expect("a").local_as, 64512);
+    let v4 = &plan.nodes[&Family::Ipv4];
+    assert_eq!(v4[0].node, "a");
+    assert_eq!(v4[0].sessions[0].name, "Mesh_192_0_2_2");
+    assert!(v4[0].sessions[0].passive);
+    assert_eq!(v4[1].sessions[0].name, "Mesh_192_0_2_1");
+    assert!(
+        plan.nodes[&Family::Ipv6]
+            .iter()
+            .all(|p| p.sessions.is_empty())
+    );
+    assert!(calico.metrics().snapshot().calls >= 5);
+}
+
+#[test]
+fn a_custom_as_plugin_composes_with_calico_peering() {
+    let host = host();
+    let calico = host
+        .load("calico", starling_plugins::CALICO)
+        .expect("calico");
+    let rack = host
+        .load("as-per-rack", starling_plugins::EXAMPLE_AS_PER_RACK)
+        .expect("as-per-rack");
+    let roles = Roles {
+        as_assignment: rack,
+        ..Roles::all(calico)
+    };
+    let mut objects = mesh();
+    objects.push(object(
+        "Rack",
+        "r1",
+        &[],
+        r#"{"asNumber": 65101, "torIP": "198.51.100.1", "torASNumber": 65100}"#,
+    ));
+    objects.push(object(
+        "Rack",
+        "r2",
+        &[],
+        r#"{"asNumber": 65102, "torIP": "198.51.100.2", "torASNumber": 65100}"#,
+    ));
+    let plan = roles
+        .plan(&objects, Some(&["a".to_owned()]), &[Family::Ipv4])
+        .expect("plan");
+    // Calico's mesh, with the AS numbers the rack plugin chose.
+    let s = &plan.nodes[&Family::Ipv4][0].sessions[0];
+    assert_eq!(
+        (s.name.as_str(), s.local_as, s.peer_as),
+        ("Mesh_192_0_2_2", 65101, 65102)
+    );
+}
+
+#[test]
+fn a_failing_snapshot_keeps_the_last_good_plan() {
+    let host = host();
+    let calico = host
+        .load("calico", starling_plugins::CALICO)
+        .expect("calico");
+    let mut policy = Policy::new(Roles::all(calico.clone()), None, vec![Family::Ipv4]);
+    let Outcome::Planned(good) = policy.update(&mesh()) else {
+        panic!("the mesh plans");
+    };
+    let mut bad = mesh();
+    bad.push(object(
+        "BGPPeer",
+        "broken",
+        &[],
+        r#"{"peerIP": "192.0.2.9", "peerSelector": "all()"}"#,
+    ));
+    match policy.update(&bad) {
+        Outcome::KeptLastGood { error, plan } => {
+            assert_eq!(error.kind(), ErrorKind::Invalid);
+            assert!(error.to_string().contains("BGPPeer 'broken'"), "{error}");
+            assert_eq!(plan.as_deref(), Some(&*good));
+        }
+        Outcome::Planned(_) => panic!("an invalid snapshot must not plan"),
+    }
+    // A trapping plugin swapped in also falls back, and the old plugin
+    // then recovers the service.
+    let hostile = host
+        .load("hostile", starling_plugins::TEST_HOSTILE)
+        .expect("hostile");
+    policy.set_roles(Roles {
+        as_assignment: hostile,
+        ..Roles::all(calico.clone())
+    });
+    let mut trap = mesh();
+    trap.push(object("Hostile", "h", &[], r#"{"mode": "trap"}"#));
+    let Outcome::KeptLastGood { error, plan } = policy.update(&trap) else {
+        panic!("a trap must fall back");
+    };
+    assert_eq!(error.kind(), ErrorKind::Trap);
+    assert!(
+        error.to_string().contains("hostile plugin asked to trap"),
+        "{error}"
+    );
+    assert_eq!(plan.as_deref(), Some(&*good));
+    policy.set_roles(Roles::all(calico));
+    assert!(matches!(policy.update(&mesh()), Outcome::Planned(_)));
+}
+
+#[test]
+fn hot_reload_swaps_good_builds_and_refuses_bad_ones() {
+    let dir = std::env::temp_dir().join(format!("starling-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("policy.wasm");
+    std::fs::write(&path, starling_plugins::EXAMPLE_PREFIX_GUARD).expect("write");
+    let host = host();
+    let mut slot = Reloading::open(&host, "policy", &path).expect("open");
+    assert!(!slot.check().expect("unchanged"));
+    assert_eq!(slot.current().roles().len(), 1);
+
+    // A broken build is refused; the old plugin keeps serving.
+    std::fs::write(&path, b"\0asm garbage").expect("write");
+    let err = slot.check().expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Load);
+    assert_eq!(slot.current().roles().len(), 1);
+    assert!(!slot.check().expect("same broken file is not retried"));
+
+    // A good build is swapped in.
+    std::fs::write(&path, starling_plugins::CALICO).expect("write");
+    assert!(slot.check().expect("reloaded"));
+    assert_eq!(slot.current().roles().len(), 4);
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn compiled_plugins_are_cached() {
+    let base = std::env::temp_dir().join(format!("starling-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (calico_dir, guard_dir) = (base.join("calico"), base.join("guard"));
+    let only = |dir: &std::path::Path| {
+        let files: Vec<_> = std::fs::read_dir(dir)
+            .expect("cache dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    };
+    let calico_host = host().with_cache(&calico_dir);
+    calico_host
+        .load("calico", starling_plugins::CALICO)
+        .expect("compile");
+    let calico_artifact = only(&calico_dir);
+    host()
+        .with_cache(&guard_dir)
+        .load("guard", starling_plugins::EXAMPLE_PREFIX_GUARD)
+        .expect("compile");
+    // Plant the guard's artifact under calico's name: if the next load of
+    // calico really comes from the cache, it gets the guard's roles.
+    std::fs::copy(only(&guard_dir), &calico_artifact).expect("plant");
+    let loaded = calico_host
+        .load("calico", starling_plugins::CALICO)
+        .expect("cached");
+    assert_eq!(
+        loaded.roles().len(),
+        1,
+        "loaded from the cache, not compiled"
+    );
+    std::fs::remove_dir_all(&base).expect("cleanup");
+}
