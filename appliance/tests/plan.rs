@@ -1,0 +1,236 @@
+//! `starling plan` end to end: the real binary, the embedded plugins.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn starling(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_starling"));
+    cmd.args(args).env(
+        "STARLING_CACHE_DIR",
+        concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
+    );
+    match stdin {
+        None => cmd.output().expect("run starling"),
+        Some(text) => {
+            use std::io::Write;
+            let mut child = cmd
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write");
+            child.wait_with_output().expect("wait")
+        }
+    }
+}
+
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../docs/examples/rr-cluster.yaml"
+);
+
+fn json_rows(args: &[&str]) -> Vec<Value> {
+    let out = starling(args, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("json array")
+}
+
+#[test]
+fn json_rows_have_exactly_the_documented_keys() {
+    let rows = json_rows(&["plan", "-f", EXAMPLE, "--node", "worker-1", "-o", "json"]);
+    assert_eq!(rows.len(), 3);
+    let keys: Vec<&str> = rows[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut want = vec![
+        "node",
+        "family",
+        "name",
+        "peer_ip",
+        "peer_port",
+        "peer_as",
+        "local_as",
+        "type",
+        "source_address",
+        "passive",
+        "rr_client",
+        "rr_cluster_id",
+        "password",
+        "graceful_restart_time",
+        "keepalive_time",
+        "ttl_security",
+        "next_hop",
+        "allow_local_as",
+        "filters",
+    ];
+    want.sort();
+    let mut keys = keys;
+    keys.sort();
+    assert_eq!(keys, want);
+    let tor = &rows[2];
+    assert_eq!(tor["name"], "Node_198_51_100_1");
+    assert_eq!(tor["password"], "<redacted>");
+    assert_eq!(tor["keepalive_time"], 10);
+    assert_eq!(tor["type"], "node");
+}
+
+#[test]
+fn secrets_show_only_when_asked() {
+    let rows = json_rows(&[
+        "plan",
+        "-f",
+        EXAMPLE,
+        "--node",
+        "worker-1",
+        "-o",
+        "json",
+        "--show-secrets",
+    ]);
+    assert_eq!(rows[2]["password"], "s3cr3t");
+    // A missing secret: no password, and a warning.
+    let text = std::fs::read_to_string(EXAMPLE)
+        .expect("example")
+        .replace("name: bgp-secrets, namespace", "name: other, namespace");
+    let out = starling(
+        &["plan", "-f", "-", "--node", "worker-1", "-o", "json"],
+        Some(&text),
+    );
+    assert!(out.status.success());
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(rows[2]["password"], Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no Secret named 'bgp-secrets'"), "{stderr}");
+}
+
+#[test]
+fn table_yaml_and_dot() {
+    let out = starling(&["plan", "-f", EXAMPLE, "--family", "ipv4"], None);
+    let table = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("NODE       FAMILY   NAME"), "{table}");
+    assert_eq!(lines.len(), 12, "{table}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("rr-1") && l.ends_with("rr-client(244.0.0.1)")),
+        "{table}"
+    );
+
+    let out = starling(
+        &["plan", "-f", EXAMPLE, "-o", "yaml", "--node", "rr-1"],
+        None,
+    );
+    let rows: Vec<Value> = serde_yaml::from_slice(&out.stdout).expect("yaml");
+    assert_eq!(rows.len(), 3);
+
+    let out = starling(&["plan", "-f", EXAMPLE, "-o", "dot"], None);
+    let dot = String::from_utf8(out.stdout).expect("utf8");
+    assert!(dot.starts_with("digraph starling {"));
+    assert!(dot.contains("subgraph cluster_0"));
+    assert!(
+        dot.contains("\"rr-1\" -> \"worker-1\" [color=black, label=\"rr-client\"];"),
+        "{dot}"
+    );
+    assert!(
+        dot.contains("\"198.51.100.1\" [label=\"198.51.100.1\\nAS 65000\", shape=ellipse"),
+        "{dot}"
+    );
+}
+
+#[test]
+fn a_node_without_an_address_in_the_family_has_no_sessions() {
+    let rows = json_rows(&[
+        "plan", "-f", EXAMPLE, "--node", "worker-2", "--family", "ipv6", "-o", "json",
+    ]);
+    assert!(rows.is_empty());
+}
+
+#[test]
+fn invalid_resources_exit_2_and_print_nothing_as_if_valid() {
+    let bad = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: p}\nspec: {peerIP: 192.0.2.1, peerSelector: all()}\n";
+    let out = starling(&["plan", "-f", "-", "-o", "json"], Some(bad));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "BGPPeer 'p', field spec.peerIP: peerIP and peerSelector are mutually exclusive"
+        ),
+        "{stderr}"
+    );
+
+    let out = starling(
+        &["plan", "-f", "-"],
+        Some("apiVersion: projectcalico.org/v3\nkind: Node\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("metadata is required"));
+
+    let out = starling(&["plan", "-f", EXAMPLE, "--node", "ghost"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Node named 'ghost'"));
+}
+
+#[test]
+fn plugins_can_be_swapped_per_role() {
+    let racks = "\
+apiVersion: starling.example/v1
+kind: Rack
+metadata: {name: r1}
+spec: {asNumber: 65101, torIP: 198.51.100.1, torASNumber: 65100}
+---
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: a, labels: {rack: r1}}
+spec: {bgp: {ipv4Address: 192.0.2.1/24}}
+";
+    let out = starling(
+        &[
+            "plan",
+            "-f",
+            "-",
+            "-o",
+            "json",
+            "--plugin",
+            "all=as-per-rack",
+        ],
+        Some(racks),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["name"], "Node_198_51_100_1");
+    assert_eq!(rows[0]["local_as"], 65101);
+    assert_eq!(rows[0]["ttl_security"], 1);
+
+    let out = starling(
+        &[
+            "plan",
+            "-f",
+            EXAMPLE,
+            "--plugin",
+            "peer-selection=prefix-guard",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not fill the PeerSelection role"));
+}

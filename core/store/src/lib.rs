@@ -1,0 +1,362 @@
+//! Starling's resource model: the typed envelope every resource shares
+//! (`apiVersion`, `kind`, `metadata`, `spec`), reading resources from
+//! documents the way calicoctl does, and resolving secret references.
+//!
+//! The store only checks the envelope. What a spec means, and whether it
+//! is valid, is for the plugins that own the kind.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+pub use starling_plugin_sdk::Object;
+use starling_plugin_sdk::SecretRef;
+
+/// The API group and version of Calico's resources.
+pub const CALICO_API: &str = "projectcalico.org/v3";
+
+/// Kinds that belong to Calico's model: their envelope is checked the way
+/// calicoctl checks it.
+pub const CALICO_KINDS: &[&str] = &[
+    "Node",
+    "BGPConfiguration",
+    "BGPPeer",
+    "BGPFilter",
+    "CalicoNodeStatus",
+    "IPPool",
+];
+
+/// A document that is not a resource, or a resource with a broken
+/// envelope. Says which document and what is wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{source_name}: document {document}{}: {reason}", resource.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+pub struct DocumentError {
+    /// The file (or `-`) the document came from.
+    pub source_name: String,
+    /// 1-based position of the document in the file.
+    pub document: usize,
+    /// `Kind 'name'` when known.
+    pub resource: Option<String>,
+    pub reason: String,
+}
+
+/// Resources read from documents, with the secrets kept apart: secrets are
+/// never handed to plugins, only resolved by the core.
+#[derive(Debug, Default, Clone)]
+pub struct ResourceSet {
+    pub objects: Vec<Object>,
+    secrets: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl ResourceSet {
+    /// Read every resource in `text`: multi-document YAML, JSON, or a
+    /// `*List` kind with `items`, as calicoctl accepts them.
+    pub fn parse(source_name: &str, text: &str) -> Result<Self, Vec<DocumentError>> {
+        let mut set = ResourceSet::default();
+        set.add(source_name, text)?;
+        Ok(set)
+    }
+
+    /// Add the resources of another file.
+    pub fn add(&mut self, source_name: &str, text: &str) -> Result<(), Vec<DocumentError>> {
+        let mut errors = Vec::new();
+        let error = |document: usize, resource: Option<String>, reason: String| DocumentError {
+            source_name: source_name.to_owned(),
+            document,
+            resource,
+            reason,
+        };
+        let documents: Vec<Value> = if text.trim_start().starts_with(['{', '[']) {
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Array(items)) => items,
+                Ok(v) => vec![v],
+                Err(e) => return Err(vec![error(1, None, format!("invalid JSON: {e}"))]),
+            }
+        } else {
+            let mut docs = Vec::new();
+            for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+                match serde::Deserialize::deserialize(doc) {
+                    Ok(Value::Null) => {}
+                    Ok(v) => docs.push(v),
+                    Err(e) => {
+                        errors.push(error(i + 1, None, format!("invalid YAML: {e}")));
+                        break;
+                    }
+                }
+            }
+            docs
+        };
+        let mut seen = BTreeMap::new();
+        for o in &self.objects {
+            seen.insert((o.kind.clone(), o.name.clone()), ());
+        }
+        for (i, doc) in documents.into_iter().enumerate() {
+            let items = match list_items(&doc) {
+                Some(Ok(items)) => items,
+                Some(Err(reason)) => {
+                    errors.push(error(i + 1, None, reason));
+                    continue;
+                }
+                None => vec![doc],
+            };
+            for item in items {
+                match self.take(item) {
+                    Ok(Some(o)) => {
+                        let key = (o.kind.clone(), o.name.clone());
+                        if seen.insert(key, ()).is_some() {
+                            errors.push(error(
+                                i + 1,
+                                Some(format!("{} '{}'", o.kind, o.name)),
+                                "defined more than once".to_owned(),
+                            ));
+                        }
+                        self.objects.push(o);
+                    }
+                    Ok(None) => {}
+                    Err((resource, reason)) => errors.push(error(i + 1, resource, reason)),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// One resource document: an object, or a secret (kept apart).
+    fn take(&mut self, doc: Value) -> Result<Option<Object>, (Option<String>, String)> {
+        let Value::Object(map) = doc else {
+            return Err((None, "a resource must be a mapping".to_owned()));
+        };
+        let text =
+            |m: &Map<String, Value>, k: &str| m.get(k).and_then(Value::as_str).map(str::to_owned);
+        let kind = text(&map, "kind").ok_or((None, "kind is required".to_owned()))?;
+        let api_version =
+            text(&map, "apiVersion").ok_or((None, "apiVersion is required".to_owned()))?;
+        let metadata = match map.get("metadata") {
+            Some(Value::Object(m)) => m.clone(),
+            _ => return Err((None, format!("{kind}: metadata is required"))),
+        };
+        let name = text(&metadata, "name")
+            .filter(|n| !n.is_empty())
+            .ok_or((None, format!("{kind}: metadata.name is required")))?;
+        let what = Some(format!("{kind} '{name}'"));
+        if kind == "Secret" {
+            if api_version != "v1" {
+                return Err((what, format!("apiVersion '{api_version}': Secrets are v1")));
+            }
+            self.secrets
+                .insert(name, secret_data(&map).map_err(|r| (what, r))?);
+            return Ok(None);
+        }
+        if CALICO_KINDS.contains(&kind.as_str()) {
+            if api_version != CALICO_API {
+                return Err((
+                    what,
+                    format!("apiVersion '{api_version}' is not {CALICO_API}"),
+                ));
+            }
+            if metadata.contains_key("namespace") {
+                return Err((
+                    what,
+                    "metadata.namespace: this kind is cluster-scoped".to_owned(),
+                ));
+            }
+        }
+        let mut labels = BTreeMap::new();
+        match metadata.get("labels") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(l)) => {
+                for (k, v) in l {
+                    let Some(v) = v.as_str() else {
+                        return Err((what, format!("metadata.labels.{k}: must be a string")));
+                    };
+                    labels.insert(k.clone(), v.to_owned());
+                }
+            }
+            Some(_) => return Err((what, "metadata.labels: must be a mapping".to_owned())),
+        }
+        let spec = match map.get("spec") {
+            None | Some(Value::Null) => "{}".to_owned(),
+            Some(v @ Value::Object(_)) => v.to_string(),
+            Some(_) => return Err((what, "spec: must be a mapping".to_owned())),
+        };
+        Ok(Some(Object {
+            api_version,
+            kind,
+            name,
+            labels,
+            spec,
+        }))
+    }
+
+    /// Resolve a secret reference, as Calico resolves one against a
+    /// Kubernetes Secret: `Err` says why there is no password.
+    pub fn secret(&self, r: &SecretRef) -> Result<&str, String> {
+        let secret = self
+            .secrets
+            .get(&r.name)
+            .ok_or_else(|| format!("no Secret named '{}'", r.name))?;
+        secret
+            .get(&r.key)
+            .map(String::as_str)
+            .ok_or_else(|| format!("Secret '{}' has no key '{}'", r.name, r.key))
+    }
+}
+
+/// `items` of a `*List` document.
+fn list_items(doc: &Value) -> Option<Result<Vec<Value>, String>> {
+    let kind = doc.get("kind")?.as_str()?;
+    if !kind.ends_with("List") {
+        return None;
+    }
+    Some(match doc.get("items") {
+        Some(Value::Array(items)) => {
+            let want = &kind[..kind.len() - 4];
+            let mut out = Vec::new();
+            for item in items {
+                let mut item = item.clone();
+                if let Value::Object(m) = &mut item {
+                    // Items of a typed list may leave out kind and apiVersion.
+                    if !want.is_empty() {
+                        m.entry("kind").or_insert_with(|| Value::from(want));
+                    }
+                    if let Some(api) = doc.get("apiVersion") {
+                        m.entry("apiVersion").or_insert_with(|| api.clone());
+                    }
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(_) => Err(format!("{kind}: items must be a list")),
+    })
+}
+
+/// A Secret's keys: `data` is base64, `stringData` plain and wins.
+fn secret_data(map: &Map<String, Value>) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    if let Some(Value::Object(data)) = map.get("data") {
+        for (k, v) in data {
+            let text = v.as_str().ok_or(format!("data.{k}: must be a string"))?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| format!("data.{k}: not base64: {e}"))?;
+            let value = String::from_utf8(bytes).map_err(|_| format!("data.{k}: not UTF-8"))?;
+            out.insert(k.clone(), value);
+        }
+    }
+    if let Some(Value::Object(data)) = map.get("stringData") {
+        for (k, v) in data {
+            let text = v
+                .as_str()
+                .ok_or(format!("stringData.{k}: must be a string"))?;
+            out.insert(k.clone(), text.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_documents_lists_and_json() {
+        let yaml = r#"
+apiVersion: projectcalico.org/v3
+kind: Node
+metadata: {name: a, labels: {rack: r1}}
+spec: {bgp: {ipv4Address: 192.0.2.1/24}}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeerList
+items:
+- metadata: {name: p1}
+  spec: {peerIP: 192.0.2.9, asNumber: 65000}
+- kind: BGPPeer
+  metadata: {name: p2}
+---
+"#;
+        let set = ResourceSet::parse("r.yaml", yaml).expect("parse");
+        let names: Vec<_> = set
+            .objects
+            .iter()
+            .map(|o| (o.kind.as_str(), o.name.as_str()))
+            .collect();
+        assert_eq!(names, [("Node", "a"), ("BGPPeer", "p1"), ("BGPPeer", "p2")]);
+        assert_eq!(set.objects[0].labels["rack"], "r1");
+        assert_eq!(set.objects[2].spec, "{}");
+        let json = r#"[{"apiVersion": "projectcalico.org/v3", "kind": "Node", "metadata": {"name": "b"}}]"#;
+        let set = ResourceSet::parse("r.json", json).expect("json");
+        assert_eq!(set.objects[0].name, "b");
+    }
+
+    #[test]
+    fn secrets_are_kept_apart_and_resolved() {
+        let yaml = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: bgp, namespace: calico-system}
+data: {tor: c2VjcmV0}
+stringData: {mesh: plain}
+"#;
+        let set = ResourceSet::parse("s.yaml", yaml).expect("parse");
+        assert!(set.objects.is_empty());
+        let r = |name: &str, key: &str| SecretRef {
+            name: name.into(),
+            key: key.into(),
+        };
+        assert_eq!(set.secret(&r("bgp", "tor")), Ok("secret"));
+        assert_eq!(set.secret(&r("bgp", "mesh")), Ok("plain"));
+        assert!(
+            set.secret(&r("bgp", "nope"))
+                .unwrap_err()
+                .contains("no key 'nope'")
+        );
+        assert!(
+            set.secret(&r("other", "k"))
+                .unwrap_err()
+                .contains("no Secret")
+        );
+    }
+
+    #[test]
+    fn broken_envelopes_name_the_document_and_the_problem() {
+        let cases = [
+            (
+                "kind: Node\nmetadata: {name: a}\n",
+                "document 1: apiVersion is required",
+            ),
+            (
+                "apiVersion: projectcalico.org/v3\nkind: Node\n",
+                "Node: metadata is required",
+            ),
+            (
+                "apiVersion: projectcalico.org/v1\nkind: Node\nmetadata: {name: a}\n",
+                "(Node 'a'): apiVersion",
+            ),
+            (
+                "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: a, namespace: x}\n",
+                "cluster-scoped",
+            ),
+            (
+                "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\nspec: [1]\n",
+                "spec: must be a mapping",
+            ),
+            ("a: [\n", "invalid YAML"),
+            ("{\"kind\": ", "invalid JSON"),
+            (
+                "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\n---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: a}\n",
+                "document 2 (Node 'a'): defined more than once",
+            ),
+        ];
+        for (text, want) in cases {
+            let errors = ResourceSet::parse("f.yaml", text).expect_err(text);
+            let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert!(all.iter().any(|e| e.contains(want)), "{text:?}: {all:?}");
+        }
+    }
+}
