@@ -178,6 +178,8 @@ pub struct Pool {
 pub struct Model {
     /// Sorted by name.
     pub pools: Vec<Pool>,
+    /// Node names by BGP address (either family), sorted.
+    pub by_address: BTreeMap<IpAddr, Vec<String>>,
     pub nodes: BTreeMap<String, Node>,
     pub config: Config,
     /// Sorted by name: Calico walks peers in map order, we walk them in
@@ -442,6 +444,11 @@ impl Model {
         }
         model.peers.sort_by(|a, b| a.name.cmp(&b.name));
         model.pools.sort_by(|a, b| a.name.cmp(&b.name));
+        for n in model.nodes.values() {
+            for (ip, _) in [n.ipv4, n.ipv6].into_iter().flatten() {
+                model.by_address.entry(ip).or_default().push(n.name.clone());
+            }
+        }
         if problems.is_empty() {
             Ok(model)
         } else {

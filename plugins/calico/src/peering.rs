@@ -7,10 +7,11 @@
 //! same. Where Calico walks maps in unspecified order we walk resources and
 //! nodes by name.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use starling_plugin_sdk::{Family, NextHopMode, NodeFacts, NodePlan, Session};
+use starling_plugin_sdk::{Family, NextHopMode, NodeFacts, NodePlan, Selector, Session};
 
 use crate::model::{LocalSide, Model, Node, Peer, RemoteSide};
 
@@ -85,6 +86,12 @@ pub struct Planner<'a> {
     model: &'a Model,
     facts: Facts<'a>,
     family: Family,
+    /// Per BGPPeer (by index), the nodes its `peerSelector` matches and the
+    /// nodes on its local side: computed once per plan, shared by every
+    /// node planned, so planning a whole cluster is not quadratic in
+    /// selector evaluations.
+    selected: Vec<OnceCell<Vec<&'a Node>>>,
+    local_side: Vec<OnceCell<Vec<&'a Node>>>,
 }
 
 impl<'a> Planner<'a> {
@@ -93,7 +100,36 @@ impl<'a> Planner<'a> {
             model,
             facts: Facts::new(facts, model.config.default_as()),
             family,
+            selected: model.peers.iter().map(|_| OnceCell::new()).collect(),
+            local_side: model.peers.iter().map(|_| OnceCell::new()).collect(),
         }
+    }
+
+    fn selected_by(&self, index: usize, selector: &Selector) -> &[&'a Node] {
+        self.selected[index].get_or_init(|| {
+            self.nodes()
+                .filter(|m| selector.matches(&m.labels))
+                .collect()
+        })
+    }
+
+    fn local_side_of(&self, index: usize, peer: &Peer) -> &[&'a Node] {
+        self.local_side[index].get_or_init(|| {
+            self.nodes()
+                .filter(|r| self.local_side_has(peer, r))
+                .collect()
+        })
+    }
+
+    /// The nodes at a BGP address (either family), by name.
+    fn nodes_at(&self, ip: &IpAddr) -> impl Iterator<Item = &'a Node> + 'a {
+        let model = self.model;
+        model
+            .by_address
+            .get(ip)
+            .into_iter()
+            .flatten()
+            .filter_map(move |name| model.nodes.get(name))
     }
 
     fn nodes(&self) -> impl Iterator<Item = &'a Node> + 'a {
@@ -109,7 +145,7 @@ impl<'a> Planner<'a> {
     }
 
     /// The remote entries of `peer` in this family.
-    fn remote_entries(&self, peer: &'a Peer, scope: Scope) -> Vec<Entry<'a>> {
+    fn remote_entries(&self, index: usize, peer: &'a Peer, scope: Scope) -> Vec<Entry<'a>> {
         match &peer.remote {
             RemoteSide::Workloads => Vec::new(),
             RemoteSide::Ip(ip, port) => {
@@ -121,13 +157,11 @@ impl<'a> Planner<'a> {
                 } else {
                     peer.asn
                 };
-                let calico_node = self
-                    .nodes()
-                    .any(|n| n.ipv4.map(|a| a.0) == Some(*ip) || n.ipv6.map(|a| a.0) == Some(*ip));
+                let calico_node = self.nodes_at(ip).next().is_some();
                 // No explicit port: the first node (by name) at that address
                 // and AS lends its listen port, else the global one.
                 let port = port.or_else(|| {
-                    self.nodes()
+                    self.nodes_at(ip)
                         .find(|n| {
                             n.address(self.family) == Some(*ip)
                                 && self.facts.asn(&n.name) == wanted_as
@@ -147,8 +181,8 @@ impl<'a> Planner<'a> {
                 }]
             }
             RemoteSide::Selector(selector) => self
-                .nodes()
-                .filter(|m| selector.matches(&m.labels))
+                .selected_by(index, selector)
+                .iter()
                 .filter_map(|m| {
                     let ip = m.address(self.family)?;
                     Some(Entry {
@@ -167,10 +201,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Whether `node` is on the reverse-local side of `peer` (§2.4).
-    fn reverse_local_has(&self, peer: &Peer, node: &Node) -> bool {
+    fn reverse_local_has(&self, index: usize, peer: &Peer, node: &Node) -> bool {
         match &peer.remote {
             RemoteSide::Workloads => false,
-            RemoteSide::Selector(s) => s.matches(&node.labels),
+            RemoteSide::Selector(s) => self
+                .selected_by(index, s)
+                .iter()
+                .any(|m| std::ptr::eq(*m, node)),
             RemoteSide::Ip(ip, port) => {
                 let wanted_as = if peer.asn == 0 {
                     self.model.config.default_as()
@@ -243,36 +280,33 @@ impl<'a> Planner<'a> {
 
         // Pass 1: global BGPPeers.
         let mut global: BTreeMap<(IpAddr, u16), Entry<'a>> = BTreeMap::new();
-        for peer in self
-            .model
-            .peers
-            .iter()
-            .filter(|p| matches!(p.local, LocalSide::Global))
+        let peers = self.model.peers.iter().enumerate();
+        for (i, peer) in peers
+            .clone()
+            .filter(|(_, p)| matches!(p.local, LocalSide::Global))
         {
-            for e in self.remote_entries(peer, Scope::Global) {
+            for e in self.remote_entries(i, peer, Scope::Global) {
                 global.entry(e.key()).or_insert(e);
             }
         }
         // Pass 2: node-specific BGPPeers that select us.
         let mut local: BTreeMap<(IpAddr, u16), Entry<'a>> = BTreeMap::new();
-        for peer in self
-            .model
-            .peers
-            .iter()
-            .filter(|p| !matches!(p.local, LocalSide::Global))
+        for (i, peer) in peers
+            .clone()
+            .filter(|(_, p)| !matches!(p.local, LocalSide::Global))
         {
             if !self.local_side_has(peer, me) {
                 continue;
             }
-            for e in self.remote_entries(peer, Scope::Node) {
+            for e in self.remote_entries(i, peer, Scope::Node) {
                 if !global.contains_key(&e.key()) {
                     local.entry(e.key()).or_insert(e);
                 }
             }
         }
         // Pass 3: reverse peerings that point back at the peer's local side.
-        for peer in self.model.peers.iter().filter(|p| !p.reverse_manual) {
-            if !self.reverse_local_has(peer, me) {
+        for (i, peer) in peers.filter(|(_, p)| !p.reverse_manual) {
+            if !self.reverse_local_has(i, peer, me) {
                 continue;
             }
             // A peerIP mirror exists only in the peerIP's family.
@@ -281,7 +315,7 @@ impl<'a> Planner<'a> {
             {
                 continue;
             }
-            for r in self.nodes().filter(|r| self.local_side_has(peer, r)) {
+            for r in self.local_side_of(i, peer) {
                 let Some(ip) = r.address(self.family) else {
                     continue;
                 };

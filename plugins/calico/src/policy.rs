@@ -2,6 +2,8 @@
 //! order, first matching rule ends the evaluation; when none matches,
 //! import accepts and export falls through to Calico's export policy.
 
+use std::collections::BTreeMap;
+
 use starling_plugin_sdk::{Attributes, Direction, Family, Prefix, Route, RouteContext, Verdicts};
 
 use crate::model::{FilterRule, MatchOperator, Model, Operation};
@@ -10,6 +12,7 @@ use crate::values::Community;
 /// Calico's priority ↔ LOCAL_PREF mapping: local_pref = 2³¹ − 1 − priority.
 const PRIORITY_BASE: u32 = 2_147_483_647;
 
+/// What Calico's export policy does with a route.
 enum Outcome {
     Reject,
     Accept,
@@ -45,44 +48,55 @@ pub fn evaluate(
         outcome: Vec::with_capacity(routes.len()),
         changed: Vec::new(),
     };
+    // A full table has far fewer distinct attribute sets than routes:
+    // changed sets are deduplicated, and what a rule's operations make of
+    // an attribute set is computed once per (set, rule).
+    let mut changed_index: BTreeMap<Attributes, u32> = BTreeMap::new();
+    let mut applied: BTreeMap<(u32, usize), u32> = BTreeMap::new();
     let empty = Attributes::default();
+    let mut intern = |verdicts: &mut Verdicts, a: Attributes| -> u32 {
+        *changed_index.entry(a).or_insert_with_key(|a| {
+            verdicts.changed.push(a.clone());
+            verdicts.changed.len() as u32 + 1
+        })
+    };
     for route in routes {
         let attrs = sets.get(route.attributes as usize).unwrap_or(&empty);
         let outcome = match first_match(&rules, &route.prefix, attrs, ebgp) {
-            Some(rule) if !rule.accept => Outcome::Reject,
-            Some(rule) if rule.operations.is_empty() => Outcome::Accept,
-            Some(rule) => Outcome::Changed(apply(&rule.operations, attrs)),
-            None if context.direction == Direction::Import => Outcome::Accept,
-            None => calico_export(model, &route.prefix, attrs, !ebgp, advertisements),
+            Some((_, rule)) if !rule.accept => Verdicts::REJECT,
+            Some((_, rule)) if rule.operations.is_empty() => Verdicts::ACCEPT,
+            Some((index, rule)) => match applied.get(&(route.attributes, index)) {
+                Some(&o) => o,
+                None => {
+                    let o = intern(&mut verdicts, apply(&rule.operations, attrs));
+                    applied.insert((route.attributes, index), o);
+                    o
+                }
+            },
+            None if context.direction == Direction::Import => Verdicts::ACCEPT,
+            None => match calico_export(model, &route.prefix, attrs, !ebgp, advertisements) {
+                Outcome::Reject => Verdicts::REJECT,
+                Outcome::Accept => Verdicts::ACCEPT,
+                Outcome::Changed(a) => intern(&mut verdicts, a),
+            },
         };
-        verdicts.outcome.push(match outcome {
-            Outcome::Reject => Verdicts::REJECT,
-            Outcome::Accept => Verdicts::ACCEPT,
-            Outcome::Changed(a) => {
-                let index = match verdicts.changed.iter().position(|c| *c == a) {
-                    Some(i) => i,
-                    None => {
-                        verdicts.changed.push(a);
-                        verdicts.changed.len() - 1
-                    }
-                };
-                index as u32 + 2
-            }
-        });
+        verdicts.outcome.push(outcome);
     }
     verdicts
 }
 
+/// The first rule that matches, with its position among all the rules.
 fn first_match<'r>(
     filters: &[&'r [FilterRule]],
     prefix: &Prefix,
     attrs: &Attributes,
     ebgp: bool,
-) -> Option<&'r FilterRule> {
+) -> Option<(usize, &'r FilterRule)> {
     filters
         .iter()
         .flat_map(|rules| rules.iter())
-        .find(|rule| matches(rule, prefix, attrs, ebgp))
+        .enumerate()
+        .find(|(_, rule)| matches(rule, prefix, attrs, ebgp))
 }
 
 fn matches(rule: &FilterRule, prefix: &Prefix, attrs: &Attributes, ebgp: bool) -> bool {

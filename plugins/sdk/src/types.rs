@@ -190,7 +190,7 @@ impl std::fmt::Display for Prefix {
 }
 
 /// Route attributes policy may read and change.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Attributes {
     pub as_path: Vec<u32>,
     pub communities: Vec<u32>,
