@@ -198,7 +198,11 @@ impl Plugin {
                 .call_load(store, &objects)
         })?;
         match loaded {
-            Ok(model) => Ok(Evaluation { sandbox, model }),
+            Ok(model) => Ok(Evaluation {
+                sandbox,
+                model,
+                facts: None,
+            }),
             Err(problems) => {
                 let e = PluginError::Invalid {
                     plugin: self.name().to_owned(),
@@ -333,6 +337,9 @@ fn classify(
 pub struct Evaluation {
     sandbox: Sandbox,
     model: ResourceAny,
+    /// The facts last sent to the plugin: planning node after node with
+    /// the same facts sends them once.
+    facts: Option<(Vec<sdk::NodeFacts>, ResourceAny)>,
 }
 
 impl std::fmt::Debug for Evaluation {
@@ -400,12 +407,12 @@ impl Evaluation {
     ) -> Result<Vec<sdk::NodePlan>, PluginError> {
         self.require(sdk::Role::PeerSelection)?;
         let model = self.model;
-        let facts: Vec<_> = facts.iter().map(convert::facts).collect();
+        let facts = self.facts_handle(facts)?;
         let result = self.sandbox.call("plan", |store, b| {
             b.starling_policy_peer_selection().call_plan(
                 store,
                 model,
-                &facts,
+                facts,
                 nodes,
                 convert::family(family),
             )
@@ -418,6 +425,28 @@ impl Evaluation {
             ));
         }
         Ok(plans.into_iter().map(convert::node_plan).collect())
+    }
+
+    /// The plugin's handle for `facts`, sending them only when they differ
+    /// from the last ones sent.
+    fn facts_handle(&mut self, facts: &[sdk::NodeFacts]) -> Result<ResourceAny, PluginError> {
+        if let Some((seen, handle)) = &self.facts
+            && seen.as_slice() == facts
+        {
+            return Ok(*handle);
+        }
+        let lowered: Vec<_> = facts.iter().map(convert::facts).collect();
+        let handle = self.sandbox.call("facts", |store, b| {
+            b.starling_policy_peer_selection()
+                .facts()
+                .call_constructor(store, &lowered)
+        })?;
+        if let Some((_, old)) = self.facts.replace((facts.to_vec(), handle)) {
+            // Dropping the old handle frees the plugin's copy; failing to is
+            // harmless (the store goes with the evaluation).
+            let _ = old.resource_drop(&mut self.sandbox.store);
+        }
+        Ok(handle)
     }
 
     /// Verdicts for a batch of routes crossing one session.

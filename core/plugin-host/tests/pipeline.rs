@@ -217,3 +217,34 @@ fn compiled_plugins_are_cached() {
     );
     std::fs::remove_dir_all(&base).expect("cleanup");
 }
+
+#[test]
+fn changed_facts_reach_the_plugin() {
+    use starling_plugin_host::sdk::NodeFacts;
+    let host = host();
+    let calico = host
+        .load("calico", starling_plugins::CALICO)
+        .expect("calico");
+    let mut e = calico.evaluate(&mesh()).expect("load");
+    let facts = |b_as: u32| {
+        vec![
+            NodeFacts {
+                node: "a".into(),
+                local_as: 64512,
+                cluster_id: None,
+            },
+            NodeFacts {
+                node: "b".into(),
+                local_as: b_as,
+                cluster_id: None,
+            },
+        ]
+    };
+    let a = ["a".to_owned()];
+    let first = e.plan(&facts(64512), &a, Family::Ipv4).expect("plan");
+    assert_eq!(first[0].sessions[0].peer_as, 64512);
+    let same = e.plan(&facts(64512), &a, Family::Ipv4).expect("plan");
+    assert_eq!(same, first);
+    let changed = e.plan(&facts(65001), &a, Family::Ipv4).expect("plan");
+    assert_eq!(changed[0].sessions[0].peer_as, 65001);
+}

@@ -130,9 +130,10 @@ macro_rules! export_plugin {
                 }
             }
             impl exports::peer_selection::Guest for StarlingExport {
+                type Facts = $crate::wasm::Facts;
                 fn plan(
                     m: exports::snapshot::ModelBorrow<'_>,
-                    facts: Vec<$crate::wasm::starling::policy::types::NodeFacts>,
+                    facts: exports::peer_selection::FactsBorrow<'_>,
                     nodes: Vec<String>,
                     family: $crate::wasm::starling::policy::types::AddressFamily,
                 ) -> Result<Vec<$crate::wasm::starling::policy::types::NodePlan>, String> {

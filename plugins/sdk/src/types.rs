@@ -96,7 +96,7 @@ pub struct Session {
 }
 
 /// A node's AS and reflector role, as the host decided them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeFacts {
     pub node: String,
     pub local_as: u32,

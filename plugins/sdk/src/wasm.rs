@@ -14,6 +14,7 @@ wit_bindgen::generate!({
     default_bindings_module: "starling_plugin_sdk::wasm",
 });
 
+use exports::starling::policy::peer_selection as ps;
 use exports::starling::policy::route_policy as rp;
 use exports::starling::policy::snapshot as snap;
 use starling::policy::log as host_log;
@@ -116,21 +117,33 @@ fn wit_family(f: Family) -> wit::AddressFamily {
     }
 }
 
+/// The `facts` resource: node facts, sorted by node name once.
+#[derive(Debug)]
+pub struct Facts(Vec<NodeFacts>);
+
+impl ps::GuestFacts for Facts {
+    fn new(facts: Vec<wit::NodeFacts>) -> Self {
+        let mut facts: Vec<NodeFacts> = facts
+            .into_iter()
+            .map(|n| NodeFacts {
+                node: n.node,
+                local_as: n.local_as,
+                cluster_id: n.cluster_id,
+            })
+            .collect();
+        facts.sort_by(|a, b| a.node.cmp(&b.node));
+        Facts(facts)
+    }
+}
+
 pub fn plan<P: Plugin>(
     m: snap::ModelBorrow<'_>,
-    facts: Vec<wit::NodeFacts>,
+    facts: ps::FactsBorrow<'_>,
     nodes: Vec<String>,
     f: wit::AddressFamily,
 ) -> Result<Vec<wit::NodePlan>, String> {
-    let facts: Vec<NodeFacts> = facts
-        .into_iter()
-        .map(|n| NodeFacts {
-            node: n.node,
-            local_as: n.local_as,
-            cluster_id: n.cluster_id,
-        })
-        .collect();
-    let plans = model::<P>(&m).plan(&facts, &nodes, family(f))?;
+    let facts = &facts.get::<Facts>().0;
+    let plans = model::<P>(&m).plan(facts, &nodes, family(f))?;
     Ok(plans.into_iter().map(node_plan).collect())
 }
 
