@@ -19,6 +19,7 @@ const PLUGINS: &[(&str, &str)] = &[
         "starling_example_prefix_guard.wasm",
     ),
     ("starling-test-hostile", "starling_test_hostile.wasm"),
+    ("starling-test-future", "starling_test_future.wasm"),
 ];
 
 fn main() {

@@ -175,3 +175,65 @@ fn components_that_are_not_starling_plugins_are_refused() {
     assert_eq!(err.kind(), ErrorKind::Incompatible, "{err}");
     assert!(err.to_string().contains("starling:policy"), "{err}");
 }
+
+#[test]
+fn a_plugin_built_for_another_wit_version_is_refused() {
+    let err = host()
+        .load("future", starling_plugins::TEST_FUTURE)
+        .expect_err("0.2.0 is not supported");
+    assert_eq!(err.kind(), ErrorKind::Incompatible, "{err}");
+    assert!(
+        err.to_string()
+            .contains("wrong WIT version or missing export"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_prefix_guard_example_refuses_too_specific_exports() {
+    use starling_plugin_host::sdk::{Attributes, Direction, Prefix, Route, RouteContext, Verdicts};
+    let plugin = host()
+        .load("prefix-guard", starling_plugins::EXAMPLE_PREFIX_GUARD)
+        .expect("load");
+    let mut e = plugin
+        .evaluate(&[object("PrefixGuard", "edge", r#"{"maxLengthV4": 22}"#)])
+        .expect("load");
+    let route = |p: &str, len: u8| Route {
+        prefix: Prefix::new(p.parse().expect("ip"), len),
+        attributes: 0,
+    };
+    let mut context = RouteContext {
+        node: "a".to_owned(),
+        session: "Global_198_51_100_1".to_owned(),
+        family: Family::Ipv4,
+        direction: Direction::Export,
+        peer_as: 65000,
+        local_as: 64512,
+        filters: Vec::new(),
+    };
+    let routes = [
+        route("10.0.0.0", 22),
+        route("10.0.0.0", 23),
+        route("2001:db8::", 48),
+        route("2001:db8::", 49),
+    ];
+    let v = e
+        .route_policy(&context, &[Attributes::default()], &routes)
+        .expect("policy");
+    let (r, a) = (Verdicts::REJECT, Verdicts::ACCEPT);
+    assert_eq!(v.outcome, [a, r, a, r]);
+    context.direction = Direction::Import;
+    let v = e
+        .route_policy(&context, &[Attributes::default()], &routes)
+        .expect("policy");
+    assert_eq!(v.outcome, [a, a, a, a]);
+    // Invalid configuration is refused with the field named.
+    let err = plugin
+        .evaluate(&[object("PrefixGuard", "edge", r#"{"maxLengthV6": 129}"#)])
+        .expect_err("invalid");
+    assert!(
+        err.to_string()
+            .contains("PrefixGuard 'edge', field spec.maxLengthV6"),
+        "{err}"
+    );
+}

@@ -21,6 +21,11 @@ pub const EXAMPLE_PREFIX_GUARD: &[u8] = include_bytes!(concat!(
 pub const TEST_HOSTILE: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/starling_test_hostile.wasm"));
 
+/// For the host's tests only: a plugin built against `starling:policy@0.2.0`.
+#[doc(hidden)]
+pub const TEST_FUTURE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/starling_test_future.wasm"));
+
 /// The embedded plugins by name, as configuration refers to them.
 pub const BUILTIN: &[(&str, &[u8])] = &[
     ("calico", CALICO),
