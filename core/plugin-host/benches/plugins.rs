@@ -13,8 +13,8 @@ use serde_json::json;
 use starling_calico::Calico;
 use starling_plugin_host::pipeline::Roles;
 use starling_plugin_host::sdk::{
-    AsAssignment, Attributes, Direction, Family, NodeFacts, Object, PeerSelection, Prefix, Route,
-    RouteContext, RoutePolicy, RouteReflection, Snapshot,
+    Attributes, Direction, Family, Object, PeerSelection, Prefix, Route, RouteContext, RoutePolicy,
+    Snapshot,
 };
 use starling_plugin_host::{Host, Limits};
 
@@ -23,16 +23,8 @@ const REFLECTORS: u32 = 10;
 const RACKS: u32 = 49;
 
 fn object(kind: &str, name: &str, labels: &[(&str, String)], spec: serde_json::Value) -> Object {
-    Object {
-        api_version: "projectcalico.org/v3".to_owned(),
-        kind: kind.to_owned(),
-        name: name.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect(),
-        spec: spec.to_string(),
-    }
+    Object::new(kind, name, spec.to_string())
+        .with_labels(labels.iter().map(|(k, v)| (*k, v.clone())))
 }
 
 fn node_name(i: u32) -> String {
@@ -84,22 +76,6 @@ fn cluster() -> Vec<Object> {
     objects
 }
 
-fn native_facts(calico: &Calico) -> Vec<NodeFacts> {
-    let reflectors = calico.reflectors();
-    calico
-        .assign()
-        .into_iter()
-        .map(|(node, local_as)| NodeFacts {
-            cluster_id: reflectors
-                .iter()
-                .find(|(n, _)| *n == node)
-                .map(|(_, c)| c.clone()),
-            node,
-            local_as,
-        })
-        .collect()
-}
-
 fn host() -> Host {
     Host::new(Limits {
         call_deadline: Duration::from_secs(30),
@@ -119,7 +95,7 @@ fn plan_benches(c: &mut Criterion) {
     let one = vec![node_name(2_500)];
 
     let native = Calico::load(objects.clone()).expect("native load");
-    let facts = native_facts(&native);
+    let facts = native.facts();
     let mut loaded = plugin.evaluate(&objects).expect("wasm load");
 
     let mut g = c.benchmark_group("plan_one_node");
@@ -140,7 +116,7 @@ fn plan_benches(c: &mut Criterion) {
     g.bench_function("native_from_snapshot", |b| {
         b.iter(|| {
             let calico = Calico::load(objects.clone()).expect("load");
-            let facts = native_facts(&calico);
+            let facts = calico.facts();
             calico.plan(&facts, &one, Family::Ipv4).expect("plan")
         })
     });

@@ -8,16 +8,7 @@ use starling_plugin_host::sdk::{Family, Object};
 use starling_plugin_host::{ErrorKind, Host, Limits};
 
 fn object(kind: &str, name: &str, labels: &[(&str, &str)], spec: &str) -> Object {
-    Object {
-        api_version: "projectcalico.org/v3".to_owned(),
-        kind: kind.to_owned(),
-        name: name.to_owned(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        spec: spec.to_owned(),
-    }
+    Object::new(kind, name, spec).with_labels(labels.iter().copied())
 }
 
 fn mesh() -> Vec<Object> {

@@ -7,13 +7,7 @@ use starling_plugin_host::sdk::{Family, Object, Role};
 use starling_plugin_host::{ErrorKind, Host, Limits, PluginError};
 
 fn object(kind: &str, name: &str, spec: &str) -> Object {
-    Object {
-        api_version: "projectcalico.org/v3".to_owned(),
-        kind: kind.to_owned(),
-        name: name.to_owned(),
-        labels: Default::default(),
-        spec: spec.to_owned(),
-    }
+    Object::new(kind, name, spec)
 }
 
 fn host() -> Host {

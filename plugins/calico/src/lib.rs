@@ -24,6 +24,24 @@ pub struct Calico {
     pub model: Model,
 }
 
+impl Calico {
+    /// Every node's facts as this plugin alone decides them, for callers
+    /// that run it natively (tests, benchmarks); the host composes facts
+    /// from whichever plugins fill the roles.
+    pub fn facts(&self) -> Vec<NodeFacts> {
+        let reflectors: std::collections::BTreeMap<String, String> =
+            self.reflectors().into_iter().collect();
+        self.assign()
+            .into_iter()
+            .map(|(node, local_as)| NodeFacts {
+                cluster_id: reflectors.get(&node).cloned(),
+                node,
+                local_as,
+            })
+            .collect()
+    }
+}
+
 impl Snapshot for Calico {
     fn load(objects: Vec<Object>) -> Result<Self, Vec<Problem>> {
         Model::load(&objects).map(|model| Calico { model })

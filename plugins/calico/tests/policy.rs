@@ -10,13 +10,7 @@ use starling_plugin_sdk::{
 };
 
 fn resource(kind: &str, name: &str, spec: Value) -> Object {
-    Object {
-        api_version: "projectcalico.org/v3".to_owned(),
-        kind: kind.to_owned(),
-        name: name.to_owned(),
-        labels: Default::default(),
-        spec: spec.to_string(),
-    }
+    Object::new(kind, name, spec.to_string())
 }
 
 fn prefix(s: &str) -> Prefix {

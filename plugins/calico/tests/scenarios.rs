@@ -10,24 +10,16 @@
 use serde_json::{Value, json};
 use starling_calico::Calico;
 use starling_plugin_sdk::{
-    AsAssignment, Family, NextHopMode, NodeFacts, Object, PeerSelection, RouteReflection, Snapshot,
+    AsAssignment, Family, NextHopMode, NodeFacts, Object, PeerSelection, Snapshot,
 };
 
 fn resource(kind: &str, name: &str, labels: Value, spec: Value) -> Object {
-    Object {
-        api_version: "projectcalico.org/v3".to_owned(),
-        kind: kind.to_owned(),
-        name: name.to_owned(),
-        labels: labels
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        spec: spec.to_string(),
-    }
+    let labels = labels.as_object().cloned().unwrap_or_default();
+    Object::new(kind, name, spec.to_string()).with_labels(
+        labels
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned())),
+    )
 }
 
 /// A node at 192.0.2.`n`/24 and 2001:db8::`n`/64 (either may be left out).
@@ -74,19 +66,7 @@ fn filter(name: &str, spec: Value) -> Object {
 
 fn plan_lines(objects: &[Object], me: &str, family: Family) -> Vec<String> {
     let calico = Calico::load(objects.to_vec()).unwrap_or_else(|p| panic!("invalid: {p:?}"));
-    let reflectors = calico.reflectors();
-    let facts: Vec<NodeFacts> = calico
-        .assign()
-        .into_iter()
-        .map(|(node, local_as)| NodeFacts {
-            cluster_id: reflectors
-                .iter()
-                .find(|(n, _)| *n == node)
-                .map(|(_, c)| c.clone()),
-            node,
-            local_as,
-        })
-        .collect();
+    let facts = calico.facts();
     let plan = calico
         .plan(&facts, &[me.to_owned()], family)
         .expect("plan")

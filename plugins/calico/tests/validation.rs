@@ -6,13 +6,7 @@ use starling_calico::Calico;
 use starling_plugin_sdk::{Object, Snapshot};
 
 fn resource(kind: &str, name: &str, spec: Value) -> Object {
-    Object {
-        api_version: "projectcalico.org/v3".to_owned(),
-        kind: kind.to_owned(),
-        name: name.to_owned(),
-        labels: Default::default(),
-        spec: spec.to_string(),
-    }
+    Object::new(kind, name, spec.to_string())
 }
 
 /// Load one resource and expect exactly one problem at `field`, whose

@@ -14,6 +14,32 @@ pub struct Object {
     pub spec: String,
 }
 
+impl Object {
+    /// A resource of `kind` named `name`, in Calico's API group
+    /// (`projectcalico.org/v3`), with `spec` as JSON text.
+    pub fn new(kind: &str, name: &str, spec: impl Into<String>) -> Self {
+        Object {
+            api_version: "projectcalico.org/v3".to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            labels: BTreeMap::new(),
+            spec: spec.into(),
+        }
+    }
+
+    /// The same resource with these labels.
+    pub fn with_labels<K: Into<String>, V: Into<String>>(
+        mut self,
+        labels: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        self
+    }
+}
+
 /// What is wrong with one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {

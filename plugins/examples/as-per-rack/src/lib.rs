@@ -214,16 +214,7 @@ mod tests {
     use super::*;
 
     fn object(kind: &str, name: &str, labels: &[(&str, &str)], spec: &str) -> Object {
-        Object {
-            api_version: "projectcalico.org/v3".to_owned(),
-            kind: kind.to_owned(),
-            name: name.to_owned(),
-            labels: labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            spec: spec.to_owned(),
-        }
+        Object::new(kind, name, spec).with_labels(labels.iter().copied())
     }
 
     #[test]
