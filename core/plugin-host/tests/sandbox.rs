@@ -231,3 +231,23 @@ fn the_prefix_guard_example_refuses_too_specific_exports() {
         "{err}"
     );
 }
+
+#[test]
+fn no_ambient_capabilities() {
+    // Environment, files, clocks, sockets, stdout: every WASI import the
+    // guest's standard library declares traps when called.
+    for (mode, import) in [
+        ("env", "wasi:cli/environment"),
+        ("file", "wasi:filesystem/preopens"),
+        ("clock", "wasi:clocks/wall-clock"),
+        ("net", "wasi:sockets/tcp-create-socket"),
+        ("stdout", "wasi:cli/stdout"),
+    ] {
+        let err = bounded(mode, "call", ErrorKind::Trap, Duration::from_secs(2));
+        let message = err.to_string();
+        assert!(
+            message.contains("unknown import") && message.contains(import),
+            "{mode}: {message}"
+        );
+    }
+}

@@ -3,7 +3,8 @@
 //! misbehaviour, which happens in `load` (`spec.when: "load"`) or in the
 //! role calls (the default):
 //! `loop`, `memory`, `trap`, `stack`, `huge` (an enormous answer),
-//! `log-flood`. Without a `Hostile` resource it behaves: AS 65000 for every
+//! `log-flood`, and reaching for what the sandbox withholds: `env`,
+//! `file`, `clock`, `net`, `stdout`. Without a `Hostile` resource it behaves: AS 65000 for every
 //! node and no sessions.
 
 use starling_plugin_sdk::{
@@ -37,6 +38,24 @@ fn misbehave(mode: &str) -> Vec<(String, u32)> {
         "huge" => (0..2_000_000)
             .map(|i| (format!("node-{i:08}"), i))
             .collect(),
+        // Ambient capabilities: each must stop the plugin, not answer it.
+        "env" => vec![(std::env::var("HOME").unwrap_or_default(), 1)],
+        "file" => vec![(
+            std::fs::read_to_string("/etc/hostname").unwrap_or_default(),
+            1,
+        )],
+        "clock" => {
+            let now = std::time::SystemTime::now();
+            vec![(format!("{now:?}"), 1)]
+        }
+        "net" => {
+            let connected = std::net::TcpStream::connect("127.0.0.1:179").is_ok();
+            vec![(String::new(), u32::from(connected))]
+        }
+        "stdout" => {
+            println!("hello from the sandbox");
+            vec![(String::new(), 1)]
+        }
         "log-flood" => {
             for i in 0..20_000 {
                 starling_plugin_sdk::log(LogLevel::Info, &format!("flood {i}"));
