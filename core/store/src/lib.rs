@@ -5,9 +5,15 @@
 //! The store only checks the envelope. What a spec means, and whether it
 //! is valid, is for the plugins that own the kind.
 
+mod embedded;
+pub mod kinds;
+mod patch;
+
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+pub use embedded::Embedded;
+pub use patch::merge_patch;
 use serde_json::{Map, Value};
 pub use starling_plugin_sdk::Object;
 use starling_plugin_sdk::SecretRef;
@@ -25,6 +31,87 @@ pub const CALICO_KINDS: &[&str] = &[
     "CalicoNodeStatus",
     "IPPool",
 ];
+
+/// Why a datastore operation failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("resource does not exist: {kind}({name})")]
+    NotFound { kind: String, name: String },
+    #[error("resource already exists: {kind}({name})")]
+    AlreadyExists { kind: String, name: String },
+    #[error("resource version '{given}' is out of date (latest: {latest})")]
+    Conflict { given: String, latest: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("datastore: {0}")]
+    Io(String),
+}
+
+/// One change in the datastore.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    pub revision: u64,
+    pub event: EventKind,
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// The plugins' view of a stored document.
+pub fn to_object(doc: &Value) -> Object {
+    let labels = doc["metadata"]["labels"]
+        .as_object()
+        .map(|l| {
+            l.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default();
+    Object {
+        api_version: doc["apiVersion"].as_str().unwrap_or_default().to_owned(),
+        kind: doc["kind"].as_str().unwrap_or_default().to_owned(),
+        name: doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        labels,
+        spec: match &doc["spec"] {
+            Value::Null => "{}".to_owned(),
+            spec => spec.to_string(),
+        },
+    }
+}
+
+/// The current time as RFC 3339 UTC (`2026-11-25T22:40:00Z`).
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
 
 /// A document that is not a resource, or a resource with a broken
 /// envelope. Says which document and what is wrong.

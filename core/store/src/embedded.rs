@@ -1,0 +1,399 @@
+//! The embedded datastore: one directory, no server.
+//!
+//! Layout under the root:
+//!
+//! ```text
+//! lock                 flock(2)ed by every writer: writers serialise
+//! journal              one JSON line per change: {"revision", "event", "kind", "name"}
+//! resources/<plural>/<name>.json
+//! ```
+//!
+//! A write, under the lock: read the last revision from the journal, write
+//! the resource with `resourceVersion` = revision + 1 to a temporary file,
+//! fsync, rename over the old one (atomic: a reader sees the old or the new
+//! document, never a torn one), fsync the directory, then append the
+//! journal line. A crash between the rename and the journal append leaves a
+//! resource newer than the journal; [`Embedded::open`] notices and journals
+//! it, so watchers never miss a change. Several processes may share one
+//! directory: the lock orders writers; readers need no lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::kinds::plural;
+use crate::{Event, EventKind, StoreError};
+
+/// An embedded store rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    root: PathBuf,
+}
+
+fn io(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!("{}: {e}", path.display()))
+}
+
+impl Embedded {
+    /// Open (creating if needed, root-only) the store at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let root = root.into();
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root.join("resources"))
+                .map_err(|e| io(&root, e))?;
+        }
+        let store = Embedded { root };
+        store.with_lock(|s| s.recover())?;
+        Ok(store)
+    }
+
+    fn path(&self, kind: &str, name: &str) -> PathBuf {
+        self.root
+            .join("resources")
+            .join(plural(kind))
+            .join(format!("{name}.json"))
+    }
+
+    /// Run `f` holding the writers' lock.
+    fn with_lock<T>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let path = self.root.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        lock.lock().map_err(|e| io(&path, e))?;
+        let result = f(self);
+        // Closing the file releases the lock too; unlock explicitly so an
+        // error here is at least not silent.
+        let _ = lock.unlock();
+        result
+    }
+
+    /// The revision of the last change.
+    pub fn revision(&self) -> Result<u64, StoreError> {
+        Ok(self.events_since(0)?.last().map_or(0, |e| e.revision))
+    }
+
+    /// Every change after `revision`, oldest first.
+    pub fn events_since(&self, revision: u64) -> Result<Vec<Event>, StoreError> {
+        let path = self.root.join("journal");
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path, e)),
+        };
+        let mut events = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(|e| io(&path, e))?;
+            // A line cut short by a crash mid-append is not an event.
+            let Ok(event) = serde_json::from_str::<Event>(&line) else {
+                continue;
+            };
+            if event.revision > revision {
+                events.push(event);
+            }
+        }
+        Ok(events)
+    }
+
+    fn append(&self, event: &Event) -> Result<(), StoreError> {
+        let path = self.root.join("journal");
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        // A torn last line (crash mid-append) must not glue onto ours.
+        let len = file.seek(SeekFrom::End(0)).map_err(|e| io(&path, e))?;
+        let mut line = if len > 0 && !ends_with_newline(&path)? {
+            "\n".to_owned()
+        } else {
+            String::new()
+        };
+        line.push_str(&serde_json::to_string(event).map_err(|e| StoreError::Io(e.to_string()))?);
+        line.push('\n');
+        file.write_all(line.as_bytes()).map_err(|e| io(&path, e))?;
+        file.sync_data().map_err(|e| io(&path, e))
+    }
+
+    /// Journal resources that were written but not journaled (a crash
+    /// between the two steps of a write).
+    fn recover(&self) -> Result<(), StoreError> {
+        let mut last = self.revision()?;
+        let mut unjournaled = Vec::new();
+        for doc in self.all()? {
+            let rv = resource_version(&doc);
+            if rv > last {
+                unjournaled.push((rv, doc));
+            }
+        }
+        unjournaled.sort_by_key(|(rv, _)| *rv);
+        for (rv, doc) in unjournaled {
+            let (kind, name) = identity(&doc);
+            last = rv;
+            self.append(&Event {
+                revision: last,
+                event: EventKind::Modified,
+                kind,
+                name,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn all(&self) -> Result<Vec<Value>, StoreError> {
+        let dir = self.root.join("resources");
+        let mut docs = Vec::new();
+        for kind_dir in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let kind_dir = kind_dir.map_err(|e| io(&dir, e))?.path();
+            for file in fs::read_dir(&kind_dir).map_err(|e| io(&kind_dir, e))? {
+                let path = file.map_err(|e| io(&kind_dir, e))?.path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    docs.push(read_doc(&path)?);
+                }
+            }
+        }
+        Ok(docs)
+    }
+
+    /// One resource, or `None`.
+    pub fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, StoreError> {
+        let path = self.path(kind, name);
+        match fs::metadata(&path) {
+            Ok(_) => read_doc(&path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
+    /// Every resource of `kind`, sorted by name.
+    pub fn list(&self, kind: &str) -> Result<Vec<Value>, StoreError> {
+        let dir = self.root.join("resources").join(plural(kind));
+        let mut docs = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(docs),
+            Err(e) => return Err(io(&dir, e)),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            docs.push(read_doc(&path)?);
+        }
+        Ok(docs)
+    }
+
+    /// Every resource of every kind, as the plugins see them.
+    pub fn everything(&self) -> Result<Vec<Value>, StoreError> {
+        let mut docs = self.all()?;
+        docs.sort_by(|a, b| identity(a).cmp(&identity(b)));
+        Ok(docs)
+    }
+
+    /// Create; fails if it exists.
+    pub fn create(&self, doc: Value) -> Result<Value, StoreError> {
+        self.with_lock(|s| {
+            let (kind, name) = identity(&doc);
+            if s.get(&kind, &name)?.is_some() {
+                return Err(StoreError::AlreadyExists { kind, name });
+            }
+            s.write(doc, EventKind::Added, None)
+        })
+    }
+
+    /// Replace; fails if it does not exist, or if the document carries a
+    /// `resourceVersion` that is not the stored one. Metadata not given is
+    /// kept from the stored object; labels and annotations come from the
+    /// document.
+    pub fn update(&self, doc: Value) -> Result<Value, StoreError> {
+        self.with_lock(|s| {
+            let (kind, name) = identity(&doc);
+            let Some(stored) = s.get(&kind, &name)? else {
+                return Err(StoreError::NotFound { kind, name });
+            };
+            check_version(&doc, &stored)?;
+            s.write(doc, EventKind::Modified, Some(&stored))
+        })
+    }
+
+    /// Delete; returns what was stored. A `resource_version`, when given,
+    /// must match.
+    pub fn delete(
+        &self,
+        kind: &str,
+        name: &str,
+        resource_version: Option<&str>,
+    ) -> Result<Value, StoreError> {
+        self.with_lock(|s| {
+            let Some(stored) = s.get(kind, name)? else {
+                return Err(StoreError::NotFound {
+                    kind: kind.to_owned(),
+                    name: name.to_owned(),
+                });
+            };
+            if let Some(given) = resource_version {
+                let latest = resource_version_text(&stored);
+                if given != latest {
+                    return Err(StoreError::Conflict {
+                        given: given.to_owned(),
+                        latest,
+                    });
+                }
+            }
+            let path = s.path(kind, name);
+            fs::remove_file(&path).map_err(|e| io(&path, e))?;
+            sync_dir(path.parent().unwrap_or(&s.root))?;
+            let revision = s.revision()? + 1;
+            s.append(&Event {
+                revision,
+                event: EventKind::Deleted,
+                kind: kind.to_owned(),
+                name: name.to_owned(),
+            })?;
+            Ok(stored)
+        })
+    }
+
+    fn write(
+        &self,
+        mut doc: Value,
+        event: EventKind,
+        stored: Option<&Value>,
+    ) -> Result<Value, StoreError> {
+        let (kind, name) = identity(&doc);
+        let revision = self.revision()? + 1;
+        let meta = doc
+            .get_mut("metadata")
+            .and_then(Value::as_object_mut)
+            .ok_or_else(|| StoreError::Invalid(format!("{kind} '{name}': metadata is required")))?;
+        if let Some(old) = stored
+            .and_then(|s| s.get("metadata"))
+            .and_then(Value::as_object)
+        {
+            for (k, v) in old {
+                if !matches!(k.as_str(), "labels" | "annotations") {
+                    meta.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+        } else {
+            meta.insert("creationTimestamp".to_owned(), json!(crate::now_rfc3339()));
+            meta.insert("uid".to_owned(), json!(uid(&kind, &name, revision)));
+        }
+        meta.insert("resourceVersion".to_owned(), json!(revision.to_string()));
+        let path = self.path(&kind, &name);
+        let dir = path.parent().unwrap_or(&self.root).to_owned();
+        fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
+        {
+            let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+            let text =
+                serde_json::to_vec_pretty(&doc).map_err(|e| StoreError::Io(e.to_string()))?;
+            file.write_all(&text).map_err(|e| io(&tmp, e))?;
+            file.sync_all().map_err(|e| io(&tmp, e))?;
+        }
+        fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        sync_dir(&dir)?;
+        self.append(&Event {
+            revision,
+            event,
+            kind,
+            name,
+        })?;
+        Ok(doc)
+    }
+}
+
+fn ends_with_newline(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read;
+    let mut file = File::open(path).map_err(|e| io(path, e))?;
+    file.seek(SeekFrom::End(-1)).map_err(|e| io(path, e))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last).map_err(|e| io(path, e))?;
+    Ok(last[0] == b'\n')
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io(dir, e))
+}
+
+fn read_doc(path: &Path) -> Result<Value, StoreError> {
+    let text = fs::read(path).map_err(|e| io(path, e))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| StoreError::Io(format!("{}: corrupt resource: {e}", path.display())))
+}
+
+/// `(kind, name)` of a document the envelope check has accepted.
+pub(crate) fn identity(doc: &Value) -> (String, String) {
+    let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+    let name = doc["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (kind, name)
+}
+
+fn resource_version_text(doc: &Value) -> String {
+    doc["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn resource_version(doc: &Value) -> u64 {
+    resource_version_text(doc).parse().unwrap_or(0)
+}
+
+fn check_version(doc: &Value, stored: &Value) -> Result<(), StoreError> {
+    let given = doc["metadata"]
+        .as_object()
+        .and_then(|m: &Map<String, Value>| m.get("resourceVersion"))
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty());
+    if let Some(given) = given {
+        let latest = resource_version_text(stored);
+        if given != latest {
+            return Err(StoreError::Conflict {
+                given: given.to_owned(),
+                latest,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A stable unique id: kind, name and the revision that created it.
+fn uid(kind: &str, name: &str, revision: u64) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in kind
+        .bytes()
+        .chain(name.bytes())
+        .chain(revision.to_le_bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xffff,
+        revision & 0xffff,
+        revision
+    )
+}
