@@ -200,7 +200,7 @@ impl Embedded {
     /// Every resource of every kind, as the plugins see them.
     pub fn everything(&self) -> Result<Vec<Value>, StoreError> {
         let mut docs = self.all()?;
-        docs.sort_by(|a, b| identity(a).cmp(&identity(b)));
+        docs.sort_by_key(identity);
         Ok(docs)
     }
 
