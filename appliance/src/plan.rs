@@ -133,7 +133,7 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 
 /// Where compiled plugins are kept between runs: `$STARLING_CACHE_DIR`,
 /// else `/var/cache/starling/plugins` for root, else the user's cache.
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STARLING_CACHE_DIR") {
         return PathBuf::from(dir);
     }

@@ -41,6 +41,8 @@ const KINDS: &[(&str, &str, &[&str])] = &[
         "ippools",
         &["ippool", "ippools", "ipp", "ipps", "pool", "pools"],
     ),
+    // Kubernetes' kind, kept so BGP passwords can be resolved.
+    ("Secret", "secrets", &["secret", "secrets"]),
 ];
 
 /// The canonical kind for a command-line name (`bgpp` → `BGPPeer`). Kinds

@@ -132,6 +132,11 @@ pub struct DocumentError {
 #[derive(Debug, Default, Clone)]
 pub struct ResourceSet {
     pub objects: Vec<Object>,
+    /// The documents behind `objects`, whole (annotations and all), in the
+    /// same order.
+    pub documents: Vec<Value>,
+    /// `Secret` documents, whole.
+    pub secret_documents: Vec<Value>,
     secrets: BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -187,8 +192,9 @@ impl ResourceSet {
                 None => vec![doc],
             };
             for item in items {
-                match self.take(item) {
+                match self.take(item.clone()) {
                     Ok(Some(o)) => {
+                        self.documents.push(item);
                         let key = (o.kind.clone(), o.name.clone());
                         if seen.insert(key, ()).is_some() {
                             errors.push(error(
@@ -235,6 +241,7 @@ impl ResourceSet {
             }
             self.secrets
                 .insert(name, secret_data(&map).map_err(|r| (what, r))?);
+            self.secret_documents.push(Value::Object(map));
             return Ok(None);
         }
         if CALICO_KINDS.contains(&kind.as_str()) {
@@ -276,6 +283,19 @@ impl ResourceSet {
             labels,
             spec,
         }))
+    }
+
+    /// Add a secret document (as read back from a datastore).
+    pub fn add_secret(&mut self, doc: &Value) -> Result<(), String> {
+        let Value::Object(map) = doc else {
+            return Err("a Secret must be a mapping".to_owned());
+        };
+        let name = doc["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        self.secrets.insert(name, secret_data(map)?);
+        Ok(())
     }
 
     /// Resolve a secret reference, as Calico resolves one against a
