@@ -1,0 +1,345 @@
+//! Starling's kernel FIB programmer.
+//!
+//! The caller says what the table should hold ([`Fib::apply`] with the
+//! whole desired set); the programmer diffs it against what it installed
+//! and writes only the difference, in batches: hundreds of route messages
+//! per `sendmsg`, no per-route ACK (the kernel still reports errors), one
+//! ACK at the end of a batch to know it is done. One synchronous request
+//! and ACK per route — BIRD's way — caps at ~126k routes/s on this class
+//! of machine; batching reaches the kernel's ~280k/s.
+//!
+//! Ownership: every route Starling writes carries its own `rtm_protocol`
+//! ([`FibConfig::protocol`]) in its own table. On start, [`Fib::adopt`]
+//! reads back the routes of that protocol, so a restart that wants the
+//! same routes writes nothing (zero churn) and a route no longer wanted is
+//! deleted by the next `apply`. [`Fib::resync`] repairs whatever someone
+//! else changed. Routes of other protocols are never touched.
+
+mod netlink;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+pub use netlink::Netlink;
+
+/// Routes Starling writes carry this `rtm_protocol` unless configured
+/// otherwise. Not RTPROT_BGP (186), which BIRD, FRR and GoBGP share, so
+/// that Starling never adopts another daemon's routes.
+pub const DEFAULT_PROTOCOL: u8 = 199;
+
+/// An IP prefix, address masked to its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl Destination {
+    /// The prefix `addr/len`, host bits cleared. `None` if `len` is too
+    /// long for the family.
+    pub fn new(addr: IpAddr, len: u8) -> Option<Self> {
+        let addr = match addr {
+            IpAddr::V4(a) if len <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                IpAddr::V4((u32::from(a) & mask).into())
+            }
+            IpAddr::V6(a) if len <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+            _ => return None,
+        };
+        Some(Destination { addr, len })
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    pub fn len(&self) -> u8 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl std::str::FromStr for Destination {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, len) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}': no /length"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| format!("'{s}': bad address"))?;
+        let len: u8 = len.parse().map_err(|_| format!("'{s}': bad length"))?;
+        Destination::new(addr, len).ok_or_else(|| format!("'{s}': length too long"))
+    }
+}
+
+/// Where a route sends traffic.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// Through one or more gateways (more than one: ECMP), sorted.
+    Via(Vec<IpAddr>),
+    /// Dropped: Calico originates its aggregate blocks this way.
+    Blackhole,
+}
+
+impl Target {
+    /// Gateways in canonical (sorted, deduplicated) order, so equal sets
+    /// compare equal.
+    pub fn via(mut gateways: Vec<IpAddr>) -> Self {
+        gateways.sort();
+        gateways.dedup();
+        Target::Via(gateways)
+    }
+}
+
+/// How the programmer writes.
+#[derive(Debug, Clone)]
+pub struct FibConfig {
+    /// The kernel table routes go into (254 is `main`).
+    pub table: u32,
+    /// The `rtm_protocol` that marks Starling's routes.
+    pub protocol: u8,
+    /// Route messages per `sendmsg`.
+    pub batch: usize,
+    /// Route metric (priority).
+    pub metric: Option<u32>,
+}
+
+impl Default for FibConfig {
+    fn default() -> Self {
+        FibConfig {
+            table: 254,
+            protocol: DEFAULT_PROTOCOL,
+            batch: 512,
+            metric: None,
+        }
+    }
+}
+
+/// Why the FIB could not be programmed.
+#[derive(Debug, thiserror::Error)]
+pub enum FibError {
+    #[error("netlink socket: {0}")]
+    Socket(std::io::Error),
+    #[error("netlink: malformed reply: {0}")]
+    Decode(String),
+    #[error("netlink dump interrupted too often; the table is changing under us")]
+    DumpInterrupted,
+}
+
+/// A route the kernel refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub destination: Destination,
+    pub error: String,
+}
+
+/// What one `apply` or `resync` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub added: usize,
+    pub replaced: usize,
+    pub deleted: usize,
+    /// Routes the kernel refused; they are left out of the installed set
+    /// and retried by the next `apply`.
+    pub refused: Vec<Refused>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.added == 0 && self.replaced == 0 && self.deleted == 0 && self.refused.is_empty()
+    }
+}
+
+/// The programmer of one table.
+#[derive(Debug)]
+pub struct Fib {
+    netlink: Netlink,
+    config: FibConfig,
+    installed: BTreeMap<Destination, Target>,
+}
+
+/// One write: what to send for a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Add,
+    Replace,
+    Delete,
+}
+
+impl Fib {
+    /// Open a netlink socket in the calling thread's network namespace.
+    pub fn open(config: FibConfig) -> Result<Self, FibError> {
+        Ok(Fib {
+            netlink: Netlink::open()?,
+            config,
+            installed: BTreeMap::new(),
+        })
+    }
+
+    pub fn config(&self) -> &FibConfig {
+        &self.config
+    }
+
+    /// What Starling believes it has installed.
+    pub fn installed(&self) -> &BTreeMap<Destination, Target> {
+        &self.installed
+    }
+
+    /// Take over the routes of our protocol already in the table (left by a
+    /// previous run). Returns how many.
+    pub fn adopt(&mut self) -> Result<usize, FibError> {
+        self.installed = self.netlink.dump(&self.config)?;
+        Ok(self.installed.len())
+    }
+
+    /// Make the table hold exactly `desired` (among routes of our
+    /// protocol): add what is missing, replace what differs, delete what is
+    /// no longer wanted.
+    pub fn apply(&mut self, desired: &BTreeMap<Destination, Target>) -> Result<Changes, FibError> {
+        let mut ops: Vec<(Op, Destination, Target)> = Vec::new();
+        for (dest, target) in desired {
+            match self.installed.get(dest) {
+                None => ops.push((Op::Add, *dest, target.clone())),
+                Some(have) if have != target => ops.push((Op::Replace, *dest, target.clone())),
+                Some(_) => {}
+            }
+        }
+        // Deleting in descending order is ~4× faster here (293k/s against
+        // 73k/s for 100k routes, benches/fib.rs): the kernel's trie shrinks
+        // from the end instead of being rebalanced at every step.
+        for (dest, target) in self.installed.iter().rev() {
+            if !desired.contains_key(dest) {
+                ops.push((Op::Delete, *dest, target.clone()));
+            }
+        }
+        self.write(ops)
+    }
+
+    /// Compare the kernel's table with what we installed and repair the
+    /// difference: routes of ours someone deleted or changed are written
+    /// again, routes of our protocol we did not write are deleted.
+    pub fn resync(&mut self) -> Result<Changes, FibError> {
+        let kernel = self.netlink.dump(&self.config)?;
+        let mut ops = Vec::new();
+        for (dest, target) in &self.installed {
+            match kernel.get(dest) {
+                None => ops.push((Op::Add, *dest, target.clone())),
+                Some(k) if k != target => ops.push((Op::Replace, *dest, target.clone())),
+                Some(_) => {}
+            }
+        }
+        for (dest, target) in &kernel {
+            if !self.installed.contains_key(dest) {
+                ops.push((Op::Delete, *dest, target.clone()));
+            }
+        }
+        // The repair writes are relative to the kernel's state, so the
+        // bookkeeping starts from it.
+        let wanted = std::mem::replace(&mut self.installed, kernel);
+        let mut changes = self.write(ops)?;
+        // Anything the kernel refused stays out; retry through apply.
+        let retry = self.apply(&wanted)?;
+        changes.added += retry.added;
+        changes.replaced += retry.replaced;
+        changes.deleted += retry.deleted;
+        changes.refused = retry.refused;
+        Ok(changes)
+    }
+
+    /// Delete every route of ours (a clean shutdown that leaves nothing).
+    pub fn clear(&mut self) -> Result<Changes, FibError> {
+        self.apply(&BTreeMap::new())
+    }
+
+    fn write(&mut self, ops: Vec<(Op, Destination, Target)>) -> Result<Changes, FibError> {
+        let mut changes = Changes::default();
+        if ops.is_empty() {
+            return Ok(changes);
+        }
+        let refused = self.netlink.write(&self.config, &ops)?;
+        let refused: BTreeMap<Destination, String> = refused.into_iter().collect();
+        for (op, dest, target) in ops {
+            if let Some(error) = refused.get(&dest) {
+                // A delete of a route already gone is done, not refused.
+                if op == Op::Delete && error.contains("No such process") {
+                    self.installed.remove(&dest);
+                    changes.deleted += 1;
+                    continue;
+                }
+                if op != Op::Delete {
+                    self.installed.remove(&dest);
+                }
+                changes.refused.push(Refused {
+                    destination: dest,
+                    error: error.clone(),
+                });
+                continue;
+            }
+            match op {
+                Op::Add => {
+                    changes.added += 1;
+                    self.installed.insert(dest, target);
+                }
+                Op::Replace => {
+                    changes.replaced += 1;
+                    self.installed.insert(dest, target);
+                }
+                Op::Delete => {
+                    changes.deleted += 1;
+                    self.installed.remove(&dest);
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations_are_masked_and_checked() {
+        let d: Destination = "192.0.2.77/24".parse().expect("parse");
+        assert_eq!(d.to_string(), "192.0.2.0/24");
+        assert_eq!(
+            "10.0.0.1/0"
+                .parse::<Destination>()
+                .expect("parse")
+                .to_string(),
+            "0.0.0.0/0"
+        );
+        assert_eq!(
+            "2001:db8::1/32"
+                .parse::<Destination>()
+                .expect("parse")
+                .to_string(),
+            "2001:db8::/32"
+        );
+        assert!("10.0.0.0/33".parse::<Destination>().is_err());
+        assert!("10.0.0.0".parse::<Destination>().is_err());
+        assert_eq!(
+            Target::via(vec![
+                "192.0.2.2".parse().expect("ip"),
+                "192.0.2.1".parse().expect("ip")
+            ]),
+            Target::via(vec![
+                "192.0.2.1".parse().expect("ip"),
+                "192.0.2.2".parse().expect("ip")
+            ])
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! The FIB programmer against a real kernel table, inside a network
+//! namespace each test creates and removes. Routes use the documentation
+//! ranges for links and any range for prefixes; nothing reaches the host's
+//! own tables.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use starling_fib::{Destination, Fib, FibConfig, Target};
+
+const TABLE: u32 = 1000;
+
+/// A network namespace with a link `d0` at 192.0.2.1/24 and
+/// 2001:db8::1/64, so gateways 192.0.2.2–.9 and 2001:db8::2–9 resolve.
+struct Netns {
+    name: String,
+}
+
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+impl Netns {
+    fn new() -> Self {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "starling-fib-{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::Relaxed)
+        );
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        // A veth pair with both ends inside: dummy links need a kernel
+        // module not every machine has.
+        ns.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"]);
+        ns.ip(&["link", "set", "d1", "up"]);
+        ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "d0"]);
+        ns.ip(&["addr", "add", "2001:db8::1/64", "dev", "d0", "nodad"]);
+        ns.ip(&["link", "set", "d0", "up"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut full = vec!["-n", &self.name];
+        full.extend_from_slice(args);
+        ip(&full)
+    }
+
+    /// Run `f` on a thread inside the namespace.
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = std::fs::File::open(&path).expect("netns file");
+                nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .join()
+            .expect("netns thread")
+        })
+    }
+
+    /// Our routes as the kernel shows them: destination → gateways
+    /// (empty for blackhole).
+    fn routes(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for family in ["-4", "-6"] {
+            let text = self.ip(&[
+                family,
+                "-j",
+                "route",
+                "show",
+                "table",
+                &TABLE.to_string(),
+                "proto",
+                "199",
+            ]);
+            let routes: Vec<Value> = serde_json::from_str(&text).expect("ip -j");
+            for r in routes {
+                let mut gateways: Vec<String> = r["gateway"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .into_iter()
+                    .collect();
+                if let Some(hops) = r["nexthops"].as_array() {
+                    gateways.extend(
+                        hops.iter()
+                            .filter_map(|h| h["gateway"].as_str().map(str::to_owned)),
+                    );
+                }
+                gateways.sort();
+                let mut dst = r["dst"].as_str().expect("dst").to_owned();
+                if !dst.contains('/') {
+                    dst += if family == "-4" { "/32" } else { "/128" };
+                }
+                out.insert(dst, gateways);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn config() -> FibConfig {
+    FibConfig {
+        table: TABLE,
+        ..FibConfig::default()
+    }
+}
+
+fn gw(last: u8) -> IpAddr {
+    IpAddr::from([192, 0, 2, last])
+}
+
+/// `count` IPv4 /24s from 10.0.0.0 via 192.0.2.2, every 10th ECMP over .2
+/// and .3, every 100th a blackhole, plus a few IPv6 /48s.
+fn table(count: u32) -> BTreeMap<Destination, Target> {
+    let mut desired = BTreeMap::new();
+    for i in 0..count {
+        let addr = IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes());
+        let target = match i {
+            i if i % 100 == 0 => Target::Blackhole,
+            i if i % 10 == 0 => Target::via(vec![gw(2), gw(3)]),
+            _ => Target::via(vec![gw(2)]),
+        };
+        desired.insert(Destination::new(addr, 24).expect("prefix"), target);
+    }
+    for i in 0..16u16 {
+        let addr: IpAddr = format!("2001:db8:{:x}::", 0x100 + i).parse().expect("v6");
+        desired.insert(
+            Destination::new(addr, 48).expect("prefix"),
+            Target::via(vec!["2001:db8::2".parse().expect("gw")]),
+        );
+    }
+    desired
+}
+
+fn expected(desired: &BTreeMap<Destination, Target>) -> BTreeMap<String, Vec<String>> {
+    desired
+        .iter()
+        .map(|(d, t)| {
+            let gws = match t {
+                Target::Blackhole => Vec::new(),
+                Target::Via(g) => g.iter().map(ToString::to_string).collect(),
+            };
+            (d.to_string(), gws)
+        })
+        .collect()
+}
+
+#[test]
+fn a_hundred_thousand_routes_installed_changed_and_withdrawn() {
+    let ns = Netns::new();
+    let desired = table(100_000);
+    // Re-point every 10th IPv4 route, withdraw another tenth.
+    let mut next = desired.clone();
+    let v4: Vec<Destination> = next
+        .keys()
+        .copied()
+        .filter(|d| d.addr().is_ipv4())
+        .collect();
+    for d in v4.iter().skip(1).step_by(10) {
+        next.insert(*d, Target::via(vec![gw(4)]));
+    }
+    for d in v4.iter().skip(3).step_by(10) {
+        next.remove(d);
+    }
+    let (first, second) = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        let first = fib.apply(&desired).expect("install");
+        let second = fib.apply(&next).expect("change");
+        (first, second)
+    });
+    assert_eq!(first.added, 100_016);
+    assert!(first.refused.is_empty(), "{:?}", first.refused.first());
+    assert!(second.refused.is_empty(), "{:?}", second.refused.first());
+    assert_eq!(
+        (second.added, second.replaced, second.deleted),
+        (0, 10_000, 10_000)
+    );
+    assert_eq!(ns.routes(), expected(&next));
+}
+
+/// `ip monitor route` in the namespace, counting the lines it prints
+/// between two sentinel routes the test adds itself.
+struct Monitor {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Monitor {
+    fn start(ns: &Netns) -> Self {
+        let mut child = Command::new("ip")
+            .args(["-n", &ns.name, "monitor", "route"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("ip monitor");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Monitor { child, lines }
+    }
+
+    /// Add a sentinel route and collect monitor lines until it shows up.
+    fn mark(&self, ns: &Netns, sentinel: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        let mut added = false;
+        loop {
+            if !added {
+                ns.ip(&["route", "add", sentinel, "dev", "d0", "table", "2000"]);
+                added = true;
+            }
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line)
+                    if !line.starts_with("Deleted")
+                        && line.contains(sentinel.split('/').next().unwrap_or(sentinel)) =>
+                {
+                    return seen;
+                }
+                // Sentinels (table 2000) are the test's own doing.
+                Ok(line) if line.contains("table 2000") => {}
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    // The monitor may not have subscribed yet when the
+                    // first sentinel went in: send another.
+                    assert!(Instant::now() < deadline, "monitor never saw {sentinel}");
+                    ns.ip(&["route", "del", sentinel, "dev", "d0", "table", "2000"]);
+                    added = false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_restart_adopts_its_routes_with_zero_churn() {
+    let ns = Netns::new();
+    let desired = table(2_000);
+    ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        fib.apply(&desired).expect("install");
+    });
+    // A foreign route in the same table is never adopted or touched.
+    ns.ip(&[
+        "route",
+        "add",
+        "198.51.100.0/24",
+        "via",
+        "192.0.2.5",
+        "table",
+        &TABLE.to_string(),
+        "proto",
+        "static",
+    ]);
+
+    let monitor = Monitor::start(&ns);
+    monitor.mark(&ns, "203.0.113.1/32");
+    let (adopted, changes) = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        let adopted = fib.adopt().expect("adopt");
+        (adopted, fib.apply(&desired).expect("apply"))
+    });
+    let churn = monitor.mark(&ns, "203.0.113.2/32");
+    assert_eq!(adopted, 2_016);
+    assert!(changes.is_empty(), "{changes:?}");
+    assert!(churn.is_empty(), "kernel saw route changes: {churn:?}");
+
+    // A restart that wants fewer routes deletes exactly the rest.
+    let mut fewer = desired.clone();
+    let gone: Vec<Destination> = fewer.keys().copied().take(10).collect();
+    for d in &gone {
+        fewer.remove(d);
+    }
+    let changes = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        fib.adopt().expect("adopt");
+        fib.apply(&fewer).expect("apply")
+    });
+    assert_eq!(
+        (changes.added, changes.replaced, changes.deleted),
+        (0, 0, 10)
+    );
+    assert_eq!(ns.routes(), expected(&fewer));
+    let foreign = ns.ip(&[
+        "route",
+        "show",
+        "table",
+        &TABLE.to_string(),
+        "proto",
+        "static",
+    ]);
+    assert!(
+        foreign.contains("198.51.100.0/24 via 192.0.2.5"),
+        "{foreign}"
+    );
+}
+
+#[test]
+fn tampering_is_repaired_and_foreign_routes_left_alone() {
+    let ns = Netns::new();
+    let desired = table(500);
+    let t = TABLE.to_string();
+    let changes = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        fib.apply(&desired).expect("install");
+        // While it runs, someone deletes one of our routes, re-points
+        // another, adds a stray route with our protocol, and a static one.
+        ns.ip(&["route", "del", "10.0.1.0/24", "table", &t, "proto", "199"]);
+        ns.ip(&[
+            "route",
+            "replace",
+            "10.0.2.0/24",
+            "via",
+            "192.0.2.9",
+            "table",
+            &t,
+            "proto",
+            "199",
+        ]);
+        ns.ip(&[
+            "route",
+            "add",
+            "172.16.0.0/16",
+            "via",
+            "192.0.2.9",
+            "table",
+            &t,
+            "proto",
+            "199",
+        ]);
+        ns.ip(&[
+            "route",
+            "add",
+            "172.17.0.0/16",
+            "via",
+            "192.0.2.9",
+            "table",
+            &t,
+            "proto",
+            "static",
+        ]);
+        fib.resync().expect("resync")
+    });
+    assert!(changes.refused.is_empty(), "{changes:?}");
+    assert_eq!(
+        (changes.added, changes.replaced, changes.deleted),
+        (1, 1, 1)
+    );
+    assert_eq!(ns.routes(), expected(&desired));
+    assert!(
+        ns.ip(&["route", "show", "table", &t, "proto", "static"])
+            .contains("172.17.0.0/16")
+    );
+}
+
+#[test]
+fn refused_routes_are_reported_and_others_installed() {
+    let ns = Netns::new();
+    let t = TABLE.to_string();
+    // A foreign route where we want one: never clobbered.
+    ns.ip(&[
+        "route",
+        "add",
+        "10.9.9.0/24",
+        "via",
+        "192.0.2.5",
+        "table",
+        &t,
+        "proto",
+        "static",
+    ]);
+    let mut desired = BTreeMap::new();
+    let d = |s: &str| s.parse::<Destination>().expect("prefix");
+    desired.insert(d("10.1.0.0/24"), Target::via(vec![gw(2)]));
+    desired.insert(
+        d("10.2.0.0/24"),
+        Target::via(vec![IpAddr::from([203, 0, 113, 9])]),
+    );
+    desired.insert(d("10.9.9.0/24"), Target::via(vec![gw(2)]));
+    let changes = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        let changes = fib.apply(&desired).expect("apply");
+        assert_eq!(fib.installed().len(), 1);
+        changes
+    });
+    assert_eq!(changes.added, 1);
+    let refused: BTreeMap<String, String> = changes
+        .refused
+        .iter()
+        .map(|r| (r.destination.to_string(), r.error.clone()))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(
+        refused["10.2.0.0/24"].contains("unreachable"),
+        "{refused:?}"
+    );
+    assert!(refused["10.9.9.0/24"].contains("exists"), "{refused:?}");
+    assert!(
+        ns.ip(&["route", "show", "table", &t])
+            .contains("10.9.9.0/24 via 192.0.2.5 dev d0 proto static")
+    );
+}
