@@ -6,7 +6,9 @@
 //! (what a BGP message says and what RFC 7606 would make a receiver do).
 //! The daemon is still to come (see README.md, "Status").
 
+mod daemon;
 mod decode;
+mod node_status;
 mod plan;
 mod resources;
 
@@ -49,6 +51,11 @@ enum Command {
     Label(resources::LabelArgs),
     /// Check resource files without a datastore.
     Validate(resources::Files),
+    /// Run the appliance daemon.
+    Run(daemon::RunArgs),
+    /// Node commands: `starling node status`.
+    #[command(subcommand)]
+    Node(node_status::NodeCommand),
     /// Show the BGP sessions the plugins plan for each node, offline.
     Plan(plan::PlanArgs),
     /// Decode BGP messages given as hex (a file, or `-` for standard input).
@@ -66,6 +73,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Patch(args) => resources::patch(&store()?, args),
         Command::Label(args) => resources::label(&store()?, args),
         Command::Validate(files) => resources::validate_files(files),
+        Command::Run(args) => daemon::run(args),
+        Command::Node(node_status::NodeCommand::Status(args)) => node_status::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Decode(args) => decode::run(args),
     }

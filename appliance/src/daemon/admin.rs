@@ -1,0 +1,95 @@
+//! The admin socket: a root-only Unix socket the CLI asks for status.
+//!
+//! Protocol: the client writes one line (`status`), the daemon answers
+//! with one JSON document and closes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use starling_plugin_host::sdk::Family;
+use starling_speaker::DownReason;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixListener;
+
+use super::Shared;
+
+/// Listen on `path` (0600, parent directory 0700) until dropped.
+pub(crate) fn serve(
+    path: &Path,
+    shared: Arc<Mutex<Shared>>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    // A socket left by a crashed run would make bind fail.
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut line = String::new();
+                if BufReader::new(read).read_line(&mut line).await.is_err() {
+                    return;
+                }
+                let answer = match line.trim() {
+                    "status" => status(&shared).await,
+                    other => json!({"error": format!("unknown request '{other}'")}),
+                };
+                let _ = write.write_all(answer.to_string().as_bytes()).await;
+                let _ = write.shutdown().await;
+            });
+        }
+    }))
+}
+
+async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
+    let (instance, sessions) = match shared.lock() {
+        Ok(s) => (s.instance.clone(), s.sessions.clone()),
+        Err(_) => return json!({"error": "status unavailable"}),
+    };
+    let peers = match &instance {
+        Some(i) => i.peers().await,
+        None => Vec::new(),
+    };
+    let now = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rows: Vec<Value> = sessions
+        .iter()
+        .map(|(name, (family, address))| {
+            let peer = peers.iter().find(|p| p.remote.ip() == *address);
+            let (state, since, info) = match peer {
+                Some(p) => {
+                    let ago = now.saturating_duration_since(p.since).as_secs();
+                    let detail = p.last_error.as_ref().map(|e| match e {
+                        DownReason::Sent(n) => format!("BGP Error: {n}"),
+                        DownReason::Received(n) => format!("Received: {n}"),
+                        DownReason::ConnectionLost => "Socket: Connection closed".to_owned(),
+                    });
+                    (p.state.name(), wall.saturating_sub(ago), detail)
+                }
+                None => ("Idle", wall, None),
+            };
+            json!({
+                "name": name,
+                "family": match family { Family::Ipv4 => "ipv4", Family::Ipv6 => "ipv6" },
+                "peer_ip": address.to_string(),
+                "state": state,
+                "since": since,
+                "info": info,
+            })
+        })
+        .collect();
+    json!({"sessions": rows})
+}

@@ -1,0 +1,249 @@
+//! `starling.toml`: the daemon's configuration.
+//!
+//! Unknown keys are errors (a misspelt key must not be silently ignored),
+//! and every error names the key. Everything but `node_name` has a default.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// This node's name: the Node resource whose sessions this daemon runs.
+    pub(crate) node_name: String,
+    #[serde(default = "default_datastore")]
+    pub(crate) datastore: PathBuf,
+    /// BGP router id; default: the node's IPv4 address.
+    pub(crate) router_id: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub(crate) bgp: Bgp,
+    #[serde(default)]
+    pub(crate) plugins: Plugins,
+    #[serde(default)]
+    pub(crate) fib: Fib,
+    #[serde(default)]
+    pub(crate) admin: Admin,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Bgp {
+    /// Addresses to listen on; default: every address, on the node's
+    /// listen port (BGPConfiguration `listenPort`, else 179).
+    pub(crate) listen: Option<Vec<String>>,
+}
+
+/// The plugin for each role: a built-in name (`calico`, `as-per-rack`,
+/// `prefix-guard`) or a `.wasm` file, reloaded when it changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Plugins {
+    #[serde(default = "calico")]
+    pub(crate) as_assignment: String,
+    #[serde(default = "calico")]
+    pub(crate) route_reflection: String,
+    #[serde(default = "calico")]
+    pub(crate) peer_selection: String,
+    #[serde(default = "calico")]
+    pub(crate) route_policy: String,
+}
+
+impl Default for Plugins {
+    fn default() -> Self {
+        Plugins {
+            as_assignment: calico(),
+            route_reflection: calico(),
+            peer_selection: calico(),
+            route_policy: calico(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FibMode {
+    /// Install best paths into the kernel.
+    #[default]
+    Program,
+    /// Leave the kernel alone (route-reflector-only appliances).
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Fib {
+    #[serde(default)]
+    pub(crate) mode: FibMode,
+    #[serde(default = "main_table")]
+    pub(crate) table: u32,
+    #[serde(default = "protocol")]
+    pub(crate) protocol: u8,
+    /// On shutdown, delete Starling's routes (default: keep them, so
+    /// forwarding survives a restart and the next run adopts them).
+    #[serde(default)]
+    pub(crate) clean_on_exit: bool,
+}
+
+impl Default for Fib {
+    fn default() -> Self {
+        Fib {
+            mode: FibMode::Program,
+            table: main_table(),
+            protocol: protocol(),
+            clean_on_exit: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Admin {
+    /// The root-only Unix socket `starling node status` talks to.
+    #[serde(default = "admin_socket")]
+    pub(crate) socket: PathBuf,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            socket: admin_socket(),
+        }
+    }
+}
+
+fn default_datastore() -> PathBuf {
+    PathBuf::from(crate::resources::DEFAULT_DATASTORE)
+}
+
+fn calico() -> String {
+    "calico".to_owned()
+}
+
+fn main_table() -> u32 {
+    254
+}
+
+fn protocol() -> u8 {
+    starling_fib::DEFAULT_PROTOCOL
+}
+
+pub(crate) fn admin_socket() -> PathBuf {
+    PathBuf::from("/run/starling/admin.sock")
+}
+
+impl Config {
+    /// Read and check a configuration file. The error names the file, the
+    /// key and the problem.
+    pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.node_name.is_empty() {
+            bail!("node_name: must not be empty");
+        }
+        if let Some(listen) = &self.bgp.listen {
+            for (i, a) in listen.iter().enumerate() {
+                a.parse::<SocketAddr>()
+                    .or_else(|_| a.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 179)))
+                    .map_err(|_| {
+                        anyhow::anyhow!("bgp.listen[{i}]: '{a}' is not an address or address:port")
+                    })?;
+            }
+        }
+        if self.fib.table == 0 || self.fib.table == 255 {
+            bail!(
+                "fib.table: {} is reserved (0 unspecified, 255 local)",
+                self.fib.table
+            );
+        }
+        if self.fib.protocol <= 4 {
+            bail!(
+                "fib.protocol: {} is reserved by the kernel (use 5-255; Starling's default is {})",
+                self.fib.protocol,
+                starling_fib::DEFAULT_PROTOCOL
+            );
+        }
+        for (key, source) in [
+            ("plugins.as_assignment", &self.plugins.as_assignment),
+            ("plugins.route_reflection", &self.plugins.route_reflection),
+            ("plugins.peer_selection", &self.plugins.peer_selection),
+            ("plugins.route_policy", &self.plugins.route_policy),
+        ] {
+            let builtin = starling_plugins::BUILTIN.iter().any(|(n, _)| n == source);
+            if !builtin && !std::path::Path::new(source).exists() {
+                bail!("{key}: '{source}' is neither a built-in plugin nor a file");
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen addresses, given the node's listen port.
+    pub(crate) fn listen(&self, port: u16) -> Vec<SocketAddr> {
+        match &self.bgp.listen {
+            Some(list) => list
+                .iter()
+                .filter_map(|a| {
+                    a.parse::<SocketAddr>()
+                        .ok()
+                        .or_else(|| a.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port)))
+                })
+                .collect(),
+            None => vec![
+                SocketAddr::from(([0, 0, 0, 0], port)),
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_and_errors_that_name_the_key() {
+        let c = parse("node_name = \"n1\"").expect("minimal");
+        assert_eq!(c.fib.table, 254);
+        assert_eq!(c.plugins.peer_selection, "calico");
+        assert_eq!(c.listen(179).len(), 2);
+        let cases = [
+            ("nod_name = \"n1\"", "unknown field `nod_name`"),
+            (
+                "node_name = \"n1\"\n[fib]\nmode = \"maybe\"",
+                "unknown variant `maybe`",
+            ),
+            ("node_name = \"n1\"\n[fib]\ntable = 255", "fib.table"),
+            ("node_name = \"n1\"\n[fib]\nprotocol = 2", "fib.protocol"),
+            (
+                "node_name = \"n1\"\n[bgp]\nlisten = [\"nowhere\"]",
+                "bgp.listen[0]",
+            ),
+            (
+                "node_name = \"n1\"\n[plugins]\npeer_selection = \"/no/such.wasm\"",
+                "plugins.peer_selection",
+            ),
+            ("node_name = \"n1\"\nrouter_id = \"x\"", "router_id"),
+        ];
+        for (text, want) in cases {
+            let err = parse(text).expect_err(text).to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! `starling run`: the appliance daemon.
+//!
+//! One loop, data flowing one way:
+//!
+//! ```text
+//! datastore journal ──▶ plugins (blocking thread) ──▶ sessions of this node ──▶ speaker
+//!                                                                                 │
+//!                                   kernel FIB ◀── FIB programmer ◀── best paths ◀┘
+//! ```
+//!
+//! A datastore change re-plans (through the plugins, off the async
+//! runtime, under their deadline); a failed plan keeps the last good one,
+//! so running sessions are untouched. Sessions are reconciled by name: only
+//! those that changed are replaced.
+
+pub(crate) mod admin;
+pub(crate) mod config;
+mod reconcile;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use starling_plugin_host::pipeline::{Outcome, Policy, Roles};
+use starling_plugin_host::sdk::Family;
+use starling_plugin_host::{Host, Limits, Plugin};
+use starling_speaker::instance::Instance;
+use starling_speaker::rib::RibConfig;
+use starling_store::{Embedded, ResourceSet, to_object};
+
+use config::{Config, FibMode};
+use reconcile::Sessions;
+
+/// How often the datastore journal is checked for changes.
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The configuration file.
+    #[arg(short, long, default_value = "/etc/starling/starling.toml")]
+    config: PathBuf,
+}
+
+pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(daemon(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_plugin(host: &Host, source: &str) -> anyhow::Result<Plugin> {
+    if let Some((name, bytes)) = starling_plugins::BUILTIN.iter().find(|(n, _)| *n == source) {
+        return Ok(host.load(name, bytes)?);
+    }
+    Ok(host.load_file(source, std::path::Path::new(source))?)
+}
+
+/// What `starling node status` asks the daemon about.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) instance: Option<Instance>,
+    /// Session name → (family, peer address).
+    pub(crate) sessions: BTreeMap<String, (Family, IpAddr)>,
+}
+
+async fn daemon(config: Config) -> anyhow::Result<()> {
+    let store = Embedded::open(&config.datastore)?;
+    let host = Host::new(Limits::default())?.with_cache("/var/cache/starling/plugins");
+    let p = &config.plugins;
+    let roles = Roles {
+        as_assignment: load_plugin(&host, &p.as_assignment)?,
+        route_reflection: load_plugin(&host, &p.route_reflection)?,
+        peer_selection: load_plugin(&host, &p.peer_selection)?,
+        route_policy: load_plugin(&host, &p.route_policy)?,
+    };
+    roles.check()?;
+    let policy = Arc::new(Mutex::new(Policy::new(
+        roles,
+        Some(vec![config.node_name.clone()]),
+        vec![Family::Ipv4, Family::Ipv6],
+    )));
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let admin = admin::serve(&config.admin.socket, shared.clone())?;
+    tracing::info!(node = config.node_name, "starling running");
+
+    let mut sessions = Sessions::default();
+    let mut instance: Option<(Instance, RibConfig)> = None;
+    let mut fib_task = None;
+    let mut seen = None;
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let revision = store.revision()?;
+        if seen != Some(revision) {
+            seen = Some(revision);
+            let docs = store.everything()?;
+            let mut secrets = ResourceSet::default();
+            let objects: Vec<_> = docs
+                .iter()
+                .filter(|d| {
+                    if d["kind"] == "Secret" {
+                        let _ = secrets.add_secret(d);
+                        false
+                    } else {
+                        true
+                    }
+                })
+                .map(to_object)
+                .collect();
+            let policy = policy.clone();
+            // Plugins run on a blocking thread, never on the tasks that
+            // drive BGP sessions.
+            let outcome = tokio::task::spawn_blocking(move || {
+                policy
+                    .lock()
+                    .map(|mut p| p.update(&objects))
+                    .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))
+            })
+            .await??;
+            let plan = match outcome {
+                Outcome::Planned(plan) => plan,
+                Outcome::KeptLastGood { error, .. } => {
+                    tracing::error!(revision, "datastore change not applied: {error}");
+                    if wait_or_shutdown(&mut shutdown).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some(facts) = plan.facts(&config.node_name) else {
+                tracing::warn!(
+                    node = config.node_name,
+                    "no Node resource for this node yet"
+                );
+                if wait_or_shutdown(&mut shutdown).await {
+                    break;
+                }
+                continue;
+            };
+            let node_plans: Vec<_> = plan
+                .nodes
+                .values()
+                .filter_map(|plans| plans.first())
+                .collect();
+            let router_id = config.router_id.or_else(|| {
+                node_plans
+                    .iter()
+                    .find_map(|p| p.router_id.as_deref()?.parse().ok())
+            });
+            let Some(router_id) = router_id else {
+                tracing::error!("no router id: the node has no IPv4 address; set router_id");
+                if wait_or_shutdown(&mut shutdown).await {
+                    break;
+                }
+                continue;
+            };
+            let mut rib = RibConfig::new(facts.local_as, router_id);
+            rib.cluster_id = facts.cluster_id.as_deref().and_then(|c| c.parse().ok());
+            match &instance {
+                Some((_, running))
+                    if (running.local_as, running.router_id, running.cluster_id)
+                        != (rib.local_as, rib.router_id, rib.cluster_id) =>
+                {
+                    tracing::error!(
+                        "local AS, router id or cluster id changed; restart starling to apply"
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    let port = node_plans.iter().find_map(|p| p.listen_port).unwrap_or(179);
+                    let listen = config.listen(port);
+                    let (started, best) = Instance::start(rib.clone(), &listen)
+                        .await
+                        .with_context(|| format!("listening on {listen:?}"))?;
+                    if config.fib.mode == FibMode::Program {
+                        fib_task = Some(reconcile::spawn_fib(&config.fib, best)?);
+                    } else {
+                        tokio::spawn(async move {
+                            let mut best = best;
+                            while best.recv().await.is_some() {}
+                        });
+                    }
+                    shared
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("status lock poisoned"))?
+                        .instance = Some(started.clone());
+                    instance = Some((started, rib));
+                }
+            }
+            if let Some((running, rib)) = &instance {
+                let desired: Vec<_> = node_plans.iter().flat_map(|p| p.sessions.iter()).collect();
+                sessions.reconcile(running, rib, &desired, &secrets);
+                let mut status = shared
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
+                status.sessions = sessions.names();
+            }
+        }
+        if wait_or_shutdown(&mut shutdown).await {
+            break;
+        }
+    }
+    tracing::info!("shutting down");
+    if let Some((running, _)) = &instance {
+        // Cease / Administrative Shutdown to every peer.
+        sessions.clear(running);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if let Some(task) = fib_task {
+        task.stop(config.fib.clean_on_exit).await;
+    }
+    drop(admin);
+    let _ = std::fs::remove_file(&config.admin.socket);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Sleep one poll interval; `true` if shutdown was requested meanwhile.
+async fn wait_or_shutdown(
+    shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> bool {
+    tokio::select! {
+        () = shutdown.as_mut() => true,
+        () = tokio::time::sleep(POLL) => false,
+    }
+}

@@ -1,0 +1,220 @@
+//! Planned sessions → speaker peers, and best paths → kernel FIB.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use starling_fib::{Destination, Fib, FibConfig, Target};
+use starling_plugin_host::sdk::{Family, NextHopMode, Session};
+use starling_speaker::config::{GracefulRestartConfig, PeerConfig, Secret};
+use starling_speaker::instance::{BestPathStream, Instance, PeerPolicy};
+use starling_speaker::rib::RibConfig;
+use starling_store::ResourceSet;
+use starling_wire::NextHop;
+
+/// The running sessions, by name.
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    running: BTreeMap<String, Running>,
+}
+
+#[derive(Debug, PartialEq)]
+struct Running {
+    family: Family,
+    address: IpAddr,
+    config: PeerConfig,
+    policy: PeerPolicy,
+}
+
+impl Sessions {
+    /// Make the speaker run exactly `desired`: new sessions are added,
+    /// changed ones replaced, gone ones removed (Cease / Peer
+    /// De-configured). Untouched sessions stay up.
+    pub(super) fn reconcile(
+        &mut self,
+        instance: &Instance,
+        rib: &RibConfig,
+        desired: &[&Session],
+        secrets: &ResourceSet,
+    ) {
+        let mut wanted: BTreeMap<String, Running> = BTreeMap::new();
+        let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
+        for s in desired {
+            let Some(running) = peer(s, rib, secrets) else {
+                tracing::warn!(session = s.name, "unusable session in the plan; skipped");
+                continue;
+            };
+            // The speaker keys peers by address: one session per address.
+            if let Some(first) = addresses.get(&running.address) {
+                tracing::warn!(
+                    session = s.name,
+                    "same peer address as {first}; only {first} is run"
+                );
+                continue;
+            }
+            addresses.insert(running.address, s.name.clone());
+            wanted.insert(s.name.clone(), running);
+        }
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, r)| wanted.get(*name) != Some(*r))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(r) = self.running.remove(&name) {
+                tracing::info!(session = name, peer = %r.address, "removing session");
+                instance.remove_peer(r.address);
+            }
+        }
+        for (name, r) in wanted {
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.running.entry(name) {
+                tracing::info!(session = slot.key(), peer = %r.address, "adding session");
+                instance.add_peer(r.config.clone(), r.policy.clone());
+                slot.insert(r);
+            }
+        }
+    }
+
+    pub(super) fn names(&self) -> BTreeMap<String, (Family, IpAddr)> {
+        self.running
+            .iter()
+            .map(|(n, r)| (n.clone(), (r.family, r.address)))
+            .collect()
+    }
+
+    pub(super) fn clear(&mut self, instance: &Instance) {
+        for (_, r) in std::mem::take(&mut self.running) {
+            instance.remove_peer(r.address);
+        }
+    }
+}
+
+/// A planned session as the speaker's peer configuration.
+fn peer(s: &Session, rib: &RibConfig, secrets: &ResourceSet) -> Option<Running> {
+    let address: IpAddr = s.peer_ip.parse().ok()?;
+    let mut config = PeerConfig::new(
+        SocketAddr::new(address, s.peer_port.unwrap_or(179)),
+        s.local_as,
+        s.peer_as,
+        rib.router_id,
+    );
+    config.local_address = s.source_address.as_deref().and_then(|a| a.parse().ok());
+    config.passive = s.passive;
+    config.families = vec![match s.family {
+        Family::Ipv4 => starling_wire::Family::IPV4_UNICAST,
+        Family::Ipv6 => starling_wire::Family::IPV6_UNICAST,
+    }];
+    config.ttl_security = s.ttl_security;
+    if let Some(keepalive) = s.keepalive_time {
+        // BGP negotiates hold time; keepalive is a third of it.
+        config.hold_time = u16::try_from(keepalive.saturating_mul(3)).unwrap_or(u16::MAX);
+    }
+    config.password = s.password.as_ref().and_then(|r| match secrets.secret(r) {
+        Ok(key) => Some(Secret::new(key)),
+        Err(why) => {
+            tracing::warn!(session = s.name, "{why}; no password");
+            None
+        }
+    });
+    // Calico's sessions have graceful restart on, 120 s unless configured.
+    config.graceful_restart = Some(GracefulRestartConfig {
+        restart_time: u16::try_from(s.graceful_restart_time.unwrap_or(120).min(4095)).ok()?,
+        ..GracefulRestartConfig::default()
+    });
+    let policy = PeerPolicy {
+        rr_client: s.rr_client,
+        next_hop: match s.next_hop {
+            NextHopMode::Auto => starling_speaker::rib::export::NextHopMode::Auto,
+            NextHopMode::SetSelf => starling_speaker::rib::export::NextHopMode::SelfAddress,
+            NextHopMode::Keep => starling_speaker::rib::export::NextHopMode::Keep,
+        },
+        allow_own_as: s.allow_local_as.unwrap_or(0) as usize,
+        local_as: (s.local_as != rib.local_as).then_some(s.local_as),
+        ..PeerPolicy::default()
+    };
+    Some(Running {
+        family: s.family,
+        address,
+        config,
+        policy,
+    })
+}
+
+/// The FIB programmer's task: best paths in, kernel writes out, batched
+/// by collecting changes for a moment before each write.
+pub(super) struct FibTask {
+    stop: tokio::sync::oneshot::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl FibTask {
+    /// Stop; `clean` deletes Starling's routes, otherwise they stay for
+    /// the next run to adopt.
+    pub(super) async fn stop(self, clean: bool) {
+        let _ = self.stop.send(clean);
+        let _ = self.done.await;
+    }
+}
+
+pub(super) fn spawn_fib(
+    config: &super::config::Fib,
+    mut best: BestPathStream,
+) -> anyhow::Result<FibTask> {
+    let fib_config = FibConfig {
+        table: config.table,
+        protocol: config.protocol,
+        ..FibConfig::default()
+    };
+    let mut fib = Fib::open(fib_config)?;
+    let adopted = fib.adopt()?;
+    tracing::info!(adopted, "adopted kernel routes from the previous run");
+    let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let done = tokio::spawn(async move {
+        let mut desired = fib.installed().clone();
+        let mut dirty = false;
+        loop {
+            tokio::select! {
+                clean = &mut stopped => {
+                    if clean.unwrap_or(false) {
+                        let _ = tokio::task::block_in_place(|| fib.clear());
+                    }
+                    return;
+                }
+                changes = best.recv() => {
+                    let Some(changes) = changes else { return };
+                    for change in changes {
+                        let dest = Destination::new(change.prefix.addr(), change.prefix.prefix_len());
+                        let Some(dest) = dest else { continue };
+                        let gateways: Vec<IpAddr> = change
+                            .best
+                            .iter()
+                            .filter(|p| !matches!(p.source, starling_speaker::rib::Source::Local))
+                            .map(|p| match p.route.next_hop {
+                                NextHop::V4(a) => IpAddr::V4(a),
+                                NextHop::V6 { global, .. } => IpAddr::V6(global),
+                            })
+                            .collect();
+                        if gateways.is_empty() {
+                            desired.remove(&dest);
+                        } else {
+                            desired.insert(dest, Target::via(gateways));
+                        }
+                        dirty = true;
+                    }
+                }
+                () = tokio::time::sleep(Duration::from_millis(50)), if dirty => {
+                    dirty = false;
+                    match tokio::task::block_in_place(|| fib.apply(&desired)) {
+                        Ok(c) if !c.refused.is_empty() => {
+                            tracing::warn!(refused = c.refused.len(), first = ?c.refused.first(), "kernel refused routes");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!("FIB write failed: {e}"),
+                    }
+                }
+            }
+        }
+    });
+    Ok(FibTask { stop, done })
+}

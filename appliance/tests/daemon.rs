@@ -1,0 +1,282 @@
+//! `starling run` end to end: the real daemon on the embedded datastore,
+//! a real BIRD 2 peer on loopback, `starling node status` over the admin
+//! socket, configuration changes through the CLI, and a clean shutdown.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("daemon-{name}"));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("scratch");
+        Scratch(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port(ip: [u8; 4]) -> u16 {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn starling(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .args(args)
+        .env("STARLING_DATASTORE", dir.join("store"))
+        .env(
+            "STARLING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .expect("stdin");
+    drop(input);
+    child.wait_with_output().expect("wait")
+}
+
+fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn session_state(dir: &Path, socket: &Path) -> Option<String> {
+    let out = starling(
+        dir,
+        &["node", "status", "-o", "json", "--socket", socket.to_str()?],
+        None,
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(v["sessions"][0]["state"].as_str()?.to_owned())
+}
+
+#[test]
+fn the_daemon_peers_with_bird_as_the_datastore_says() {
+    let dir = Scratch::new("bird");
+    let starling_port = free_port([127, 0, 0, 130]);
+    let bird_port = free_port([127, 0, 0, 131]);
+    let socket = dir.0.join("admin.sock");
+
+    // BIRD at 127.0.0.131 in AS 65001, expecting Starling at .130.
+    let bird_conf = dir.0.join("bird.conf");
+    std::fs::write(
+        &bird_conf,
+        format!(
+            "router id 192.0.2.131;\nprotocol device {{}}\n\
+             protocol static {{ ipv4; route 203.0.113.0/24 blackhole; }}\n\
+             protocol bgp starling {{\n  local 127.0.0.131 port {bird_port} as 65001;\n\
+               neighbor 127.0.0.130 port {starling_port} as 64512;\n  multihop;\n  strict bind;\n\
+               connect retry time 1;\n  error wait time 1, 2;\n  ipv4 {{ import all; export all; }};\n}}\n"
+        ),
+    )
+    .expect("bird.conf");
+    let _bird = Reaped(
+        Command::new("bird")
+            .args(["-f", "-c"])
+            .arg(&bird_conf)
+            .arg("-s")
+            .arg(dir.0.join("bird.ctl"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bird (scripts/setup installs bird2)"),
+    );
+
+    // The resources, as an operator would apply them.
+    let resources = format!(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\n\
+         spec: {{nodeToNodeMeshEnabled: false, asNumber: 64512}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: node.n1}}\n\
+         spec: {{listenPort: {starling_port}}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n1}}\n\
+         spec: {{bgp: {{ipv4Address: 127.0.0.130/32}}}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: bird}}\n\
+         spec: {{peerIP: '127.0.0.131:{bird_port}', asNumber: 65001}}\n"
+    );
+    let out = starling(&dir.0, &["apply", "-f", "-"], Some(&resources));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let config = dir.0.join("starling.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.130\"]\n\
+             [fib]\nmode = \"off\"\n[admin]\nsocket = \"{}\"\n",
+            dir.0.join("store").display(),
+            socket.display()
+        ),
+    )
+    .expect("config");
+    let mut daemon = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(["run", "-c"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starling run"),
+    );
+
+    wait_for("the session to BIRD", Duration::from_secs(30), || {
+        session_state(&dir.0, &socket).as_deref() == Some("Established")
+    });
+    let out = starling(
+        &dir.0,
+        &["node", "status", "--socket", socket.to_str().expect("utf8")],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        text.starts_with("Calico process is running.\n\nIPv4 BGP status\n+"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "| 127.0.0.131.port.{bird_port} | global    | up    |"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("| Established |"), "{text}");
+    assert!(
+        text.ends_with("IPv6 BGP status\nNo IPv6 peers found.\n\n"),
+        "{text}"
+    );
+
+    // An invalid change is refused by the CLI; the session stays up.
+    let bad = starling(
+        &dir.0,
+        &[
+            "patch",
+            "bgppeer",
+            "bird",
+            "-p",
+            r#"{"spec": {"peerSelector": "all()"}}"#,
+        ],
+        None,
+    );
+    assert!(!bad.status.success());
+    assert_eq!(
+        session_state(&dir.0, &socket).as_deref(),
+        Some("Established")
+    );
+
+    // A change the daemon applies: the wrong AS for BIRD, so the session
+    // is replaced and cannot establish.
+    let out = starling(
+        &dir.0,
+        &[
+            "patch",
+            "bgppeer",
+            "bird",
+            "-p",
+            r#"{"spec": {"asNumber": 65099}}"#,
+        ],
+        None,
+    );
+    assert!(out.status.success());
+    wait_for(
+        "the session to leave Established",
+        Duration::from_secs(30),
+        || session_state(&dir.0, &socket).is_some_and(|s| s != "Established"),
+    );
+    // And back.
+    starling(
+        &dir.0,
+        &[
+            "patch",
+            "bgppeer",
+            "bird",
+            "-p",
+            r#"{"spec": {"asNumber": 65001}}"#,
+        ],
+        None,
+    );
+    wait_for("the session to come back", Duration::from_secs(30), || {
+        session_state(&dir.0, &socket).as_deref() == Some("Established")
+    });
+
+    // SIGTERM: a clean exit, the admin socket removed.
+    let pid = daemon.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "starling did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists());
+    let out = starling(
+        &dir.0,
+        &["node", "status", "--socket", socket.to_str().expect("utf8")],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Calico process is not running.\n"
+    );
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_bad_configuration_names_the_key_and_starts_nothing() {
+    let dir = Scratch::new("badconfig");
+    let config = dir.0.join("starling.toml");
+    std::fs::write(&config, "node_name = \"n1\"\n[fib]\ntable = 255\n").expect("config");
+    let out = starling(&dir.0, &["run", "-c", config.to_str().expect("utf8")], None);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("fib.table: 255 is reserved"), "{stderr}");
+    std::fs::write(&config, "node_name = \"n1\"\nlisten_port = 179\n").expect("config");
+    let out = starling(&dir.0, &["run", "-c", config.to_str().expect("utf8")], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown field `listen_port`"), "{stderr}");
+}
