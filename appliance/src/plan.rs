@@ -109,6 +109,12 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    if let Some(node) = &args.node
+        && plan.facts(node).is_none()
+    {
+        eprintln!("error: no Node named '{node}'");
+        return Ok(ExitCode::from(INVALID));
+    }
     for plans in plan.nodes.values() {
         for p in plans {
             for w in &p.warnings {

@@ -199,10 +199,9 @@ impl Config {
                         .or_else(|| a.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port)))
                 })
                 .collect(),
-            None => vec![
-                SocketAddr::from(([0, 0, 0, 0], port)),
-                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
-            ],
+            // One dual-stack socket: with Linux's default bindv6only=0, a
+            // second socket on 0.0.0.0 would collide with it.
+            None => vec![SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port))],
         }
     }
 }
@@ -222,7 +221,7 @@ mod tests {
         let c = parse("node_name = \"n1\"").expect("minimal");
         assert_eq!(c.fib.table, 254);
         assert_eq!(c.plugins.peer_selection, "calico");
-        assert_eq!(c.listen(179).len(), 2);
+        assert_eq!(c.listen(179), ["[::]:179".parse().expect("addr")]);
         let cases = [
             ("nod_name = \"n1\"", "unknown field `nod_name`"),
             (

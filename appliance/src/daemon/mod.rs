@@ -182,9 +182,20 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                 None => {
                     let port = node_plans.iter().find_map(|p| p.listen_port).unwrap_or(179);
                     let listen = config.listen(port);
-                    let (started, best) = Instance::start(rib.clone(), &listen)
-                        .await
-                        .with_context(|| format!("listening on {listen:?}"))?;
+                    let started = match Instance::start(rib.clone(), &listen).await {
+                        // A host without IPv6 cannot bind [::]: fall back
+                        // to IPv4 when the listen addresses were defaulted.
+                        Err(e)
+                            if config.bgp.listen.is_none()
+                                && e.kind() == std::io::ErrorKind::AddrNotAvailable =>
+                        {
+                            let v4 = [std::net::SocketAddr::from(([0, 0, 0, 0], port))];
+                            Instance::start(rib.clone(), &v4).await
+                        }
+                        other => other,
+                    };
+                    let (started, best) =
+                        started.with_context(|| format!("listening on {listen:?}"))?;
                     if config.fib.mode == FibMode::Program {
                         fib_task = Some(reconcile::spawn_fib(&config.fib, best)?);
                     } else {

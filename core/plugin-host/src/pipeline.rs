@@ -75,7 +75,8 @@ impl Roles {
     }
 
     /// Plan `nodes` (every node the peer-selection plugin knows when
-    /// `None`) in each of `families`.
+    /// `None`) in each of `families`. Requested nodes the snapshot does not
+    /// know are left out.
     pub fn plan(
         &self,
         objects: &[Object],
@@ -117,8 +118,10 @@ impl Roles {
                 cluster_id: reflectors.get(node).cloned(),
             });
         }
+        // Nodes the snapshot does not know get no plan (a daemon may start
+        // before its Node resource exists); callers check `facts`.
         let wanted: Vec<String> = match nodes {
-            Some(n) => n.to_vec(),
+            Some(n) => n.iter().filter(|n| known.contains(n)).cloned().collect(),
             None => known,
         };
         let mut plans = BTreeMap::new();
