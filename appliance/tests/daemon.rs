@@ -72,6 +72,18 @@ fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// GET /metrics.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
 fn session_state(dir: &Path, socket: &Path) -> Option<String> {
     let out = starling(
         dir,
@@ -88,6 +100,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     let starling_port = free_port([127, 0, 0, 130]);
     let bird_port = free_port([127, 0, 0, 131]);
     let socket = dir.0.join("admin.sock");
+    let metrics_port = free_port([127, 0, 0, 1]);
 
     // BIRD at 127.0.0.131 in AS 65001, expecting Starling at .130.
     let bird_conf = dir.0.join("bird.conf");
@@ -137,7 +150,8 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         &config,
         format!(
             "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.130\"]\n\
-             [fib]\nmode = \"off\"\n[admin]\nsocket = \"{}\"\n",
+             [fib]\nmode = \"off\"\n[admin]\nsocket = \"{}\"\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
             dir.0.join("store").display(),
             socket.display()
         ),
@@ -178,6 +192,37 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         text.ends_with("IPv6 BGP status\nNo IPv6 peers found.\n\n"),
         "{text}"
     );
+
+    // Prometheus sees the session, its messages, BIRD's one route and the
+    // plugin calls that planned it.
+    let session = format!("Global_127_0_0_131_port_{bird_port}");
+    let labels = format!("peer=\"127.0.0.131\",session=\"{session}\"");
+    let mut metrics = String::new();
+    wait_for(
+        "BIRD's route in the metrics",
+        Duration::from_secs(30),
+        || {
+            metrics = scrape(metrics_port);
+            metrics.contains(&format!("starling_bgp_prefixes_received{{{labels}}} 1\n"))
+        },
+    );
+    for want in [
+        format!("starling_bgp_peer_up{{{labels}}} 1\n"),
+        format!("starling_bgp_peer_state{{{labels}}} 5\n"),
+        format!("starling_bgp_messages_received_total{{{labels},type=\"open\"}} 1\n"),
+        format!("starling_bgp_update_errors_total{{action=\"session_reset\",{labels}}} 0\n"),
+        "starling_bgp_loc_rib_prefixes 1\n".to_owned(),
+        "starling_plugin_errors_total{kind=\"trap\",plugin=\"calico\"} 0\n".to_owned(),
+    ] {
+        assert!(metrics.contains(&want), "missing {want:?} in\n{metrics}");
+    }
+    let calls: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("starling_plugin_calls_total{plugin=\"calico\"} "))
+        .and_then(|n| n.parse().ok())
+        .expect("plugin calls");
+    assert!(calls >= 4, "{calls}");
+    assert!(!metrics.contains("s3cr3t"));
 
     // An invalid change is refused by the CLI; the session stays up.
     let bad = starling(

@@ -26,6 +26,35 @@ pub(crate) struct Config {
     pub(crate) fib: Fib,
     #[serde(default)]
     pub(crate) admin: Admin,
+    #[serde(default)]
+    pub(crate) metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Metrics {
+    /// Where Prometheus scrapes `/metrics`; loopback unless opened up.
+    #[serde(default = "metrics_listen")]
+    pub(crate) listen: String,
+    #[serde(default = "yes")]
+    pub(crate) enabled: bool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            listen: metrics_listen(),
+            enabled: true,
+        }
+    }
+}
+
+fn metrics_listen() -> String {
+    "127.0.0.1:9179".to_owned()
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -160,6 +189,12 @@ impl Config {
                         anyhow::anyhow!("bgp.listen[{i}]: '{a}' is not an address or address:port")
                     })?;
             }
+        }
+        if self.metrics.enabled && self.metrics.listen.parse::<SocketAddr>().is_err() {
+            bail!(
+                "metrics.listen: '{}' is not an address:port",
+                self.metrics.listen
+            );
         }
         if self.fib.table == 0 || self.fib.table == 255 {
             bail!(

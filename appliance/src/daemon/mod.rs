@@ -15,6 +15,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod config;
+mod metrics;
 mod reconcile;
 
 use std::collections::BTreeMap;
@@ -88,6 +89,12 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
         route_policy: load_plugin(&host, &p.route_policy)?,
     };
     roles.check()?;
+    let plugins = vec![
+        roles.as_assignment.clone(),
+        roles.route_reflection.clone(),
+        roles.peer_selection.clone(),
+        roles.route_policy.clone(),
+    ];
     let policy = Arc::new(Mutex::new(Policy::new(
         roles,
         Some(vec![config.node_name.clone()]),
@@ -95,6 +102,23 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     )));
     let shared = Arc::new(Mutex::new(Shared::default()));
     let admin = admin::serve(&config.admin.socket, shared.clone())?;
+    let fib_stats = Arc::new(Mutex::new(metrics::FibStats::default()));
+    let _metrics = if config.metrics.enabled {
+        let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
+            .await
+            .with_context(|| format!("metrics.listen {}", config.metrics.listen))?;
+        Some(metrics::serve(
+            listener,
+            Arc::new(metrics::Sources {
+                shared: shared.clone(),
+                plugins,
+                fib: fib_stats.clone(),
+                store: store.clone(),
+            }),
+        ))
+    } else {
+        None
+    };
     tracing::info!(node = config.node_name, "starling running");
 
     let mut sessions = Sessions::default();
@@ -197,7 +221,8 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     let (started, best) =
                         started.with_context(|| format!("listening on {listen:?}"))?;
                     if config.fib.mode == FibMode::Program {
-                        fib_task = Some(reconcile::spawn_fib(&config.fib, best)?);
+                        fib_task =
+                            Some(reconcile::spawn_fib(&config.fib, best, fib_stats.clone())?);
                     } else {
                         tokio::spawn(async move {
                             let mut best = best;

@@ -160,6 +160,7 @@ impl FibTask {
 pub(super) fn spawn_fib(
     config: &super::config::Fib,
     mut best: BestPathStream,
+    stats: std::sync::Arc<std::sync::Mutex<super::metrics::FibStats>>,
 ) -> anyhow::Result<FibTask> {
     let fib_config = FibConfig {
         table: config.table,
@@ -172,7 +173,9 @@ pub(super) fn spawn_fib(
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let done = tokio::spawn(async move {
         let mut desired = fib.installed().clone();
-        let mut dirty = false;
+        // Changes are collected for at most this long before a write, so a
+        // burst (a full table arriving) becomes a few large batches.
+        let mut write_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
                 clean = &mut stopped => {
@@ -200,21 +203,44 @@ pub(super) fn spawn_fib(
                         } else {
                             desired.insert(dest, Target::via(gateways));
                         }
-                        dirty = true;
+                        write_at.get_or_insert_with(|| {
+                            tokio::time::Instant::now() + Duration::from_millis(50)
+                        });
                     }
                 }
-                () = tokio::time::sleep(Duration::from_millis(50)), if dirty => {
-                    dirty = false;
-                    match tokio::task::block_in_place(|| fib.apply(&desired)) {
-                        Ok(c) if !c.refused.is_empty() => {
-                            tracing::warn!(refused = c.refused.len(), first = ?c.refused.first(), "kernel refused routes");
+                () = sleep_until(write_at), if write_at.is_some() => {
+                    write_at = None;
+                    let started = std::time::Instant::now();
+                    let result = tokio::task::block_in_place(|| fib.apply(&desired));
+                    let mut s = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    s.writes += 1;
+                    s.write_seconds += started.elapsed().as_secs_f64();
+                    s.installed = fib.installed().len() as u64;
+                    match result {
+                        Ok(c) => {
+                            s.added += c.added as u64;
+                            s.replaced += c.replaced as u64;
+                            s.deleted += c.deleted as u64;
+                            s.refused += c.refused.len() as u64;
+                            if !c.refused.is_empty() {
+                                tracing::warn!(refused = c.refused.len(), first = ?c.refused.first(), "kernel refused routes");
+                            }
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::error!("FIB write failed: {e}"),
+                        Err(e) => {
+                            s.write_errors += 1;
+                            tracing::error!("FIB write failed: {e}");
+                        }
                     }
                 }
             }
         }
     });
     Ok(FibTask { stop, done })
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

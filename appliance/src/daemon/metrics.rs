@@ -1,0 +1,292 @@
+//! Prometheus `/metrics`: a minimal HTTP endpoint that renders the
+//! daemon's state at each scrape. Every metric is listed in
+//! docs/metrics.md.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use starling_plugin_host::{LATENCY_BUCKETS, Plugin};
+use starling_speaker::State;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::Shared;
+
+/// FIB programmer counters, shared with its task.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct FibStats {
+    pub(crate) installed: u64,
+    pub(crate) added: u64,
+    pub(crate) replaced: u64,
+    pub(crate) deleted: u64,
+    pub(crate) refused: u64,
+    pub(crate) write_errors: u64,
+    pub(crate) writes: u64,
+    pub(crate) write_seconds: f64,
+}
+
+/// What a scrape reads.
+pub(crate) struct Sources {
+    pub(crate) shared: Arc<Mutex<Shared>>,
+    pub(crate) plugins: Vec<Plugin>,
+    pub(crate) fib: Arc<Mutex<FibStats>>,
+    pub(crate) store: starling_store::Embedded,
+}
+
+pub(crate) fn serve(listener: TcpListener, sources: Arc<Sources>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let sources = sources.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 1024];
+                let n = stream.read(&mut request).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&request[..n]);
+                let (status, body) = if line.starts_with("GET /metrics ") {
+                    match render(&sources).await {
+                        Ok(text) => ("200 OK", text),
+                        Err(e) => ("500 Internal Server Error", format!("{e}\n")),
+                    }
+                } else {
+                    ("404 Not Found", "try /metrics\n".to_owned())
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    })
+}
+
+const MESSAGE_TYPES: [(usize, &str); 5] = [
+    (1, "open"),
+    (2, "update"),
+    (3, "notification"),
+    (4, "keepalive"),
+    (5, "route_refresh"),
+];
+
+async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
+    let registry = Registry::new_custom(Some("starling".to_owned()), None)?;
+    let (instance, sessions) = match sources.shared.lock() {
+        Ok(s) => (s.instance.clone(), s.sessions.clone()),
+        Err(_) => return Err(prometheus::Error::Msg("status lock poisoned".to_owned())),
+    };
+    let peers = match &instance {
+        Some(i) => i.peers().await,
+        None => Vec::new(),
+    };
+    let routes = match &instance {
+        Some(i) => i.routes().await,
+        None => Vec::new(),
+    };
+
+    let labels = ["session", "peer"];
+    let up = IntGaugeVec::new(
+        Opts::new("bgp_peer_up", "1 when the session is Established"),
+        &labels,
+    )?;
+    let state = IntGaugeVec::new(
+        Opts::new(
+            "bgp_peer_state",
+            "BGP FSM state: 0 Idle, 1 Connect, 2 Active, 3 OpenSent, 4 OpenConfirm, 5 Established",
+        ),
+        &labels,
+    )?;
+    let uptime = GaugeVec::new(
+        Opts::new(
+            "bgp_peer_uptime_seconds",
+            "Seconds since the session reached Established (0 when down)",
+        ),
+        &labels,
+    )?;
+    let received = IntCounterVec::new(
+        Opts::new(
+            "bgp_messages_received_total",
+            "BGP messages received, by type",
+        ),
+        &["session", "peer", "type"],
+    )?;
+    let sent = IntCounterVec::new(
+        Opts::new("bgp_messages_sent_total", "BGP messages sent, by type"),
+        &["session", "peer", "type"],
+    )?;
+    let errors = IntCounterVec::new(
+        Opts::new(
+            "bgp_update_errors_total",
+            "Malformed UPDATEs, by RFC 7606 action",
+        ),
+        &["session", "peer", "action"],
+    )?;
+    let established = IntCounterVec::new(
+        Opts::new(
+            "bgp_established_transitions_total",
+            "Times the session reached Established",
+        ),
+        &labels,
+    )?;
+    let prefixes = IntGaugeVec::new(
+        Opts::new(
+            "bgp_prefixes_received",
+            "Prefixes in the Loc-RIB learned from the peer",
+        ),
+        &labels,
+    )?;
+    let now = Instant::now();
+    for (name, (_, address)) in &sessions {
+        let peer = peers.iter().find(|p| p.remote.ip() == *address);
+        let l = [name.as_str(), &address.to_string()];
+        let (st, secs) = match peer {
+            Some(p) => (
+                p.state,
+                now.saturating_duration_since(p.since).as_secs_f64(),
+            ),
+            None => (State::Idle, 0.0),
+        };
+        let established_now = st == State::Established;
+        up.with_label_values(&l).set(i64::from(established_now));
+        state.with_label_values(&l).set(state_number(st));
+        uptime
+            .with_label_values(&l)
+            .set(if established_now { secs } else { 0.0 });
+        let count = routes
+            .iter()
+            .filter(|(_, _, source)| {
+                matches!(source, starling_speaker::rib::Source::Peer(ip) if ip == address)
+            })
+            .count();
+        prefixes.with_label_values(&l).set(count as i64);
+        if let Some(p) = peer {
+            for (index, kind) in MESSAGE_TYPES {
+                received
+                    .with_label_values(&[l[0], l[1], kind])
+                    .inc_by(p.counters.messages_in[index]);
+                sent.with_label_values(&[l[0], l[1], kind])
+                    .inc_by(p.counters.messages_out[index]);
+            }
+            for action in ["attr_discard", "treat_as_withdraw", "session_reset"] {
+                errors
+                    .with_label_values(&[l[0], l[1], action])
+                    .inc_by(p.counters.update_errors(action));
+            }
+            established
+                .with_label_values(&l)
+                .inc_by(p.counters.established_transitions);
+        }
+    }
+    let loc_rib = IntGauge::new("bgp_loc_rib_prefixes", "Prefixes in the Loc-RIB")?;
+    loc_rib.set(routes.len() as i64);
+
+    let calls = IntCounterVec::new(
+        Opts::new("plugin_calls_total", "Calls into the plugin"),
+        &["plugin"],
+    )?;
+    let plugin_errors = IntCounterVec::new(
+        Opts::new("plugin_errors_total", "Failed plugin calls, by kind"),
+        &["plugin", "kind"],
+    )?;
+    let latency = HistogramVec::new(
+        HistogramOpts::new("plugin_call_duration_seconds", "Plugin call latency")
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        &["plugin"],
+    )?;
+    let mut seen = Vec::new();
+    for plugin in &sources.plugins {
+        if seen.iter().any(|p| Plugin::same(p, plugin)) {
+            continue;
+        }
+        seen.push(plugin.clone());
+        let m = plugin.metrics().snapshot();
+        calls.with_label_values(&[plugin.name()]).inc_by(m.calls);
+        for (kind, n) in &m.errors {
+            plugin_errors
+                .with_label_values(&[plugin.name(), kind.label()])
+                .inc_by(*n);
+        }
+        // Rebuild the histogram from cumulative bucket counts: observe the
+        // bucket's upper bound once per call that fell into it.
+        let h = latency.with_label_values(&[plugin.name()]);
+        let mut below = 0;
+        for (bound, cumulative) in &m.latency_buckets {
+            for _ in below..*cumulative {
+                h.observe(*bound);
+            }
+            below = *cumulative;
+        }
+    }
+
+    let fib = sources.fib.lock().map(|f| f.clone()).unwrap_or_default();
+    let fib_routes = IntGauge::new("fib_routes", "Routes Starling has installed in the kernel")?;
+    fib_routes.set(fib.installed as i64);
+    let fib_ops = IntCounterVec::new(
+        Opts::new("fib_operations_total", "Kernel route writes, by operation"),
+        &["op"],
+    )?;
+    fib_ops.with_label_values(&["add"]).inc_by(fib.added);
+    fib_ops.with_label_values(&["replace"]).inc_by(fib.replaced);
+    fib_ops.with_label_values(&["delete"]).inc_by(fib.deleted);
+    let fib_refused = IntCounterVec::new(
+        Opts::new("fib_errors_total", "Kernel route writes that failed"),
+        &["reason"],
+    )?;
+    fib_refused
+        .with_label_values(&["refused"])
+        .inc_by(fib.refused);
+    fib_refused
+        .with_label_values(&["netlink"])
+        .inc_by(fib.write_errors);
+    let fib_seconds = prometheus::Counter::new(
+        "fib_write_seconds_total",
+        "Time spent writing to the kernel",
+    )?;
+    fib_seconds.inc_by(fib.write_seconds);
+    let fib_writes = prometheus::IntCounter::new("fib_writes_total", "Batched FIB write passes")?;
+    fib_writes.inc_by(fib.writes);
+
+    let revision = IntGauge::new("datastore_revision", "The datastore's latest revision")?;
+    revision.set(sources.store.revision().unwrap_or(0) as i64);
+
+    for c in [
+        Box::new(up) as Box<dyn prometheus::core::Collector>,
+        Box::new(state),
+        Box::new(uptime),
+        Box::new(received),
+        Box::new(sent),
+        Box::new(errors),
+        Box::new(established),
+        Box::new(prefixes),
+        Box::new(loc_rib),
+        Box::new(calls),
+        Box::new(plugin_errors),
+        Box::new(latency),
+        Box::new(fib_routes),
+        Box::new(fib_ops),
+        Box::new(fib_refused),
+        Box::new(fib_seconds),
+        Box::new(fib_writes),
+        Box::new(revision),
+    ] {
+        registry.register(c)?;
+    }
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn state_number(s: State) -> i64 {
+    match s {
+        State::Idle => 0,
+        State::Connect => 1,
+        State::Active => 2,
+        State::OpenSent => 3,
+        State::OpenConfirm => 4,
+        State::Established => 5,
+    }
+}
