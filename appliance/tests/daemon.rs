@@ -163,7 +163,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
             .arg(&config)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.0.join("daemon.log")).expect("log"))
             .spawn()
             .expect("starling run"),
     );
@@ -277,8 +277,60 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         session_state(&dir.0, &socket).as_deref() == Some("Established")
     });
 
-    // SIGTERM: a clean exit, the admin socket removed.
+    // SIGHUP with a broken file changes nothing; with a valid one the
+    // plugin change applies at once.
     let pid = daemon.0.id().to_string();
+    let good = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("{good}\nbogus = 1\n")).expect("config");
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let log = dir.0.join("daemon.log");
+    wait_for(
+        "the refused reload in the log",
+        Duration::from_secs(10),
+        || std::fs::read_to_string(&log).is_ok_and(|l| l.contains("configuration not reloaded")),
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .expect("log")
+            .contains("unknown field `bogus`")
+    );
+    assert_eq!(
+        session_state(&dir.0, &socket).as_deref(),
+        Some("Established")
+    );
+    assert!(
+        daemon.0.try_wait().expect("wait").is_none(),
+        "a bad SIGHUP killed the daemon"
+    );
+    std::fs::write(
+        &config,
+        format!("{good}\n[plugins]\nroute_policy = \"prefix-guard\"\n"),
+    )
+    .expect("config");
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    wait_for(
+        "the new route-policy plugin",
+        Duration::from_secs(10),
+        || scrape(metrics_port).contains("starling_plugin_calls_total{plugin=\"prefix-guard\"}"),
+    );
+    assert_eq!(
+        session_state(&dir.0, &socket).as_deref(),
+        Some("Established")
+    );
+
+    // SIGTERM: a clean exit, the admin socket removed.
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])

@@ -28,6 +28,9 @@ pub(crate) struct Config {
     pub(crate) admin: Admin,
     #[serde(default)]
     pub(crate) metrics: Metrics,
+    /// The file this configuration came from (for SIGHUP).
+    #[serde(skip)]
+    pub(crate) path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,8 +172,9 @@ impl Config {
     pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let config: Config =
+        let mut config: Config =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.path = Some(path.to_owned());
         config
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;

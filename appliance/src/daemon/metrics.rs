@@ -32,7 +32,7 @@ pub(crate) struct FibStats {
 /// What a scrape reads.
 pub(crate) struct Sources {
     pub(crate) shared: Arc<Mutex<Shared>>,
-    pub(crate) plugins: Vec<Plugin>,
+    pub(crate) plugins: Arc<Mutex<Vec<Plugin>>>,
     pub(crate) fib: Arc<Mutex<FibStats>>,
     pub(crate) store: starling_store::Embedded,
 }
@@ -197,8 +197,13 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
             .buckets(LATENCY_BUCKETS.to_vec()),
         &["plugin"],
     )?;
+    let plugins = sources
+        .plugins
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default();
     let mut seen = Vec::new();
-    for plugin in &sources.plugins {
+    for plugin in &plugins {
         if seen.iter().any(|p| Plugin::same(p, plugin)) {
             continue;
         }

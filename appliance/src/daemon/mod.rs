@@ -16,6 +16,7 @@
 pub(crate) mod admin;
 pub(crate) mod config;
 mod metrics;
+mod plugins;
 mod reconcile;
 
 use std::collections::BTreeMap;
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use starling_plugin_host::pipeline::{Outcome, Policy, Roles};
+use starling_plugin_host::pipeline::{Outcome, Policy};
 use starling_plugin_host::sdk::Family;
 use starling_plugin_host::{Host, Limits, Plugin};
 use starling_speaker::instance::Instance;
@@ -49,6 +50,7 @@ pub(crate) struct RunArgs {
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -63,13 +65,6 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_plugin(host: &Host, source: &str) -> anyhow::Result<Plugin> {
-    if let Some((name, bytes)) = starling_plugins::BUILTIN.iter().find(|(n, _)| *n == source) {
-        return Ok(host.load(name, bytes)?);
-    }
-    Ok(host.load_file(source, std::path::Path::new(source))?)
-}
-
 /// What `starling node status` asks the daemon about.
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
@@ -81,22 +76,10 @@ pub(crate) struct Shared {
 async fn daemon(config: Config) -> anyhow::Result<()> {
     let store = Embedded::open(&config.datastore)?;
     let host = Host::new(Limits::default())?.with_cache("/var/cache/starling/plugins");
-    let p = &config.plugins;
-    let roles = Roles {
-        as_assignment: load_plugin(&host, &p.as_assignment)?,
-        route_reflection: load_plugin(&host, &p.route_reflection)?,
-        peer_selection: load_plugin(&host, &p.peer_selection)?,
-        route_policy: load_plugin(&host, &p.route_policy)?,
-    };
-    roles.check()?;
-    let plugins = vec![
-        roles.as_assignment.clone(),
-        roles.route_reflection.clone(),
-        roles.peer_selection.clone(),
-        roles.route_policy.clone(),
-    ];
+    let mut plugin_set = plugins::PluginSet::load(&host, &config.plugins)?;
+    let plugin_list = Arc::new(Mutex::new(plugin_set.all()));
     let policy = Arc::new(Mutex::new(Policy::new(
-        roles,
+        plugin_set.roles()?,
         Some(vec![config.node_name.clone()]),
         vec![Family::Ipv4, Family::Ipv6],
     )));
@@ -111,7 +94,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             listener,
             Arc::new(metrics::Sources {
                 shared: shared.clone(),
-                plugins,
+                plugins: plugin_list.clone(),
                 fib: fib_stats.clone(),
                 store: store.clone(),
             }),
@@ -126,9 +109,17 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     let mut fib_task = None;
     let mut seen = None;
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let mut config = config;
+    let mut replan = false;
     loop {
         let revision = store.revision()?;
-        if seen != Some(revision) {
+        'plan: {
+            if seen == Some(revision) && !replan {
+                break 'plan;
+            }
+            replan = false;
             seen = Some(revision);
             let docs = store.everything()?;
             let mut secrets = ResourceSet::default();
@@ -158,10 +149,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                 Outcome::Planned(plan) => plan,
                 Outcome::KeptLastGood { error, .. } => {
                     tracing::error!(revision, "datastore change not applied: {error}");
-                    if wait_or_shutdown(&mut shutdown).await {
-                        break;
-                    }
-                    continue;
+                    break 'plan;
                 }
             };
             let Some(facts) = plan.facts(&config.node_name) else {
@@ -169,10 +157,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     node = config.node_name,
                     "no Node resource for this node yet"
                 );
-                if wait_or_shutdown(&mut shutdown).await {
-                    break;
-                }
-                continue;
+                break 'plan;
             };
             let node_plans: Vec<_> = plan
                 .nodes
@@ -186,10 +171,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             });
             let Some(router_id) = router_id else {
                 tracing::error!("no router id: the node has no IPv4 address; set router_id");
-                if wait_or_shutdown(&mut shutdown).await {
-                    break;
-                }
-                continue;
+                break 'plan;
             };
             let mut rib = RibConfig::new(facts.local_as, router_id);
             rib.cluster_id = facts.cluster_id.as_deref().and_then(|c| c.parse().ok());
@@ -245,8 +227,12 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                 status.sessions = sessions.names();
             }
         }
-        if wait_or_shutdown(&mut shutdown).await {
-            break;
+        match next_event(&mut shutdown, &mut hangup).await {
+            Event::Shutdown => break,
+            Event::Hangup => replan |= reload(&mut config, &mut plugin_set, &policy, &plugin_list),
+            Event::Tick => {
+                replan |= plugin_set.reload_changed() && swap(&plugin_set, &policy, &plugin_list);
+            }
         }
     }
     tracing::info!("shutting down");
@@ -274,12 +260,106 @@ async fn shutdown_signal() {
     }
 }
 
-/// Sleep one poll interval; `true` if shutdown was requested meanwhile.
-async fn wait_or_shutdown(
+enum Event {
+    Tick,
+    Shutdown,
+    Hangup,
+}
+
+/// Sleep one poll interval, unless a signal comes first.
+async fn next_event(
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
-) -> bool {
+    hangup: &mut tokio::signal::unix::Signal,
+) -> Event {
     tokio::select! {
-        () = shutdown.as_mut() => true,
-        () = tokio::time::sleep(POLL) => false,
+        () = shutdown.as_mut() => Event::Shutdown,
+        _ = hangup.recv() => Event::Hangup,
+        () = tokio::time::sleep(POLL) => Event::Tick,
     }
+}
+
+/// Give the policy the plugin set's current plugins.
+fn swap(
+    set: &plugins::PluginSet,
+    policy: &Arc<Mutex<Policy>>,
+    list: &Arc<Mutex<Vec<Plugin>>>,
+) -> bool {
+    match set.roles() {
+        Ok(roles) => {
+            if let Ok(mut p) = policy.lock() {
+                p.set_roles(roles);
+            }
+            if let Ok(mut l) = list.lock() {
+                *l = set.all();
+            }
+            true
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            false
+        }
+    }
+}
+
+/// SIGHUP: read the configuration again. A file that does not load
+/// changes nothing; plugin changes apply at once; other changes need a
+/// restart and say so. Returns whether to re-plan.
+fn reload(
+    config: &mut Config,
+    set: &mut plugins::PluginSet,
+    policy: &Arc<Mutex<Policy>>,
+    list: &Arc<Mutex<Vec<Plugin>>>,
+) -> bool {
+    let Some(path) = config.path.clone() else {
+        return false;
+    };
+    let fresh = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("SIGHUP: configuration not reloaded, nothing changed: {e:#}");
+            return false;
+        }
+    };
+    let new_set = match plugins::PluginSet::load(set.host(), &fresh.plugins) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("SIGHUP: plugins not reloaded, nothing changed: {e:#}");
+            return false;
+        }
+    };
+    let mut restart_needed = Vec::new();
+    if fresh.node_name != config.node_name {
+        restart_needed.push("node_name");
+    }
+    if fresh.datastore != config.datastore {
+        restart_needed.push("datastore");
+    }
+    if fresh.router_id != config.router_id {
+        restart_needed.push("router_id");
+    }
+    if fresh.bgp.listen != config.bgp.listen {
+        restart_needed.push("bgp.listen");
+    }
+    if fresh.fib.mode != config.fib.mode
+        || fresh.fib.table != config.fib.table
+        || fresh.fib.protocol != config.fib.protocol
+    {
+        restart_needed.push("fib");
+    }
+    if fresh.admin.socket != config.admin.socket {
+        restart_needed.push("admin.socket");
+    }
+    if fresh.metrics.listen != config.metrics.listen
+        || fresh.metrics.enabled != config.metrics.enabled
+    {
+        restart_needed.push("metrics");
+    }
+    if !restart_needed.is_empty() {
+        tracing::warn!(keys = ?restart_needed, "SIGHUP: these settings apply at the next restart");
+    }
+    *set = new_set;
+    config.plugins = fresh.plugins.clone();
+    config.fib.clean_on_exit = fresh.fib.clean_on_exit;
+    tracing::info!("SIGHUP: configuration reloaded");
+    swap(set, policy, list)
 }

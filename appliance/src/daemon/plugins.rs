@@ -1,0 +1,102 @@
+//! The daemon's plugins: built-in ones, and files that are reloaded when
+//! they change (a new build that fails to load keeps the old one).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use starling_plugin_host::pipeline::{Reloading, Roles};
+use starling_plugin_host::{Host, Plugin};
+
+use super::config;
+
+pub(super) struct PluginSet {
+    host: Host,
+    sources: config::Plugins,
+    builtin: BTreeMap<String, Plugin>,
+    files: BTreeMap<String, Reloading>,
+}
+
+impl PluginSet {
+    pub(super) fn load(host: &Host, sources: &config::Plugins) -> anyhow::Result<Self> {
+        let mut set = PluginSet {
+            host: host.clone(),
+            sources: sources.clone(),
+            builtin: BTreeMap::new(),
+            files: BTreeMap::new(),
+        };
+        for source in set.source_list() {
+            if let Some((name, bytes)) =
+                starling_plugins::BUILTIN.iter().find(|(n, _)| *n == source)
+            {
+                if !set.builtin.contains_key(source.as_str()) {
+                    set.builtin.insert(source.clone(), host.load(name, bytes)?);
+                }
+            } else if !set.files.contains_key(source.as_str()) {
+                let name = Path::new(&source)
+                    .file_stem()
+                    .map_or_else(|| source.clone(), |s| s.to_string_lossy().into_owned());
+                set.files
+                    .insert(source.clone(), Reloading::open(host, &name, &source)?);
+            }
+        }
+        set.roles()?.check()?;
+        Ok(set)
+    }
+
+    fn source_list(&self) -> Vec<String> {
+        let s = &self.sources;
+        vec![
+            s.as_assignment.clone(),
+            s.route_reflection.clone(),
+            s.peer_selection.clone(),
+            s.route_policy.clone(),
+        ]
+    }
+
+    fn plugin(&self, source: &str) -> anyhow::Result<Plugin> {
+        self.builtin
+            .get(source)
+            .cloned()
+            .or_else(|| self.files.get(source).map(|r| r.current().clone()))
+            .ok_or_else(|| anyhow::anyhow!("plugin '{source}' is not loaded"))
+    }
+
+    pub(super) fn roles(&self) -> anyhow::Result<Roles> {
+        let s = &self.sources;
+        Ok(Roles {
+            as_assignment: self.plugin(&s.as_assignment)?,
+            route_reflection: self.plugin(&s.route_reflection)?,
+            peer_selection: self.plugin(&s.peer_selection)?,
+            route_policy: self.plugin(&s.route_policy)?,
+        })
+    }
+
+    /// Every distinct plugin, for metrics.
+    pub(super) fn all(&self) -> Vec<Plugin> {
+        self.builtin
+            .values()
+            .cloned()
+            .chain(self.files.values().map(|r| r.current().clone()))
+            .collect()
+    }
+
+    /// Reload plugin files that changed. `true` when a new build serves.
+    pub(super) fn reload_changed(&mut self) -> bool {
+        let mut changed = false;
+        for (path, slot) in &mut self.files {
+            match slot.check() {
+                Ok(true) => changed = true,
+                Ok(false) => {}
+                Err(e) => tracing::error!(plugin = path, "kept the running plugin: {e}"),
+            }
+        }
+        if changed && let Err(e) = self.roles().and_then(|r| Ok(r.check()?)) {
+            tracing::error!("reloaded plugins do not fill their roles: {e}");
+        }
+        changed
+    }
+
+    pub(super) fn host(&self) -> &Host {
+        &self.host
+    }
+}
