@@ -56,6 +56,8 @@ enum Command {
     /// Node commands: `starling node status`.
     #[command(subcommand)]
     Node(node_status::NodeCommand),
+    /// Show the best path of every prefix (from the running daemon).
+    Routes(node_status::RoutesArgs),
     /// Show the BGP sessions the plugins plan for each node, offline.
     Plan(plan::PlanArgs),
     /// Decode BGP messages given as hex (a file, or `-` for standard input).
@@ -75,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(files) => resources::validate_files(files),
         Command::Run(args) => daemon::run(args),
         Command::Node(node_status::NodeCommand::Status(args)) => node_status::run(args),
+        Command::Routes(args) => node_status::routes(args),
         Command::Plan(args) => plan::run(args),
         Command::Decode(args) => decode::run(args),
     }

@@ -34,7 +34,7 @@ pub(crate) struct StatusArgs {
 const WRAP: usize = 30;
 
 pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let answer = match ask(&args.socket) {
+    let answer = match ask_for(&args.socket, "status") {
         Ok(a) => a,
         Err(_) => {
             println!("Calico process is not running.");
@@ -49,9 +49,9 @@ pub(crate) fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ask(socket: &std::path::Path) -> std::io::Result<Value> {
+pub(crate) fn ask_for(socket: &std::path::Path, request: &str) -> std::io::Result<Value> {
     let mut stream = UnixStream::connect(socket)?;
-    stream.write_all(b"status\n")?;
+    stream.write_all(format!("{request}\n").as_bytes())?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
     serde_json::from_str(&text).map_err(std::io::Error::other)
@@ -260,4 +260,68 @@ No IPv6 peers found.
             "{text}"
         );
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RoutesArgs {
+    /// The daemon's admin socket.
+    #[arg(long, default_value_os_t = crate::daemon::config::admin_socket())]
+    socket: PathBuf,
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    output: StatusOutput,
+}
+
+/// `starling routes`: the best path of every prefix, as `birdc show
+/// route` lists them.
+pub(crate) fn routes(args: &RoutesArgs) -> anyhow::Result<ExitCode> {
+    let Ok(answer) = ask_for(&args.socket, "routes") else {
+        eprintln!(
+            "error: starling is not running (no answer on {})",
+            args.socket.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    if args.output == StatusOutput::Json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<[String; 4]> = answer["routes"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| {
+                    let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+                    [
+                        text("prefix"),
+                        text("next_hop"),
+                        text("from"),
+                        text("as_path"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let header = ["PREFIX", "NEXT HOP", "FROM", "AS PATH"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: [&str; 4]| {
+        let mut text = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 3 {
+                text.push_str(c);
+            } else {
+                text.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        println!("{}", text.trim_end());
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3]]);
+    }
+    Ok(ExitCode::SUCCESS)
 }

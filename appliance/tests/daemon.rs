@@ -224,6 +224,22 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     assert!(calls >= 4, "{calls}");
     assert!(!metrics.contains("s3cr3t"));
 
+    // `starling routes` lists BIRD's route with the session it came from.
+    let out = starling(
+        &dir.0,
+        &["routes", "--socket", socket.to_str().expect("utf8")],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("PREFIX"), "{text}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("203.0.113.0/24")
+            && l.contains(&session)
+            && l.trim_end().ends_with("65001")),
+        "{text}"
+    );
+
     // An invalid change is refused by the CLI; the session stays up.
     let bad = starling(
         &dir.0,

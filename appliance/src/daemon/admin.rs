@@ -43,6 +43,7 @@ pub(crate) fn serve(
                 }
                 let answer = match line.trim() {
                     "status" => status(&shared).await,
+                    "routes" => routes(&shared).await,
                     other => json!({"error": format!("unknown request '{other}'")}),
                 };
                 let _ = write.write_all(answer.to_string().as_bytes()).await;
@@ -92,4 +93,42 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
         })
         .collect();
     json!({"sessions": rows})
+}
+
+/// The Loc-RIB's best paths, with the session each came from.
+async fn routes(shared: &Arc<Mutex<Shared>>) -> Value {
+    let (instance, sessions) = match shared.lock() {
+        Ok(s) => (s.instance.clone(), s.sessions.clone()),
+        Err(_) => return json!({"error": "status unavailable"}),
+    };
+    let Some(instance) = instance else {
+        return json!({"routes": []});
+    };
+    let rows: Vec<Value> = instance
+        .routes()
+        .await
+        .into_iter()
+        .map(|(prefix, route, source)| {
+            let from = match source {
+                starling_speaker::rib::Source::Local => "local".to_owned(),
+                starling_speaker::rib::Source::Peer(ip) => sessions
+                    .iter()
+                    .find(|(_, (_, a))| *a == ip)
+                    .map_or_else(|| ip.to_string(), |(name, _)| name.clone()),
+            };
+            let next_hop = match route.next_hop {
+                starling_wire::NextHop::V4(a) => a.to_string(),
+                starling_wire::NextHop::V6 { global, .. } => global.to_string(),
+            };
+            json!({
+                "prefix": prefix.to_string(),
+                "next_hop": next_hop,
+                "from": from,
+                "as_path": route.attrs.as_path.as_ref().map(ToString::to_string).unwrap_or_default(),
+                "local_pref": route.attrs.local_pref,
+                "med": route.attrs.med,
+            })
+        })
+        .collect();
+    json!({"routes": rows})
 }
