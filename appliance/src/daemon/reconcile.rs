@@ -141,6 +141,9 @@ fn peer(s: &Session, rib: &RibConfig, secrets: &ResourceSet) -> Option<Running> 
     })
 }
 
+/// How often the kernel table is compared with what was installed.
+const RESYNC: Duration = Duration::from_secs(30);
+
 /// The FIB programmer's task: best paths in, kernel writes out, batched
 /// by collecting changes for a moment before each write.
 pub(super) struct FibTask {
@@ -176,8 +179,21 @@ pub(super) fn spawn_fib(
         // Changes are collected for at most this long before a write, so a
         // burst (a full table arriving) becomes a few large batches.
         let mut write_at: Option<tokio::time::Instant> = None;
+        // Someone else may change or delete our routes; compare with the
+        // kernel now and then and repair.
+        let mut resync = tokio::time::interval(RESYNC);
+        resync.tick().await;
         loop {
             tokio::select! {
+                _ = resync.tick() => {
+                    match tokio::task::block_in_place(|| fib.resync()) {
+                        Ok(c) if c.added + c.replaced + c.deleted > 0 => {
+                            tracing::warn!(added = c.added, replaced = c.replaced, deleted = c.deleted, "repaired kernel routes changed behind our back");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!("FIB resync failed: {e}"),
+                    }
+                }
                 clean = &mut stopped => {
                     if clean.unwrap_or(false) {
                         let _ = tokio::task::block_in_place(|| fib.clear());
