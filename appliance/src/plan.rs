@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
 use starling_plugin_host::pipeline::{Plan, Roles};
 use starling_plugin_host::sdk::{Family, NextHopMode, Role, Session};
@@ -58,25 +58,15 @@ pub(crate) struct PlanArgs {
 }
 
 pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let mut resources = ResourceSet::default();
-    for file in &args.files {
-        let (name, text) = if file.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .context("reading standard input")?;
-            ("-".to_owned(), text)
-        } else {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            (file.display().to_string(), text)
-        };
-        if let Err(errors) = resources.add(&name, &text) {
+    let resources = match crate::resources::read_files(&args.files)? {
+        Ok(set) => set,
+        Err(errors) => {
             for e in errors {
                 eprintln!("error: {e}");
             }
             return Ok(ExitCode::from(INVALID));
         }
-    }
+    };
     let host = Host::new(Limits::default())?.with_cache(cache_dir());
     let roles = match choose_plugins(&host, &args.plugins) {
         Ok(roles) => roles,

@@ -99,7 +99,7 @@ pub(crate) enum Write {
     Replace,
 }
 
-fn read_files(files: &[PathBuf]) -> anyhow::Result<Result<ResourceSet, Vec<String>>> {
+pub(crate) fn read_files(files: &[PathBuf]) -> anyhow::Result<Result<ResourceSet, Vec<String>>> {
     let mut set = ResourceSet::default();
     for file in files {
         let (name, text) = if file.as_os_str() == "-" {

@@ -2,6 +2,8 @@
 //! a real BIRD 2 peer on loopback, `starling node status` over the admin
 //! socket, configuration changes through the CLI, and a clean shutdown.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -43,25 +45,7 @@ fn free_port(ip: [u8; 4]) -> u16 {
 }
 
 fn starling(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
-        .args(args)
-        .env("STARLING_DATASTORE", dir.join("store"))
-        .env(
-            "STARLING_CACHE_DIR",
-            concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or_default().as_bytes())
-        .expect("stdin");
-    drop(input);
-    child.wait_with_output().expect("wait")
+    common::starling(&dir.join("store"), args, stdin)
 }
 
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {

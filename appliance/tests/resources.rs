@@ -1,6 +1,8 @@
 //! calicoctl's verbs over the embedded datastore: the real binary, a
 //! datastore directory per test.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -16,25 +18,7 @@ impl Datastore {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
-            .args(args)
-            .env("STARLING_DATASTORE", &self.0)
-            .env(
-                "STARLING_CACHE_DIR",
-                concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn starling");
-        let mut input = child.stdin.take().expect("stdin");
-        input
-            .write_all(stdin.unwrap_or_default().as_bytes())
-            .expect("write stdin");
-        drop(input);
-        child.wait_with_output().expect("wait")
+        common::starling(&self.0, args, stdin)
     }
 
     /// Run, expect success, return stdout.

@@ -135,6 +135,26 @@ impl Netlink {
         end: u32,
         mut on_error: impl FnMut(u32, String),
     ) -> Result<(), FibError> {
+        self.receive_until(|message| {
+            let sequence = message.header.sequence_number;
+            if let NetlinkPayload::Error(e) = &message.payload {
+                if e.code.is_some() {
+                    on_error(sequence, e.to_io().to_string());
+                }
+                if sequence == end {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
+    /// Receive datagrams and hand each message to `handle` until it says
+    /// it has seen the last one. The receive buffer is reused throughout.
+    fn receive_until(
+        &mut self,
+        mut handle: impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> Result<bool, FibError>,
+    ) -> Result<(), FibError> {
         loop {
             self.receive.clear();
             self.socket
@@ -146,14 +166,8 @@ impl Netlink {
                     NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.receive[offset..])
                         .map_err(|e| FibError::Decode(e.to_string()))?;
                 let length = message.header.length as usize;
-                let sequence = message.header.sequence_number;
-                if let NetlinkPayload::Error(e) = &message.payload {
-                    if e.code.is_some() {
-                        on_error(sequence, e.to_io().to_string());
-                    }
-                    if sequence == end {
-                        return Ok(());
-                    }
+                if handle(message)? {
+                    return Ok(());
                 }
                 if length == 0 {
                     break;
@@ -206,42 +220,26 @@ impl Netlink {
         self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
         let mut routes = BTreeMap::new();
         let mut interrupted = false;
-        loop {
-            self.receive.clear();
-            self.socket
-                .recv(&mut self.receive, 0)
-                .map_err(FibError::Socket)?;
-            let mut offset = 0;
-            while offset < self.receive.len() {
-                let message =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.receive[offset..])
-                        .map_err(|e| FibError::Decode(e.to_string()))?;
-                let length = message.header.length as usize;
-                if message.header.sequence_number == sequence {
-                    if message.header.flags & NLM_F_DUMP_INTR != 0 {
-                        interrupted = true;
-                    }
-                    match message.payload {
-                        NetlinkPayload::Done(_) => {
-                            return Ok((!interrupted).then_some(routes));
-                        }
-                        NetlinkPayload::Error(e) if e.code.is_some() => {
-                            return Err(FibError::Socket(e.to_io()));
-                        }
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
-                            if let Some((dest, target)) = ours(config, &route) {
-                                routes.insert(dest, target);
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                if length == 0 {
-                    break;
-                }
-                offset += length;
+        self.receive_until(|message| {
+            if message.header.sequence_number != sequence {
+                return Ok(false);
             }
-        }
+            if message.header.flags & NLM_F_DUMP_INTR != 0 {
+                interrupted = true;
+            }
+            match message.payload {
+                NetlinkPayload::Done(_) => Ok(true),
+                NetlinkPayload::Error(e) if e.code.is_some() => Err(FibError::Socket(e.to_io())),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
+                    if let Some((dest, target)) = ours(config, &route) {
+                        routes.insert(dest, target);
+                    }
+                    Ok(false)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        Ok((!interrupted).then_some(routes))
     }
 }
 

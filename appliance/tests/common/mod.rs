@@ -1,0 +1,30 @@
+//! Running the real `starling` binary from tests.
+
+#![allow(dead_code)] // each test binary uses part of this
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Run `starling` with `args` on the datastore at `datastore`, feeding it
+/// `stdin`; compiled plugins are cached under the test target directory.
+pub(crate) fn starling(datastore: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
+        .args(args)
+        .env("STARLING_DATASTORE", datastore)
+        .env(
+            "STARLING_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn starling");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("wait for starling")
+}
