@@ -224,6 +224,38 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         "{text}"
     );
 
+    // CalicoNodeStatus: the daemon fills in the status it is asked for.
+    let request = "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata: {name: n1-status}\n\
+                   spec: {node: n1, classes: [Agent, BGP, Routes], updatePeriodSeconds: 1}\n";
+    let out = starling(&dir.0, &["create", "-f", "-"], Some(request));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut status = Value::Null;
+    wait_for("CalicoNodeStatus.status", Duration::from_secs(15), || {
+        let out = starling(
+            &dir.0,
+            &["get", "caliconodestatus", "n1-status", "-o", "json"],
+            None,
+        );
+        status = serde_json::from_slice::<Value>(&out.stdout).unwrap_or_default()["status"].clone();
+        status["bgp"]["numberEstablishedV4"] == 1
+            && status["routes"]["routesV4"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+    });
+    assert_eq!(status["agent"]["birdV4"]["state"], "Ready");
+    assert_eq!(status["agent"]["birdV4"]["routerID"], "127.0.0.130");
+    assert_eq!(status["bgp"]["peersV4"][0]["type"], "GlobalPeer");
+    assert_eq!(status["bgp"]["peersV4"][0]["peerIP"], "127.0.0.131");
+    assert_eq!(status["bgp"]["peersV4"][0]["state"], "Established");
+    let route = &status["routes"]["routesV4"][0];
+    assert_eq!(route["destination"], "203.0.113.0/24");
+    assert_eq!(route["learnedFrom"]["sourceType"], "BGPPeer");
+    assert_eq!(route["learnedFrom"]["peerIP"], "127.0.0.131");
+
     // An invalid change is refused by the CLI; the session stays up.
     let bad = starling(
         &dir.0,

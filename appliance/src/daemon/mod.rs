@@ -16,6 +16,7 @@
 pub(crate) mod admin;
 pub(crate) mod config;
 mod metrics;
+mod node_status;
 mod plugins;
 mod reconcile;
 
@@ -113,8 +114,19 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
         .context("installing the SIGHUP handler")?;
     let mut config = config;
     let mut replan = false;
+    let mut reporter = node_status::Reporter::default();
     loop {
         let revision = store.revision()?;
+        // Our own CalicoNodeStatus writes change nothing to plan.
+        if let Some(last) = seen
+            && revision != last
+            && store
+                .events_since(last)?
+                .iter()
+                .all(|e| e.kind == "CalicoNodeStatus")
+        {
+            seen = Some(revision);
+        }
         'plan: {
             if seen == Some(revision) && !replan {
                 break 'plan;
@@ -226,6 +238,13 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
                 status.sessions = sessions.names();
             }
+        }
+        let router_id = instance.as_ref().map(|(_, rib)| rib.router_id);
+        if let Err(e) = reporter
+            .tick(&store, &config.node_name, router_id, &shared)
+            .await
+        {
+            tracing::warn!("CalicoNodeStatus: {e}");
         }
         match next_event(&mut shutdown, &mut hangup).await {
             Event::Shutdown => break,
