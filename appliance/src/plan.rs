@@ -142,8 +142,8 @@ pub(crate) fn cache_dir() -> PathBuf {
 }
 
 fn load_source(host: &Host, source: &str) -> anyhow::Result<Plugin> {
-    if let Some((name, bytes)) = starling_plugins::BUILTIN.iter().find(|(n, _)| *n == source) {
-        return Ok(host.load(name, bytes)?);
+    if let Some(bytes) = starling_plugins::builtin(source) {
+        return Ok(host.load(source, bytes)?);
     }
     let path = std::path::Path::new(source);
     if !path.exists() {

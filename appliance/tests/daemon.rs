@@ -56,6 +56,12 @@ fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Send a signal (`-HUP`, `-TERM`) to the daemon.
+fn signal(pid: &str, which: &str) {
+    let sent = Command::new("kill").args([which, pid]).status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {which} {pid}");
+}
+
 /// GET /metrics.
 fn scrape(port: u16) -> String {
     use std::io::{Read, Write};
@@ -314,13 +320,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     let pid = daemon.0.id().to_string();
     let good = std::fs::read_to_string(&config).expect("config");
     std::fs::write(&config, format!("{good}\nbogus = 1\n")).expect("config");
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    signal(&pid, "-HUP");
     let log = dir.0.join("daemon.log");
     wait_for(
         "the refused reload in the log",
@@ -345,13 +345,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         format!("{good}\n[plugins]\nroute_policy = \"prefix-guard\"\n"),
     )
     .expect("config");
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    signal(&pid, "-HUP");
     wait_for(
         "the new route-policy plugin",
         Duration::from_secs(10),
@@ -363,13 +357,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     );
 
     // SIGTERM: a clean exit, the admin socket removed.
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    signal(&pid, "-TERM");
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = daemon.0.try_wait().expect("wait") {

@@ -219,7 +219,7 @@ impl Config {
             ("plugins.peer_selection", &self.plugins.peer_selection),
             ("plugins.route_policy", &self.plugins.route_policy),
         ] {
-            let builtin = starling_plugins::BUILTIN.iter().any(|(n, _)| n == source);
+            let builtin = starling_plugins::builtin(source).is_some();
             if !builtin && !std::path::Path::new(source).exists() {
                 bail!("{key}: '{source}' is neither a built-in plugin nor a file");
             }

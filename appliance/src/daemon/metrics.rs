@@ -139,6 +139,13 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         ),
         &labels,
     )?;
+    // One pass over the Loc-RIB, not one per session.
+    let mut learned: std::collections::BTreeMap<std::net::IpAddr, i64> = Default::default();
+    for (_, _, source) in &routes {
+        if let starling_speaker::rib::Source::Peer(ip) = source {
+            *learned.entry(*ip).or_default() += 1;
+        }
+    }
     let now = Instant::now();
     for (name, (_, address)) in &sessions {
         let peer = peers.iter().find(|p| p.remote.ip() == *address);
@@ -156,13 +163,9 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         uptime
             .with_label_values(&l)
             .set(if established_now { secs } else { 0.0 });
-        let count = routes
-            .iter()
-            .filter(|(_, _, source)| {
-                matches!(source, starling_speaker::rib::Source::Peer(ip) if ip == address)
-            })
-            .count();
-        prefixes.with_label_values(&l).set(count as i64);
+        prefixes
+            .with_label_values(&l)
+            .set(learned.get(address).copied().unwrap_or(0));
         if let Some(p) = peer {
             for (index, kind) in MESSAGE_TYPES {
                 received

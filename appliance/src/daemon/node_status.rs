@@ -18,6 +18,9 @@ use super::Shared;
 pub(super) struct Reporter {
     written: BTreeMap<String, Instant>,
     started: Option<String>,
+    /// Periods are whole seconds: looking for due statuses once a second
+    /// is enough, not at every poll of the journal.
+    checked: Option<Instant>,
 }
 
 impl Reporter {
@@ -29,6 +32,13 @@ impl Reporter {
         router_id: Option<std::net::Ipv4Addr>,
         shared: &std::sync::Arc<std::sync::Mutex<Shared>>,
     ) -> anyhow::Result<()> {
+        if self
+            .checked
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return Ok(());
+        }
+        self.checked = Some(Instant::now());
         let boot = self
             .started
             .get_or_insert_with(|| human_time(&starling_store::now_rfc3339()))

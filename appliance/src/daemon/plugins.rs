@@ -25,11 +25,10 @@ impl PluginSet {
             files: BTreeMap::new(),
         };
         for source in set.source_list() {
-            if let Some((name, bytes)) =
-                starling_plugins::BUILTIN.iter().find(|(n, _)| *n == source)
-            {
+            if let Some(bytes) = starling_plugins::builtin(&source) {
                 if !set.builtin.contains_key(source.as_str()) {
-                    set.builtin.insert(source.clone(), host.load(name, bytes)?);
+                    set.builtin
+                        .insert(source.clone(), host.load(&source, bytes)?);
                 }
             } else if !set.files.contains_key(source.as_str()) {
                 let name = Path::new(&source)

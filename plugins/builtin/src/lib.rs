@@ -32,3 +32,11 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
     ("as-per-rack", EXAMPLE_AS_PER_RACK),
     ("prefix-guard", EXAMPLE_PREFIX_GUARD),
 ];
+
+/// The embedded plugin called `name`, if there is one.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, bytes)| *bytes)
+}
