@@ -21,9 +21,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::kinds::plural;
+use crate::meta::{self, identity};
 use crate::{Event, EventKind, StoreError};
 
 /// An embedded store rooted at a directory.
@@ -248,7 +249,7 @@ impl Embedded {
             let Some(stored) = s.get(&kind, &name)? else {
                 return Err(StoreError::NotFound { kind, name });
             };
-            check_version(&doc, &stored)?;
+            meta::check_version(&doc, &stored)?;
             s.write(doc, EventKind::Modified, Some(&stored))
         })
     }
@@ -268,15 +269,7 @@ impl Embedded {
                     name: name.to_owned(),
                 });
             };
-            if let Some(given) = resource_version {
-                let latest = resource_version_text(&stored);
-                if given != latest {
-                    return Err(StoreError::Conflict {
-                        given: given.to_owned(),
-                        latest,
-                    });
-                }
-            }
+            meta::check_given(resource_version, &stored)?;
             let path = s.path(kind, name);
             fs::remove_file(&path).map_err(|e| io(&path, e))?;
             sync_dir(path.parent().unwrap_or(&s.root))?;
@@ -299,24 +292,8 @@ impl Embedded {
     ) -> Result<Value, StoreError> {
         let (kind, name) = identity(&doc);
         let revision = self.revision()? + 1;
-        let meta = doc
-            .get_mut("metadata")
-            .and_then(Value::as_object_mut)
-            .ok_or_else(|| StoreError::Invalid(format!("{kind} '{name}': metadata is required")))?;
-        if let Some(old) = stored
-            .and_then(|s| s.get("metadata"))
-            .and_then(Value::as_object)
-        {
-            for (k, v) in old {
-                if !matches!(k.as_str(), "labels" | "annotations") {
-                    meta.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-            }
-        } else {
-            meta.insert("creationTimestamp".to_owned(), json!(crate::now_rfc3339()));
-            meta.insert("uid".to_owned(), json!(uid(&kind, &name, revision)));
-        }
-        meta.insert("resourceVersion".to_owned(), json!(revision.to_string()));
+        meta::stamp(&mut doc, stored, revision)?;
+        doc["metadata"]["resourceVersion"] = json!(revision.to_string());
         let path = self.path(&kind, &name);
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
@@ -361,62 +338,6 @@ fn read_doc(path: &Path) -> Result<Value, StoreError> {
         .map_err(|e| StoreError::Io(format!("{}: corrupt resource: {e}", path.display())))
 }
 
-/// `(kind, name)` of a document the envelope check has accepted.
-pub(crate) fn identity(doc: &Value) -> (String, String) {
-    let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
-    let name = doc["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    (kind, name)
-}
-
-fn resource_version_text(doc: &Value) -> String {
-    doc["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn resource_version(doc: &Value) -> u64 {
-    resource_version_text(doc).parse().unwrap_or(0)
-}
-
-fn check_version(doc: &Value, stored: &Value) -> Result<(), StoreError> {
-    let given = doc["metadata"]
-        .as_object()
-        .and_then(|m: &Map<String, Value>| m.get("resourceVersion"))
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty());
-    if let Some(given) = given {
-        let latest = resource_version_text(stored);
-        if given != latest {
-            return Err(StoreError::Conflict {
-                given: given.to_owned(),
-                latest,
-            });
-        }
-    }
-    Ok(())
-}
-
-/// A stable unique id: kind, name and the revision that created it.
-fn uid(kind: &str, name: &str, revision: u64) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in kind
-        .bytes()
-        .chain(name.bytes())
-        .chain(revision.to_le_bytes())
-    {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        h >> 32,
-        (h >> 16) & 0xffff,
-        h & 0xffff,
-        revision & 0xffff,
-        revision
-    )
+    meta::resource_version(doc).parse().unwrap_or(0)
 }

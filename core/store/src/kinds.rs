@@ -41,6 +41,13 @@ const KINDS: &[(&str, &str, &[&str])] = &[
         "ippools",
         &["ippool", "ippools", "ipp", "ipps", "pool", "pools"],
     ),
+    // Calico's record of which node owns which IPAM block; the minimal
+    // form `{spec: {node, cidr}}` is what origination reads.
+    (
+        "BlockAffinity",
+        "blockaffinities",
+        &["blockaffinity", "blockaffinities", "ba", "bas"],
+    ),
     // Kubernetes' kind, kept so BGP passwords can be resolved.
     ("Secret", "secrets", &["secret", "secrets"]),
 ];

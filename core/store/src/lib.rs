@@ -7,6 +7,7 @@
 
 mod embedded;
 pub mod kinds;
+pub mod meta;
 mod patch;
 
 use std::collections::BTreeMap;
@@ -62,6 +63,16 @@ pub enum EventKind {
     Added,
     Modified,
     Deleted,
+}
+
+/// What a datastore watch reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These changes, oldest first.
+    Events(Vec<Event>),
+    /// The watch could not resume where it stopped (the history it needed
+    /// was compacted away): re-read everything; `revision` is current.
+    Resync { revision: u64 },
 }
 
 /// The plugins' view of a stored document.
