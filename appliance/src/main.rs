@@ -1,12 +1,13 @@
 //! `starling`: the BGP router appliance's command line.
 //!
-//! Today: calicoctl's resource verbs over the embedded datastore (`create`,
-//! `apply`, `replace`, `get`, `delete`, `patch`, `label`, `validate`),
-//! `plan` (the sessions the plugins give each node, offline) and `decode`
-//! (what a BGP message says and what RFC 7606 would make a receiver do).
-//! The daemon is still to come (see README.md, "Status").
+//! calicoctl's resource verbs over the datastore (`create`, `apply`,
+//! `replace`, `get`, `delete`, `patch`, `label`, `validate`), the daemon
+//! (`run`) and what talks to it (`node status`, `routes`), `plan` (the
+//! sessions the plugins give each node, offline) and `decode` (what a BGP
+//! message says and what RFC 7606 would make a receiver do).
 
 mod daemon;
+mod datastore;
 mod decode;
 mod node_status;
 mod plan;
@@ -15,8 +16,9 @@ mod resources;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use starling_store::Embedded;
+use datastore::Datastore;
 
 #[derive(Debug, Parser)]
 #[command(name = "starling", version, about = "Starling BGP router appliance")]
@@ -26,9 +28,22 @@ struct Cli {
         long,
         global = true,
         env = "STARLING_DATASTORE",
-        default_value = resources::DEFAULT_DATASTORE
+        default_value = datastore::DEFAULT_PATH
     )]
     datastore: PathBuf,
+    /// Which datastore: the embedded directory, or etcd v3 (as calicoctl's
+    /// `DATASTORE_TYPE`).
+    #[arg(
+        long,
+        global = true,
+        env = "DATASTORE_TYPE",
+        value_enum,
+        default_value = "embedded"
+    )]
+    datastore_type: datastore::Kind,
+    /// etcd client URLs, comma-separated (as calicoctl's `ETCD_ENDPOINTS`).
+    #[arg(long, global = true, env = "ETCD_ENDPOINTS")]
+    etcd_endpoints: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -65,21 +80,46 @@ enum Command {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let store = || Embedded::open(&cli.datastore);
     match &cli.command {
-        Command::Create(files) => resources::write(&store()?, files, resources::Write::Create),
-        Command::Apply(files) => resources::write(&store()?, files, resources::Write::Apply),
-        Command::Replace(files) => resources::write(&store()?, files, resources::Write::Replace),
-        Command::Get(args) => resources::get(&store()?, args),
-        Command::Delete(args) => resources::delete(&store()?, args),
-        Command::Patch(args) => resources::patch(&store()?, args),
-        Command::Label(args) => resources::label(&store()?, args),
-        Command::Validate(files) => resources::validate_files(files),
-        Command::Run(args) => daemon::run(args),
-        Command::Node(node_status::NodeCommand::Status(args)) => node_status::run(args),
-        Command::Routes(args) => node_status::routes(args),
-        Command::Plan(args) => plan::run(args),
-        Command::Decode(args) => decode::run(args),
+        Command::Run(args) => return daemon::run(args),
+        Command::Node(node_status::NodeCommand::Status(args)) => return node_status::run(args),
+        Command::Routes(args) => return node_status::routes(args),
+        Command::Plan(args) => return plan::run(args),
+        Command::Decode(args) => return decode::run(args),
+        _ => {}
+    }
+    // The resource verbs: one datastore round trip or a few.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(resource_verb(&cli))
+}
+
+async fn resource_verb(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Validate(files) = &cli.command {
+        return resources::validate_files(files).await;
+    }
+    let location = datastore::Location::from_flags(
+        cli.datastore_type,
+        &cli.datastore,
+        cli.etcd_endpoints.as_deref(),
+    )?;
+    let store = Datastore::open(&location).await?;
+    match &cli.command {
+        Command::Create(files) => resources::write(&store, files, resources::Write::Create).await,
+        Command::Apply(files) => resources::write(&store, files, resources::Write::Apply).await,
+        Command::Replace(files) => resources::write(&store, files, resources::Write::Replace).await,
+        Command::Get(args) => resources::get(&store, args).await,
+        Command::Delete(args) => resources::delete(&store, args).await,
+        Command::Patch(args) => resources::patch(&store, args).await,
+        Command::Label(args) => resources::label(&store, args).await,
+        Command::Validate(_)
+        | Command::Run(_)
+        | Command::Node(_)
+        | Command::Routes(_)
+        | Command::Plan(_)
+        | Command::Decode(_) => unreachable!("handled in run()"),
     }
 }
 

@@ -14,10 +14,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use starling_plugin_host::{Host, Limits, PluginError};
-use starling_store::{Embedded, ResourceSet, StoreError, kinds, merge_patch, to_object};
+use starling_store::meta::identity;
+use starling_store::{ResourceSet, StoreError, kinds, merge_patch, to_object};
 
-/// Where the embedded datastore lives unless `--datastore` says otherwise.
-pub(crate) const DEFAULT_DATASTORE: &str = "/var/lib/starling/store";
+use crate::datastore::Datastore;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Files {
@@ -129,8 +129,8 @@ fn fail(messages: impl IntoIterator<Item = String>) -> ExitCode {
 /// Validate the datastore's resources with `new` in place of what they
 /// replace (and without `removed`), through the Calico plugin. Problems in
 /// resources not being written are not this command's business.
-fn validate(
-    store: Option<&Embedded>,
+async fn validate(
+    store: Option<&Datastore>,
     new: &[Value],
     removed: &[(String, String)],
 ) -> anyhow::Result<Vec<String>> {
@@ -140,7 +140,8 @@ fn validate(
     }
     let mut docs: Vec<Value> = match store {
         Some(s) => s
-            .everything()?
+            .everything()
+            .await?
             .into_iter()
             .filter(|d| {
                 let id = identity(d);
@@ -166,16 +167,6 @@ fn validate(
             .collect()),
         Err(e) => Err(e.into()),
     }
-}
-
-fn identity(doc: &Value) -> (String, String) {
-    (
-        doc["kind"].as_str().unwrap_or_default().to_owned(),
-        doc["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
 }
 
 /// Read the documents of a command's files, secrets included.
@@ -215,22 +206,26 @@ fn success(verb: &str, docs: &[Value]) {
     println!("Successfully {verb} {} '{kind}' resource(s)", docs.len());
 }
 
-pub(crate) fn write(store: &Embedded, files: &Files, mode: Write) -> anyhow::Result<ExitCode> {
+pub(crate) async fn write(
+    store: &Datastore,
+    files: &Files,
+    mode: Write,
+) -> anyhow::Result<ExitCode> {
     let set = match read_files(&files.files)? {
         Ok(set) => set,
         Err(errors) => return Ok(fail(errors)),
     };
     let docs = documents(set);
-    let problems = validate(Some(store), &docs, &[])?;
+    let problems = validate(Some(store), &docs, &[]).await?;
     if !problems.is_empty() {
         return Ok(fail(problems));
     }
     for (i, doc) in docs.iter().enumerate() {
         let result = match mode {
-            Write::Create => store.create(doc.clone()),
-            Write::Replace => store.update(doc.clone()),
-            Write::Apply => match store.create(doc.clone()) {
-                Err(StoreError::AlreadyExists { .. }) => store.update(doc.clone()),
+            Write::Create => store.create(doc.clone()).await,
+            Write::Replace => store.update(doc.clone()).await,
+            Write::Apply => match store.create(doc.clone()).await {
+                Err(StoreError::AlreadyExists { .. }) => store.update(doc.clone()).await,
                 other => other,
             },
         };
@@ -257,13 +252,13 @@ fn verb(mode: Write) -> &'static str {
     }
 }
 
-pub(crate) fn validate_files(files: &Files) -> anyhow::Result<ExitCode> {
+pub(crate) async fn validate_files(files: &Files) -> anyhow::Result<ExitCode> {
     let set = match read_files(&files.files)? {
         Ok(set) => set,
         Err(errors) => return Ok(fail(errors)),
     };
     let docs = documents(set);
-    let problems = validate(None, &docs, &[])?;
+    let problems = validate(None, &docs, &[]).await?;
     if !problems.is_empty() {
         return Ok(fail(problems));
     }
@@ -271,7 +266,7 @@ pub(crate) fn validate_files(files: &Files) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn delete(store: &Embedded, args: &DeleteArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn delete(store: &Datastore, args: &DeleteArgs) -> anyhow::Result<ExitCode> {
     let mut targets: Vec<(String, String)> = Vec::new();
     if !args.files.is_empty() {
         let set = match read_files(&args.files)? {
@@ -297,13 +292,13 @@ pub(crate) fn delete(store: &Embedded, args: &DeleteArgs) -> anyhow::Result<Exit
             "the default BGPConfiguration cannot be deleted".to_owned()
         ]));
     }
-    let problems = validate(Some(store), &[], &targets)?;
+    let problems = validate(Some(store), &[], &targets).await?;
     if !problems.is_empty() {
         return Ok(fail(problems));
     }
     let mut deleted = Vec::new();
     for (kind, name) in &targets {
-        match store.delete(kind, name, None) {
+        match store.delete(kind, name, None).await {
             Ok(doc) => deleted.push(doc),
             Err(StoreError::NotFound { .. }) if args.skip_not_exists => {}
             Err(e) => return Ok(fail([e.to_string()])),
@@ -313,7 +308,7 @@ pub(crate) fn delete(store: &Embedded, args: &DeleteArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn patch(store: &Embedded, args: &PatchArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn patch(store: &Datastore, args: &PatchArgs) -> anyhow::Result<ExitCode> {
     if args.patch_type == PatchType::Json {
         return Ok(fail([
             "patch type json (RFC 6902) is not supported; use strategic or merge".to_owned(),
@@ -325,7 +320,7 @@ pub(crate) fn patch(store: &Embedded, args: &PatchArgs) -> anyhow::Result<ExitCo
         Err(e) => return Ok(fail([format!("the patch is not JSON: {e}")])),
     };
     let kind = kinds::resolve(&args.kind);
-    let stored = match store.get(&kind, &args.name)? {
+    let stored = match store.get(&kind, &args.name).await? {
         Some(doc) => doc,
         // Calico's built-in defaults stand in for a missing `default`
         // BGPConfiguration, so patching it creates it: the guide's
@@ -352,14 +347,14 @@ pub(crate) fn patch(store: &Embedded, args: &PatchArgs) -> anyhow::Result<ExitCo
             "a patch cannot change kind or metadata.name".to_owned()
         ]));
     }
-    let problems = validate(Some(store), std::slice::from_ref(&doc), &[])?;
+    let problems = validate(Some(store), std::slice::from_ref(&doc), &[]).await?;
     if !problems.is_empty() {
         return Ok(fail(problems));
     }
     let result = if stored["metadata"]["resourceVersion"].is_null() {
-        store.create(doc)
+        store.create(doc).await
     } else {
-        store.update(doc)
+        store.update(doc).await
     };
     match result {
         Ok(_) => {
@@ -370,9 +365,9 @@ pub(crate) fn patch(store: &Embedded, args: &PatchArgs) -> anyhow::Result<ExitCo
     }
 }
 
-pub(crate) fn label(store: &Embedded, args: &LabelArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn label(store: &Datastore, args: &LabelArgs) -> anyhow::Result<ExitCode> {
     let kind = kinds::resolve(&args.kind);
-    let Some(mut doc) = store.get(&kind, &args.name)? else {
+    let Some(mut doc) = store.get(&kind, &args.name).await? else {
         return Ok(fail([StoreError::NotFound {
             kind,
             name: args.name.clone(),
@@ -415,11 +410,11 @@ pub(crate) fn label(store: &Embedded, args: &LabelArgs) -> anyhow::Result<ExitCo
         labels.insert(key.to_owned(), json!(value));
         format!("Successfully set label {key} on {kind} {}", args.name)
     };
-    let problems = validate(Some(store), std::slice::from_ref(&doc), &[])?;
+    let problems = validate(Some(store), std::slice::from_ref(&doc), &[]).await?;
     if !problems.is_empty() {
         return Ok(fail(problems));
     }
-    match store.update(doc) {
+    match store.update(doc).await {
         Ok(_) => {
             println!("{message}");
             Ok(ExitCode::SUCCESS)
@@ -428,14 +423,14 @@ pub(crate) fn label(store: &Embedded, args: &LabelArgs) -> anyhow::Result<ExitCo
     }
 }
 
-pub(crate) fn get(store: &Embedded, args: &GetArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn get(store: &Datastore, args: &GetArgs) -> anyhow::Result<ExitCode> {
     let kind = kinds::resolve(&args.kind);
     let mut docs = Vec::new();
     if args.names.is_empty() {
-        docs = store.list(&kind)?;
+        docs = store.list(&kind).await?;
     } else {
         for name in &args.names {
-            match store.get(&kind, name)? {
+            match store.get(&kind, name).await? {
                 Some(doc) => docs.push(doc),
                 None => {
                     return Ok(fail([StoreError::NotFound {
@@ -451,7 +446,8 @@ pub(crate) fn get(store: &Embedded, args: &GetArgs) -> anyhow::Result<ExitCode> 
     let out = match args.output {
         GetOutput::Ps | GetOutput::Wide => {
             let default_as = store
-                .get("BGPConfiguration", "default")?
+                .get("BGPConfiguration", "default")
+                .await?
                 .and_then(|d| d["spec"]["asNumber"].as_u64())
                 .unwrap_or(64512);
             table(&kind, &docs, args.output == GetOutput::Wide, default_as)
@@ -463,7 +459,7 @@ pub(crate) fn get(store: &Embedded, args: &GetArgs) -> anyhow::Result<ExitCode> 
                 json!({
                     "apiVersion": starling_store::CALICO_API,
                     "kind": format!("{kind}List"),
-                    "metadata": {"resourceVersion": store.revision()?.to_string()},
+                    "metadata": {"resourceVersion": store.revision().await?.to_string()},
                     "items": docs,
                 })
             };

@@ -84,6 +84,65 @@ fn session_state(dir: &Path, socket: &Path) -> Option<String> {
     Some(v["sessions"][0]["state"].as_str()?.to_owned())
 }
 
+/// BIRD at `me` in AS 65001, originating 203.0.113.0/24, expecting
+/// Starling (AS 64512) at `starling`.
+fn bird(dir: &Path, me: ([u8; 4], u16), starling: ([u8; 4], u16)) -> Reaped {
+    let (ip, port) = (std::net::Ipv4Addr::from(me.0), me.1);
+    let (peer, peer_port) = (std::net::Ipv4Addr::from(starling.0), starling.1);
+    let bird_conf = dir.join("bird.conf");
+    std::fs::write(
+        &bird_conf,
+        format!(
+            "router id 192.0.2.{};\nprotocol device {{}}\n\
+             protocol static {{ ipv4; route 203.0.113.0/24 blackhole; }}\n\
+             protocol bgp starling {{\n  local {ip} port {port} as 65001;\n\
+               neighbor {peer} port {peer_port} as 64512;\n  multihop;\n  strict bind;\n\
+               connect retry time 1;\n  error wait time 1, 2;\n  ipv4 {{ import all; export all; }};\n}}\n",
+            me.0[3]
+        ),
+    )
+    .expect("bird.conf");
+    Reaped(
+        Command::new("bird")
+            .args(["-f", "-c"])
+            .arg(&bird_conf)
+            .arg("-s")
+            .arg(dir.join("bird.ctl"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bird (scripts/setup installs bird2)"),
+    )
+}
+
+/// The resources for node n1 at `ip:port` peering with BIRD, as an
+/// operator would apply them.
+fn resources(ip: &str, port: u16, bird_ip: &str, bird_port: u16) -> String {
+    format!(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\n\
+         spec: {{nodeToNodeMeshEnabled: false, asNumber: 64512}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: node.n1}}\n\
+         spec: {{listenPort: {port}}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n1}}\n\
+         spec: {{bgp: {{ipv4Address: {ip}/32}}}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: bird}}\n\
+         spec: {{peerIP: '{bird_ip}:{bird_port}', asNumber: 65001}}\n"
+    )
+}
+
+fn run_daemon(dir: &Path, config: &Path) -> Reaped {
+    Reaped(
+        Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(["run", "-c"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).expect("log"))
+            .spawn()
+            .expect("starling run"),
+    )
+}
+
 #[test]
 fn the_daemon_peers_with_bird_as_the_datastore_says() {
     let dir = Scratch::new("bird");
@@ -92,42 +151,12 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     let socket = dir.0.join("admin.sock");
     let metrics_port = free_port([127, 0, 0, 1]);
 
-    // BIRD at 127.0.0.131 in AS 65001, expecting Starling at .130.
-    let bird_conf = dir.0.join("bird.conf");
-    std::fs::write(
-        &bird_conf,
-        format!(
-            "router id 192.0.2.131;\nprotocol device {{}}\n\
-             protocol static {{ ipv4; route 203.0.113.0/24 blackhole; }}\n\
-             protocol bgp starling {{\n  local 127.0.0.131 port {bird_port} as 65001;\n\
-               neighbor 127.0.0.130 port {starling_port} as 64512;\n  multihop;\n  strict bind;\n\
-               connect retry time 1;\n  error wait time 1, 2;\n  ipv4 {{ import all; export all; }};\n}}\n"
-        ),
-    )
-    .expect("bird.conf");
-    let _bird = Reaped(
-        Command::new("bird")
-            .args(["-f", "-c"])
-            .arg(&bird_conf)
-            .arg("-s")
-            .arg(dir.0.join("bird.ctl"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("bird (scripts/setup installs bird2)"),
+    let _bird = bird(
+        &dir.0,
+        ([127, 0, 0, 131], bird_port),
+        ([127, 0, 0, 130], starling_port),
     );
-
-    // The resources, as an operator would apply them.
-    let resources = format!(
-        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\n\
-         spec: {{nodeToNodeMeshEnabled: false, asNumber: 64512}}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: node.n1}}\n\
-         spec: {{listenPort: {starling_port}}}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n1}}\n\
-         spec: {{bgp: {{ipv4Address: 127.0.0.130/32}}}}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: bird}}\n\
-         spec: {{peerIP: '127.0.0.131:{bird_port}', asNumber: 65001}}\n"
-    );
+    let resources = resources("127.0.0.130", starling_port, "127.0.0.131", bird_port);
     let out = starling(&dir.0, &["apply", "-f", "-"], Some(&resources));
     assert!(
         out.status.success(),
@@ -147,16 +176,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         ),
     )
     .expect("config");
-    let mut daemon = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_starling"))
-            .args(["run", "-c"])
-            .arg(&config)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.0.join("daemon.log")).expect("log"))
-            .spawn()
-            .expect("starling run"),
-    );
+    let mut daemon = run_daemon(&dir.0, &config);
 
     wait_for("the session to BIRD", Duration::from_secs(30), || {
         session_state(&dir.0, &socket).as_deref() == Some("Established")
@@ -396,4 +416,115 @@ fn a_bad_configuration_names_the_key_and_starts_nothing() {
     let out = starling(&dir.0, &["run", "-c", config.to_str().expect("utf8")], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown field `listen_port`"), "{stderr}");
+}
+
+/// The same daemon on etcd: resources written with calicoctl's
+/// environment (`DATASTORE_TYPE=etcdv3`), changes followed through etcd's
+/// watch, and still followed after etcd itself restarts.
+#[test]
+fn the_daemon_follows_an_etcd_datastore_across_an_etcd_restart() {
+    use starling_store_etcd::test_server::EtcdServer;
+    let dir = Scratch::new("etcd");
+    let mut etcd = EtcdServer::start(&dir.0.join("etcd"));
+    let endpoint = etcd.endpoint();
+    let env: [(&str, &std::ffi::OsStr); 2] = [
+        ("DATASTORE_TYPE", "etcdv3".as_ref()),
+        ("ETCD_ENDPOINTS", endpoint.as_ref()),
+    ];
+    let cli = |args: &[&str], stdin: Option<&str>| {
+        let out = common::starling_with(&env, args, stdin);
+        assert!(
+            out.status.success(),
+            "starling {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let starling_port = free_port([127, 0, 0, 132]);
+    let bird_port = free_port([127, 0, 0, 133]);
+    let socket = dir.0.join("admin.sock");
+    let _bird = bird(
+        &dir.0,
+        ([127, 0, 0, 133], bird_port),
+        ([127, 0, 0, 132], starling_port),
+    );
+    cli(
+        &["apply", "-f", "-"],
+        Some(&resources(
+            "127.0.0.132",
+            starling_port,
+            "127.0.0.133",
+            bird_port,
+        )),
+    );
+    let got = cli(&["get", "bgppeer", "bird", "-o", "json"], None);
+    let peer: Value = serde_json::from_slice(&got.stdout).expect("json");
+    assert_eq!(peer["spec"]["asNumber"], 65001);
+
+    let config = dir.0.join("starling.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = {{ type = \"etcdv3\", endpoints = [\"{endpoint}\"] }}\n\
+             [bgp]\nlisten = [\"127.0.0.132\"]\n[fib]\nmode = \"off\"\n\
+             [admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
+            socket.display()
+        ),
+    )
+    .expect("config");
+    let _daemon = run_daemon(&dir.0, &config);
+    let established = || session_state(&dir.0, &socket).as_deref() == Some("Established");
+    wait_for("the session to BIRD", Duration::from_secs(30), established);
+
+    // A change through etcd reaches the daemon: the wrong AS for BIRD.
+    let patch = |asn: u32| {
+        cli(
+            &[
+                "patch",
+                "bgppeer",
+                "bird",
+                "-p",
+                &format!(r#"{{"spec": {{"asNumber": {asn}}}}}"#),
+            ],
+            None,
+        );
+    };
+    patch(65099);
+    wait_for(
+        "the session to leave Established",
+        Duration::from_secs(30),
+        || session_state(&dir.0, &socket).is_some_and(|s| s != "Established"),
+    );
+
+    // etcd crashes and comes back; the daemon keeps running on what it
+    // has, resumes its watch, and sees the next change.
+    etcd.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = common::starling_with(
+            &env,
+            &[
+                "patch",
+                "bgppeer",
+                "bird",
+                "-p",
+                r#"{"spec": {"asNumber": 65001}}"#,
+            ],
+            None,
+        );
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "etcd did not come back: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for(
+        "the session to come back after etcd restarted",
+        Duration::from_secs(30),
+        established,
+    );
 }

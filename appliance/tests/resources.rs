@@ -1,5 +1,5 @@
-//! calicoctl's verbs over the embedded datastore: the real binary, a
-//! datastore directory per test.
+//! calicoctl's verbs over the datastore: the real binary, a datastore
+//! directory (or a real etcd server) per test.
 
 mod common;
 
@@ -7,18 +7,37 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
+use starling_store_etcd::test_server::EtcdServer;
 
-struct Datastore(PathBuf);
+struct Datastore(PathBuf, Option<EtcdServer>);
 
 impl Datastore {
     fn new(name: &str) -> Self {
         let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ds-{name}"));
         let _ = std::fs::remove_dir_all(&path);
-        Datastore(path)
+        Datastore(path, None)
+    }
+
+    /// A real etcd server, used as calicoctl would be told to:
+    /// `DATASTORE_TYPE=etcdv3 ETCD_ENDPOINTS=...`.
+    fn etcd(name: &str) -> Self {
+        let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("ds-etcd-{name}"));
+        let server = EtcdServer::start(&path);
+        Datastore(path, Some(server))
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        common::starling(&self.0, args, stdin)
+        match &self.1 {
+            None => common::starling(&self.0, args, stdin),
+            Some(etcd) => {
+                let endpoint = etcd.endpoint();
+                let env: [(&str, &std::ffi::OsStr); 2] = [
+                    ("DATASTORE_TYPE", "etcdv3".as_ref()),
+                    ("ETCD_ENDPOINTS", endpoint.as_ref()),
+                ];
+                common::starling_with(&env, args, stdin)
+            }
+        }
     }
 
     /// Run, expect success, return stdout.
@@ -57,7 +76,52 @@ const EXAMPLE: &str = concat!(
 
 #[test]
 fn the_guides_commands_work_verbatim() {
-    let ds = Datastore::new("guide");
+    the_guides_commands(&Datastore::new("guide"));
+}
+
+#[test]
+fn the_guides_commands_work_verbatim_on_etcd() {
+    let ds = Datastore::etcd("guide");
+    the_guides_commands(&ds);
+    // And the resources sit where calicoctl would look for them.
+    let out = Command::new("etcdctl")
+        .args(["--endpoints", &ds.1.as_ref().expect("etcd").endpoint()])
+        .args([
+            "get",
+            "--keys-only",
+            "--prefix",
+            "/calico/resources/v3/projectcalico.org/nodes/",
+        ])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .expect("etcdctl (Debian etcd-client, installed with etcd-server)");
+    let keys = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        keys.contains("/calico/resources/v3/projectcalico.org/nodes/worker-2\n"),
+        "{keys}"
+    );
+}
+
+#[test]
+fn a_missing_etcd_is_a_clear_error() {
+    let ds = Datastore::new("no-etcd");
+    let env: [(&str, &std::ffi::OsStr); 1] = [("DATASTORE_TYPE", "etcdv3".as_ref())];
+    let out = common::starling_with(&env, &["get", "nodes"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs --etcd-endpoints"), "{stderr}");
+    let env: [(&str, &std::ffi::OsStr); 2] = [
+        ("DATASTORE_TYPE", "etcdv3".as_ref()),
+        ("ETCD_ENDPOINTS", "http://127.0.0.1:9".as_ref()),
+    ];
+    let out = common::starling_with(&env, &["get", "nodes"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("etcd http://127.0.0.1:9"), "{stderr}");
+    drop(ds);
+}
+
+fn the_guides_commands(ds: &Datastore) {
     // On a fresh install there is no `default` BGPConfiguration: patching
     // it creates it, with Calico's defaults for everything else.
     assert_eq!(

@@ -9,13 +9,17 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::datastore::Location;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Config {
     /// This node's name: the Node resource whose sessions this daemon runs.
     pub(crate) node_name: String,
-    #[serde(default = "default_datastore")]
-    pub(crate) datastore: PathBuf,
+    /// A directory (the embedded store), or a table
+    /// `{ type = "etcdv3", endpoints = ["http://host:port", ...] }`.
+    #[serde(default = "default_datastore", deserialize_with = "datastore")]
+    pub(crate) datastore: Location,
     /// BGP router id; default: the node's IPv4 address.
     pub(crate) router_id: Option<Ipv4Addr>,
     #[serde(default)]
@@ -146,8 +150,75 @@ impl Default for Admin {
     }
 }
 
-fn default_datastore() -> PathBuf {
-    PathBuf::from(crate::resources::DEFAULT_DATASTORE)
+fn default_datastore() -> Location {
+    Location::Embedded(PathBuf::from(crate::datastore::DEFAULT_PATH))
+}
+
+/// `datastore = "/dir"` or `datastore = { type = "etcdv3", endpoints = [...] }`.
+fn datastore<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Location, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Path(PathBuf),
+        Table(toml::Table),
+    }
+    let table = match Raw::deserialize(d)
+        .map_err(|_| D::Error::custom("expected a directory or a table with `type`"))?
+    {
+        Raw::Path(path) => return Ok(Location::Embedded(path)),
+        Raw::Table(table) => table,
+    };
+    let kind = table.get("type").and_then(toml::Value::as_str);
+    match kind {
+        Some("embedded") => {
+            if let Some(key) = table
+                .keys()
+                .find(|k| !matches!(k.as_str(), "type" | "path"))
+            {
+                return Err(D::Error::custom(format!(
+                    "unknown key `{key}` for embedded"
+                )));
+            }
+            let path = table.get("path").map_or_else(
+                || Ok(PathBuf::from(crate::datastore::DEFAULT_PATH)),
+                |p| {
+                    p.as_str()
+                        .map(PathBuf::from)
+                        .ok_or_else(|| D::Error::custom("path: expected a string"))
+                },
+            )?;
+            Ok(Location::Embedded(path))
+        }
+        Some("etcdv3") => {
+            if let Some(key) = table
+                .keys()
+                .find(|k| !matches!(k.as_str(), "type" | "endpoints"))
+            {
+                return Err(D::Error::custom(format!("unknown key `{key}` for etcdv3")));
+            }
+            let endpoints: Vec<String> = table
+                .get("endpoints")
+                .and_then(toml::Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .map(|e| e.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| D::Error::custom("endpoints: required for etcdv3, a list of URLs"))?
+                .ok_or_else(|| D::Error::custom("endpoints: expected strings"))?;
+            if endpoints.is_empty() {
+                return Err(D::Error::custom("endpoints: must not be empty"));
+            }
+            crate::datastore::check_endpoints(&endpoints)
+                .map_err(|e| D::Error::custom(format!("endpoints: {e}")))?;
+            Ok(Location::Etcd(endpoints))
+        }
+        Some(other) => Err(D::Error::custom(format!(
+            "type: unknown datastore type '{other}' (embedded, etcdv3)"
+        ))),
+        None => Err(D::Error::custom("type: required (embedded, etcdv3)")),
+    }
 }
 
 fn calico() -> String {
@@ -261,6 +332,16 @@ mod tests {
         assert_eq!(c.fib.table, 254);
         assert_eq!(c.plugins.peer_selection, "calico");
         assert_eq!(c.listen(179), ["[::]:179".parse().expect("addr")]);
+        let etcd = parse(
+            "node_name = \"n1\"\ndatastore = { type = \"etcdv3\", endpoints = [\"http://127.0.0.1:2379\"] }",
+        )
+        .expect("etcd");
+        assert_eq!(
+            etcd.datastore,
+            Location::Etcd(vec!["http://127.0.0.1:2379".into()])
+        );
+        let dir = parse("node_name = \"n1\"\ndatastore = \"/tmp/s\"").expect("dir");
+        assert_eq!(dir.datastore, Location::Embedded("/tmp/s".into()));
         let cases = [
             ("nod_name = \"n1\"", "unknown field `nod_name`"),
             (
@@ -278,6 +359,18 @@ mod tests {
                 "plugins.peer_selection",
             ),
             ("node_name = \"n1\"\nrouter_id = \"x\"", "router_id"),
+            (
+                "node_name = \"n1\"\n[datastore]\ntype = \"etcd\"",
+                "unknown datastore type 'etcd'",
+            ),
+            (
+                "node_name = \"n1\"\n[datastore]\ntype = \"etcdv3\"",
+                "endpoints: required",
+            ),
+            (
+                "node_name = \"n1\"\n[datastore]\ntype = \"etcdv3\"\nendpoints = [\"https://e:2379\"]",
+                "no TLS",
+            ),
         ];
         for (text, want) in cases {
             let err = parse(text).expect_err(text).to_string();

@@ -29,12 +29,45 @@ pub(crate) struct FibStats {
     pub(crate) write_seconds: f64,
 }
 
+/// Datastore watch counters, shared with the daemon loop.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct DatastoreStats {
+    pub(crate) revision: u64,
+    /// (kind, added|modified|deleted) → count.
+    pub(crate) events: std::collections::BTreeMap<(String, &'static str), u64>,
+    pub(crate) resyncs: u64,
+    pub(crate) read_errors: u64,
+}
+
+impl DatastoreStats {
+    pub(crate) fn record(&mut self, change: &starling_store::Change) {
+        use starling_store::{Change, EventKind};
+        match change {
+            Change::Events(events) => {
+                for e in events {
+                    let what = match e.event {
+                        EventKind::Added => "added",
+                        EventKind::Modified => "modified",
+                        EventKind::Deleted => "deleted",
+                    };
+                    *self.events.entry((e.kind.clone(), what)).or_default() += 1;
+                    self.revision = self.revision.max(e.revision);
+                }
+            }
+            Change::Resync { revision } => {
+                self.resyncs += 1;
+                self.revision = *revision;
+            }
+        }
+    }
+}
+
 /// What a scrape reads.
 pub(crate) struct Sources {
     pub(crate) shared: Arc<Mutex<Shared>>,
     pub(crate) plugins: Arc<Mutex<Vec<Plugin>>>,
     pub(crate) fib: Arc<Mutex<FibStats>>,
-    pub(crate) store: starling_store::Embedded,
+    pub(crate) datastore: Arc<Mutex<DatastoreStats>>,
 }
 
 pub(crate) fn serve(listener: TcpListener, sources: Arc<Sources>) -> tokio::task::JoinHandle<()> {
@@ -258,8 +291,38 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
     let fib_writes = prometheus::IntCounter::new("fib_writes_total", "Batched FIB write passes")?;
     fib_writes.inc_by(fib.writes);
 
-    let revision = IntGauge::new("datastore_revision", "The datastore's latest revision")?;
-    revision.set(sources.store.revision().unwrap_or(0) as i64);
+    let store = sources
+        .datastore
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    let revision = IntGauge::new(
+        "datastore_revision",
+        "The latest datastore revision the daemon has seen",
+    )?;
+    revision.set(store.revision as i64);
+    let store_events = IntCounterVec::new(
+        Opts::new(
+            "datastore_events_total",
+            "Datastore changes the daemon has seen, by kind and event",
+        ),
+        &["kind", "event"],
+    )?;
+    for ((kind, event), n) in &store.events {
+        store_events
+            .with_label_values(&[kind.as_str(), event])
+            .inc_by(*n);
+    }
+    let store_resyncs = prometheus::IntCounter::new(
+        "datastore_resyncs_total",
+        "Times the datastore watch lost its history and everything was re-read",
+    )?;
+    store_resyncs.inc_by(store.resyncs);
+    let store_errors = prometheus::IntCounter::new(
+        "datastore_read_errors_total",
+        "Failed reads of the datastore (the last good plan keeps running)",
+    )?;
+    store_errors.inc_by(store.read_errors);
 
     for c in [
         Box::new(up) as Box<dyn prometheus::core::Collector>,
@@ -280,6 +343,9 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         Box::new(fib_seconds),
         Box::new(fib_writes),
         Box::new(revision),
+        Box::new(store_events),
+        Box::new(store_resyncs),
+        Box::new(store_errors),
     ] {
         registry.register(c)?;
     }

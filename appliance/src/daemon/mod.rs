@@ -33,7 +33,9 @@ use starling_plugin_host::sdk::Family;
 use starling_plugin_host::{Host, Limits, Plugin};
 use starling_speaker::instance::Instance;
 use starling_speaker::rib::RibConfig;
-use starling_store::{Embedded, ResourceSet, to_object};
+use starling_store::{Change, ResourceSet, to_object};
+
+use crate::datastore::Datastore;
 
 use config::{Config, FibMode};
 use reconcile::Sessions;
@@ -75,7 +77,15 @@ pub(crate) struct Shared {
 }
 
 async fn daemon(config: Config) -> anyhow::Result<()> {
-    let store = Embedded::open(&config.datastore)?;
+    let store = Datastore::open(&config.datastore)
+        .await
+        .with_context(|| format!("opening the {}", config.datastore))?;
+    let start = store.revision().await?;
+    let datastore_stats = Arc::new(Mutex::new(metrics::DatastoreStats {
+        revision: start,
+        ..Default::default()
+    }));
+    let mut changes = store.watch(start);
     let host = Host::new(Limits::default())?.with_cache("/var/cache/starling/plugins");
     let mut plugin_set = plugins::PluginSet::load(&host, &config.plugins)?;
     let plugin_list = Arc::new(Mutex::new(plugin_set.all()));
@@ -97,7 +107,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                 shared: shared.clone(),
                 plugins: plugin_list.clone(),
                 fib: fib_stats.clone(),
-                store: store.clone(),
+                datastore: datastore_stats.clone(),
             }),
         ))
     } else {
@@ -108,7 +118,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     let mut sessions = Sessions::default();
     let mut instance: Option<(Instance, RibConfig)> = None;
     let mut fib_task = None;
-    let mut seen = None;
+    let mut stale = true;
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("installing the SIGHUP handler")?;
@@ -116,24 +126,22 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     let mut replan = false;
     let mut reporter = node_status::Reporter::default();
     loop {
-        let revision = store.revision()?;
-        // Our own CalicoNodeStatus writes change nothing to plan.
-        if let Some(last) = seen
-            && revision != last
-            && store
-                .events_since(last)?
-                .iter()
-                .all(|e| e.kind == "CalicoNodeStatus")
-        {
-            seen = Some(revision);
-        }
         'plan: {
-            if seen == Some(revision) && !replan {
+            if !stale && !replan {
                 break 'plan;
             }
-            replan = false;
-            seen = Some(revision);
-            let docs = store.everything()?;
+            let docs = match store.everything().await {
+                Ok(docs) => docs,
+                Err(e) => {
+                    // The last plan keeps running; the next tick tries again.
+                    tracing::warn!("reading the datastore: {e}");
+                    if let Ok(mut s) = datastore_stats.lock() {
+                        s.read_errors += 1;
+                    }
+                    break 'plan;
+                }
+            };
+            (stale, replan) = (false, false);
             let mut secrets = ResourceSet::default();
             let objects: Vec<_> = docs
                 .iter()
@@ -160,7 +168,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             let plan = match outcome {
                 Outcome::Planned(plan) => plan,
                 Outcome::KeptLastGood { error, .. } => {
-                    tracing::error!(revision, "datastore change not applied: {error}");
+                    tracing::error!("datastore change not applied: {error}");
                     break 'plan;
                 }
             };
@@ -246,8 +254,25 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
         {
             tracing::warn!("CalicoNodeStatus: {e}");
         }
-        match next_event(&mut shutdown, &mut hangup).await {
+        match next_event(&mut shutdown, &mut hangup, &mut changes).await {
             Event::Shutdown => break,
+            Event::Changed(change) => {
+                // Take every change already queued: one plan for a burst.
+                let mut change = Some(change);
+                while let Some(c) = change.take().or_else(|| changes.try_recv().ok()) {
+                    if let Ok(mut s) = datastore_stats.lock() {
+                        s.record(&c);
+                    }
+                    // Our own CalicoNodeStatus writes change nothing to plan.
+                    stale |= match &c {
+                        Change::Events(events) => {
+                            events.iter().any(|e| e.kind != "CalicoNodeStatus")
+                        }
+                        Change::Resync { .. } => true,
+                    };
+                }
+            }
+            Event::WatchEnded => anyhow::bail!("the datastore watch ended"),
             Event::Hangup => replan |= reload(&mut config, &mut plugin_set, &policy, &plugin_list),
             Event::Tick => {
                 replan |= plugin_set.reload_changed() && swap(&plugin_set, &policy, &plugin_list);
@@ -281,18 +306,23 @@ async fn shutdown_signal() {
 
 enum Event {
     Tick,
+    Changed(Change),
+    WatchEnded,
     Shutdown,
     Hangup,
 }
 
-/// Sleep one poll interval, unless a signal comes first.
+/// Sleep one poll interval, unless a signal or a datastore change comes
+/// first.
 async fn next_event(
     shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     hangup: &mut tokio::signal::unix::Signal,
+    changes: &mut tokio::sync::mpsc::Receiver<Change>,
 ) -> Event {
     tokio::select! {
         () = shutdown.as_mut() => Event::Shutdown,
         _ = hangup.recv() => Event::Hangup,
+        change = changes.recv() => change.map_or(Event::WatchEnded, Event::Changed),
         () = tokio::time::sleep(POLL) => Event::Tick,
     }
 }

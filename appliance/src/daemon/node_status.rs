@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::datastore::Datastore;
 use serde_json::{Value, json};
 use starling_speaker::State;
 use starling_speaker::instance::Instance;
 use starling_speaker::rib::Source;
-use starling_store::Embedded;
 
 use super::Shared;
 
@@ -27,7 +27,7 @@ impl Reporter {
     /// Write the statuses that are due.
     pub(super) async fn tick(
         &mut self,
-        store: &Embedded,
+        store: &Datastore,
         node: &str,
         router_id: Option<std::net::Ipv4Addr>,
         shared: &std::sync::Arc<std::sync::Mutex<Shared>>,
@@ -44,7 +44,8 @@ impl Reporter {
             .get_or_insert_with(|| human_time(&starling_store::now_rfc3339()))
             .clone();
         let due: Vec<Value> = store
-            .list("CalicoNodeStatus")?
+            .list("CalicoNodeStatus")
+            .await?
             .into_iter()
             .filter(|d| d["spec"]["node"] == node)
             .filter(|d| {
@@ -81,7 +82,7 @@ impl Reporter {
             doc["status"] = status;
             // Status is ours: a concurrent spec change wins and we retry
             // at the next period.
-            match store.update(doc) {
+            match store.update(doc).await {
                 Ok(_) => {
                     self.written.insert(name, Instant::now());
                 }

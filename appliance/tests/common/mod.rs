@@ -8,10 +8,23 @@ use std::process::{Command, Output, Stdio};
 /// Run `starling` with `args` on the datastore at `datastore`, feeding it
 /// `stdin`; compiled plugins are cached under the test target directory.
 pub(crate) fn starling(datastore: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    starling_with(
+        &[("STARLING_DATASTORE", datastore.as_os_str())],
+        args,
+        stdin,
+    )
+}
+
+/// Run `starling` with these environment variables (the datastore's).
+pub(crate) fn starling_with(
+    env: &[(&str, &std::ffi::OsStr)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_starling"))
         .args(args)
-        .env("STARLING_DATASTORE", datastore)
+        .envs(env.iter().copied())
         .env(
             "STARLING_CACHE_DIR",
             concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache"),
