@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use starling_wire::notification::code;
 use starling_wire::{
     Afi, Context, Family, MessageType, NextHop, Nlri, Notification, ParsedUpdate, PathAttributes,
-    Prefix, ReachEncoder, encode_end_of_rib, encode_withdrawals,
+    Prefix, ReachEncoder, RouteRefresh, encode_end_of_rib, encode_withdrawals,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PeerConfig;
 use crate::driver::{PeerEvent, PeerHandle, PeerStatus, Speaker, accept_loop};
+use crate::policy::{Candidate, Direction, RoutePolicy, Verdict as PolicyVerdict};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
 use crate::rib::{BestChange, Interner, PeerInfo, Rib, RibConfig, RouteAttrs, Source};
 use crate::session::Negotiated;
@@ -58,6 +59,7 @@ enum Command {
     RemovePeer(IpAddr),
     Originate(Prefix, Box<PathAttributes>),
     Withdraw(Prefix),
+    SetRoutePolicy(Option<Arc<dyn RoutePolicy>>, Vec<IpAddr>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
 }
@@ -96,6 +98,7 @@ impl Instance {
             peers: HashMap::new(),
             events_tx,
             best_tx,
+            route_policy: None,
         };
         tokio::spawn(state.run(rx, events_rx));
         Ok((Self { tx }, best_rx))
@@ -116,6 +119,15 @@ impl Instance {
 
     pub fn withdraw(&self, prefix: Prefix) {
         let _ = self.tx.send(Command::Withdraw(prefix));
+    }
+
+    /// Decide imports and exports with `policy` from now on (`None`:
+    /// accept everything). What every peer has is re-evaluated at once and
+    /// corrected with the difference; peers in `refresh` are asked to send
+    /// their routes again (ROUTE-REFRESH), so new import rules apply to
+    /// what they sent before.
+    pub fn set_route_policy(&self, policy: Option<Arc<dyn RoutePolicy>>, refresh: Vec<IpAddr>) {
+        let _ = self.tx.send(Command::SetRoutePolicy(policy, refresh));
     }
 
     pub async fn peers(&self) -> Vec<PeerStatus> {
@@ -160,6 +172,7 @@ struct State {
     best_tx: mpsc::UnboundedSender<Vec<BestChange>>,
     /// Our own command queue, for timers that report back.
     commands: mpsc::UnboundedSender<Command>,
+    route_policy: Option<Arc<dyn RoutePolicy>>,
 }
 
 impl PeerEntry {
@@ -279,6 +292,17 @@ impl State {
                 let changes = self.rib.withdraw_local(prefix);
                 self.propagate(changes);
             }
+            Command::SetRoutePolicy(policy, refresh) => {
+                self.route_policy = policy;
+                let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+                let all = self.all_best();
+                for address in addresses {
+                    self.advertise(address, &all);
+                }
+                for address in refresh {
+                    self.request_refresh(address);
+                }
+            }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peers.values().map(|p| p.handle.status()).collect());
             }
@@ -384,7 +408,9 @@ impl State {
         for p in &parsed.problems {
             tracing::warn!(peer = %address, "UPDATE: {p}");
         }
-        let mut changes = self.rib.apply_update(address, parsed);
+        let mut changes = self
+            .rib
+            .apply_update_with(address, parsed, self.route_policy.as_deref());
         if let Some(family) = parsed.update.end_of_rib()
             && let Some(entry) = self.peers.get_mut(&address)
             && entry.awaiting_eor.contains(&family)
@@ -442,15 +468,39 @@ impl State {
         let _ = self.best_tx.send(changes);
     }
 
-    fn initial_advertisement(&mut self, address: IpAddr) {
-        let all: Vec<BestChange> = self
-            .rib
+    fn all_best(&self) -> Vec<BestChange> {
+        self.rib
             .iter_best()
             .map(|(p, path)| BestChange {
                 prefix: *p,
                 best: vec![path.clone()],
             })
-            .collect();
+            .collect()
+    }
+
+    /// Ask an established peer that supports it to send everything again.
+    fn request_refresh(&self, address: IpAddr) {
+        let Some(entry) = self.peers.get(&address) else {
+            return;
+        };
+        let Some(n) = entry.negotiated.as_ref().filter(|n| n.route_refresh) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            if n.codec.families.get(family) {
+                let message = starling_wire::Message::RouteRefresh(RouteRefresh::request(family));
+                if let Err(e) = message.encode(&n.codec, &mut bytes) {
+                    tracing::error!(peer = %address, "cannot encode ROUTE-REFRESH: {e}");
+                    return;
+                }
+            }
+        }
+        entry.handle.send(bytes, MessageType::RouteRefresh);
+    }
+
+    fn initial_advertisement(&mut self, address: IpAddr) {
+        let all = self.all_best();
         self.advertise(address, &all);
         let Some(entry) = self.peers.get(&address) else {
             return;
@@ -486,6 +536,47 @@ impl State {
             extended_next_hop: n.codec.extended_next_hop,
         };
         let ctx = n.codec.clone();
+        let changes: Vec<&BestChange> = changes
+            .iter()
+            .filter(|c| {
+                ctx.families.get(match c.prefix.afi() {
+                    Afi::IPV6 => Family::IPV6_UNICAST,
+                    _ => Family::IPV4_UNICAST,
+                })
+            })
+            .collect();
+        // Policy first, on the Loc-RIB route; then the protocol's export
+        // rules on what policy let through.
+        let verdicts = match &self.route_policy {
+            None => None,
+            Some(policy) => {
+                let candidates: Vec<Candidate<'_>> = changes
+                    .iter()
+                    .filter_map(|c| c.best.first().map(|p| (c.prefix, p)))
+                    .map(|(prefix, path)| Candidate {
+                        prefix,
+                        route: &path.route,
+                        from_peer: matches!(path.source, Source::Peer(_)),
+                    })
+                    .collect();
+                match policy.evaluate(address, Direction::Export, &candidates) {
+                    Ok(v) if v.len() == candidates.len() => Some(Ok(v)),
+                    Ok(v) => Some(Err(format!(
+                        "{} verdicts for {} routes",
+                        v.len(),
+                        candidates.len()
+                    ))),
+                    Err(e) => Some(Err(e)),
+                }
+            }
+        };
+        if let Some(Err(e)) = &verdicts {
+            // What the peer has stays as it was: neither new routes nor
+            // withdrawals on a policy we could not ask.
+            tracing::warn!(peer = %address, routes = changes.len(), "export policy failed, nothing sent: {e}");
+            return;
+        }
+        let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);
         let mut announce: HashMap<(Family, Arc<RouteAttrs>), Vec<Nlri>> = HashMap::new();
         let mut withdraw: HashMap<Family, Vec<Nlri>> = HashMap::new();
         // Export depends only on the path's source and attributes, which
@@ -498,10 +589,30 @@ impl State {
                 Afi::IPV6 => Family::IPV6_UNICAST,
                 _ => Family::IPV4_UNICAST,
             };
-            if !ctx.families.get(family) {
-                continue;
-            }
             let exported = change.best.first().and_then(|path| {
+                let verdict = verdicts.as_mut().and_then(Iterator::next);
+                let source_info = || match path.source {
+                    Source::Peer(a) => self.rib.peer(a),
+                    Source::Local => None,
+                };
+                match verdict {
+                    None | Some(PolicyVerdict::Accept) => {}
+                    Some(PolicyVerdict::Reject) => return None,
+                    Some(PolicyVerdict::Replace(attrs)) => {
+                        let changed = RouteAttrs {
+                            attrs: *attrs,
+                            next_hop: path.route.next_hop,
+                        };
+                        return export(
+                            self.rib.config(),
+                            path.source,
+                            source_info(),
+                            &changed,
+                            &target,
+                        )
+                        .map(|r| entry.out_attrs.intern(r));
+                    }
+                }
                 let key = (path.source, Arc::as_ptr(&path.route));
                 // Consecutive changes usually come from one UPDATE.
                 if let Some((k, v)) = &last_export
@@ -512,14 +623,10 @@ impl State {
                 let result = exported_cache
                     .entry(key)
                     .or_insert_with(|| {
-                        let source_info = match path.source {
-                            Source::Peer(a) => self.rib.peer(a),
-                            Source::Local => None,
-                        };
                         export(
                             self.rib.config(),
                             path.source,
-                            source_info,
+                            source_info(),
                             &path.route,
                             &target,
                         )

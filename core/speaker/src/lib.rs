@@ -8,6 +8,7 @@
 pub mod config;
 pub mod driver;
 pub mod instance;
+pub mod policy;
 pub mod rib;
 pub mod session;
 pub mod sockopt;

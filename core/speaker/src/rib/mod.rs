@@ -17,6 +17,10 @@ use starling_wire::{NextHop, Nlri, ParsedUpdate, PathAttributes, Prefix, Verdict
 
 use decision::{Candidate, DecisionOptions};
 
+use crate::policy::{
+    Candidate as PolicyCandidate, Direction, RoutePolicy, Verdict as PolicyVerdict,
+};
+
 /// Attributes and next hop of a path: the unit that is interned.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RouteAttrs {
@@ -240,6 +244,17 @@ impl Rib {
 
     /// Apply an UPDATE received from `peer` with its RFC 7606 verdict.
     pub fn apply_update(&mut self, peer: IpAddr, parsed: &ParsedUpdate) -> Vec<BestChange> {
+        self.apply_update_with(peer, parsed, None)
+    }
+
+    /// [`Rib::apply_update`] through an import policy: rejected routes are
+    /// treated as withdrawn, replaced ones stored with the new attributes.
+    pub fn apply_update_with(
+        &mut self,
+        peer: IpAddr,
+        parsed: &ParsedUpdate,
+        import: Option<&dyn RoutePolicy>,
+    ) -> Vec<BestChange> {
         let mut changes = Vec::new();
         let update = &parsed.update;
         let treat_as_withdraw = parsed.verdict == Verdict::TreatAsWithdraw;
@@ -269,27 +284,66 @@ impl Rib {
         let mut attrs = update.attributes.clone();
         attrs.canonicalize();
         attrs.next_hop = None;
-        let eligible = self.eligible(&info, &attrs);
+        if !self.eligible(&info, &attrs) {
+            // A looped route is withdrawn silently (RFC 4271 §9.1.2).
+            for (nlri, _) in reachable {
+                self.remove_path(Source::Peer(peer), nlri, &mut changes);
+            }
+            return changes;
+        }
         if info.ebgp && attrs.local_pref.is_none() {
             attrs.local_pref = Some(self.cfg.default_local_pref);
         }
         // Interned per next hop: usually one per UPDATE.
         let mut last: Option<(NextHop, Arc<RouteAttrs>)> = None;
-        for (nlri, next_hop) in reachable {
-            if !eligible {
-                // A looped route is withdrawn silently (RFC 4271 §9.1.2).
-                self.remove_path(Source::Peer(peer), nlri, &mut changes);
-                continue;
-            }
-            let route = match &last {
-                Some((nh, r)) if *nh == next_hop => r.clone(),
-                _ => {
-                    let r = self.intern(RouteAttrs {
-                        attrs: attrs.clone(),
-                        next_hop,
-                    });
-                    last = Some((next_hop, r.clone()));
-                    r
+        let routes: Vec<(&Nlri, Arc<RouteAttrs>)> = reachable
+            .into_iter()
+            .map(|(nlri, next_hop)| {
+                let route = match &last {
+                    Some((nh, r)) if *nh == next_hop => r.clone(),
+                    _ => {
+                        let r = self.intern(RouteAttrs {
+                            attrs: attrs.clone(),
+                            next_hop,
+                        });
+                        last = Some((next_hop, r.clone()));
+                        r
+                    }
+                };
+                (nlri, route)
+            })
+            .collect();
+        let verdicts = import.map(|policy| {
+            let candidates: Vec<PolicyCandidate<'_>> = routes
+                .iter()
+                .map(|(nlri, route)| PolicyCandidate {
+                    prefix: nlri.prefix,
+                    route,
+                    from_peer: true,
+                })
+                .collect();
+            policy
+                .evaluate(peer, Direction::Import, &candidates)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(%peer, routes = candidates.len(), "import policy failed, routes rejected: {e}");
+                    vec![PolicyVerdict::Reject; candidates.len()]
+                })
+        });
+        for (i, (nlri, route)) in routes.into_iter().enumerate() {
+            let route = match verdicts.as_ref().and_then(|v| v.get(i)) {
+                None | Some(PolicyVerdict::Accept) => route,
+                Some(PolicyVerdict::Reject) => {
+                    self.remove_path(Source::Peer(peer), nlri, &mut changes);
+                    continue;
+                }
+                Some(PolicyVerdict::Replace(new)) => {
+                    let mut new = (**new).clone();
+                    new.canonicalize();
+                    new.next_hop = None;
+                    self.intern(RouteAttrs {
+                        attrs: new,
+                        next_hop: route.next_hop,
+                    })
                 }
             };
             let path = Path {

@@ -23,6 +23,24 @@ impl RawPeer {
 
     /// As `establish`, with a receive buffer of `rcvbuf` octets.
     pub async fn establish_with(local: [u8; 4], starling: SocketAddr, rcvbuf: Option<u32>) -> Self {
+        Self::open(local, starling, rcvbuf, Vec::new()).await
+    }
+
+    /// As `establish`, offering these capabilities besides IPv4 unicast.
+    pub async fn establish_offering(
+        local: [u8; 4],
+        starling: SocketAddr,
+        extra: Vec<Capability>,
+    ) -> Self {
+        Self::open(local, starling, None, extra).await
+    }
+
+    async fn open(
+        local: [u8; 4],
+        starling: SocketAddr,
+        rcvbuf: Option<u32>,
+        extra: Vec<Capability>,
+    ) -> Self {
         let socket = TcpSocket::new_v4().expect("socket");
         if let Some(size) = rcvbuf {
             socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
@@ -37,7 +55,10 @@ impl RawPeer {
             64512,
             90,
             Ipv4Addr::from(local),
-            vec![Capability::Multiprotocol(Family::IPV4_UNICAST)],
+            [Capability::Multiprotocol(Family::IPV4_UNICAST)]
+                .into_iter()
+                .chain(extra)
+                .collect(),
         );
         peer.send(
             &Message::Open(open)
