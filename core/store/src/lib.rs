@@ -31,6 +31,7 @@ pub const CALICO_KINDS: &[&str] = &[
     "BGPFilter",
     "CalicoNodeStatus",
     "IPPool",
+    "BlockAffinity",
 ];
 
 /// Why a datastore operation failed.

@@ -48,6 +48,9 @@ pub struct Config {
     pub node_listen_ports: BTreeMap<String, u16>,
     /// `node.<name>` prefixAdvertisements overrides.
     pub node_prefix_advertisements: BTreeMap<String, Vec<(Prefix, Vec<Community>)>>,
+    /// serviceClusterIPs, serviceExternalIPs and serviceLoadBalancerIPs of
+    /// the default: advertised from every node.
+    pub service_cidrs: Vec<Prefix>,
 }
 
 impl Default for Config {
@@ -62,6 +65,7 @@ impl Default for Config {
             prefix_advertisements: Vec::new(),
             node_listen_ports: BTreeMap::new(),
             node_prefix_advertisements: BTreeMap::new(),
+            service_cidrs: Vec::new(),
         }
     }
 }
@@ -173,6 +177,16 @@ pub struct Pool {
     pub disable_bgp_export: bool,
 }
 
+/// A BlockAffinity: `node` owns the IPAM block `cidr`.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub node: String,
+    pub cidr: Prefix,
+    /// `confirmed` (or no state): the node advertises the block. `pending`
+    /// and `pendingDeletion` blocks produce nothing.
+    pub confirmed: bool,
+}
+
 /// A validated Calico resource set.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
@@ -186,6 +200,8 @@ pub struct Model {
     /// name order so the result is deterministic.
     pub peers: Vec<Peer>,
     pub filters: BTreeMap<String, Filter>,
+    /// Block affinities, sorted by node then block.
+    pub blocks: Vec<Block>,
 }
 
 /// Collects problems for one resource.
@@ -386,7 +402,7 @@ impl Model {
             let kind = object.kind.as_str();
             if !matches!(
                 kind,
-                "Node" | "BGPConfiguration" | "BGPPeer" | "BGPFilter" | "IPPool"
+                "Node" | "BGPConfiguration" | "BGPPeer" | "BGPFilter" | "IPPool" | "BlockAffinity"
             ) {
                 continue;
             }
@@ -426,6 +442,11 @@ impl Model {
                         model.pools.push(pool);
                     }
                 }
+                "BlockAffinity" => {
+                    if let Some(block) = parse_block(&spec, &mut check) {
+                        model.blocks.push(block);
+                    }
+                }
                 _ => {
                     let filter = parse_filter(&spec, &mut check);
                     model.filters.insert(object.name.clone(), filter);
@@ -443,6 +464,9 @@ impl Model {
             parse_config(name, spec, &mut model.config, &mut check);
         }
         model.peers.sort_by(|a, b| a.name.cmp(&b.name));
+        model.blocks.sort_by(|a, b| {
+            (&a.node, a.cidr.bits, a.cidr.length).cmp(&(&b.node, b.cidr.bits, b.cidr.length))
+        });
         model.pools.sort_by(|a, b| a.name.cmp(&b.name));
         for n in model.nodes.values() {
             for (ip, _) in [n.ipv4, n.ipv6].into_iter().flatten() {
@@ -688,7 +712,11 @@ fn parse_config(name: &str, spec: &Map<String, Value>, config: &mut Config, chec
                 .and_then(Value::as_str)
                 .map(values::parse_cidr)
             {
-                Some(Ok(_)) => {}
+                Some(Ok((ip, len))) => {
+                    if name == "default" {
+                        config.service_cidrs.push(Prefix::new(ip, len));
+                    }
+                }
                 Some(Err(e)) => check.fail(&field, e),
                 None => check.fail(&field, "is required"),
             }
@@ -1239,6 +1267,48 @@ fn parse_rule(
         as_path_prefix,
         priority,
         operations,
+    })
+}
+
+/// Calico's BlockAffinity spec: `node`, `cidr`, `state`, and the
+/// `deleted` flag Calico keeps as a string.
+fn parse_block(spec: &Map<String, Value>, check: &mut Check<'_>) -> Option<Block> {
+    check.only("spec", spec, &["node", "cidr", "state", "deleted", "type"]);
+    let node = check.string(spec, "spec", "node").map(str::to_owned);
+    if node.is_none() {
+        check.fail("spec.node", "is required");
+    }
+    let state = check.string(spec, "spec", "state").unwrap_or("confirmed");
+    if !["confirmed", "pending", "pendingDeletion", ""].contains(&state) {
+        check.fail(
+            "spec.state",
+            format!("'{state}' is not confirmed, pending or pendingDeletion"),
+        );
+    }
+    let deleted = match spec.get("deleted") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+        Some(_) => {
+            check.fail("spec.deleted", "must be true or false");
+            false
+        }
+    };
+    let cidr = match check.string(spec, "spec", "cidr").map(values::parse_cidr) {
+        Some(Ok((ip, len))) => Some(Prefix::new(ip, len)),
+        Some(Err(e)) => {
+            check.fail("spec.cidr", e);
+            None
+        }
+        None => {
+            check.fail("spec.cidr", "is required");
+            None
+        }
+    };
+    Some(Block {
+        node: node?,
+        cidr: cidr?,
+        confirmed: matches!(state, "confirmed" | "") && !deleted,
     })
 }
 

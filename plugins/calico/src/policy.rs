@@ -74,7 +74,14 @@ pub fn evaluate(
                 }
             },
             None if context.direction == Direction::Import => Verdicts::ACCEPT,
-            None => match calico_export(model, &route.prefix, attrs, !ebgp, advertisements) {
+            None => match calico_export(
+                model,
+                &context.node,
+                &route.prefix,
+                attrs,
+                !ebgp,
+                advertisements,
+            ) {
                 Outcome::Reject => Verdicts::REJECT,
                 Outcome::Accept => Verdicts::ACCEPT,
                 Outcome::Changed(a) => intern(&mut verdicts, a),
@@ -193,11 +200,13 @@ fn glob(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// Calico's `calico_export(internal)` for the parts a router appliance
-/// has: disabled pools, Felix-owned devices, prefix-advertisement
-/// communities, and enabled pools. Everything else is not exported.
+/// Calico's `calico_export(internal)` (calico-model.md §2.7): disabled
+/// pools, Felix-owned devices, prefix-advertisement communities, block
+/// aggregation for the blocks affine to `node`, service CIDRs, and enabled
+/// pools. Everything else is not exported.
 fn calico_export(
     model: &Model,
+    node: &str,
     prefix: &Prefix,
     attrs: &Attributes,
     internal: bool,
@@ -227,15 +236,38 @@ fn calico_export(
             }
         }
     }
+    let accept = || match &tagged {
+        Some(a) if a != attrs => Outcome::Changed(a.clone()),
+        _ => Outcome::Accept,
+    };
+    // Block aggregation: our own block goes out whole; the addresses
+    // inside it stay home.
+    for block in model
+        .blocks
+        .iter()
+        .filter(|b| b.node == node && b.confirmed && b.cidr.length < b.cidr.width())
+    {
+        if *prefix == block.cidr {
+            return accept();
+        }
+        if prefix.within(&block.cidr) {
+            return Outcome::Reject;
+        }
+    }
+    if model
+        .config
+        .service_cidrs
+        .iter()
+        .any(|cidr| prefix.within(cidr))
+    {
+        return accept();
+    }
     if model
         .pools
         .iter()
         .any(|p| !p.disabled && prefix.within(&p.cidr))
     {
-        return match tagged {
-            Some(a) if a != *attrs => Outcome::Changed(a),
-            _ => Outcome::Accept,
-        };
+        return accept();
     }
     Outcome::Reject
 }

@@ -243,3 +243,70 @@ fn match_conditions_and_operations() {
     );
     assert_eq!(ebgp.outcome, [R, R, A, R]);
 }
+
+#[test]
+fn own_blocks_go_out_whole_and_service_cidrs_from_every_node() {
+    let objects = vec![
+        resource("IPPool", "pods", json!({"cidr": "10.244.0.0/16"})),
+        resource(
+            "BlockAffinity",
+            "a-10-244-3-0-26",
+            json!({"node": "a", "cidr": "10.244.3.0/26", "state": "confirmed", "deleted": "false"}),
+        ),
+        resource(
+            "BlockAffinity",
+            "a-10-244-4-0-26",
+            json!({"node": "a", "cidr": "10.244.4.0/26", "state": "pending"}),
+        ),
+        resource(
+            "BlockAffinity",
+            "b-10-244-5-0-26",
+            json!({"node": "b", "cidr": "10.244.5.0/26"}),
+        ),
+        resource(
+            "BGPConfiguration",
+            "default",
+            json!({
+                "serviceClusterIPs": [{"cidr": "10.96.0.0/12"}],
+                "serviceLoadBalancerIPs": [{"cidr": "203.0.113.0/24"}],
+            }),
+        ),
+    ];
+    let v = run(
+        objects,
+        &context(Direction::Export, 65000, &[]),
+        &[Attributes::default()],
+        &[
+            // Node a's confirmed block, and a workload /32 inside it.
+            ("10.244.3.0/26", 0),
+            ("10.244.3.7/32", 0),
+            // A pending block is not aggregated: its /32 is a pool route.
+            ("10.244.4.9/32", 0),
+            // Node b's block and a borrowed /32 in it, learned via BGP.
+            ("10.244.5.0/26", 0),
+            ("10.244.5.3/32", 0),
+            // Services, outside every pool.
+            ("10.96.0.0/12", 0),
+            ("10.100.0.10/32", 0),
+            ("203.0.113.0/24", 0),
+            ("198.51.100.0/24", 0),
+        ],
+    );
+    assert_eq!(v.outcome, [A, R, A, A, A, A, A, A, R]);
+}
+
+#[test]
+fn block_affinities_are_validated() {
+    let problems = Calico::load(vec![resource(
+        "BlockAffinity",
+        "bad",
+        json!({"cidr": "10.0.0.0/33", "state": "maybe", "colour": "red"}),
+    )])
+    .expect_err("invalid");
+    let fields: Vec<String> = problems.iter().map(|p| p.field.clone()).collect();
+    assert_eq!(
+        fields,
+        ["spec.colour", "spec.node", "spec.state", "spec.cidr"],
+        "{problems:?}"
+    );
+}
