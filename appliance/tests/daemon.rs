@@ -528,3 +528,152 @@ fn the_daemon_follows_an_etcd_datastore_across_an_etcd_restart() {
         established,
     );
 }
+
+/// What BIRD has learned, as `birdc show route all` prints it.
+fn bird_routes(dir: &Path) -> String {
+    let out = Command::new("birdc")
+        .arg("-s")
+        .arg(dir.join("bird.ctl"))
+        .args(["show", "route", "all", "protocol", "starling"])
+        .output()
+        .expect("birdc");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The node originates its affine block and the service CIDRs; the
+/// export policy (Calico's, through the plugin) decides what BIRD gets,
+/// and a BGPFilter attached to the peer changes that without touching the
+/// session.
+#[test]
+fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
+    let dir = Scratch::new("originate");
+    let starling_port = free_port([127, 0, 0, 134]);
+    let bird_port = free_port([127, 0, 0, 135]);
+    let socket = dir.0.join("admin.sock");
+    let _bird = bird(
+        &dir.0,
+        ([127, 0, 0, 135], bird_port),
+        ([127, 0, 0, 134], starling_port),
+    );
+    let apply = |text: &str| {
+        let out = starling(&dir.0, &["apply", "-f", "-"], Some(text));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    apply(&resources(
+        "127.0.0.134",
+        starling_port,
+        "127.0.0.135",
+        bird_port,
+    ));
+    apply(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
+         spec: {nodeToNodeMeshEnabled: false, asNumber: 64512, serviceClusterIPs: [{cidr: 10.96.0.0/12}]}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pods}\n\
+         spec: {cidr: 10.244.0.0/16}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: n1-10-244-3-0-26}\n\
+         spec: {node: n1, cidr: 10.244.3.0/26, state: confirmed, deleted: 'false'}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: other-10-244-9-0-26}\n\
+         spec: {node: other, cidr: 10.244.9.0/26, state: confirmed}\n",
+    );
+    let config = dir.0.join("starling.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.134\"]\n\
+             originate = [\"198.51.100.0/24\"]\n[fib]\nmode = \"off\"\n\
+             [admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
+            dir.0.join("store").display(),
+            socket.display()
+        ),
+    )
+    .expect("config");
+    let _daemon = run_daemon(&dir.0, &config);
+
+    let mut routes = String::new();
+    wait_for(
+        "the block and the service CIDR at BIRD",
+        Duration::from_secs(30),
+        || {
+            routes = bird_routes(&dir.0);
+            routes.contains("10.244.3.0/26") && routes.contains("10.96.0.0/12")
+        },
+    );
+    assert!(routes.contains("BGP.as_path: 64512"), "{routes}");
+    assert!(routes.contains("BGP.next_hop: 127.0.0.134"), "{routes}");
+    // Not ours, and not in a pool or a service CIDR: not exported.
+    assert!(!routes.contains("10.244.9.0/26"), "{routes}");
+    assert!(!routes.contains("198.51.100.0/24"), "{routes}");
+
+    // A BGPFilter on the peer: the service CIDR goes, the configured
+    // prefix comes; the session stays up throughout.
+    let since = bird_session_since(&dir.0);
+    apply(
+        "apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {name: tor-out}\n\
+         spec:\n  exportV4:\n  - {action: Reject, cidr: 10.96.0.0/12, matchOperator: Equal}\n\
+         \x20 - {action: Accept, cidr: 198.51.100.0/24, matchOperator: Equal}\n",
+    );
+    let out = starling(
+        &dir.0,
+        &[
+            "patch",
+            "bgppeer",
+            "bird",
+            "-p",
+            r#"{"spec": {"filters": ["tor-out"]}}"#,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(
+        "the filter to apply at BIRD",
+        Duration::from_secs(30),
+        || {
+            routes = bird_routes(&dir.0);
+            !routes.contains("10.96.0.0/12") && routes.contains("198.51.100.0/24")
+        },
+    );
+    assert!(routes.contains("10.244.3.0/26"), "{routes}");
+    assert_eq!(bird_session_since(&dir.0), since, "the session was reset");
+
+    // The block's affinity goes: so does the route.
+    let out = starling(
+        &dir.0,
+        &["delete", "blockaffinity", "n1-10-244-3-0-26"],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the block to be withdrawn", Duration::from_secs(30), || {
+        !bird_routes(&dir.0).contains("10.244.3.0/26")
+    });
+}
+
+/// BIRD's `show protocols` line for the session: state and the time (to
+/// the millisecond) it last changed.
+fn bird_session_since(dir: &Path) -> String {
+    let out = Command::new("birdc")
+        .arg("-s")
+        .arg(dir.join("bird.ctl"))
+        .args(["show", "protocols", "starling"])
+        .output()
+        .expect("birdc");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("starling"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(line.contains("Established"), "{text}");
+    line
+}

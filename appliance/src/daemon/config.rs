@@ -70,6 +70,10 @@ pub(crate) struct Bgp {
     /// Addresses to listen on; default: every address, on the node's
     /// listen port (BGPConfiguration `listenPort`, else 179).
     pub(crate) listen: Option<Vec<String>>,
+    /// Prefixes this node originates besides its blocks and the service
+    /// CIDRs; exported where the export policy accepts them.
+    #[serde(default)]
+    pub(crate) originate: Vec<String>,
 }
 
 /// The plugin for each role: a built-in name (`calico`, `as-per-rack`,
@@ -265,6 +269,18 @@ impl Config {
                     })?;
             }
         }
+        for (i, text) in self.bgp.originate.iter().enumerate() {
+            let prefix: starling_wire::Prefix = text.parse().map_err(|_| {
+                anyhow::anyhow!("bgp.originate[{i}]: '{text}' is not a prefix (address/length)")
+            })?;
+            let given: IpAddr = text
+                .split_once('/')
+                .and_then(|(a, _)| a.parse().ok())
+                .unwrap_or(prefix.addr());
+            if given != prefix.addr() {
+                bail!("bgp.originate[{i}]: '{text}' has host bits set; did you mean {prefix}?");
+            }
+        }
         if self.metrics.enabled && self.metrics.listen.parse::<SocketAddr>().is_err() {
             bail!(
                 "metrics.listen: '{}' is not an address:port",
@@ -296,6 +312,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `bgp.originate`, parsed (checked at load).
+    pub(crate) fn originate(&self) -> Vec<starling_wire::Prefix> {
+        self.bgp
+            .originate
+            .iter()
+            .filter_map(|t| t.parse().ok())
+            .collect()
     }
 
     /// The listen addresses, given the node's listen port.
@@ -359,6 +384,14 @@ mod tests {
                 "plugins.peer_selection",
             ),
             ("node_name = \"n1\"\nrouter_id = \"x\"", "router_id"),
+            (
+                "node_name = \"n1\"\n[bgp]\noriginate = [\"192.0.2.1/24\"]",
+                "bgp.originate[0]: '192.0.2.1/24' has host bits set; did you mean 192.0.2.0/24?",
+            ),
+            (
+                "node_name = \"n1\"\n[bgp]\noriginate = [\"192.0.2.0/24\", \"nowhere\"]",
+                "bgp.originate[1]",
+            ),
             (
                 "node_name = \"n1\"\n[datastore]\ntype = \"etcd\"",
                 "unknown datastore type 'etcd'",

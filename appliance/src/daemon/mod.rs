@@ -17,10 +17,12 @@ pub(crate) mod admin;
 pub(crate) mod config;
 mod metrics;
 mod node_status;
+mod origination;
 mod plugins;
 mod reconcile;
+mod route_policy;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -125,6 +127,11 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     let mut config = config;
     let mut replan = false;
     let mut reporter = node_status::Reporter::default();
+    let mut originated = origination::Originated::default();
+    // What each session's import decisions depend on, to know which peers
+    // must resend their routes when it changes.
+    let mut import_inputs: HashMap<IpAddr, u64> = HashMap::new();
+    let mut route_plugin: Option<Plugin> = None;
     loop {
         'plan: {
             if !stale && !replan {
@@ -155,11 +162,12 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                 })
                 .map(to_object)
                 .collect();
-            let policy = policy.clone();
+            let snapshot = objects.clone();
+            let planner = policy.clone();
             // Plugins run on a blocking thread, never on the tasks that
             // drive BGP sessions.
             let outcome = tokio::task::spawn_blocking(move || {
-                policy
+                planner
                     .lock()
                     .map(|mut p| p.update(&objects))
                     .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))
@@ -223,8 +231,12 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     let (started, best) =
                         started.with_context(|| format!("listening on {listen:?}"))?;
                     if config.fib.mode == FibMode::Program {
-                        fib_task =
-                            Some(reconcile::spawn_fib(&config.fib, best, fib_stats.clone())?);
+                        fib_task = Some(reconcile::spawn_fib(
+                            &config.fib,
+                            best,
+                            fib_stats.clone(),
+                            originated.blackholes(),
+                        )?);
                     } else {
                         tokio::spawn(async move {
                             let mut best = best;
@@ -241,6 +253,55 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             if let Some((running, rib)) = &instance {
                 let desired: Vec<_> = node_plans.iter().flat_map(|p| p.sessions.iter()).collect();
                 sessions.reconcile(running, rib, &desired, &secrets);
+                let plugin = policy
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))?
+                    .roles()
+                    .route_policy
+                    .clone();
+                let names = sessions.names();
+                let contexts: HashMap<IpAddr, route_policy::SessionContext> = desired
+                    .iter()
+                    .filter_map(|s| {
+                        let (_, address) = names.get(&s.name)?;
+                        Some((
+                            *address,
+                            route_policy::SessionContext {
+                                name: s.name.clone(),
+                                peer_as: s.peer_as,
+                                local_as: s.local_as,
+                                filters: s.filters.clone(),
+                            },
+                        ))
+                    })
+                    .collect();
+                let replaced = route_plugin
+                    .as_ref()
+                    .is_none_or(|p| !Plugin::same(p, &plugin));
+                let inputs = import_fingerprints(&contexts, &docs);
+                let refresh: Vec<IpAddr> = inputs
+                    .iter()
+                    .filter(|(a, f)| {
+                        import_inputs.get(a).is_some_and(|old| old != *f)
+                            || (replaced && import_inputs.contains_key(a))
+                    })
+                    .map(|(a, _)| *a)
+                    .collect();
+                import_inputs = inputs;
+                route_plugin = Some(plugin.clone());
+                running.set_route_policy(
+                    Some(Arc::new(route_policy::PluginPolicy::new(
+                        config.node_name.clone(),
+                        plugin,
+                        snapshot,
+                        contexts,
+                    ))),
+                    refresh,
+                );
+                originated.apply(
+                    running,
+                    origination::desired(&config.node_name, &docs, &config.originate()),
+                );
                 let mut status = shared
                     .lock()
                     .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
@@ -291,6 +352,32 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     drop(admin);
     let _ = std::fs::remove_file(&config.admin.socket);
     Ok(())
+}
+
+/// Per session: a digest of what its import decisions depend on (its
+/// context and the BGPFilters it names).
+fn import_fingerprints(
+    contexts: &HashMap<IpAddr, route_policy::SessionContext>,
+    docs: &[serde_json::Value],
+) -> HashMap<IpAddr, u64> {
+    use std::hash::{Hash, Hasher};
+    contexts
+        .iter()
+        .map(|(address, context)| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            context.hash(&mut h);
+            for doc in docs.iter().filter(|d| {
+                d["kind"] == "BGPFilter"
+                    && d["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| context.filters.iter().any(|f| f == n))
+            }) {
+                doc["metadata"]["name"].to_string().hash(&mut h);
+                doc["spec"].to_string().hash(&mut h);
+            }
+            (*address, h.finish())
+        })
+        .collect()
 }
 
 async fn shutdown_signal() {

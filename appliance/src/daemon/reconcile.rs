@@ -164,6 +164,7 @@ pub(super) fn spawn_fib(
     config: &super::config::Fib,
     mut best: BestPathStream,
     stats: std::sync::Arc<std::sync::Mutex<super::metrics::FibStats>>,
+    blackholes: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<starling_wire::Prefix>>>,
 ) -> anyhow::Result<FibTask> {
     let fib_config = FibConfig {
         table: config.table,
@@ -214,7 +215,18 @@ pub(super) fn spawn_fib(
                                 NextHop::V6 { global, .. } => IpAddr::V6(global),
                             })
                             .collect();
-                        if gateways.is_empty() {
+                        // A locally originated block is a blackhole, as
+                        // Calico's; other local routes stay out of the kernel.
+                        let local_blackhole = gateways.is_empty()
+                            && change.best.first().is_some_and(|p| {
+                                matches!(p.source, starling_speaker::rib::Source::Local)
+                            })
+                            && blackholes
+                                .lock()
+                                .is_ok_and(|b| b.contains(&change.prefix));
+                        if local_blackhole {
+                            desired.insert(dest, Target::Blackhole);
+                        } else if gateways.is_empty() {
                             desired.remove(&dest);
                         } else {
                             desired.insert(dest, Target::via(gateways));
