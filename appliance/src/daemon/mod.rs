@@ -341,13 +341,16 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    // The FIB stops first: closing the sessions withdraws their routes from
+    // the RIB, and those withdrawals must not reach the kernel when its
+    // routes are to outlive this run.
+    if let Some(task) = fib_task {
+        task.stop(config.fib.clean_on_exit).await;
+    }
     if let Some((running, _)) = &instance {
         // Cease / Administrative Shutdown to every peer.
         sessions.clear(running);
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    if let Some(task) = fib_task {
-        task.stop(config.fib.clean_on_exit).await;
     }
     drop(admin);
     let _ = std::fs::remove_file(&config.admin.socket);
