@@ -62,6 +62,41 @@ fn signal(pid: &str, which: &str) {
     assert!(sent.is_ok_and(|s| s.success()), "kill {which} {pid}");
 }
 
+/// Every metric the Grafana dashboard queries is one the daemon exports
+/// and docs/metrics.md documents.
+fn dashboard_and_docs_match(metrics: &str) {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs");
+    let dashboard = std::fs::read_to_string(format!("{root}/grafana/starling-dashboard.json"))
+        .expect("dashboard");
+    serde_json::from_str::<Value>(&dashboard).expect("the dashboard is JSON");
+    let docs = std::fs::read_to_string(format!("{root}/metrics.md")).expect("metrics.md");
+    let mut names: Vec<&str> = dashboard
+        .match_indices("starling_")
+        .map(|(i, _)| {
+            let rest = &dashboard[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .filter(|n| *n != "starling_")
+        .map(|n| n.trim_end_matches("_bucket"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() > 10, "{names:?}");
+    for name in names {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "the dashboard queries {name}, which the daemon does not export"
+        );
+        assert!(
+            docs.contains(&format!("`{name}`")),
+            "{name} is not documented in docs/metrics.md"
+        );
+    }
+}
+
 /// GET /metrics.
 fn scrape(port: u16) -> String {
     use std::io::{Read, Write};
@@ -221,6 +256,9 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         format!("starling_bgp_peer_state{{{labels}}} 5\n"),
         format!("starling_bgp_messages_received_total{{{labels},type=\"open\"}} 1\n"),
         format!("starling_bgp_update_errors_total{{action=\"session_reset\",{labels}}} 0\n"),
+        format!("starling_bgp_prefixes_accepted{{{labels}}} 1\n"),
+        // No pool covers BIRD's route: Calico's export policy keeps it.
+        format!("starling_bgp_prefixes_advertised{{{labels}}} 0\n"),
         "starling_bgp_loc_rib_prefixes 1\n".to_owned(),
         "starling_plugin_errors_total{kind=\"trap\",plugin=\"calico\"} 0\n".to_owned(),
     ] {
@@ -232,6 +270,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         .and_then(|n| n.parse().ok())
         .expect("plugin calls");
     assert!(calls >= 4, "{calls}");
+    dashboard_and_docs_match(&metrics);
     assert!(!metrics.contains("s3cr3t"));
 
     // `starling routes` lists BIRD's route with the session it came from.

@@ -116,9 +116,10 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         Some(i) => i.peers().await,
         None => Vec::new(),
     };
-    let routes = match &instance {
-        Some(i) => i.routes().await,
-        None => Vec::new(),
+    // Counts only: a scrape must not copy a million routes.
+    let counts = match &instance {
+        Some(i) => i.counts().await,
+        None => starling_speaker::instance::Counts::default(),
     };
 
     let labels = ["session", "peer"];
@@ -168,17 +169,24 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
     let prefixes = IntGaugeVec::new(
         Opts::new(
             "bgp_prefixes_received",
-            "Prefixes in the Loc-RIB learned from the peer",
+            "Paths the peer has sent and not withdrawn, before import policy",
         ),
         &labels,
     )?;
-    // One pass over the Loc-RIB, not one per session.
-    let mut learned: std::collections::BTreeMap<std::net::IpAddr, i64> = Default::default();
-    for (_, _, source) in &routes {
-        if let starling_speaker::rib::Source::Peer(ip) = source {
-            *learned.entry(*ip).or_default() += 1;
-        }
-    }
+    let accepted = IntGaugeVec::new(
+        Opts::new(
+            "bgp_prefixes_accepted",
+            "Paths from the peer that import policy accepted",
+        ),
+        &labels,
+    )?;
+    let advertised = IntGaugeVec::new(
+        Opts::new(
+            "bgp_prefixes_advertised",
+            "Prefixes advertised to the peer (its Adj-RIB-Out)",
+        ),
+        &labels,
+    )?;
     let now = Instant::now();
     for (name, (_, address)) in &sessions {
         let peer = peers.iter().find(|p| p.remote.ip() == *address);
@@ -196,9 +204,12 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         uptime
             .with_label_values(&l)
             .set(if established_now { secs } else { 0.0 });
+        let c = counts.peers.get(address).copied().unwrap_or_default();
         prefixes
             .with_label_values(&l)
-            .set(learned.get(address).copied().unwrap_or(0));
+            .set((c.accepted + c.rejected) as i64);
+        accepted.with_label_values(&l).set(c.accepted as i64);
+        advertised.with_label_values(&l).set(c.advertised as i64);
         if let Some(p) = peer {
             for (index, kind) in MESSAGE_TYPES {
                 received
@@ -218,7 +229,7 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         }
     }
     let loc_rib = IntGauge::new("bgp_loc_rib_prefixes", "Prefixes in the Loc-RIB")?;
-    loc_rib.set(routes.len() as i64);
+    loc_rib.set(counts.loc_rib as i64);
 
     let calls = IntCounterVec::new(
         Opts::new("plugin_calls_total", "Calls into the plugin"),
@@ -308,6 +319,13 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         ),
         &["kind", "event"],
     )?;
+    // Calico's kinds start at zero, so dashboards have series before the
+    // first change.
+    for kind in starling_store::CALICO_KINDS {
+        for event in ["added", "modified", "deleted"] {
+            store_events.with_label_values(&[kind, event]);
+        }
+    }
     for ((kind, event), n) in &store.events {
         store_events
             .with_label_values(&[kind.as_str(), event])
@@ -333,6 +351,8 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         Box::new(errors),
         Box::new(established),
         Box::new(prefixes),
+        Box::new(accepted),
+        Box::new(advertised),
         Box::new(loc_rib),
         Box::new(calls),
         Box::new(plugin_errors),

@@ -62,6 +62,25 @@ enum Command {
     SetRoutePolicy(Option<Arc<dyn RoutePolicy>>, Vec<IpAddr>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
+    Counts(oneshot::Sender<Counts>),
+}
+
+/// Route counts, cheap to ask for (no route is copied).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Prefixes in the Loc-RIB.
+    pub loc_rib: usize,
+    pub peers: HashMap<IpAddr, PeerCounts>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerCounts {
+    /// Paths the peer sent that passed import policy.
+    pub accepted: usize,
+    /// Paths the peer sent that import policy rejected.
+    pub rejected: usize,
+    /// Prefixes we advertise to the peer (its Adj-RIB-Out).
+    pub advertised: usize,
 }
 
 /// Handle to a running instance.
@@ -133,6 +152,13 @@ impl Instance {
     pub async fn peers(&self) -> Vec<PeerStatus> {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Command::Peers(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// Route counts for metrics.
+    pub async fn counts(&self) -> Counts {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Counts(tx));
         rx.await.unwrap_or_default()
     }
 
@@ -302,6 +328,24 @@ impl State {
                 for address in refresh {
                     self.request_refresh(address);
                 }
+            }
+            Command::Counts(reply) => {
+                let peers = self
+                    .peers
+                    .iter()
+                    .map(|(address, entry)| {
+                        let counts = PeerCounts {
+                            accepted: self.rib.received_count(*address),
+                            rejected: self.rib.rejected_count(*address),
+                            advertised: entry.adj_out.len(),
+                        };
+                        (*address, counts)
+                    })
+                    .collect();
+                let _ = reply.send(Counts {
+                    loc_rib: self.rib.len(),
+                    peers,
+                });
             }
             Command::Peers(reply) => {
                 let _ = reply.send(self.peers.values().map(|p| p.handle.status()).collect());

@@ -137,6 +137,12 @@ async fn policy_decides_imports_and_exports() {
         [Community(0xfde8_0001)]
     );
 
+    let counts = instance.counts().await;
+    assert_eq!(counts.loc_rib, 2);
+    let x_counts = counts.peers[&IpAddr::from(X)];
+    assert_eq!((x_counts.accepted, x_counts.rejected), (2, 1));
+    assert_eq!(counts.peers[&IpAddr::from(Y)].advertised, 1);
+
     // A failing policy changes nothing the peers have: no withdrawal.
     // (Had it withdrawn, Y would see the withdrawal before the
     // announcements below.) Commands run in order: once `routes()`
@@ -164,4 +170,6 @@ async fn policy_decides_imports_and_exports() {
         Duration::from_secs(10),
     )
     .await;
+    let x_counts = instance.counts().await.peers[&IpAddr::from(X)];
+    assert_eq!((x_counts.accepted, x_counts.rejected), (3, 0));
 }

@@ -162,6 +162,9 @@ pub struct Rib {
     /// Paths per peer. A peer going down scans the table instead of
     /// keeping an index per route: memory matters more than that scan.
     received: HashMap<IpAddr, usize>,
+    /// Paths the import policy rejected, per peer: with `received`, what
+    /// the peer sent (its Adj-RIB-In before policy).
+    rejected: HashMap<IpAddr, HashSet<(Prefix, u32)>>,
 }
 
 impl Rib {
@@ -172,6 +175,7 @@ impl Rib {
             interned: Interner::default(),
             destinations: BTreeMap::new(),
             received: HashMap::new(),
+            rejected: HashMap::new(),
         }
     }
 
@@ -202,6 +206,19 @@ impl Rib {
     /// Paths received from `peer` (Adj-RIB-In after import checks).
     pub fn received_count(&self, peer: IpAddr) -> usize {
         self.received.get(&peer).copied().unwrap_or(0)
+    }
+
+    /// Paths from `peer` the import policy rejected (and the peer has not
+    /// withdrawn).
+    pub fn rejected_count(&self, peer: IpAddr) -> usize {
+        self.rejected.get(&peer).map_or(0, HashSet::len)
+    }
+
+    /// Forget a rejected path: the peer withdrew or replaced it.
+    fn unreject(&mut self, peer: IpAddr, prefix: Prefix, path_id: u32) {
+        if let Some(set) = self.rejected.get_mut(&peer) {
+            set.remove(&(prefix, path_id));
+        }
     }
 
     /// Distinct interned attribute sets.
@@ -259,6 +276,7 @@ impl Rib {
         let update = &parsed.update;
         let treat_as_withdraw = parsed.verdict == Verdict::TreatAsWithdraw;
         for nlri in update.withdrawals(treat_as_withdraw) {
+            self.unreject(peer, nlri.prefix, nlri.path_id.unwrap_or(0));
             self.remove_path(Source::Peer(peer), nlri, &mut changes);
         }
         if treat_as_withdraw {
@@ -330,9 +348,14 @@ impl Rib {
                 })
         });
         for (i, (nlri, route)) in routes.into_iter().enumerate() {
+            let path_id = nlri.path_id.unwrap_or(0);
             let route = match verdicts.as_ref().and_then(|v| v.get(i)) {
                 None | Some(PolicyVerdict::Accept) => route,
                 Some(PolicyVerdict::Reject) => {
+                    self.rejected
+                        .entry(peer)
+                        .or_default()
+                        .insert((nlri.prefix, path_id));
                     self.remove_path(Source::Peer(peer), nlri, &mut changes);
                     continue;
                 }
@@ -346,9 +369,10 @@ impl Rib {
                     })
                 }
             };
+            self.unreject(peer, nlri.prefix, path_id);
             let path = Path {
                 source: Source::Peer(peer),
-                path_id: nlri.path_id.unwrap_or(0),
+                path_id,
                 route,
                 stale: false,
             };
@@ -410,6 +434,7 @@ impl Rib {
             self.remove_keyed(Source::Peer(peer), prefix, path_id, &mut changes);
         }
         self.received.remove(&peer);
+        self.rejected.remove(&peer);
         changes
     }
 
