@@ -682,6 +682,30 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
     assert!(routes.contains("10.244.3.0/26"), "{routes}");
     assert_eq!(bird_session_since(&dir.0), since, "the session was reset");
 
+    // Changes that do not touch the OPEN are applied without a reset:
+    // the node becomes a route reflector, the peer gets next-hop-self.
+    for (kind, name, patch) in [
+        (
+            "node",
+            "n1",
+            r#"{"spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}"#,
+        ),
+        ("bgppeer", "bird", r#"{"spec": {"nextHopMode": "Self"}}"#),
+    ] {
+        let out = starling(&dir.0, &["patch", kind, name, "-p", patch], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wait_for("the daemon to apply both", Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.0.join("daemon.log")).is_ok_and(|l| {
+            l.contains("cluster id changed") && l.contains("policy updated in place")
+        })
+    });
+    assert_eq!(bird_session_since(&dir.0), since, "the session was reset");
+
     // The block's affinity goes: so does the route.
     let out = starling(
         &dir.0,
@@ -696,6 +720,173 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
     wait_for("the block to be withdrawn", Duration::from_secs(30), || {
         !bird_routes(&dir.0).contains("10.244.3.0/26")
     });
+
+    // A new AS needs a new OPEN: the session is replaced and BIRD, which
+    // expects AS 64512, refuses the new one.
+    let out = starling(
+        &dir.0,
+        &[
+            "patch",
+            "bgpconfiguration",
+            "default",
+            "-p",
+            r#"{"spec": {"asNumber": "64599"}}"#,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("BIRD to refuse AS 64599", Duration::from_secs(30), || {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(dir.0.join("bird.ctl"))
+            .args(["show", "protocols", "all", "starling"])
+            .output()
+            .expect("birdc");
+        String::from_utf8_lossy(&out.stdout).contains("Bad peer AS")
+    });
+}
+
+/// Replacing a peer is make-before-break: the old session keeps its routes
+/// until the new one is up and has sent its table, so the route never
+/// leaves the RIB, although the new peer only starts a second later.
+#[test]
+fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
+    let dir = Scratch::new("mbb");
+    let starling_port = free_port([127, 0, 0, 136]);
+    let a_port = free_port([127, 0, 0, 137]);
+    let b_port = free_port([127, 0, 0, 138]);
+    let socket = dir.0.join("admin.sock");
+    let a_dir = dir.0.join("a");
+    let b_dir = dir.0.join("b");
+    std::fs::create_dir_all(&a_dir).expect("a");
+    std::fs::create_dir_all(&b_dir).expect("b");
+    let _a = bird(
+        &a_dir,
+        ([127, 0, 0, 137], a_port),
+        ([127, 0, 0, 136], starling_port),
+    );
+    let out = starling(
+        &dir.0,
+        &["apply", "-f", "-"],
+        Some(&resources(
+            "127.0.0.136",
+            starling_port,
+            "127.0.0.137",
+            a_port,
+        )),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.0.join("starling.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.136\"]\n\
+             [fib]\nmode = \"off\"\n[admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
+            dir.0.join("store").display(),
+            socket.display()
+        ),
+    )
+    .expect("config");
+    let _daemon = run_daemon(&dir.0, &config);
+    let has_route = || {
+        let out = starling(
+            &dir.0,
+            &["routes", "--socket", socket.to_str().expect("utf8")],
+            None,
+        );
+        String::from_utf8_lossy(&out.stdout).contains("203.0.113.0/24")
+    };
+    wait_for("BIRD A's route", Duration::from_secs(30), has_route);
+
+    // The peer moves to B, which is not even running yet.
+    let out = starling(
+        &dir.0,
+        &[
+            "patch",
+            "bgppeer",
+            "bird",
+            "-p",
+            &format!(r#"{{"spec": {{"peerIP": "127.0.0.138:{b_port}"}}}}"#),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sessions = || -> Vec<(String, String)> {
+        let out = starling(
+            &dir.0,
+            &[
+                "node",
+                "status",
+                "-o",
+                "json",
+                "--socket",
+                socket.to_str().expect("utf8"),
+            ],
+            None,
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or_default().to_owned(),
+                    s["state"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let old = format!("Global_127_0_0_137_port_{a_port}");
+    let new = format!("Global_127_0_0_138_port_{b_port}");
+    wait_for(
+        "the new session to be planned",
+        Duration::from_secs(10),
+        || sessions().iter().any(|(n, _)| *n == new),
+    );
+    let started = Instant::now();
+    let mut b = None;
+    let mut samples = 0;
+    loop {
+        assert!(has_route(), "the route left the RIB during the change");
+        samples += 1;
+        if b.is_none() && started.elapsed() >= Duration::from_secs(1) {
+            b = Some(bird(
+                &b_dir,
+                ([127, 0, 0, 138], b_port),
+                ([127, 0, 0, 136], starling_port),
+            ));
+        }
+        let now = sessions();
+        let old_up = now.iter().any(|(n, _)| *n == old);
+        let new_state = now.iter().find(|(n, _)| *n == new).map(|(_, s)| s.clone());
+        if !old_up {
+            assert_eq!(
+                new_state.as_deref(),
+                Some("Established"),
+                "the old session went before the new one was up"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the old session never retired: {now:?}"
+        );
+    }
+    assert!(samples > 10, "{samples}");
+    assert!(has_route());
 }
 
 /// BIRD's `show protocols` line for the session: state and the time (to

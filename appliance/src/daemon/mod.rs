@@ -203,14 +203,21 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             };
             let mut rib = RibConfig::new(facts.local_as, router_id);
             rib.cluster_id = facts.cluster_id.as_deref().and_then(|c| c.parse().ok());
-            match &instance {
-                Some((_, running))
-                    if (running.local_as, running.router_id, running.cluster_id)
+            match &mut instance {
+                Some((running, current))
+                    if (current.local_as, current.router_id, current.cluster_id)
                         != (rib.local_as, rib.router_id, rib.cluster_id) =>
                 {
-                    tracing::error!(
-                        "local AS, router id or cluster id changed; restart starling to apply"
+                    // Sessions whose OPEN changes (AS, identifier) are
+                    // replaced by the reconcile below; the rest stay up.
+                    tracing::info!(
+                        local_as = rib.local_as,
+                        router_id = %rib.router_id,
+                        cluster_id = ?rib.cluster_id,
+                        "local AS, router id or cluster id changed"
                     );
+                    running.reconfigure(rib.clone());
+                    *current = rib.clone();
                 }
                 Some(_) => {}
                 None => {
@@ -259,22 +266,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     .roles()
                     .route_policy
                     .clone();
-                let names = sessions.names();
-                let contexts: HashMap<IpAddr, route_policy::SessionContext> = desired
-                    .iter()
-                    .filter_map(|s| {
-                        let (_, address) = names.get(&s.name)?;
-                        Some((
-                            *address,
-                            route_policy::SessionContext {
-                                name: s.name.clone(),
-                                peer_as: s.peer_as,
-                                local_as: s.local_as,
-                                filters: s.filters.clone(),
-                            },
-                        ))
-                    })
-                    .collect();
+                let contexts = sessions.contexts();
                 let replaced = route_plugin
                     .as_ref()
                     .is_none_or(|p| !Plugin::same(p, &plugin));
@@ -305,6 +297,12 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                 let mut status = shared
                     .lock()
                     .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
+                status.sessions = sessions.names();
+            }
+        }
+        if let Some((running, _)) = &instance {
+            sessions.retire(running).await;
+            if let Ok(mut status) = shared.lock() {
                 status.sessions = sessions.names();
             }
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use starling_fib::{Destination, Fib, FibConfig, Target};
 use starling_plugin_host::sdk::{Family, NextHopMode, Session};
@@ -12,24 +12,41 @@ use starling_speaker::rib::RibConfig;
 use starling_store::ResourceSet;
 use starling_wire::NextHop;
 
-/// The running sessions, by name.
+use super::route_policy::SessionContext;
+
+/// The running sessions, by peer address (the speaker's key).
+///
+/// Changes are **make-before-break**: a session the plan drops keeps
+/// running ("retiring") until every session the same change added is
+/// Established and has sent its table, or [`REPLACEMENT_DEADLINE`] passes;
+/// a session whose name or policy changed but whose OPEN would not is
+/// updated in place, without a reset (a mesh peer becoming a route
+/// reflector's client, a BGPPeer taking over from the mesh). Only a change
+/// the peer must see in an OPEN (ASes, identifier, timers, password, ...)
+/// replaces the session.
 #[derive(Debug, Default)]
 pub(super) struct Sessions {
-    running: BTreeMap<String, Running>,
+    running: BTreeMap<IpAddr, Running>,
+    /// Sessions added by recent changes, not yet known to be synced.
+    fresh: BTreeMap<IpAddr, Instant>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 struct Running {
+    name: String,
     family: Family,
-    address: IpAddr,
     config: PeerConfig,
     policy: PeerPolicy,
+    context: SessionContext,
+    /// No longer planned: waiting for its replacements.
+    retiring: bool,
 }
 
+/// How long retiring sessions wait for their replacements to sync.
+const REPLACEMENT_DEADLINE: Duration = Duration::from_secs(30);
+
 impl Sessions {
-    /// Make the speaker run exactly `desired`: new sessions are added,
-    /// changed ones replaced, gone ones removed (Cease / Peer
-    /// De-configured). Untouched sessions stay up.
+    /// Make the speaker run `desired`, make-before-break.
     pub(super) fn reconcile(
         &mut self,
         instance: &Instance,
@@ -37,56 +54,110 @@ impl Sessions {
         desired: &[&Session],
         secrets: &ResourceSet,
     ) {
-        let mut wanted: BTreeMap<String, Running> = BTreeMap::new();
-        let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
+        let mut wanted: BTreeMap<IpAddr, Running> = BTreeMap::new();
         for s in desired {
-            let Some(running) = peer(s, rib, secrets) else {
+            let Some(r) = peer(s, rib, secrets) else {
                 tracing::warn!(session = s.name, "unusable session in the plan; skipped");
                 continue;
             };
+            let address = r.config.remote.ip();
             // The speaker keys peers by address: one session per address.
-            if let Some(first) = addresses.get(&running.address) {
+            if let Some(first) = wanted.get(&address) {
                 tracing::warn!(
                     session = s.name,
-                    "same peer address as {first}; only {first} is run"
+                    "same peer address as {}; only {} is run",
+                    first.name,
+                    first.name
                 );
                 continue;
             }
-            addresses.insert(running.address, s.name.clone());
-            wanted.insert(s.name.clone(), running);
+            wanted.insert(address, r);
         }
-        let stale: Vec<String> = self
-            .running
-            .iter()
-            .filter(|(name, r)| wanted.get(*name) != Some(*r))
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            if let Some(r) = self.running.remove(&name) {
-                tracing::info!(session = name, peer = %r.address, "removing session");
-                instance.remove_peer(r.address);
+        for (address, r) in &mut self.running {
+            if !wanted.contains_key(address) && !r.retiring {
+                tracing::info!(session = r.name, peer = %address, "session retiring: removed once its replacements are up");
+                r.retiring = true;
             }
         }
-        for (name, r) in wanted {
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.running.entry(name) {
-                tracing::info!(session = slot.key(), peer = %r.address, "adding session");
-                instance.add_peer(r.config.clone(), r.policy.clone());
-                slot.insert(r);
+        for (address, want) in wanted {
+            match self.running.get_mut(&address) {
+                Some(r) if r.config == want.config => {
+                    if r.policy != want.policy {
+                        tracing::info!(session = want.name, peer = %address, "session policy updated in place");
+                        instance.update_peer_policy(address, want.policy.clone());
+                    }
+                    if r.name != want.name {
+                        tracing::info!(from = r.name, to = want.name, peer = %address, "session renamed");
+                    }
+                    *r = want;
+                }
+                Some(r) => {
+                    tracing::info!(session = want.name, peer = %address, "session settings changed: replacing it");
+                    instance.remove_peer(address);
+                    instance.add_peer(want.config.clone(), want.policy.clone());
+                    *r = want;
+                    self.fresh.insert(address, Instant::now());
+                }
+                None => {
+                    tracing::info!(session = want.name, peer = %address, "adding session");
+                    instance.add_peer(want.config.clone(), want.policy.clone());
+                    self.running.insert(address, want);
+                    self.fresh.insert(address, Instant::now());
+                }
             }
         }
     }
 
+    /// Retire what waited for replacements that are now synced (or late).
+    /// Cheap when nothing is retiring; call it every tick.
+    pub(super) async fn retire(&mut self, instance: &Instance) {
+        if !self.running.values().any(|r| r.retiring) {
+            self.fresh.clear();
+            return;
+        }
+        let counts = instance.counts().await;
+        self.fresh.retain(|address, added| {
+            added.elapsed() < REPLACEMENT_DEADLINE
+                && !counts.peers.get(address).is_some_and(|c| c.synced)
+        });
+        if !self.fresh.is_empty() {
+            return;
+        }
+        let gone: Vec<IpAddr> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.retiring)
+            .map(|(a, _)| *a)
+            .collect();
+        for address in gone {
+            if let Some(r) = self.running.remove(&address) {
+                tracing::info!(session = r.name, peer = %address, "removing session");
+                instance.remove_peer(address);
+            }
+        }
+    }
+
+    /// Every running session (retiring ones too): name → (family, address).
     pub(super) fn names(&self) -> BTreeMap<String, (Family, IpAddr)> {
         self.running
             .iter()
-            .map(|(n, r)| (n.clone(), (r.family, r.address)))
+            .map(|(a, r)| (r.name.clone(), (r.family, *a)))
+            .collect()
+    }
+
+    /// What the route-policy plugin is told about each running session.
+    pub(super) fn contexts(&self) -> std::collections::HashMap<IpAddr, SessionContext> {
+        self.running
+            .iter()
+            .map(|(a, r)| (*a, r.context.clone()))
             .collect()
     }
 
     pub(super) fn clear(&mut self, instance: &Instance) {
-        for (_, r) in std::mem::take(&mut self.running) {
-            instance.remove_peer(r.address);
+        for address in std::mem::take(&mut self.running).into_keys() {
+            instance.remove_peer(address);
         }
+        self.fresh.clear();
     }
 }
 
@@ -134,10 +205,17 @@ fn peer(s: &Session, rib: &RibConfig, secrets: &ResourceSet) -> Option<Running> 
         ..PeerPolicy::default()
     };
     Some(Running {
+        name: s.name.clone(),
         family: s.family,
-        address,
         config,
         policy,
+        context: SessionContext {
+            name: s.name.clone(),
+            peer_as: s.peer_as,
+            local_as: s.local_as,
+            filters: s.filters.clone(),
+        },
+        retiring: false,
     })
 }
 

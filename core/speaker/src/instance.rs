@@ -60,6 +60,8 @@ enum Command {
     Originate(Prefix, Box<PathAttributes>),
     Withdraw(Prefix),
     SetRoutePolicy(Option<Arc<dyn RoutePolicy>>, Vec<IpAddr>),
+    UpdatePeerPolicy(IpAddr, PeerPolicy),
+    Reconfigure(RibConfig),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
     Counts(oneshot::Sender<Counts>),
@@ -81,7 +83,14 @@ pub struct PeerCounts {
     pub rejected: usize,
     /// Prefixes we advertise to the peer (its Adj-RIB-Out).
     pub advertised: usize,
+    /// Established, and the peer has sent its whole table: End-of-RIB for
+    /// every family, or [`SYNC_GRACE`] passed for a peer that sends none.
+    pub synced: bool,
 }
+
+/// How long after Established a peer that never sends End-of-RIB counts
+/// as having sent its table.
+pub const SYNC_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Handle to a running instance.
 #[derive(Clone)]
@@ -155,6 +164,21 @@ impl Instance {
         rx.await.unwrap_or_default()
     }
 
+    /// Change a running peer's policy without resetting its session: what
+    /// every peer is sent is re-evaluated (a new client changes what is
+    /// reflected to everyone). Changes that need a new OPEN
+    /// (`local_as`) are the caller's to apply by replacing the peer.
+    pub fn update_peer_policy(&self, address: IpAddr, policy: PeerPolicy) {
+        let _ = self.tx.send(Command::UpdatePeerPolicy(address, policy));
+    }
+
+    /// Change the local AS, router id or cluster id. Sessions keep running
+    /// (their OPENs carry their own AS and identifier: replace those whose
+    /// configuration changes); every Adj-RIB-Out is re-evaluated.
+    pub fn reconfigure(&self, cfg: RibConfig) {
+        let _ = self.tx.send(Command::Reconfigure(cfg));
+    }
+
     /// Route counts for metrics.
     pub async fn counts(&self) -> Counts {
         let (tx, rx) = oneshot::channel();
@@ -188,6 +212,10 @@ struct PeerEntry {
     adj_out: std::collections::BTreeMap<Prefix, Arc<RouteAttrs>>,
     /// Distinct exported attribute sets, shared by `adj_out` entries.
     out_attrs: Interner,
+    /// Families whose End-of-RIB this session has not yet received, and
+    /// when the session came up.
+    initial_eor: Vec<Family>,
+    established_at: Option<std::time::Instant>,
 }
 
 struct State {
@@ -202,6 +230,11 @@ struct State {
 }
 
 impl PeerEntry {
+    fn synced(&self) -> bool {
+        self.established_at
+            .is_some_and(|at| self.initial_eor.is_empty() || at.elapsed() >= SYNC_GRACE)
+    }
+
     /// What the RIB needs to know about this peer on this session.
     fn info(&self, address: IpAddr, n: &Negotiated) -> PeerInfo {
         PeerInfo {
@@ -279,6 +312,8 @@ impl State {
                         negotiated: None,
                         adj_out: std::collections::BTreeMap::new(),
                         out_attrs: Interner::default(),
+                        initial_eor: Vec::new(),
+                        established_at: None,
                     },
                 );
             }
@@ -320,14 +355,25 @@ impl State {
             }
             Command::SetRoutePolicy(policy, refresh) => {
                 self.route_policy = policy;
-                let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
-                let all = self.all_best();
-                for address in addresses {
-                    self.advertise(address, &all);
-                }
+                self.readvertise_all();
                 for address in refresh {
                     self.request_refresh(address);
                 }
+            }
+            Command::UpdatePeerPolicy(address, policy) => {
+                let Some(entry) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                entry.policy = policy;
+                if let Some(n) = &entry.negotiated {
+                    let info = entry.info(address, n);
+                    self.rib.set_peer(info);
+                }
+                self.readvertise_all();
+            }
+            Command::Reconfigure(cfg) => {
+                self.rib.reconfigure(cfg);
+                self.readvertise_all();
             }
             Command::Counts(reply) => {
                 let peers = self
@@ -338,6 +384,7 @@ impl State {
                             accepted: self.rib.received_count(*address),
                             rejected: self.rib.rejected_count(*address),
                             advertised: entry.adj_out.len(),
+                            synced: entry.synced(),
                         };
                         (*address, counts)
                     })
@@ -400,6 +447,11 @@ impl State {
                 };
                 entry.graceful = n.peer_graceful_restart.clone();
                 entry.graceful_notification = n.graceful_notification;
+                entry.initial_eor = [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+                    .into_iter()
+                    .filter(|f| n.codec.families.get(*f))
+                    .collect();
+                entry.established_at = Some(std::time::Instant::now());
                 entry.negotiated = Some(*n);
                 entry.adj_out.clear();
                 entry.out_attrs.collect_garbage();
@@ -419,6 +471,7 @@ impl State {
                     return;
                 };
                 let was_established = entry.negotiated.take().is_some();
+                entry.established_at = None;
                 entry.adj_out.clear();
                 entry.out_attrs.collect_garbage();
                 if was_established && graceful_restart_applies(entry, &reason) {
@@ -455,6 +508,11 @@ impl State {
         let mut changes = self
             .rib
             .apply_update_with(address, parsed, self.route_policy.as_deref());
+        if let Some(family) = parsed.update.end_of_rib()
+            && let Some(entry) = self.peers.get_mut(&address)
+        {
+            entry.initial_eor.retain(|f| *f != family);
+        }
         if let Some(family) = parsed.update.end_of_rib()
             && let Some(entry) = self.peers.get_mut(&address)
             && entry.awaiting_eor.contains(&family)
@@ -510,6 +568,15 @@ impl State {
             self.advertise(address, &changes);
         }
         let _ = self.best_tx.send(changes);
+    }
+
+    /// Re-evaluate what every peer is sent; only differences go out.
+    fn readvertise_all(&mut self) {
+        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+        let all = self.all_best();
+        for address in addresses {
+            self.advertise(address, &all);
+        }
     }
 
     fn all_best(&self) -> Vec<BestChange> {

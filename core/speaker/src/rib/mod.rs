@@ -183,6 +183,13 @@ impl Rib {
         &self.cfg
     }
 
+    /// Change the local AS, router id or cluster id of a running RIB.
+    /// Paths already stored stay; sessions whose OPEN depends on the
+    /// change are the caller's to reset.
+    pub fn reconfigure(&mut self, cfg: RibConfig) {
+        self.cfg = cfg;
+    }
+
     pub fn set_peer(&mut self, info: PeerInfo) {
         self.peers.insert(info.address, info);
     }
