@@ -247,8 +247,23 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
     assert!(status.success(), "{status:?}");
     assert_eq!(kernel_summary(&lab.kernel_routes()), want);
 
+    // A route of ours that no peer will announce again: the next run must
+    // keep it until its sessions have synced, then sweep it.
+    ip(&[
+        "-n",
+        &a,
+        "route",
+        "add",
+        "198.51.100.128/25",
+        "via",
+        "192.0.2.2",
+        "proto",
+        "199",
+    ]);
+
     // ... and the next run adopts them: no route is added, replaced or
-    // deleted, by the daemon's count and by the kernel's own notifications.
+    // deleted, by the daemon's count and by the kernel's own notifications,
+    // but the stale one.
     // Line-buffered: `ip monitor` into a file would otherwise hold its
     // lines back.
     let monitor = lab.spawn(
@@ -290,7 +305,15 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
                 && metric(&scraped, "starling_fib_writes_total").is_some_and(|w| w >= 1.0)
         },
     );
-    for op in ["add", "replace", "delete"] {
+    wait_for(
+        "the stale route to be swept",
+        Duration::from_secs(30),
+        || {
+            scraped = scrape(&a, metrics_port);
+            metric(&scraped, "starling_fib_operations_total{op=\"delete\"}") == Some(1.0)
+        },
+    );
+    for op in ["add", "replace"] {
         assert_eq!(
             metric(
                 &scraped,

@@ -44,6 +44,9 @@ use reconcile::Sessions;
 
 /// How often the datastore journal is checked for changes.
 const POLL: Duration = Duration::from_millis(200);
+/// The longest adopted kernel routes wait for their sessions to come back
+/// before stale ones are swept: the graceful-restart time Calico gives.
+const SWEEP_DEADLINE: Duration = Duration::from_secs(120);
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
@@ -132,6 +135,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     // must resend their routes when it changes.
     let mut import_inputs: HashMap<IpAddr, u64> = HashMap::new();
     let mut route_plugin: Option<Plugin> = None;
+    let started = std::time::Instant::now();
     loop {
         'plan: {
             if !stale && !replan {
@@ -301,6 +305,14 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             }
         }
         if let Some((running, _)) = &instance {
+            // Routes adopted from the previous run and not learned again
+            // go once every session has sent its table, or after the
+            // graceful-restart time peers give us.
+            if let Some(task) = fib_task.as_mut().filter(|t| !t.swept())
+                && (started.elapsed() >= SWEEP_DEADLINE || sessions.all_synced(running).await)
+            {
+                task.sweep();
+            }
             sessions.retire(running).await;
             if let Ok(mut status) = shared.lock() {
                 status.sessions = sessions.names();

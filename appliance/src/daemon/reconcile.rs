@@ -137,6 +137,15 @@ impl Sessions {
         }
     }
 
+    /// Every session is synced (or there are none): the routing has
+    /// converged as far as this node can tell.
+    pub(super) async fn all_synced(&self, instance: &Instance) -> bool {
+        let counts = instance.counts().await;
+        self.running
+            .keys()
+            .all(|a| counts.peers.get(a).is_some_and(|c| c.synced))
+    }
+
     /// Every running session (retiring ones too): name → (family, address).
     pub(super) fn names(&self) -> BTreeMap<String, (Family, IpAddr)> {
         self.running
@@ -226,10 +235,23 @@ const RESYNC: Duration = Duration::from_secs(30);
 /// by collecting changes for a moment before each write.
 pub(super) struct FibTask {
     stop: tokio::sync::oneshot::Sender<bool>,
+    sweep: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl FibTask {
+    /// The routing has converged: delete routes adopted from the previous
+    /// run that no best path has claimed since. Only the first call counts.
+    pub(super) fn sweep(&mut self) {
+        if let Some(tx) = self.sweep.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    pub(super) fn swept(&self) -> bool {
+        self.sweep.is_none()
+    }
+
     /// Stop; `clean` deletes Starling's routes, otherwise they stay for
     /// the next run to adopt.
     pub(super) async fn stop(self, clean: bool) {
@@ -253,8 +275,13 @@ pub(super) fn spawn_fib(
     let adopted = fib.adopt()?;
     tracing::info!(adopted, "adopted kernel routes from the previous run");
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
+    let (sweep, mut sweep_now) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(async move {
         let mut desired = fib.installed().clone();
+        // Adopted routes stay (forwarding continues through the restart)
+        // until the sweep; those no best path claimed by then are stale.
+        let mut claimed: std::collections::BTreeSet<Destination> = Default::default();
+        let mut swept = false;
         // Changes are collected for at most this long before a write, so a
         // burst (a full table arriving) becomes a few large batches.
         let mut write_at: Option<tokio::time::Instant> = None;
@@ -273,6 +300,16 @@ pub(super) fn spawn_fib(
                         Err(e) => tracing::error!("FIB resync failed: {e}"),
                     }
                 }
+                Ok(()) = &mut sweep_now, if !swept => {
+                    swept = true;
+                    let before = desired.len();
+                    desired.retain(|d, _| claimed.contains(d));
+                    claimed = Default::default();
+                    if desired.len() != before {
+                        tracing::info!(stale = before - desired.len(), "sweeping routes of the previous run");
+                        write_at.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                }
                 clean = &mut stopped => {
                     if clean.unwrap_or(false) {
                         let _ = tokio::task::block_in_place(|| fib.clear());
@@ -284,6 +321,9 @@ pub(super) fn spawn_fib(
                     for change in changes {
                         let dest = Destination::new(change.prefix.addr(), change.prefix.prefix_len());
                         let Some(dest) = dest else { continue };
+                        if !swept {
+                            claimed.insert(dest);
+                        }
                         let gateways: Vec<IpAddr> = change
                             .best
                             .iter()
@@ -341,7 +381,11 @@ pub(super) fn spawn_fib(
             }
         }
     });
-    Ok(FibTask { stop, done })
+    Ok(FibTask {
+        stop,
+        sweep: Some(sweep),
+        done,
+    })
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
