@@ -266,7 +266,7 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
     // but the stale one.
     // Line-buffered: `ip monitor` into a file would otherwise hold its
     // lines back.
-    let monitor = lab.spawn(
+    let _monitor = lab.spawn(
         &a,
         "stdbuf",
         &["-oL", "ip", "-o", "monitor", "route"],
@@ -324,9 +324,7 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
         );
     }
     assert_eq!(metric(&scraped, "starling_fib_routes"), Some(2.0));
-    assert_eq!(kernel_summary(&lab.kernel_routes()), want);
-    let _ = lab.children[monitor].kill();
-    let _ = lab.children[monitor].wait();
+
     let seen = std::fs::read_to_string(&monitor_log).unwrap_or_default();
     let churn: Vec<&str> = seen
         .lines()
@@ -336,4 +334,18 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
         churn.is_empty(),
         "kernel route changes on restart: {churn:?}"
     );
+
+    // Someone deletes BIRD's route from the kernel: the route monitor
+    // notices and the daemon puts it back at once (the periodic check is
+    // minutes away).
+    ip(&["-n", &a, "route", "del", "203.0.113.0/24", "proto", "199"]);
+    wait_for(
+        "the deleted route to be repaired",
+        Duration::from_secs(5),
+        || kernel_summary(&lab.kernel_routes()) == want,
+    );
+    wait_for("the repair to be counted", Duration::from_secs(5), || {
+        metric(&scrape(&a, metrics_port), "starling_fib_repairs_total") == Some(1.0)
+    });
+    assert_eq!(kernel_summary(&lab.kernel_routes()), want);
 }

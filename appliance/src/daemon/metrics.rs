@@ -27,6 +27,8 @@ pub(crate) struct FibStats {
     pub(crate) write_errors: u64,
     pub(crate) writes: u64,
     pub(crate) write_seconds: f64,
+    /// Routes rewritten because someone else changed or deleted them.
+    pub(crate) repaired: u64,
 }
 
 /// Datastore watch counters, shared with the daemon loop.
@@ -294,6 +296,11 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
     fib_refused
         .with_label_values(&["netlink"])
         .inc_by(fib.write_errors);
+    let fib_repaired = prometheus::IntCounter::new(
+        "fib_repairs_total",
+        "Kernel routes of ours rewritten after someone else changed or deleted them",
+    )?;
+    fib_repaired.inc_by(fib.repaired);
     let fib_seconds = prometheus::Counter::new(
         "fib_write_seconds_total",
         "Time spent writing to the kernel",
@@ -362,6 +369,7 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         Box::new(fib_refused),
         Box::new(fib_seconds),
         Box::new(fib_writes),
+        Box::new(fib_repaired),
         Box::new(revision),
         Box::new(store_events),
         Box::new(store_resyncs),

@@ -228,8 +228,12 @@ fn peer(s: &Session, rib: &RibConfig, secrets: &ResourceSet) -> Option<Running> 
     })
 }
 
-/// How often the kernel table is compared with what was installed.
-const RESYNC: Duration = Duration::from_secs(30);
+/// How often the kernel table is compared with what was installed, as a
+/// safety net under the route monitor.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// How long after a sign of tampering the table is repaired.
+const REPAIR_DELAY: Duration = Duration::from_millis(100);
 
 /// The FIB programmer's task: best paths in, kernel writes out, batched
 /// by collecting changes for a moment before each write.
@@ -272,6 +276,8 @@ pub(super) fn spawn_fib(
         ..FibConfig::default()
     };
     let mut fib = Fib::open(fib_config)?;
+    // Subscribed before adopting, so no change after the read is missed.
+    let mut monitor = starling_fib::RouteMonitor::open()?;
     let adopted = fib.adopt()?;
     tracing::info!(adopted, "adopted kernel routes from the previous run");
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
@@ -289,12 +295,51 @@ pub(super) fn spawn_fib(
         // kernel now and then and repair.
         let mut resync = tokio::time::interval(RESYNC);
         resync.tick().await;
+        // When the kernel says someone touched our routes (or that it lost
+        // notifications), repair shortly after: a burst becomes one pass.
+        let mut repair_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
-                _ = resync.tick() => {
+                events = monitor.next() => match events {
+                    Ok(events) => {
+                        if let Some(event) = events.iter().find(|e| fib.disagrees(e)) {
+                            tracing::debug!(?event, "kernel routes differ from ours");
+                            repair_at.get_or_insert_with(|| {
+                                tokio::time::Instant::now() + REPAIR_DELAY
+                            });
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("route monitor: {e}; relying on the periodic check");
+                        monitor = match starling_fib::RouteMonitor::open() {
+                            Ok(m) => m,
+                            Err(e) => {
+                                tracing::error!("route monitor: {e}");
+                                tokio::time::sleep(RESYNC).await;
+                                continue;
+                            }
+                        };
+                        repair_at.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                },
+                () = sleep_until(repair_at), if repair_at.is_some() => {
+                    repair_at = None;
                     match tokio::task::block_in_place(|| fib.resync()) {
                         Ok(c) if c.added + c.replaced + c.deleted > 0 => {
                             tracing::warn!(added = c.added, replaced = c.replaced, deleted = c.deleted, "repaired kernel routes changed behind our back");
+                            let mut s = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            s.repaired += (c.added + c.replaced + c.deleted) as u64;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!("FIB resync failed: {e}"),
+                    }
+                }
+                _ = resync.tick() => {
+                    match tokio::task::block_in_place(|| fib.resync()) {
+                        Ok(c) if c.added + c.replaced + c.deleted > 0 => {
+                            tracing::warn!(added = c.added, replaced = c.replaced, deleted = c.deleted, "periodic check repaired kernel routes the monitor missed");
+                            let mut s = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            s.repaired += (c.added + c.replaced + c.deleted) as u64;
                         }
                         Ok(_) => {}
                         Err(e) => tracing::error!("FIB resync failed: {e}"),

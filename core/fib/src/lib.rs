@@ -15,12 +15,14 @@
 //! deleted by the next `apply`. [`Fib::resync`] repairs whatever someone
 //! else changed. Routes of other protocols are never touched.
 
+mod monitor;
 mod netlink;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+pub use monitor::{KernelEvent, RouteMonitor};
 pub use netlink::Netlink;
 
 /// Routes Starling writes carry this `rtm_protocol` unless configured
@@ -196,6 +198,38 @@ impl Fib {
     /// What Starling believes it has installed.
     pub fn installed(&self) -> &BTreeMap<Destination, Target> {
         &self.installed
+    }
+
+    /// Whether a kernel notification shows the table differing from what
+    /// we installed: a route of ours changed or deleted by someone else, a
+    /// foreign route over one of ours, or lost notifications. Echoes of our
+    /// own writes agree.
+    pub fn disagrees(&self, event: &KernelEvent) -> bool {
+        match event {
+            KernelEvent::Overrun => true,
+            KernelEvent::Added {
+                table,
+                protocol,
+                dest,
+                target,
+            } if *table == self.config.table => {
+                if *protocol == self.config.protocol {
+                    self.installed.get(dest) != target.as_ref()
+                } else {
+                    self.installed.contains_key(dest)
+                }
+            }
+            KernelEvent::Deleted {
+                table,
+                protocol,
+                dest,
+            } => {
+                *table == self.config.table
+                    && *protocol == self.config.protocol
+                    && self.installed.contains_key(dest)
+            }
+            KernelEvent::Added { .. } => false,
+        }
     }
 
     /// Take over the routes of our protocol already in the table (left by a

@@ -301,6 +301,13 @@ fn ours(config: &FibConfig, route: &RouteMessage) -> Option<(Destination, Target
     if u8::from(route.header.protocol) != config.protocol {
         return None;
     }
+    let (table, dest, target) = describe(route)?;
+    (table == config.table).then_some((dest, target?))
+}
+
+/// Any route: its table, destination, and what we would call its target
+/// (`None` for kinds we do not program).
+pub(crate) fn describe(route: &RouteMessage) -> Option<(u32, Destination, Option<Target>)> {
     let mut table = u32::from(route.header.table);
     let mut dest = None;
     let mut gateways = Vec::new();
@@ -321,20 +328,17 @@ fn ours(config: &FibConfig, route: &RouteMessage) -> Option<(Destination, Target
             _ => {}
         }
     }
-    if table != config.table {
-        return None;
-    }
     let dest = dest.unwrap_or(match route.header.address_family {
         AddressFamily::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     });
     let dest = Destination::new(dest, route.header.destination_prefix_length)?;
     let target = match route.header.kind {
-        RouteType::BlackHole => Target::Blackhole,
-        RouteType::Unicast if !gateways.is_empty() => Target::via(gateways),
-        _ => return None,
+        RouteType::BlackHole => Some(Target::Blackhole),
+        RouteType::Unicast if !gateways.is_empty() => Some(Target::via(gateways)),
+        _ => None,
     };
-    Some((dest, target))
+    Some((table, dest, target))
 }
 
 fn address(a: &RouteAddress) -> Option<IpAddr> {

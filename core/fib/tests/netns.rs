@@ -433,3 +433,76 @@ fn refused_routes_are_reported_and_others_installed() {
             .contains("10.9.9.0/24 via 192.0.2.5 dev d0 proto static")
     );
 }
+
+/// The monitor reports the kernel's route changes; echoes of our own
+/// writes agree with what we installed, someone else's changes to our
+/// routes do not, and routes elsewhere are none of our business.
+#[test]
+fn the_monitor_tells_our_writes_from_tampering() {
+    let ns = Netns::new();
+    let desired = table(50);
+    let t = TABLE.to_string();
+    ns.run(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let mut monitor = starling_fib::RouteMonitor::open().expect("monitor");
+            let mut fib = Fib::open(config()).expect("open");
+            fib.apply(&desired).expect("install");
+            // Every echo of our own writes agrees (IPv4 and IPv6).
+            let mut seen = 0;
+            while seen < desired.len() {
+                for event in next(&mut monitor).await {
+                    assert!(!fib.disagrees(&event), "our own write: {event:?}");
+                    seen += 1;
+                }
+            }
+            // A route in another table: not ours to care about.
+            ns.ip(&[
+                "route",
+                "add",
+                "172.18.0.0/16",
+                "via",
+                "192.0.2.9",
+                "table",
+                "2000",
+            ]);
+            let event = next(&mut monitor).await.remove(0);
+            assert!(!fib.disagrees(&event), "{event:?}");
+            // Someone deletes one of ours.
+            ns.ip(&["route", "del", "10.0.1.0/24", "table", &t, "proto", "199"]);
+            let event = next(&mut monitor).await.remove(0);
+            assert!(
+                matches!(
+                    &event,
+                    starling_fib::KernelEvent::Deleted { protocol: 199, .. }
+                ),
+                "{event:?}"
+            );
+            assert!(fib.disagrees(&event));
+            // Someone puts a static route over one of ours.
+            ns.ip(&[
+                "route",
+                "replace",
+                "10.0.2.0/24",
+                "via",
+                "192.0.2.9",
+                "table",
+                &t,
+                "proto",
+                "static",
+            ]);
+            let events = next(&mut monitor).await;
+            assert!(events.iter().any(|e| fib.disagrees(e)), "{events:?}");
+        });
+    });
+}
+
+async fn next(monitor: &mut starling_fib::RouteMonitor) -> Vec<starling_fib::KernelEvent> {
+    tokio::time::timeout(std::time::Duration::from_secs(5), monitor.next())
+        .await
+        .expect("a notification within 5 s")
+        .expect("monitor")
+}
