@@ -285,7 +285,8 @@ pub(crate) fn routes(args: &RoutesArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<[String; 4]> = answer["routes"]
+    // As `birdc show route`: every path, `*` on the selected ones.
+    let rows: Vec<[String; 5]> = answer["routes"]
         .as_array()
         .map(|r| {
             r.iter()
@@ -293,6 +294,7 @@ pub(crate) fn routes(args: &RoutesArgs) -> anyhow::Result<ExitCode> {
                     let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
                     [
                         text("prefix"),
+                        if r["best"] == false { " " } else { "*" }.to_owned(),
                         text("next_hop"),
                         text("from"),
                         text("as_path"),
@@ -301,17 +303,17 @@ pub(crate) fn routes(args: &RoutesArgs) -> anyhow::Result<ExitCode> {
                 .collect()
         })
         .unwrap_or_default();
-    let header = ["PREFIX", "NEXT HOP", "FROM", "AS PATH"];
+    let header = ["PREFIX", " ", "NEXT HOP", "FROM", "AS PATH"];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
     }
-    let line = |cells: [&str; 4]| {
+    let line = |cells: [&str; 5]| {
         let mut text = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 3 {
+            if i == 4 {
                 text.push_str(c);
             } else {
                 text.push_str(&format!("{c:<w$}   ", w = widths[i]));
@@ -321,7 +323,7 @@ pub(crate) fn routes(args: &RoutesArgs) -> anyhow::Result<ExitCode> {
     };
     line(header);
     for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3]]);
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
     }
     Ok(ExitCode::SUCCESS)
 }

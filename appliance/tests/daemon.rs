@@ -623,7 +623,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
         &config,
         format!(
             "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.134\"]\n\
-             originate = [\"198.51.100.0/24\"]\n[fib]\nmode = \"off\"\n\
+             originate = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\n[fib]\nmode = \"off\"\n\
              [admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
             dir.0.join("store").display(),
             socket.display()
@@ -643,6 +643,38 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
     );
     assert!(routes.contains("BGP.as_path: 64512"), "{routes}");
     assert!(routes.contains("BGP.next_hop: 127.0.0.134"), "{routes}");
+    // 203.0.113.0/24 has two paths: ours (selected) and BIRD's, as
+    // `birdc show route` would list them.
+    let mut table = String::new();
+    wait_for(
+        "both paths of 203.0.113.0/24",
+        Duration::from_secs(10),
+        || {
+            let out = starling(
+                &dir.0,
+                &["routes", "--socket", socket.to_str().expect("utf8")],
+                None,
+            );
+            table = String::from_utf8_lossy(&out.stdout).into_owned();
+            table
+                .lines()
+                .filter(|l| l.starts_with("203.0.113.0/24"))
+                .count()
+                == 2
+        },
+    );
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("203.0.113.0/24"))
+        .collect();
+    assert!(
+        rows[0].contains(" * ") && rows[0].contains("local"),
+        "{table}"
+    );
+    assert!(
+        !rows[1].contains(" * ") && rows[1].contains("Global_127_0_0_135"),
+        "{table}"
+    );
     // Not ours, and not in a pool or a service CIDR: not exported.
     assert!(!routes.contains("10.244.9.0/26"), "{routes}");
     assert!(!routes.contains("198.51.100.0/24"), "{routes}");

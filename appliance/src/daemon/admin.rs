@@ -95,7 +95,8 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
     json!({"sessions": rows})
 }
 
-/// The Loc-RIB's best paths, with the session each came from.
+/// Every path in the RIB (selected ones marked), with the session each
+/// came from.
 async fn routes(shared: &Arc<Mutex<Shared>>) -> Value {
     let (instance, sessions) = match shared.lock() {
         Ok(s) => (s.instance.clone(), s.sessions.clone()),
@@ -105,28 +106,30 @@ async fn routes(shared: &Arc<Mutex<Shared>>) -> Value {
         return json!({"routes": []});
     };
     let rows: Vec<Value> = instance
-        .routes()
+        .paths()
         .await
         .into_iter()
-        .map(|(prefix, route, source)| {
-            let from = match source {
+        .map(|path| {
+            let from = match path.source {
                 starling_speaker::rib::Source::Local => "local".to_owned(),
                 starling_speaker::rib::Source::Peer(ip) => sessions
                     .iter()
                     .find(|(_, (_, a))| *a == ip)
                     .map_or_else(|| ip.to_string(), |(name, _)| name.clone()),
             };
-            let next_hop = match route.next_hop {
+            let next_hop = match path.route.next_hop {
                 starling_wire::NextHop::V4(a) => a.to_string(),
                 starling_wire::NextHop::V6 { global, .. } => global.to_string(),
             };
+            let attrs = &path.route.attrs;
             json!({
-                "prefix": prefix.to_string(),
+                "prefix": path.prefix.to_string(),
+                "best": path.best,
                 "next_hop": next_hop,
                 "from": from,
-                "as_path": route.attrs.as_path.as_ref().map(ToString::to_string).unwrap_or_default(),
-                "local_pref": route.attrs.local_pref,
-                "med": route.attrs.med,
+                "as_path": attrs.as_path.as_ref().map(ToString::to_string).unwrap_or_default(),
+                "local_pref": attrs.local_pref,
+                "med": attrs.med,
             })
         })
         .collect();

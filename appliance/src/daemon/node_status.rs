@@ -169,7 +169,8 @@ async fn status(
     {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
-        for (prefix, route, source) in i.routes().await {
+        for path in i.paths().await {
+            let (prefix, route, source) = (path.prefix, path.route, path.source);
             let (gateway, learned) = match source {
                 Source::Local => ("N/A".to_owned(), json!({"sourceType": "Static"})),
                 Source::Peer(ip) => {
@@ -185,7 +186,9 @@ async fn status(
                 }
             };
             let entry = json!({
-                "type": "FIB",
+                // Calico's names: the selected route is what the FIB has;
+                // the alternatives are RIB entries.
+                "type": if path.best { "FIB" } else { "RIB" },
                 "destination": prefix.to_string(),
                 "gateway": gateway,
                 "learnedFrom": learned,

@@ -65,6 +65,18 @@ enum Command {
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
     Counts(oneshot::Sender<Counts>),
+    Paths(oneshot::Sender<Vec<RibPath>>),
+}
+
+/// One path in the RIB, for status and CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RibPath {
+    pub prefix: Prefix,
+    pub route: RouteAttrs,
+    pub source: Source,
+    /// Selected: the best path or a member of its ECMP set (what the FIB
+    /// gets).
+    pub best: bool,
 }
 
 /// Route counts, cheap to ask for (no route is copied).
@@ -177,6 +189,13 @@ impl Instance {
     /// configuration changes); every Adj-RIB-Out is re-evaluated.
     pub fn reconfigure(&self, cfg: RibConfig) {
         let _ = self.tx.send(Command::Reconfigure(cfg));
+    }
+
+    /// Every path of every prefix, selected ones first within a prefix.
+    pub async fn paths(&self) -> Vec<RibPath> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Paths(tx));
+        rx.await.unwrap_or_default()
     }
 
     /// Route counts for metrics.
@@ -374,6 +393,19 @@ impl State {
             Command::Reconfigure(cfg) => {
                 self.rib.reconfigure(cfg);
                 self.readvertise_all();
+            }
+            Command::Paths(reply) => {
+                let paths = self
+                    .rib
+                    .iter_paths()
+                    .map(|(prefix, path, best)| RibPath {
+                        prefix: *prefix,
+                        route: (*path.route).clone(),
+                        source: path.source,
+                        best,
+                    })
+                    .collect();
+                let _ = reply.send(paths);
             }
             Command::Counts(reply) => {
                 let peers = self

@@ -214,3 +214,28 @@ fn decoded_updates_from_the_wire_apply() {
     r.apply_update(IpAddr::from([192, 0, 2, 1]), &parsed);
     assert_eq!(r.len(), 1);
 }
+
+#[test]
+fn every_path_is_listed_with_the_selected_one_first() {
+    let mut rib = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let b = IpAddr::from([192, 0, 2, 2]);
+    // B's path is longer; A's wins. A second prefix only B has.
+    rib.apply_update(
+        b,
+        &announce(&[65002, 65009], &["10.0.0.0/24", "10.0.1.0/24"]),
+    );
+    rib.apply_update(a, &announce(&[65001], &["10.0.0.0/24"]));
+    let listed: Vec<(String, Source, bool)> = rib
+        .iter_paths()
+        .map(|(prefix, path, best)| (prefix.to_string(), path.source, best))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("10.0.0.0/24".to_owned(), Source::Peer(a), true),
+            ("10.0.0.0/24".to_owned(), Source::Peer(b), false),
+            ("10.0.1.0/24".to_owned(), Source::Peer(b), true),
+        ]
+    );
+}

@@ -257,6 +257,20 @@ impl Rib {
         })
     }
 
+    /// Every path of every prefix, best (and ECMP) paths first, with
+    /// whether each is selected.
+    pub fn iter_paths(&self) -> impl Iterator<Item = (&Prefix, &Path, bool)> {
+        self.destinations.iter().flat_map(|(p, d)| {
+            let selected: SmallVec<[usize; 2]> = d.best_indices().collect();
+            let rest = (0..d.paths.len()).filter(move |i| !d.best_indices().any(|b| b == *i));
+            selected
+                .into_iter()
+                .map(|i| (i, true))
+                .chain(rest.map(|i| (i, false)))
+                .filter_map(move |(i, best)| d.paths.get(i).map(|path| (p, path, best)))
+        })
+    }
+
     fn intern(&mut self, route: RouteAttrs) -> Arc<RouteAttrs> {
         self.interned.intern(route)
     }
