@@ -430,6 +430,18 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     };
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists());
+    // BIRD was told why (RFC 9003 shutdown communication).
+    let out = Command::new("birdc")
+        .arg("-s")
+        .arg(dir.0.join("bird.ctl"))
+        .args(["show", "protocols", "all", "starling"])
+        .output()
+        .expect("birdc");
+    let bird_says = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        bird_says.contains("starling is shutting down"),
+        "{bird_says}"
+    );
     let out = starling(
         &dir.0,
         &["node", "status", "--socket", socket.to_str().expect("utf8")],

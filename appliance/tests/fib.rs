@@ -324,6 +324,10 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
         );
     }
     assert_eq!(metric(&scraped, "starling_fib_routes"), Some(2.0));
+    assert!(
+        metric(&scraped, "starling_fib_write_duration_seconds_count").is_some_and(|n| n >= 1.0),
+        "{scraped}"
+    );
 
     let seen = std::fs::read_to_string(&monitor_log).unwrap_or_default();
     let churn: Vec<&str> = seen

@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use super::Shared;
 
 /// FIB programmer counters, shared with its task.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct FibStats {
     pub(crate) installed: u64,
     pub(crate) added: u64,
@@ -29,6 +29,32 @@ pub(crate) struct FibStats {
     pub(crate) write_seconds: f64,
     /// Routes rewritten because someone else changed or deleted them.
     pub(crate) repaired: u64,
+    /// Time per batched write pass (shared: clones observe into it).
+    pub(crate) write_latency: prometheus::Histogram,
+}
+
+impl Default for FibStats {
+    fn default() -> Self {
+        let opts = HistogramOpts::new(
+            "fib_write_duration_seconds",
+            "Time per batched kernel write pass",
+        )
+        .buckets(vec![
+            0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
+        ]);
+        FibStats {
+            installed: 0,
+            added: 0,
+            replaced: 0,
+            deleted: 0,
+            refused: 0,
+            write_errors: 0,
+            writes: 0,
+            write_seconds: 0.0,
+            repaired: 0,
+            write_latency: prometheus::Histogram::with_opts(opts).expect("valid histogram options"),
+        }
+    }
 }
 
 /// Datastore watch counters, shared with the daemon loop.
@@ -370,6 +396,7 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         Box::new(fib_seconds),
         Box::new(fib_writes),
         Box::new(fib_repaired),
+        Box::new(fib.write_latency.clone()),
         Box::new(revision),
         Box::new(store_events),
         Box::new(store_resyncs),

@@ -358,8 +358,8 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
         task.stop(config.fib.clean_on_exit).await;
     }
     if let Some((running, _)) = &instance {
-        // Cease / Administrative Shutdown to every peer.
-        sessions.clear(running);
+        // Cease / Administrative Shutdown, with a message, to every peer.
+        sessions.shutdown(running, "starling is shutting down");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(admin);

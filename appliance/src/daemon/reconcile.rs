@@ -162,10 +162,10 @@ impl Sessions {
             .collect()
     }
 
-    pub(super) fn clear(&mut self, instance: &Instance) {
-        for address in std::mem::take(&mut self.running).into_keys() {
-            instance.remove_peer(address);
-        }
+    /// Close every session with Cease / Administrative Shutdown and
+    /// `message` (what BIRD and FRR show their operators).
+    pub(super) fn shutdown(&mut self, instance: &Instance, message: &str) {
+        instance.shutdown(std::mem::take(&mut self.running).into_keys(), message);
         self.fresh.clear();
     }
 }
@@ -406,6 +406,7 @@ pub(super) fn spawn_fib(
                     let mut s = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     s.writes += 1;
                     s.write_seconds += started.elapsed().as_secs_f64();
+                    s.write_latency.observe(started.elapsed().as_secs_f64());
                     s.installed = fib.installed().len() as u64;
                     match result {
                         Ok(c) => {

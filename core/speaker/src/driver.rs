@@ -54,7 +54,9 @@ enum Command {
     Close(starling_wire::Notification),
     Incoming(TcpStream),
     Send(Vec<u8>, MessageType),
-    Shutdown,
+    /// Close for good, with this NOTIFICATION (default: Cease / Peer
+    /// De-configured).
+    Shutdown(Option<starling_wire::Notification>),
 }
 
 /// Handle to a running peer task.
@@ -73,7 +75,7 @@ impl std::fmt::Debug for Command {
             Self::Close(_) => "Close",
             Self::Incoming(_) => "Incoming",
             Self::Send(..) => "Send",
-            Self::Shutdown => "Shutdown",
+            Self::Shutdown(_) => "Shutdown",
         })
     }
 }
@@ -285,13 +287,17 @@ impl PeerTask {
             };
             tokio::select! {
                 cmd = commands.recv() => match cmd {
-                    None | Some(Command::Shutdown) => {
+                    cmd @ (None | Some(Command::Shutdown(_))) => {
                         // The peer was removed from the configuration:
-                        // Cease / Peer De-configured (RFC 4486).
-                        let cease = starling_wire::Notification::new(
-                            starling_wire::notification::code::CEASE,
-                            starling_wire::notification::code::cease::PEER_DECONFIGURED,
-                        );
+                        // Cease / Peer De-configured (RFC 4486), unless the
+                        // caller says why (an administrative shutdown).
+                        let cease = match cmd {
+                            Some(Command::Shutdown(Some(n))) => n,
+                            _ => starling_wire::Notification::new(
+                                starling_wire::notification::code::CEASE,
+                                starling_wire::notification::code::cease::PEER_DECONFIGURED,
+                            ),
+                        };
                         self.session.close(Instant::now(), cease);
                         self.session.handle(Instant::now(), Input::Stop);
                         self.held_since = None;
@@ -759,7 +765,7 @@ impl Speaker {
             }
         }
         if let Some((old, join)) = self.peers.remove(&ip) {
-            let _ = old.tx.send(Command::Shutdown);
+            let _ = old.tx.send(Command::Shutdown(None));
             join.abort();
         }
         let (handle, join) = spawn_peer(cfg, events);
@@ -770,8 +776,17 @@ impl Speaker {
 
     /// Remove a peer: it closes with Cease.
     pub fn remove_peer(&mut self, ip: IpAddr) {
+        self.remove_peer_with(ip, None);
+    }
+
+    /// Remove a peer, closing its session with `notification`.
+    pub fn remove_peer_with(
+        &mut self,
+        ip: IpAddr,
+        notification: Option<starling_wire::Notification>,
+    ) {
         if let Some((handle, _join)) = self.peers.remove(&ip) {
-            let _ = handle.tx.send(Command::Shutdown);
+            let _ = handle.tx.send(Command::Shutdown(notification));
             if handle.password.is_some() {
                 for listener in &self.listeners {
                     let v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());

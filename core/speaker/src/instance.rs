@@ -56,7 +56,7 @@ enum Command {
     /// A peer's restart (or stale-path) timer fired.
     RestartTimer(IpAddr, u64),
     AddPeer(Box<PeerConfig>, PeerPolicy),
-    RemovePeer(IpAddr),
+    RemovePeer(IpAddr, Option<Notification>),
     Originate(Prefix, Box<PathAttributes>),
     Withdraw(Prefix),
     SetRoutePolicy(Option<Arc<dyn RoutePolicy>>, Vec<IpAddr>),
@@ -149,7 +149,19 @@ impl Instance {
     }
 
     pub fn remove_peer(&self, address: IpAddr) {
-        let _ = self.tx.send(Command::RemovePeer(address));
+        let _ = self.tx.send(Command::RemovePeer(address, None));
+    }
+
+    /// Administrative shutdown of every peer (RFC 8203/9003: Cease /
+    /// Administrative Shutdown with `message`), all removed.
+    pub fn shutdown(&self, addresses: impl IntoIterator<Item = IpAddr>, message: &str) {
+        for address in addresses {
+            let notification =
+                Notification::cease_with_message(code::cease::ADMIN_SHUTDOWN, message);
+            let _ = self
+                .tx
+                .send(Command::RemovePeer(address, Some(notification)));
+        }
     }
 
     /// Originate `prefix` with `attrs` (next hop: ourselves).
@@ -348,11 +360,11 @@ impl State {
                 let changes = self.rib.sweep_stale(address, None);
                 self.propagate(changes);
             }
-            Command::RemovePeer(address) => {
+            Command::RemovePeer(address, notification) => {
                 self.speaker
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .remove_peer(address);
+                    .remove_peer_with(address, notification);
                 self.peers.remove(&address);
                 let changes = self.rib.peer_down(address);
                 self.propagate(changes);
