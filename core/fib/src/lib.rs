@@ -17,6 +17,7 @@
 
 mod monitor;
 mod netlink;
+mod nexthop;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -117,6 +118,9 @@ pub struct FibConfig {
     pub batch: usize,
     /// Route metric (priority).
     pub metric: Option<u32>,
+    /// ECMP routes name kernel nexthop groups (when the kernel has them)
+    /// rather than listing their gateways inline.
+    pub nexthop_objects: bool,
 }
 
 impl Default for FibConfig {
@@ -126,6 +130,7 @@ impl Default for FibConfig {
             protocol: DEFAULT_PROTOCOL,
             batch: 512,
             metric: None,
+            nexthop_objects: true,
         }
     }
 }
@@ -171,6 +176,9 @@ pub struct Fib {
     netlink: Netlink,
     config: FibConfig,
     installed: BTreeMap<Destination, Target>,
+    /// Our nexthop objects; `None` when not used (disabled, or a kernel
+    /// without them).
+    nexthops: Option<nexthop::Registry>,
 }
 
 /// One write: what to send for a destination.
@@ -184,11 +192,153 @@ pub(crate) enum Op {
 impl Fib {
     /// Open a netlink socket in the calling thread's network namespace.
     pub fn open(config: FibConfig) -> Result<Self, FibError> {
+        let mut netlink = Netlink::open()?;
+        let nexthops = if config.nexthop_objects {
+            netlink.dump_nexthops()?.map(|objects| {
+                let mut registry = nexthop::Registry::default();
+                let ours: Vec<_> = objects
+                    .into_iter()
+                    .filter(|o| o.protocol == config.protocol)
+                    .collect();
+                registry.adopt(&ours);
+                registry
+            })
+        } else {
+            None
+        };
         Ok(Fib {
-            netlink: Netlink::open()?,
+            netlink,
             config,
             installed: BTreeMap::new(),
+            nexthops,
         })
+    }
+
+    /// Whether ECMP routes use kernel nexthop groups.
+    pub fn uses_nexthop_objects(&self) -> bool {
+        self.nexthops.is_some()
+    }
+
+    /// Group id → gateways, for reading routes that name a group.
+    fn group_gateways(&self) -> BTreeMap<u32, Vec<IpAddr>> {
+        self.nexthops
+            .iter()
+            .flat_map(|r| r.groups.iter().map(|(set, id)| (*id, set.clone())))
+            .collect()
+    }
+
+    /// The group for an ECMP gateway set, created when missing. `None`:
+    /// not an ECMP route, no nexthop objects, or the kernel refused one
+    /// (the route then lists its gateways inline, and the kernel's answer
+    /// to that is the refusal the caller sees).
+    fn group_for(&mut self, target: &Target) -> Result<Option<u32>, FibError> {
+        let (Some(registry), Target::Via(gateways)) = (self.nexthops.as_mut(), target) else {
+            return Ok(None);
+        };
+        if gateways.len() < 2 {
+            return Ok(None);
+        }
+        let mut set = gateways.clone();
+        set.sort_unstable();
+        if let Some(id) = registry.groups.get(&set) {
+            return Ok(Some(*id));
+        }
+        let mut members = Vec::with_capacity(set.len());
+        for gateway in &set {
+            if let Some(id) = registry.gateways.get(gateway) {
+                members.push(*id);
+                continue;
+            }
+            let Some(oif) = self.netlink.output_interface(*gateway)? else {
+                return Ok(None);
+            };
+            let id = registry.allocate();
+            let body = nexthop::new_gateway(id, self.config.protocol, *gateway, oif);
+            let flags = netlink_packet_core::NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE;
+            if let Some(error) = self
+                .netlink
+                .request_raw(&[(nexthop::RTM_NEWNEXTHOP, flags, body)])?
+                .remove(0)
+            {
+                tracing::debug!(%gateway, "nexthop object refused: {error}");
+                return Ok(None);
+            }
+            registry.gateways.insert(*gateway, id);
+            members.push(id);
+        }
+        let id = registry.allocate();
+        let body = nexthop::new_group(id, self.config.protocol, &members);
+        let flags = netlink_packet_core::NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE;
+        if let Some(error) = self
+            .netlink
+            .request_raw(&[(nexthop::RTM_NEWNEXTHOP, flags, body)])?
+            .remove(0)
+        {
+            tracing::debug!(?set, "nexthop group refused: {error}");
+            return Ok(None);
+        }
+        registry.groups.insert(set, id);
+        Ok(Some(id))
+    }
+
+    /// Delete our groups no installed route uses, then gateways no group
+    /// uses. (Deleting a nexthop deletes the routes using it: only unused
+    /// ones go.)
+    fn collect_nexthops(&mut self) -> Result<(), FibError> {
+        let Some(registry) = self.nexthops.as_mut() else {
+            return Ok(());
+        };
+        let used: std::collections::BTreeSet<Vec<IpAddr>> = self
+            .installed
+            .values()
+            .filter_map(|t| match t {
+                Target::Via(g) if g.len() >= 2 => {
+                    let mut set = g.clone();
+                    set.sort_unstable();
+                    Some(set)
+                }
+                _ => None,
+            })
+            .collect();
+        let unused_groups: Vec<(Vec<IpAddr>, u32)> = registry
+            .groups
+            .iter()
+            .filter(|(set, _)| !used.contains(*set))
+            .map(|(set, id)| (set.clone(), *id))
+            .collect();
+        let still: std::collections::BTreeSet<IpAddr> = registry
+            .groups
+            .keys()
+            .filter(|set| used.contains(*set))
+            .flatten()
+            .copied()
+            .collect();
+        let unused_gateways: Vec<(IpAddr, u32)> = registry
+            .gateways
+            .iter()
+            .filter(|(gw, _)| !still.contains(*gw))
+            .map(|(gw, id)| (*gw, *id))
+            .collect();
+        if unused_groups.is_empty() && unused_gateways.is_empty() {
+            return Ok(());
+        }
+        let groups: Vec<_> = unused_groups
+            .iter()
+            .map(|(_, id)| (nexthop::RTM_DELNEXTHOP, 0, nexthop::delete(*id)))
+            .collect();
+        self.netlink.request_raw(&groups)?;
+        let gateways: Vec<_> = unused_gateways
+            .iter()
+            .map(|(_, id)| (nexthop::RTM_DELNEXTHOP, 0, nexthop::delete(*id)))
+            .collect();
+        self.netlink.request_raw(&gateways)?;
+        for (set, _) in unused_groups {
+            registry.groups.remove(&set);
+        }
+        for (gw, _) in unused_gateways {
+            registry.gateways.remove(&gw);
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &FibConfig {
@@ -235,7 +385,8 @@ impl Fib {
     /// Take over the routes of our protocol already in the table (left by a
     /// previous run). Returns how many.
     pub fn adopt(&mut self) -> Result<usize, FibError> {
-        self.installed = self.netlink.dump(&self.config)?;
+        let groups = self.group_gateways();
+        self.installed = self.netlink.dump(&self.config, &groups)?;
         Ok(self.installed.len())
     }
 
@@ -266,7 +417,8 @@ impl Fib {
     /// difference: routes of ours someone deleted or changed are written
     /// again, routes of our protocol we did not write are deleted.
     pub fn resync(&mut self) -> Result<Changes, FibError> {
-        let kernel = self.netlink.dump(&self.config)?;
+        let groups = self.group_gateways();
+        let kernel = self.netlink.dump(&self.config, &groups)?;
         let mut ops = Vec::new();
         for (dest, target) in &self.installed {
             match kernel.get(dest) {
@@ -303,7 +455,15 @@ impl Fib {
         if ops.is_empty() {
             return Ok(changes);
         }
-        let refused = self.netlink.write(&self.config, &ops)?;
+        let mut groups = BTreeMap::new();
+        for (op, dest, target) in &ops {
+            if *op != Op::Delete
+                && let Some(id) = self.group_for(target)?
+            {
+                groups.insert(*dest, id);
+            }
+        }
+        let refused = self.netlink.write(&self.config, &ops, &groups)?;
         let refused: BTreeMap<Destination, String> = refused.into_iter().collect();
         for (op, dest, target) in ops {
             if let Some(error) = refused.get(&dest) {
@@ -337,6 +497,7 @@ impl Fib {
                 }
             }
         }
+        self.collect_nexthops()?;
         Ok(changes)
     }
 }

@@ -23,6 +23,9 @@ const RT_TABLE_UNSPEC: u8 = 0;
 /// A unicast route named without its gateways (for deletes).
 static NO_GATEWAY: Target = Target::Via(Vec::new());
 
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+
 /// How often a dump interrupted by concurrent changes is retried.
 const DUMP_RETRIES: usize = 5;
 
@@ -69,6 +72,7 @@ impl Netlink {
         &mut self,
         config: &FibConfig,
         ops: &[(Op, Destination, Target)],
+        groups: &BTreeMap<Destination, u32>,
     ) -> Result<Vec<(Destination, String)>, FibError> {
         let mut refused = Vec::new();
         for chunk in ops.chunks(config.batch.max(1)) {
@@ -101,8 +105,14 @@ impl Netlink {
                             Target::Blackhole => &Target::Blackhole,
                             Target::Via(_) => &NO_GATEWAY,
                         },
+                        None,
                     )),
-                    _ => RouteNetlinkMessage::NewRoute(route_message(config, dest, target)),
+                    _ => RouteNetlinkMessage::NewRoute(route_message(
+                        config,
+                        dest,
+                        target,
+                        groups.get(dest).copied(),
+                    )),
                 };
                 self.push(payload, flags, sequence);
             }
@@ -115,6 +125,164 @@ impl Netlink {
             })?;
         }
         Ok(refused)
+    }
+
+    /// Send raw requests (message type, flags, body), each ACKed; the
+    /// kernel's error for each, `None` when it succeeded.
+    pub(crate) fn request_raw(
+        &mut self,
+        requests: &[(u16, u16, Vec<u8>)],
+    ) -> Result<Vec<Option<String>>, FibError> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.send.clear();
+        let first = self.sequence.wrapping_add(1).max(1);
+        let mut sequences = Vec::with_capacity(requests.len());
+        for (kind, flags, body) in requests {
+            let sequence = self.next_sequence();
+            sequences.push(sequence);
+            self.push_raw(*kind, *flags | NLM_F_REQUEST | NLM_F_ACK, sequence, body);
+        }
+        self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
+        let mut results: Vec<Option<Option<String>>> = vec![None; requests.len()];
+        let mut pending = requests.len();
+        self.receive_raw_until(|kind, _, sequence, body| {
+            if kind != NLMSG_ERROR {
+                return Ok(false);
+            }
+            let Some(index) = sequences.iter().position(|s| *s == sequence) else {
+                return Ok(false);
+            };
+            let code = body
+                .get(..4)
+                .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            if results[index].is_none() {
+                pending -= 1;
+            }
+            results[index] =
+                Some((code != 0).then(|| std::io::Error::from_raw_os_error(-code).to_string()));
+            Ok(pending == 0)
+        })?;
+        let _ = first;
+        Ok(results.into_iter().map(Option::flatten).collect())
+    }
+
+    /// Every nexthop object in the namespace; `None` when the kernel has
+    /// no nexthop objects (before 5.3).
+    pub(crate) fn dump_nexthops(
+        &mut self,
+    ) -> Result<Option<Vec<crate::nexthop::Object>>, FibError> {
+        let sequence = self.next_sequence();
+        self.send.clear();
+        self.push_raw(
+            crate::nexthop::RTM_GETNEXTHOP,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            sequence,
+            &crate::nexthop::dump_request(),
+        );
+        self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
+        let mut objects = Vec::new();
+        let mut unsupported = false;
+        self.receive_raw_until(|kind, _, seq, body| {
+            if seq != sequence {
+                return Ok(false);
+            }
+            match kind {
+                NLMSG_DONE => Ok(true),
+                NLMSG_ERROR => {
+                    unsupported = true;
+                    Ok(true)
+                }
+                crate::nexthop::RTM_NEWNEXTHOP => {
+                    objects.extend(crate::nexthop::parse(body));
+                    Ok(false)
+                }
+                _ => Ok(false),
+            }
+        })?;
+        Ok((!unsupported).then_some(objects))
+    }
+
+    /// The interface the kernel would use to reach `gateway`.
+    pub(crate) fn output_interface(&mut self, gateway: IpAddr) -> Result<Option<u32>, FibError> {
+        let mut request = RouteMessage::default();
+        request.header.address_family = match gateway {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        request.header.destination_prefix_length = if gateway.is_ipv4() { 32 } else { 128 };
+        request
+            .attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(gateway)));
+        let sequence = self.next_sequence();
+        self.send.clear();
+        self.push(
+            RouteNetlinkMessage::GetRoute(request),
+            NLM_F_REQUEST,
+            sequence,
+        );
+        self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
+        let mut oif = None;
+        self.receive_until(|message| {
+            if message.header.sequence_number != sequence {
+                return Ok(false);
+            }
+            match message.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
+                    oif = route.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Oif(i) => Some(*i),
+                        _ => None,
+                    });
+                    Ok(true)
+                }
+                NetlinkPayload::Error(_) => Ok(true),
+                _ => Ok(false),
+            }
+        })?;
+        Ok(oif)
+    }
+
+    fn push_raw(&mut self, kind: u16, flags: u16, sequence: u32, body: &[u8]) {
+        let length = 16 + body.len();
+        self.send.extend_from_slice(&(length as u32).to_ne_bytes());
+        self.send.extend_from_slice(&kind.to_ne_bytes());
+        self.send.extend_from_slice(&flags.to_ne_bytes());
+        self.send.extend_from_slice(&sequence.to_ne_bytes());
+        self.send.extend_from_slice(&0u32.to_ne_bytes());
+        self.send.extend_from_slice(body);
+        self.send.resize(self.send.len().next_multiple_of(4), 0);
+    }
+
+    /// As `receive_until`, for messages netlink-packet-route does not know:
+    /// each as (type, flags, sequence, body).
+    fn receive_raw_until(
+        &mut self,
+        mut handle: impl FnMut(u16, u16, u32, &[u8]) -> Result<bool, FibError>,
+    ) -> Result<(), FibError> {
+        loop {
+            self.receive.clear();
+            self.socket
+                .recv(&mut self.receive, 0)
+                .map_err(FibError::Socket)?;
+            let mut offset = 0;
+            while offset + 16 <= self.receive.len() {
+                let b = &self.receive[offset..];
+                let length = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                if length < 16 || length > b.len() {
+                    return Err(FibError::Decode(format!(
+                        "netlink message of length {length}"
+                    )));
+                }
+                let kind = u16::from_ne_bytes([b[4], b[5]]);
+                let flags = u16::from_ne_bytes([b[6], b[7]]);
+                let sequence = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
+                if handle(kind, flags, sequence, &b[16..length])? {
+                    return Ok(());
+                }
+                offset += length.next_multiple_of(4);
+            }
+        }
     }
 
     fn push(&mut self, payload: RouteNetlinkMessage, flags: u16, sequence: u32) {
@@ -181,12 +349,13 @@ impl Netlink {
     pub(crate) fn dump(
         &mut self,
         config: &FibConfig,
+        groups: &BTreeMap<u32, Vec<IpAddr>>,
     ) -> Result<BTreeMap<Destination, Target>, FibError> {
         let mut routes = BTreeMap::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut attempt = 0;
             loop {
-                match self.dump_family(config, family)? {
+                match self.dump_family(config, family, groups)? {
                     Some(found) => {
                         routes.extend(found);
                         break;
@@ -204,6 +373,7 @@ impl Netlink {
         &mut self,
         config: &FibConfig,
         family: AddressFamily,
+        groups: &BTreeMap<u32, Vec<IpAddr>>,
     ) -> Result<Option<BTreeMap<Destination, Target>>, FibError> {
         let mut request = RouteMessage::default();
         request.header.address_family = family;
@@ -231,7 +401,7 @@ impl Netlink {
                 NetlinkPayload::Done(_) => Ok(true),
                 NetlinkPayload::Error(e) if e.code.is_some() => Err(FibError::Socket(e.to_io())),
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
-                    if let Some((dest, target)) = ours(config, &route) {
+                    if let Some((dest, target)) = ours(config, &route, groups) {
                         routes.insert(dest, target);
                     }
                     Ok(false)
@@ -247,7 +417,12 @@ fn table_byte(table: u32) -> u8 {
     u8::try_from(table).unwrap_or(RT_TABLE_UNSPEC)
 }
 
-fn route_message(config: &FibConfig, dest: &Destination, target: &Target) -> RouteMessage {
+fn route_message(
+    config: &FibConfig,
+    dest: &Destination,
+    target: &Target,
+    group: Option<u32>,
+) -> RouteMessage {
     let mut route = RouteMessage::default();
     route.header = RouteHeader {
         address_family: match dest.addr() {
@@ -272,6 +447,9 @@ fn route_message(config: &FibConfig, dest: &Destination, target: &Target) -> Rou
         route.attributes.push(RouteAttribute::Priority(metric));
     }
     match target {
+        Target::Via(_) if group.is_some() => {
+            route.attributes.extend(group.map(RouteAttribute::NhId));
+        }
         Target::Via(gateways) if gateways.is_empty() => {}
         Target::Via(gateways) if gateways.len() == 1 => {
             route
@@ -297,11 +475,24 @@ fn route_message(config: &FibConfig, dest: &Destination, target: &Target) -> Rou
 
 /// A dumped route as ours, if it is: our protocol, our table, a unicast or
 /// blackhole route we know how to describe.
-fn ours(config: &FibConfig, route: &RouteMessage) -> Option<(Destination, Target)> {
+///
+/// A route naming a nexthop group is described by the group's gateways
+/// (the kernel also lists them inline unless `nexthop_compat_mode` is 0).
+fn ours(
+    config: &FibConfig,
+    route: &RouteMessage,
+    groups: &BTreeMap<u32, Vec<IpAddr>>,
+) -> Option<(Destination, Target)> {
     if u8::from(route.header.protocol) != config.protocol {
         return None;
     }
     let (table, dest, target) = describe(route)?;
+    let target = target.or_else(|| {
+        route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::NhId(id) => groups.get(id).map(|g| Target::via(g.clone())),
+            _ => None,
+        })
+    });
     (table == config.table).then_some((dest, target?))
 }
 

@@ -506,3 +506,56 @@ async fn next(monitor: &mut starling_fib::RouteMonitor) -> Vec<starling_fib::Ker
         .expect("a notification within 5 s")
         .expect("monitor")
 }
+
+/// ECMP routes name one kernel nexthop group per gateway set, marked with
+/// our protocol; a restart reuses the groups without a write; withdrawing
+/// the routes removes the objects.
+#[test]
+fn ecmp_routes_share_nexthop_groups() {
+    let ns = Netns::new();
+    let desired = table(200);
+    let nexthops = |ns: &Netns| -> Vec<Value> {
+        serde_json::from_str(&ns.ip(&["-j", "nexthop", "show"])).unwrap_or_default()
+    };
+    let uses_objects = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        fib.apply(&desired).expect("install");
+        fib.uses_nexthop_objects()
+    });
+    assert!(uses_objects, "this kernel has nexthop objects (5.3+)");
+    assert_eq!(ns.routes(), expected(&desired));
+    let objects = nexthops(&ns);
+    let groups: Vec<&Value> = objects.iter().filter(|o| o["group"].is_array()).collect();
+    assert_eq!(groups.len(), 1, "one gateway set, one group: {objects:?}");
+    assert_eq!(groups[0]["protocol"], "199");
+    assert_eq!(
+        objects.len(),
+        3,
+        "the group and its two gateways: {objects:?}"
+    );
+    let group_id = groups[0]["id"].clone();
+    let t = TABLE.to_string();
+    let ecmp: Vec<Value> = serde_json::from_str(&ns.ip(&[
+        "-j",
+        "route",
+        "show",
+        "table",
+        &t,
+        "proto",
+        "199",
+        "10.0.10.0/24",
+    ]))
+    .expect("json");
+    assert_eq!(ecmp[0]["nhid"], group_id, "{ecmp:?}");
+
+    // A restart adopts routes and groups: nothing to write.
+    let (again, cleared) = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        fib.adopt().expect("adopt");
+        let again = fib.apply(&desired).expect("apply");
+        (again, fib.clear().expect("clear"))
+    });
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(cleared.deleted, desired.len());
+    assert!(nexthops(&ns).is_empty(), "{:?}", nexthops(&ns));
+}
