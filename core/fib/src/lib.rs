@@ -181,6 +181,10 @@ pub struct Fib {
     nexthops: Option<nexthop::Registry>,
 }
 
+fn is_ecmp(target: &Target) -> bool {
+    matches!(target, Target::Via(g) if g.len() >= 2)
+}
+
 /// One write: what to send for a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -463,6 +467,12 @@ impl Fib {
                 groups.insert(*dest, id);
             }
         }
+        // Whether any ECMP route comes or goes: only then can a nexthop
+        // group fall out of use (checked before `installed` changes).
+        let ecmp_touched = self.nexthops.is_some()
+            && ops.iter().any(|(_, dest, target)| {
+                is_ecmp(target) || self.installed.get(dest).is_some_and(is_ecmp)
+            });
         let refused = self.netlink.write(&self.config, &ops, &groups)?;
         let refused: BTreeMap<Destination, String> = refused.into_iter().collect();
         for (op, dest, target) in ops {
@@ -497,7 +507,9 @@ impl Fib {
                 }
             }
         }
-        self.collect_nexthops()?;
+        if ecmp_touched {
+            self.collect_nexthops()?;
+        }
         Ok(changes)
     }
 }
