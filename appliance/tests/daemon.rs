@@ -48,6 +48,17 @@ fn starling(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     common::starling(&dir.join("store"), args, stdin)
 }
 
+/// `starling` that must succeed.
+fn starling_ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let out = starling(dir, args, stdin);
+    assert!(
+        out.status.success(),
+        "starling {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !ready() {
@@ -165,6 +176,28 @@ fn resources(ip: &str, port: u16, bird_ip: &str, bird_port: u16) -> String {
     )
 }
 
+/// A `starling.toml` for node n1 listening on `ip`, admin socket
+/// `dir/admin.sock`, kernel left alone. `datastore` is the TOML value
+/// (default: the embedded store under `dir`); `extra` is appended (more
+/// `[bgp]` keys, `[metrics]`).
+fn daemon_config(dir: &Path, ip: &str, datastore: Option<&str>, extra: &str) -> PathBuf {
+    let config = dir.join("starling.toml");
+    let datastore = datastore.map_or_else(
+        || format!("\"{}\"", dir.join("store").display()),
+        str::to_owned,
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = {datastore}\n[fib]\nmode = \"off\"\n\
+             [admin]\nsocket = \"{}\"\n[bgp]\nlisten = [\"{ip}\"]\n{extra}",
+            dir.join("admin.sock").display()
+        ),
+    )
+    .expect("config");
+    config
+}
+
 fn run_daemon(dir: &Path, config: &Path) -> Reaped {
     Reaped(
         Command::new(env!("CARGO_BIN_EXE_starling"))
@@ -192,25 +225,14 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         ([127, 0, 0, 130], starling_port),
     );
     let resources = resources("127.0.0.130", starling_port, "127.0.0.131", bird_port);
-    let out = starling(&dir.0, &["apply", "-f", "-"], Some(&resources));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    starling_ok(&dir.0, &["apply", "-f", "-"], Some(&resources));
 
-    let config = dir.0.join("starling.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.130\"]\n\
-             [fib]\nmode = \"off\"\n[admin]\nsocket = \"{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            dir.0.join("store").display(),
-            socket.display()
-        ),
-    )
-    .expect("config");
+    let config = daemon_config(
+        &dir.0,
+        "127.0.0.130",
+        None,
+        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"),
+    );
     let mut daemon = run_daemon(&dir.0, &config);
 
     wait_for("the session to BIRD", Duration::from_secs(30), || {
@@ -292,12 +314,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     // CalicoNodeStatus: the daemon fills in the status it is asked for.
     let request = "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata: {name: n1-status}\n\
                    spec: {node: n1, classes: [Agent, BGP, Routes], updatePeriodSeconds: 1}\n";
-    let out = starling(&dir.0, &["create", "-f", "-"], Some(request));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    starling_ok(&dir.0, &["create", "-f", "-"], Some(request));
     let mut status = Value::Null;
     wait_for("CalicoNodeStatus.status", Duration::from_secs(15), || {
         let out = starling(
@@ -431,13 +448,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     assert!(status.success(), "{status:?}");
     assert!(!socket.exists());
     // BIRD was told why (RFC 9003 shutdown communication).
-    let out = Command::new("birdc")
-        .arg("-s")
-        .arg(dir.0.join("bird.ctl"))
-        .args(["show", "protocols", "all", "starling"])
-        .output()
-        .expect("birdc");
-    let bird_says = String::from_utf8_lossy(&out.stdout);
+    let bird_says = birdc(&dir.0, &["show", "protocols", "all", "starling"]);
     assert!(
         bird_says.contains("starling is shutting down"),
         "{bird_says}"
@@ -512,17 +523,14 @@ fn the_daemon_follows_an_etcd_datastore_across_an_etcd_restart() {
     let peer: Value = serde_json::from_slice(&got.stdout).expect("json");
     assert_eq!(peer["spec"]["asNumber"], 65001);
 
-    let config = dir.0.join("starling.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_name = \"n1\"\ndatastore = {{ type = \"etcdv3\", endpoints = [\"{endpoint}\"] }}\n\
-             [bgp]\nlisten = [\"127.0.0.132\"]\n[fib]\nmode = \"off\"\n\
-             [admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
-            socket.display()
-        ),
-    )
-    .expect("config");
+    let config = daemon_config(
+        &dir.0,
+        "127.0.0.132",
+        Some(&format!(
+            "{{ type = \"etcdv3\", endpoints = [\"{endpoint}\"] }}"
+        )),
+        "[metrics]\nenabled = false\n",
+    );
     let _daemon = run_daemon(&dir.0, &config);
     let established = || session_state(&dir.0, &socket).as_deref() == Some("Established");
     wait_for("the session to BIRD", Duration::from_secs(30), established);
@@ -580,15 +588,20 @@ fn the_daemon_follows_an_etcd_datastore_across_an_etcd_restart() {
     );
 }
 
-/// What BIRD has learned, as `birdc show route all` prints it.
-fn bird_routes(dir: &Path) -> String {
+/// `birdc` on the BIRD whose control socket is `dir/bird.ctl`.
+fn birdc(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("birdc")
         .arg("-s")
         .arg(dir.join("bird.ctl"))
-        .args(["show", "route", "all", "protocol", "starling"])
+        .args(args)
         .output()
         .expect("birdc");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What BIRD has learned, as `birdc show route all` prints it.
+fn bird_routes(dir: &Path) -> String {
+    birdc(dir, &["show", "route", "all", "protocol", "starling"])
 }
 
 /// The node originates its affine block and the service CIDRs; the
@@ -607,12 +620,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
         ([127, 0, 0, 134], starling_port),
     );
     let apply = |text: &str| {
-        let out = starling(&dir.0, &["apply", "-f", "-"], Some(text));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        starling_ok(&dir.0, &["apply", "-f", "-"], Some(text));
     };
     apply(&resources(
         "127.0.0.134",
@@ -630,18 +638,12 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
          apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: other-10-244-9-0-26}\n\
          spec: {node: other, cidr: 10.244.9.0/26, state: confirmed}\n",
     );
-    let config = dir.0.join("starling.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.134\"]\n\
-             originate = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\n[fib]\nmode = \"off\"\n\
-             [admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
-            dir.0.join("store").display(),
-            socket.display()
-        ),
-    )
-    .expect("config");
+    let config = daemon_config(
+        &dir.0,
+        "127.0.0.134",
+        None,
+        "originate = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\n[metrics]\nenabled = false\n",
+    );
     let _daemon = run_daemon(&dir.0, &config);
 
     let mut routes = String::new();
@@ -699,7 +701,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
          spec:\n  exportV4:\n  - {action: Reject, cidr: 10.96.0.0/12, matchOperator: Equal}\n\
          \x20 - {action: Accept, cidr: 198.51.100.0/24, matchOperator: Equal}\n",
     );
-    let out = starling(
+    starling_ok(
         &dir.0,
         &[
             "patch",
@@ -709,11 +711,6 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
             r#"{"spec": {"filters": ["tor-out"]}}"#,
         ],
         None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     wait_for(
         "the filter to apply at BIRD",
@@ -736,12 +733,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
         ),
         ("bgppeer", "bird", r#"{"spec": {"nextHopMode": "Self"}}"#),
     ] {
-        let out = starling(&dir.0, &["patch", kind, name, "-p", patch], None);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        starling_ok(&dir.0, &["patch", kind, name, "-p", patch], None);
     }
     wait_for("the daemon to apply both", Duration::from_secs(10), || {
         std::fs::read_to_string(dir.0.join("daemon.log")).is_ok_and(|l| {
@@ -751,15 +743,10 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
     assert_eq!(bird_session_since(&dir.0), since, "the session was reset");
 
     // The block's affinity goes: so does the route.
-    let out = starling(
+    starling_ok(
         &dir.0,
         &["delete", "blockaffinity", "n1-10-244-3-0-26"],
         None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     wait_for("the block to be withdrawn", Duration::from_secs(30), || {
         !bird_routes(&dir.0).contains("10.244.3.0/26")
@@ -767,7 +754,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
 
     // A new AS needs a new OPEN: the session is replaced and BIRD, which
     // expects AS 64512, refuses the new one.
-    let out = starling(
+    starling_ok(
         &dir.0,
         &[
             "patch",
@@ -778,19 +765,8 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
         ],
         None,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     wait_for("BIRD to refuse AS 64599", Duration::from_secs(30), || {
-        let out = Command::new("birdc")
-            .arg("-s")
-            .arg(dir.0.join("bird.ctl"))
-            .args(["show", "protocols", "all", "starling"])
-            .output()
-            .expect("birdc");
-        String::from_utf8_lossy(&out.stdout).contains("Bad peer AS")
+        birdc(&dir.0, &["show", "protocols", "all", "starling"]).contains("Bad peer AS")
     });
 }
 
@@ -813,7 +789,7 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
         ([127, 0, 0, 137], a_port),
         ([127, 0, 0, 136], starling_port),
     );
-    let out = starling(
+    starling_ok(
         &dir.0,
         &["apply", "-f", "-"],
         Some(&resources(
@@ -823,22 +799,7 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
             a_port,
         )),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let config = dir.0.join("starling.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"127.0.0.136\"]\n\
-             [fib]\nmode = \"off\"\n[admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
-            dir.0.join("store").display(),
-            socket.display()
-        ),
-    )
-    .expect("config");
+    let config = daemon_config(&dir.0, "127.0.0.136", None, "[metrics]\nenabled = false\n");
     let _daemon = run_daemon(&dir.0, &config);
     let has_route = || {
         let out = starling(
@@ -851,7 +812,7 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
     wait_for("BIRD A's route", Duration::from_secs(30), has_route);
 
     // The peer moves to B, which is not even running yet.
-    let out = starling(
+    starling_ok(
         &dir.0,
         &[
             "patch",
@@ -861,11 +822,6 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
             &format!(r#"{{"spec": {{"peerIP": "127.0.0.138:{b_port}"}}}}"#),
         ],
         None,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let sessions = || -> Vec<(String, String)> {
         let out = starling(
@@ -936,13 +892,7 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
 /// BIRD's `show protocols` line for the session: state and the time (to
 /// the millisecond) it last changed.
 fn bird_session_since(dir: &Path) -> String {
-    let out = Command::new("birdc")
-        .arg("-s")
-        .arg(dir.join("bird.ctl"))
-        .args(["show", "protocols", "starling"])
-        .output()
-        .expect("birdc");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = birdc(dir, &["show", "protocols", "starling"]);
     let line = text
         .lines()
         .find(|l| l.starts_with("starling"))

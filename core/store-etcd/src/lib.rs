@@ -76,6 +76,14 @@ impl Etcd {
         StoreError::Io(format!("etcd {}: {e}", self.endpoints))
     }
 
+    async fn txn(&self, txn: Txn) -> Result<etcd_client::TxnResponse, StoreError> {
+        self.client
+            .kv_client()
+            .txn(txn)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
     /// The cluster's current revision.
     pub async fn revision(&self) -> Result<u64, StoreError> {
         let response = self
@@ -132,12 +140,7 @@ impl Etcd {
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.as_str(), encode(&doc)?, None)]);
-        let response = self
-            .client
-            .kv_client()
-            .txn(txn)
-            .await
-            .map_err(|e| self.error(e))?;
+        let response = self.txn(txn).await?;
         if !response.succeeded() {
             return Err(StoreError::AlreadyExists { kind, name });
         }
@@ -169,12 +172,7 @@ impl Etcd {
                     stored_revision,
                 )])
                 .and_then([TxnOp::put(key.as_str(), encode(&doc)?, None)]);
-            let response = self
-                .client
-                .kv_client()
-                .txn(txn)
-                .await
-                .map_err(|e| self.error(e))?;
+            let response = self.txn(txn).await?;
             if response.succeeded() {
                 let revision = response.header().map_or(0, |h| h.revision());
                 doc["metadata"]["resourceVersion"] = json!(revision.to_string());
@@ -221,12 +219,7 @@ impl Etcd {
                     stored_revision,
                 )])
                 .and_then([TxnOp::delete(key.as_str(), None)]);
-            let response = self
-                .client
-                .kv_client()
-                .txn(txn)
-                .await
-                .map_err(|e| self.error(e))?;
+            let response = self.txn(txn).await?;
             if response.succeeded()
                 && response
                     .op_responses()
