@@ -274,15 +274,41 @@ fn stop_sends_cease_admin_shutdown() {
     assert_eq!(p.a.state(), State::Idle);
 }
 
+/// RFC 4271 §8.2.2: a connection lost in OpenSent leaves the session
+/// listening (Active) with ConnectRetry running, not Idle (which would
+/// refuse the peer's own attempt).
+#[test]
+fn a_connection_lost_before_the_open_keeps_listening() {
+    let mut s = Session::new(cfg(64512, 64513, 1, 179));
+    let now = Instant::now();
+    s.handle(now, Input::Start);
+    s.handle(now, Input::Connected);
+    assert_eq!(s.state(), State::OpenSent);
+    s.handle(now, Input::Disconnected);
+    assert_eq!(s.state(), State::Active);
+    let retry = s.poll_timeout().expect("connect retry armed") - now;
+    assert!(
+        retry <= Duration::from_secs(5) && retry >= Duration::from_millis(3750),
+        "{retry:?}"
+    );
+    while s.poll_output().is_some() {}
+    s.handle_timeout(now + retry);
+    assert_eq!(s.state(), State::Connect);
+}
+
 #[test]
 fn flapping_peer_backs_off_exponentially() {
     let mut s = Session::new(cfg(64512, 64513, 1, 179));
     let mut now = Instant::now();
     s.handle(now, Input::Start);
     let mut delays = Vec::new();
+    // The peer answers each OPEN with a NOTIFICATION.
+    let refusal = Message::Notification(Notification::new(code::OPEN_MESSAGE, 0))
+        .to_bytes(&starling_wire::Context::default())
+        .expect("encode");
     for _ in 0..5 {
         s.handle(now, Input::Connected);
-        s.handle(now, Input::Disconnected);
+        s.handle(now, Input::Received(&refusal));
         assert_eq!(s.state(), State::Idle);
         let wake = s.poll_timeout().expect("idle hold armed");
         delays.push(wake - now);
@@ -291,6 +317,13 @@ fn flapping_peer_backs_off_exponentially() {
         assert_eq!(s.state(), State::Connect);
         while s.poll_output().is_some() {}
     }
-    let secs: Vec<u64> = delays.iter().map(Duration::as_secs).collect();
-    assert_eq!(secs, vec![1, 2, 4, 8, 16]);
+    // 1, 2, 4, 8, 16 s, each jittered to 75–100 % (RFC 4271 §10).
+    for (i, delay) in delays.iter().enumerate() {
+        let full = Duration::from_secs(1 << i);
+        assert!(*delay <= full && *delay >= full.mul_f64(0.75), "{delays:?}");
+    }
+    assert!(
+        delays.windows(2).all(|w| w[1] > w[0]),
+        "backoff grows: {delays:?}"
+    );
 }

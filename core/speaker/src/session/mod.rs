@@ -171,10 +171,37 @@ pub struct Session {
     established_at: Option<Instant>,
     last_error: Option<DownReason>,
     counters: Counters,
+    /// xorshift state for timer jitter, seeded from the session's
+    /// addresses: deterministic per session, different on the two sides.
+    jitter: u64,
+}
+
+/// A nonzero jitter seed from what distinguishes this session and side.
+fn seed(cfg: &PeerConfig) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    cfg.remote.hash(&mut h);
+    cfg.local_address.hash(&mut h);
+    cfg.router_id.hash(&mut h);
+    h.finish() | 1
 }
 
 impl Session {
+    /// RFC 4271 §10: ConnectRetry (and here the idle-hold backoff) are
+    /// jittered to 75–100 % of their value, so two speakers that failed
+    /// together do not retry, and collide, in lockstep forever.
+    fn jittered(&mut self, d: Duration) -> Duration {
+        let mut x = self.jitter;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter = x;
+        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
+        d.mul_f64(0.75 + 0.25 * fraction)
+    }
+
     pub fn new(cfg: PeerConfig) -> Self {
+        let jitter = seed(&cfg);
         Self {
             cfg,
             state: State::Idle,
@@ -187,6 +214,7 @@ impl Session {
             established_at: None,
             last_error: None,
             counters: Counters::default(),
+            jitter,
         }
     }
 
@@ -248,7 +276,7 @@ impl Session {
                 if self.state == State::Connect {
                     // RFC 4271 §8.2.2: wait in Active, retry when the timer fires.
                     self.set_state(State::Active);
-                    self.timers.connect_retry = Some(now + self.cfg.connect_retry);
+                    self.timers.connect_retry = Some(now + self.jittered(self.cfg.connect_retry));
                 }
             }
             Input::Disconnected => self.disconnected(now),
@@ -269,7 +297,7 @@ impl Session {
             if matches!(self.state, State::Connect | State::Active) && !self.cfg.passive {
                 self.set_state(State::Connect);
                 self.out.push_back(Output::Connect);
-                self.timers.connect_retry = Some(now + self.cfg.connect_retry);
+                self.timers.connect_retry = Some(now + self.jittered(self.cfg.connect_retry));
             }
         }
         if self.timers.hold.is_some_and(|t| t <= now) {
@@ -316,7 +344,7 @@ impl Session {
         } else {
             self.set_state(State::Connect);
             self.out.push_back(Output::Connect);
-            self.timers.connect_retry = Some(now + self.cfg.connect_retry);
+            self.timers.connect_retry = Some(now + self.jittered(self.cfg.connect_retry));
         }
     }
 
@@ -352,7 +380,25 @@ impl Session {
 
     fn disconnected(&mut self, now: Instant) {
         match self.state {
-            State::OpenSent | State::OpenConfirm | State::Established => {
+            State::OpenSent => {
+                // RFC 4271 §8.2.2: the connection failed before the peer
+                // said anything; keep listening (Active) and retry after
+                // ConnectRetry. Going Idle instead, which refuses incoming
+                // connections, lets two active peers that failed together
+                // refuse each other forever.
+                self.out.push_back(Output::Close);
+                self.out.push_back(Output::Down(DownReason::ConnectionLost));
+                self.last_error = Some(DownReason::ConnectionLost);
+                self.reset_to_idle();
+                if self.enabled {
+                    self.set_state(State::Active);
+                    if !self.cfg.passive {
+                        self.timers.connect_retry =
+                            Some(now + self.jittered(self.cfg.connect_retry));
+                    }
+                }
+            }
+            State::OpenConfirm | State::Established => {
                 self.down(now, DownReason::ConnectionLost, true)
             }
             State::Connect => self.handle(now, Input::ConnectFailed),
@@ -504,7 +550,7 @@ impl Session {
             // connect again only if it never comes.
             self.set_state(State::Active);
             if !self.cfg.passive {
-                self.timers.connect_retry = Some(now + self.cfg.connect_retry);
+                self.timers.connect_retry = Some(now + self.jittered(self.cfg.connect_retry));
             }
             return;
         }
@@ -513,7 +559,8 @@ impl Session {
                 .cfg
                 .idle_hold
                 .saturating_mul(1 << self.failures.min(16));
-            self.timers.idle_hold = Some(now + backoff.min(self.cfg.max_idle_hold));
+            let hold = self.jittered(backoff.min(self.cfg.max_idle_hold));
+            self.timers.idle_hold = Some(now + hold);
             self.failures = self.failures.saturating_add(1);
         }
     }
