@@ -42,6 +42,9 @@ struct Running {
     retiring: bool,
 }
 
+/// How long after a failed connection attempt the next one starts.
+const CONNECT_RETRY: Duration = Duration::from_secs(5);
+
 /// How long retiring sessions wait for their replacements to sync.
 const REPLACEMENT_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -180,6 +183,11 @@ fn peer(s: &Session, rib: &RibConfig, secrets: &ResourceSet) -> Option<Running> 
         rib.router_id,
     );
     config.local_address = s.source_address.as_deref().and_then(|a| a.parse().ok());
+    // RFC 4271's 120 s ConnectRetry means a peer that was not listening
+    // yet (nodes booting together) is tried again only two minutes later;
+    // an appliance on a fabric retries in seconds, as FRR's datacenter
+    // profile does.
+    config.connect_retry = CONNECT_RETRY;
     config.passive = s.passive;
     config.families = vec![match s.family {
         Family::Ipv4 => starling_wire::Family::IPV4_UNICAST,
