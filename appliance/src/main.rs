@@ -9,6 +9,7 @@
 mod daemon;
 mod datastore;
 mod decode;
+mod lab;
 mod node_status;
 mod plan;
 mod resources;
@@ -77,6 +78,9 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Decode BGP messages given as hex (a file, or `-` for standard input).
     Decode(decode::DecodeArgs),
+    /// A lab on this machine: nodes in network namespaces, a ToR, traffic.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -86,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Routes(args) => return node_status::routes(args),
         Command::Plan(args) => return plan::run(args),
         Command::Decode(args) => return decode::run(args),
+        Command::Lab(command) => return lab::run(command),
         _ => {}
     }
     // The resource verbs: one datastore round trip or a few.
@@ -119,7 +124,8 @@ async fn resource_verb(cli: &Cli) -> anyhow::Result<ExitCode> {
         | Command::Node(_)
         | Command::Routes(_)
         | Command::Plan(_)
-        | Command::Decode(_) => unreachable!("handled in run()"),
+        | Command::Decode(_)
+        | Command::Lab(_) => unreachable!("handled in run()"),
     }
 }
 

@@ -23,7 +23,11 @@ pub(crate) enum StatusOutput {
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
     /// The daemon's admin socket.
-    #[arg(long, default_value_os_t = crate::daemon::config::admin_socket())]
+    #[arg(
+        long,
+        env = "STARLING_ADMIN_SOCKET",
+        default_value_os_t = crate::daemon::config::admin_socket()
+    )]
     socket: PathBuf,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     output: StatusOutput,
@@ -265,7 +269,11 @@ No IPv6 peers found.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RoutesArgs {
     /// The daemon's admin socket.
-    #[arg(long, default_value_os_t = crate::daemon::config::admin_socket())]
+    #[arg(
+        long,
+        env = "STARLING_ADMIN_SOCKET",
+        default_value_os_t = crate::daemon::config::admin_socket()
+    )]
     socket: PathBuf,
     #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
     output: StatusOutput,

@@ -1,0 +1,527 @@
+//! `starling lab`: a lab on this machine. N nodes, each a network
+//! namespace running its own Starling daemon, joined by a bridge (in a
+//! "fabric" namespace) on 192.0.2.0/24; optionally a BIRD 2 ToR in its
+//! own namespace; a shared datastore (embedded, or etcd in the fabric
+//! namespace); each node owning the pod block 10.244.<i>.0/26 with a
+//! workload address 10.244.<i>.10 on its loopback, so traffic can flow.
+//!
+//! Everything the lab creates is named after it (`sl-<name>-…`) and
+//! recorded in its directory; `lab down` removes all of it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum LabCommand {
+    /// Build the lab and start every node's daemon.
+    Up(UpArgs),
+    /// Stop everything and remove every namespace and file of the lab.
+    Down(LabArgs),
+    /// Each node: daemon running, sessions Established / planned.
+    Status(LabArgs),
+    /// Run a command inside a node (`starling lab exec node-1 -- starling node status`).
+    Exec(ExecArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LabArgs {
+    /// The lab's name: its namespaces are `sl-<name>-…`.
+    #[arg(long, default_value = "lab")]
+    name: String,
+    /// Where the lab keeps its state, configs, logs and datastore.
+    #[arg(long, default_value = "/run/starling-lab")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    lab: LabArgs,
+    /// How many nodes (at most 200).
+    #[arg(long, default_value_t = 4)]
+    nodes: u8,
+    /// Add a BIRD 2 top-of-rack router (192.0.2.1, AS 64567) that accepts
+    /// BGP from any node.
+    #[arg(long)]
+    tor: bool,
+    /// Share an etcd server (in the fabric namespace) instead of the
+    /// embedded datastore.
+    #[arg(long)]
+    etcd: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExecArgs {
+    #[command(flatten)]
+    lab: LabArgs,
+    /// The node (`node-1`) or `tor`.
+    node: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// What `lab up` made, for `status`, `exec` and `down`.
+#[derive(Debug, Serialize, Deserialize)]
+struct State {
+    name: String,
+    nodes: Vec<String>,
+    tor: bool,
+    etcd: bool,
+    /// Process ids of the daemons, BIRD and etcd.
+    pids: Vec<(String, u32)>,
+}
+
+/// The lab's bridge address (etcd listens here in etcd mode).
+const FABRIC_IP: &str = "192.0.2.2";
+const TOR_IP: &str = "192.0.2.1";
+const TOR_AS: u32 = 64567;
+
+fn namespace(lab: &str, member: &str) -> String {
+    format!("sl-{lab}-{member}")
+}
+
+fn node_ip(i: usize) -> String {
+    format!("192.0.2.{}", 10 + i)
+}
+
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+impl LabArgs {
+    fn state_file(&self) -> PathBuf {
+        self.dir.join("lab.json")
+    }
+
+    fn load(&self) -> anyhow::Result<State> {
+        let path = self.state_file();
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("no lab '{}' here ({})", self.name, path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a lab state", path.display()))
+    }
+
+    /// The environment that points `starling` inside the lab at its
+    /// datastore and at `node`'s admin socket.
+    fn env(&self, state: &State, node: &str) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "STARLING_ADMIN_SOCKET".to_owned(),
+            self.dir.join(node).join("admin.sock").display().to_string(),
+        )];
+        if state.etcd {
+            env.push(("DATASTORE_TYPE".to_owned(), "etcdv3".to_owned()));
+            env.push((
+                "ETCD_ENDPOINTS".to_owned(),
+                format!("http://{FABRIC_IP}:2379"),
+            ));
+        } else {
+            env.push((
+                "STARLING_DATASTORE".to_owned(),
+                self.dir.join("store").display().to_string(),
+            ));
+        }
+        env.push((
+            "STARLING_CACHE_DIR".to_owned(),
+            self.dir.join("plugin-cache").display().to_string(),
+        ));
+        env
+    }
+}
+
+pub(crate) fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        LabCommand::Up(args) => up(args),
+        LabCommand::Down(args) => down(args),
+        LabCommand::Status(args) => status(args),
+        LabCommand::Exec(args) => exec(args),
+    }
+}
+
+fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let lab = &args.lab;
+    if !(1..=200).contains(&args.nodes) {
+        bail!("--nodes: {} is not between 1 and 200", args.nodes);
+    }
+    if lab.state_file().exists() {
+        bail!(
+            "lab '{}' is already up ({}); `starling lab down` first",
+            lab.name,
+            lab.state_file().display()
+        );
+    }
+    std::fs::create_dir_all(&lab.dir).with_context(|| format!("creating {}", lab.dir.display()))?;
+    let mut state = State {
+        name: lab.name.clone(),
+        nodes: (1..=usize::from(args.nodes))
+            .map(|i| format!("node-{i}"))
+            .collect(),
+        tor: args.tor,
+        etcd: args.etcd,
+        pids: Vec::new(),
+    };
+    // Saved first: a failure half-way leaves something `down` can remove.
+    save(lab, &state)?;
+    let result = build(args, &mut state);
+    save(lab, &state)?;
+    if let Err(e) = result {
+        eprintln!("lab up failed, tearing down: {e:#}");
+        let _ = down(lab);
+        return Err(e);
+    }
+    println!(
+        "lab '{}' is up: {} nodes{}{} (`starling lab status --name {}`)",
+        lab.name,
+        state.nodes.len(),
+        if state.tor { ", a ToR" } else { "" },
+        if state.etcd { ", etcd" } else { "" },
+        lab.name
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save(lab: &LabArgs, state: &State) -> anyhow::Result<()> {
+    std::fs::write(lab.state_file(), serde_json::to_string_pretty(state)?)
+        .with_context(|| format!("writing {}", lab.state_file().display()))
+}
+
+fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
+    let lab = &args.lab;
+    let fabric = namespace(&lab.name, "fabric");
+    ip(&["netns", "add", &fabric])?;
+    ip(&["-n", &fabric, "link", "set", "lo", "up"])?;
+    ip(&["-n", &fabric, "link", "add", "br0", "type", "bridge"])?;
+    ip(&[
+        "-n",
+        &fabric,
+        "addr",
+        "add",
+        &format!("{FABRIC_IP}/24"),
+        "dev",
+        "br0",
+    ])?;
+    ip(&["-n", &fabric, "link", "set", "br0", "up"])?;
+    let attach = |member: &str, port: &str, address: &str| -> anyhow::Result<String> {
+        let ns = namespace(&lab.name, member);
+        ip(&["netns", "add", &ns])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&[
+            "-n", &fabric, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
+            &ns,
+        ])?;
+        ip(&["-n", &fabric, "link", "set", port, "master", "br0", "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{address}/24"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        Ok(ns)
+    };
+    for (i, node) in state.nodes.iter().enumerate() {
+        let ns = attach(node, &format!("n{}", i + 1), &node_ip(i + 1))?;
+        // The node's workload: an address in its pod block.
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("10.244.{}.10/32", i + 1),
+            "dev",
+            "lo",
+        ])?;
+        std::fs::create_dir_all(lab.dir.join(node))?;
+    }
+    if args.tor {
+        attach("tor", "tor", TOR_IP)?;
+        std::fs::create_dir_all(lab.dir.join("tor"))?;
+    }
+    if args.etcd {
+        let pid = spawn(
+            &fabric,
+            "etcd",
+            &[
+                "--name=lab".to_owned(),
+                format!("--data-dir={}", lab.dir.join("etcd").display()),
+                format!("--listen-client-urls=http://{FABRIC_IP}:2379"),
+                format!("--advertise-client-urls=http://{FABRIC_IP}:2379"),
+                format!("--listen-peer-urls=http://{FABRIC_IP}:2380"),
+                format!("--initial-advertise-peer-urls=http://{FABRIC_IP}:2380"),
+                format!("--initial-cluster=lab=http://{FABRIC_IP}:2380"),
+            ],
+            &[],
+            &lab.dir.join("etcd.log"),
+        )?;
+        state.pids.push(("etcd".to_owned(), pid));
+    }
+    if args.tor {
+        let conf = lab.dir.join("tor").join("bird.conf");
+        std::fs::write(&conf, tor_config())?;
+        let pid = spawn(
+            &namespace(&lab.name, "tor"),
+            "bird",
+            &[
+                "-f".to_owned(),
+                "-c".to_owned(),
+                conf.display().to_string(),
+                "-s".to_owned(),
+                lab.dir.join("tor").join("bird.ctl").display().to_string(),
+            ],
+            &[],
+            &lab.dir.join("tor").join("bird.log"),
+        )?;
+        state.pids.push(("tor".to_owned(), pid));
+    }
+    apply_resources(lab, state)?;
+    let exe = std::env::current_exe().context("finding the starling binary")?;
+    for (i, node) in state.nodes.iter().enumerate() {
+        let dir = lab.dir.join(node);
+        let config = dir.join("starling.toml");
+        std::fs::write(&config, node_config(lab, state, node, i + 1))?;
+        let pid = spawn(
+            &namespace(&lab.name, node),
+            &exe.display().to_string(),
+            &[
+                "run".to_owned(),
+                "-c".to_owned(),
+                config.display().to_string(),
+            ],
+            &lab.env(state, node),
+            &dir.join("starling.log"),
+        )?;
+        state.pids.push((node.clone(), pid));
+    }
+    // Up means every daemon answers on its admin socket.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for node in &state.nodes {
+        let socket = lab.dir.join(node).join("admin.sock");
+        while crate::node_status::ask_for(&socket, "status").is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "{node}'s daemon did not start; see {}",
+                    lab.dir.join(node).join("starling.log").display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(())
+}
+
+/// Start `program` inside `ns`, detached from this process (it outlives
+/// `lab up`), logging to `log`. `ip netns exec` execs the program, so the
+/// pid is the program's.
+fn spawn(
+    ns: &str,
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt;
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {program} in {ns}"))?;
+    Ok(child.id())
+}
+
+fn tor_config() -> String {
+    format!(
+        "router id {TOR_IP};\nprotocol device {{}}\n\
+         # What the ToR learns goes into its kernel, so it forwards between nodes.\n\
+         protocol kernel {{ ipv4 {{ export all; import none; }}; merge paths on; }}\n\
+         protocol bgp nodes {{\n  local {TOR_IP} as {TOR_AS};\n  neighbor range 192.0.2.0/24 external;\n\
+           dynamic name \"node\";\n  ipv4 {{ import all; export all; }};\n}}\n"
+    )
+}
+
+fn node_config(lab: &LabArgs, state: &State, node: &str, i: usize) -> String {
+    let datastore = if state.etcd {
+        format!("{{ type = \"etcdv3\", endpoints = [\"http://{FABRIC_IP}:2379\"] }}")
+    } else {
+        format!("\"{}\"", lab.dir.join("store").display())
+    };
+    format!(
+        "node_name = \"{node}\"\ndatastore = {datastore}\n\
+         [bgp]\nlisten = [\"{}\"]\n\
+         [admin]\nsocket = \"{}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:9179\"\n",
+        node_ip(i),
+        lab.dir.join(node).join("admin.sock").display()
+    )
+}
+
+/// The guide's starting point: the default BGPConfiguration (mesh on, AS
+/// 64512), one IP pool, a Node per node and its block.
+fn apply_resources(lab: &LabArgs, state: &State) -> anyhow::Result<()> {
+    let mut yaml = String::from(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
+         spec: {logSeverityScreen: Info, nodeToNodeMeshEnabled: true, asNumber: 64512}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: default-ipv4-ippool}\n\
+         spec: {cidr: 10.244.0.0/16, blockSize: 26}\n",
+    );
+    for (i, node) in state.nodes.iter().enumerate() {
+        let i = i + 1;
+        yaml.push_str(&format!(
+            "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {node}}}\n\
+             spec: {{bgp: {{ipv4Address: {}/24}}}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {{name: {node}-10-244-{i}-0-26}}\n\
+             spec: {{node: {node}, cidr: 10.244.{i}.0/26, state: confirmed, deleted: 'false'}}\n",
+            node_ip(i)
+        ));
+    }
+    let file = lab.dir.join("lab.yaml");
+    std::fs::write(&file, yaml)?;
+    let exe = std::env::current_exe()?;
+    // In the fabric namespace: in etcd mode that is where etcd listens.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &namespace(&lab.name, "fabric")])
+            .arg(&exe)
+            .args(["apply", "-f"])
+            .arg(&file)
+            .envs(lab.env(state, "fabric"))
+            .output()?;
+        if out.status.success() {
+            return Ok(());
+        }
+        // etcd may still be starting.
+        if !state.etcd || Instant::now() > deadline {
+            bail!(
+                "applying the lab's resources: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn down(lab: &LabArgs) -> anyhow::Result<ExitCode> {
+    let state = lab.load().ok();
+    if let Some(state) = &state {
+        // Daemons first (SIGTERM: Cease to their peers), then BIRD and etcd.
+        for (_, pid) in &state.pids {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (what, pid) in &state.pids {
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!("{what} (pid {pid}) did not stop; killing it");
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+    // Every namespace of the lab, recorded or not.
+    let prefix = format!("sl-{}-", lab.name);
+    let list = Command::new("ip").args(["netns", "list"]).output()?;
+    for line in String::from_utf8_lossy(&list.stdout).lines() {
+        let ns = line.split_whitespace().next().unwrap_or_default();
+        if ns.starts_with(&prefix) {
+            ip(&["netns", "del", ns])?;
+        }
+    }
+    if lab.dir.exists() {
+        std::fs::remove_dir_all(&lab.dir)
+            .with_context(|| format!("removing {}", lab.dir.display()))?;
+    }
+    println!("lab '{}' is down", lab.name);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(lab: &LabArgs) -> anyhow::Result<ExitCode> {
+    let state = lab.load()?;
+    println!("{:<10} {:<8} {:<22} SESSIONS", "NODE", "DAEMON", "ADDRESS");
+    for (i, node) in state.nodes.iter().enumerate() {
+        let running = state
+            .pids
+            .iter()
+            .any(|(n, pid)| n == node && Path::new(&format!("/proc/{pid}")).exists());
+        let sessions =
+            match crate::node_status::ask_for(&lab.dir.join(node).join("admin.sock"), "status") {
+                Ok(v) => {
+                    let all = v["sessions"].as_array().cloned().unwrap_or_default();
+                    let up = all.iter().filter(|s| s["state"] == "Established").count();
+                    format!("{up}/{} Established", all.len())
+                }
+                Err(_) => "-".to_owned(),
+            };
+        println!(
+            "{node:<10} {:<8} {:<22} {sessions}",
+            if running { "running" } else { "stopped" },
+            node_ip(i + 1)
+        );
+    }
+    if state.tor {
+        println!(
+            "{:<10} {:<8} {:<22} BIRD 2, AS {TOR_AS}",
+            "tor", "bird", TOR_IP
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exec(args: &ExecArgs) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let lab = &args.lab;
+    let state = lab.load()?;
+    if args.node != "tor" && !state.nodes.contains(&args.node) {
+        bail!(
+            "no node '{}' in lab '{}' (nodes: {})",
+            args.node,
+            lab.name,
+            state.nodes.join(", ")
+        );
+    }
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", &namespace(&lab.name, &args.node)])
+        .args(&args.command)
+        .envs(lab.env(&state, &args.node));
+    // `starling` inside means this binary.
+    if args.command.first().is_some_and(|c| c == "starling") {
+        command = Command::new("ip");
+        command
+            .args(["netns", "exec", &namespace(&lab.name, &args.node)])
+            .arg(std::env::current_exe()?)
+            .args(&args.command[1..])
+            .envs(lab.env(&state, &args.node));
+    }
+    let error = command.exec();
+    Err(error).context("running the command in the node")
+}
