@@ -45,6 +45,7 @@ protocol bgp starling {
     multihop;
     strict bind;
     connect retry time 1;
+    error wait time 1, 2;
     ipv4 { import all; export filter decorate; next hop self; };
     ipv6 { import all; export filter decorate; next hop address 2001:db8::1; };
 }
@@ -55,7 +56,6 @@ async fn routes_flow_both_ways_with_bird() {
     // Starling listens on 127.0.0.12 at a free port; BIRD connects to it.
     let listener = TcpListener::bind("127.0.0.12:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let bird = Bird::start(&BIRD_CONF.replace("PORT", &port.to_string()));
 
     let speaker = Arc::new(Mutex::new(Speaker::default()));
     tokio::spawn(accept_loop(listener, speaker.clone()));
@@ -69,6 +69,9 @@ async fn routes_flow_both_ways_with_bird() {
     cfg.passive = true;
     cfg.local_address = Some(IpAddr::from([127, 0, 0, 12]));
     let peer = speaker.lock().expect("speaker").add_peer(cfg, tx);
+    // BIRD starts once the peer is configured: a connection it made before
+    // would be refused, and BIRD would wait out its error wait time.
+    let bird = Bird::start(&BIRD_CONF.replace("PORT", &port.to_string()));
 
     // Collect until End-of-RIB for both families.
     let mut updates: Vec<Update> = Vec::new();
