@@ -34,6 +34,9 @@ pub struct PeerPolicy {
     /// The address to announce as next hop when setting it to ourselves,
     /// if not the session's local address (BIRD's `next hop address`).
     pub next_hop_address: Option<IpAddr>,
+    /// The subnet the session runs over (network, prefix length), for
+    /// third-party next hops towards eBGP peers on it.
+    pub shared_subnet: Option<(IpAddr, u8)>,
 }
 
 impl Default for PeerPolicy {
@@ -45,6 +48,7 @@ impl Default for PeerPolicy {
             max_prefixes: None,
             local_as: None,
             next_hop_address: None,
+            shared_subnet: None,
         }
     }
 }
@@ -689,6 +693,7 @@ impl State {
             },
             local_as: entry.policy.local_as,
             extended_next_hop: n.codec.extended_next_hop,
+            shared_subnet: entry.policy.shared_subnet,
         };
         let ctx = n.codec.clone();
         let changes: Vec<&BestChange> = changes

@@ -296,6 +296,28 @@ fn a_connection_lost_before_the_open_keeps_listening() {
     assert_eq!(s.state(), State::Connect);
 }
 
+/// A peer that resets the session because it is being reconfigured
+/// (Cease 3, 4, 6) is not flapping: one idle hold, however often.
+#[test]
+fn a_reconfiguring_peer_is_not_damped() {
+    let mut s = Session::new(cfg(64512, 64513, 1, 179));
+    let mut now = Instant::now();
+    s.handle(now, Input::Start);
+    let cease = Message::Notification(Notification::new(code::CEASE, code::cease::ADMIN_RESET))
+        .to_bytes(&starling_wire::Context::default())
+        .expect("encode");
+    for _ in 0..5 {
+        s.handle(now, Input::Connected);
+        s.handle(now, Input::Received(&cease));
+        assert_eq!(s.state(), State::Idle);
+        let wake = s.poll_timeout().expect("idle hold armed");
+        assert!(wake - now <= Duration::from_secs(1), "{:?}", wake - now);
+        now = wake;
+        s.handle_timeout(now);
+        while s.poll_output().is_some() {}
+    }
+}
+
 #[test]
 fn flapping_peer_backs_off_exponentially() {
     let mut s = Session::new(cfg(64512, 64513, 1, 179));

@@ -1,7 +1,7 @@
 //! Which best paths go to which peer, and how they change on the way out
 //! (RFC 4271 §5.1 and §9.1.3, RFC 1997, RFC 4456).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use starling_wire::{Community, NextHop};
 
@@ -31,6 +31,31 @@ pub struct ExportTarget {
     pub local_as: Option<u32>,
     /// RFC 8950 was negotiated: IPv4 routes may carry an IPv6 next hop.
     pub extended_next_hop: bool,
+    /// The subnet this session runs over (our address's network and
+    /// prefix length), when known: in `Auto` mode an eBGP next hop inside
+    /// it, towards a peer inside it, is kept (RFC 4271 §5.1.3's
+    /// third-party next hop, BIRD's default), so traffic goes straight to
+    /// the router that has the route rather than through us.
+    pub shared_subnet: Option<(IpAddr, u8)>,
+}
+
+/// Whether `a` lies in the network `net`/`len`.
+fn within(a: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+    match (a, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(len.min(128)))
+                .unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 /// The attributes to advertise `route` (from `source`) with to `target`,
@@ -90,7 +115,18 @@ pub fn export(
     let set_self = match target.next_hop {
         NextHopMode::Keep => false,
         NextHopMode::SelfAddress => true,
-        NextHopMode::Auto => to.ebgp || source == Source::Local,
+        NextHopMode::Auto => {
+            let third_party = source != Source::Local
+                && target.shared_subnet.is_some_and(|subnet| {
+                    let original = match route.next_hop {
+                        NextHop::V4(a) => IpAddr::V4(a),
+                        NextHop::V6 { global, .. } => IpAddr::V6(global),
+                    };
+                    // RFC 4271 §5.1.3: never the peer's own address.
+                    original != to.address && within(original, subnet) && within(to.address, subnet)
+                });
+            (to.ebgp && !third_party) || source == Source::Local
+        }
     };
     if set_self {
         let v6_self = target.local_v6.map(|global| NextHop::V6 {
@@ -137,6 +173,7 @@ mod tests {
             local_v6: None,
             local_as: None,
             extended_next_hop: false,
+            shared_subnet: None,
         }
     }
 
@@ -211,6 +248,55 @@ mod tests {
         )
         .expect("exported");
         assert_eq!(out.next_hop, NextHop::V4(Ipv4Addr::new(203, 0, 113, 1)));
+    }
+
+    #[test]
+    fn ebgp_keeps_a_next_hop_on_the_shared_subnet() {
+        // The route's next hop 203.0.113.1 and the eBGP peer 203.0.113.3
+        // share 203.0.113.0/24 with us: third-party next hop, kept.
+        let from = peer(1, 64512, false);
+        let mut to = peer(3, 65003, false);
+        to.address = IpAddr::from([203, 0, 113, 3]);
+        let mut t = target(to.clone());
+        t.shared_subnet = Some((IpAddr::from([203, 0, 113, 254]), 24));
+        let out = export(
+            &cfg(),
+            Source::Peer(from.address),
+            Some(&from),
+            &route(),
+            &t,
+        )
+        .expect("exported");
+        assert_eq!(out.next_hop, NextHop::V4(Ipv4Addr::new(203, 0, 113, 1)));
+        // Never the peer's own address (RFC 4271 §5.1.3): the peer that is
+        // the next hop gets us.
+        let mut itself = peer(3, 65003, false);
+        itself.address = IpAddr::from([203, 0, 113, 1]);
+        let mut t = target(itself);
+        t.shared_subnet = Some((IpAddr::from([203, 0, 113, 254]), 24));
+        let out = export(
+            &cfg(),
+            Source::Peer(from.address),
+            Some(&from),
+            &route(),
+            &t,
+        )
+        .expect("exported");
+        assert_eq!(out.next_hop, NextHop::V4(Ipv4Addr::new(192, 0, 2, 254)));
+        // A peer outside the subnet gets us.
+        let mut far = to;
+        far.address = IpAddr::from([198, 51, 100, 3]);
+        let mut t = target(far);
+        t.shared_subnet = Some((IpAddr::from([203, 0, 113, 254]), 24));
+        let out = export(
+            &cfg(),
+            Source::Peer(from.address),
+            Some(&from),
+            &route(),
+            &t,
+        )
+        .expect("exported");
+        assert_eq!(out.next_hop, NextHop::V4(Ipv4Addr::new(192, 0, 2, 254)));
     }
 
     #[test]

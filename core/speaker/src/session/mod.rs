@@ -554,6 +554,22 @@ impl Session {
             }
             return;
         }
+        if let Some(DownReason::Received(n)) = &self.last_error
+            && n.code == code::CEASE
+            && matches!(
+                n.subcode,
+                code::cease::PEER_DECONFIGURED
+                    | code::cease::ADMIN_RESET
+                    | code::cease::OTHER_CONFIGURATION_CHANGE
+            )
+            && self.enabled
+        {
+            // The peer is being reconfigured, not failing: come back after
+            // one idle hold, without growing the backoff.
+            let hold = self.jittered(self.cfg.idle_hold);
+            self.timers.idle_hold = Some(now + hold);
+            return;
+        }
         if error && self.enabled {
             let backoff = self
                 .cfg
