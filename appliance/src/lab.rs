@@ -104,6 +104,20 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn sysctl(ns: &str, setting: &str) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "sysctl", "-qw", setting])
+        .output()
+        .context("running sysctl")?;
+    if !out.status.success() {
+        bail!(
+            "sysctl {setting} in {ns}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 impl LabArgs {
     fn state_file(&self) -> PathBuf {
         self.dir.join("lab.json")
@@ -234,6 +248,8 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
             "eth0",
         ])?;
         ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        // Nodes and the ToR route for others, as Calico hosts do.
+        sysctl(&ns, "net.ipv4.ip_forward=1")?;
         Ok(ns)
     };
     for (i, node) in state.nodes.iter().enumerate() {
@@ -359,7 +375,9 @@ fn tor_config() -> String {
          # What the ToR learns goes into its kernel, so it forwards between nodes.\n\
          protocol kernel {{ ipv4 {{ export all; import none; }}; merge paths on; }}\n\
          protocol bgp nodes {{\n  local {TOR_IP} as {TOR_AS};\n  neighbor range 192.0.2.0/24 external;\n\
-           dynamic name \"node\";\n  ipv4 {{ import all; export all; }};\n}}\n"
+           dynamic name \"node\";\n\
+           # A lab ToR takes a reconfigured node back in seconds, not BIRD's\n\
+           # default minute.\n  error wait time 1, 5;\n  ipv4 {{ import all; export all; }};\n}}\n"
     )
 }
 

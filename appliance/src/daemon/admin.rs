@@ -89,6 +89,8 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
                 "state": state,
                 "since": since,
                 "info": info,
+                "peer_as": peer.and_then(|p| p.negotiated.as_ref()).map(|n| n.peer_as),
+                "ebgp": peer.and_then(|p| p.negotiated.as_ref()).map(|n| n.codec.ebgp),
             })
         })
         .collect();

@@ -263,7 +263,8 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             }
             if let Some((running, rib)) = &instance {
                 let desired: Vec<_> = node_plans.iter().flat_map(|p| p.sessions.iter()).collect();
-                sessions.reconcile(running, rib, &desired, &secrets);
+                let subnets = reconcile::node_subnets(&config.node_name, &docs);
+                sessions.reconcile(running, rib, &desired, &secrets, &subnets);
                 let plugin = policy
                     .lock()
                     .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))?

@@ -56,10 +56,11 @@ impl Sessions {
         rib: &RibConfig,
         desired: &[&Session],
         secrets: &ResourceSet,
+        subnets: &[(IpAddr, u8)],
     ) {
         let mut wanted: BTreeMap<IpAddr, Running> = BTreeMap::new();
         for s in desired {
-            let Some(r) = peer(s, rib, secrets) else {
+            let Some(r) = peer(s, rib, secrets, subnets) else {
                 tracing::warn!(session = s.name, "unusable session in the plan; skipped");
                 continue;
             };
@@ -174,7 +175,29 @@ impl Sessions {
 }
 
 /// A planned session as the speaker's peer configuration.
-fn peer(s: &Session, rib: &RibConfig, secrets: &ResourceSet) -> Option<Running> {
+/// The node's own subnets (Node `spec.bgp.ipv4Address`/`ipv6Address`, the
+/// CIDR Calico records), for third-party next hops on them.
+pub(super) fn node_subnets(node: &str, docs: &[serde_json::Value]) -> Vec<(IpAddr, u8)> {
+    docs.iter()
+        .filter(|d| d["kind"] == "Node" && d["metadata"]["name"] == node)
+        .flat_map(|d| {
+            ["ipv4Address", "ipv6Address"]
+                .into_iter()
+                .filter_map(move |k| d["spec"]["bgp"][k].as_str())
+        })
+        .filter_map(|cidr| {
+            let (ip, len) = cidr.split_once('/')?;
+            Some((ip.parse().ok()?, len.parse().ok()?))
+        })
+        .collect()
+}
+
+fn peer(
+    s: &Session,
+    rib: &RibConfig,
+    secrets: &ResourceSet,
+    subnets: &[(IpAddr, u8)],
+) -> Option<Running> {
     let address: IpAddr = s.peer_ip.parse().ok()?;
     let mut config = PeerConfig::new(
         SocketAddr::new(address, s.peer_port.unwrap_or(179)),
@@ -219,6 +242,10 @@ fn peer(s: &Session, rib: &RibConfig, secrets: &ResourceSet) -> Option<Running> 
         },
         allow_own_as: s.allow_local_as.unwrap_or(0) as usize,
         local_as: (s.local_as != rib.local_as).then_some(s.local_as),
+        shared_subnet: subnets
+            .iter()
+            .find(|(net, _)| net.is_ipv4() == address.is_ipv4())
+            .copied(),
         ..PeerPolicy::default()
     };
     Some(Running {
