@@ -151,11 +151,13 @@ fn rows(table: &str) -> Vec<Vec<String>> {
 }
 
 fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
+    let started = Instant::now();
     while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Convergence times, for whoever reads the test log.
+    eprintln!("{what}: {:.1} s", started.elapsed().as_secs_f64());
 }
 
 /// The block routes a node should have towards the others, and its own
@@ -352,4 +354,203 @@ fn the_guide_on_a_lab_mesh_global_peer_and_route_reflector() {
         .collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
     assert!(!dir.exists(), "{} left", dir.display());
+}
+
+impl Lab {
+    /// Apply YAML from inside node-1 (as the guide does with calicoctl).
+    fn apply(&self, file: &str, yaml: &str) {
+        let path = self.dir.join(file);
+        std::fs::write(&path, yaml).expect("yaml");
+        self.exec(
+            "node-1",
+            &["starling", "apply", "-f", path.to_str().expect("utf8")],
+        );
+    }
+
+    /// The ToR's established BGP sessions, by neighbor address.
+    fn tor_peers(&self) -> Vec<String> {
+        let ctl = self.dir.join("tor").join("bird.ctl");
+        let text = self.exec(
+            "tor",
+            &[
+                "birdc",
+                "-s",
+                ctl.to_str().expect("utf8"),
+                "show",
+                "protocols",
+                "all",
+            ],
+        );
+        let mut peers = Vec::new();
+        let mut established = false;
+        for line in text.lines() {
+            if line.starts_with("node") {
+                established = line.contains("Established");
+            }
+            if let Some(addr) = line.trim().strip_prefix("Neighbor address:")
+                && established
+            {
+                peers.push(addr.trim().to_owned());
+            }
+        }
+        peers.sort();
+        peers
+    }
+}
+
+/// Guide steps 3, 6 and 7: a per-node peer for one rack, the node status
+/// table and a CalicoNodeStatus resource, and new AS numbers.
+#[test]
+fn the_guide_on_a_lab_rack_peers_status_and_as_numbers() {
+    let lab = Lab::up("rack", 3, &["--tor"]);
+    for node in lab.nodes() {
+        wait_for(&format!("{node}'s mesh"), Duration::from_secs(60), || {
+            let s = lab.sessions(&node);
+            s.len() == 2 && s.iter().all(|(_, state)| state == "Established")
+        });
+    }
+
+    // 3. Nodes labelled rack-1 (node-1, node-2) peer with the ToR; node-3
+    // does not.
+    for node in ["node-1", "node-2"] {
+        lab.exec(
+            "node-1",
+            &["starling", "label", "node", node, "rack=rack-1"],
+        );
+    }
+    lab.apply(
+        "rack1-tor.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: rack1-tor\n\
+         spec:\n  peerIP: 192.0.2.1\n  asNumber: 64567\n  nodeSelector: rack == 'rack-1'\n",
+    );
+    wait_for(
+        "the ToR to peer with rack-1",
+        Duration::from_secs(60),
+        || lab.tor_peers() == ["192.0.2.11", "192.0.2.12"],
+    );
+    assert!(
+        !lab.sessions("node-3")
+            .iter()
+            .any(|(n, _)| n.contains("192_0_2_1_") || n == "Node_192_0_2_1"),
+        "{:?}",
+        lab.sessions("node-3")
+    );
+    let table = lab.exec("node-2", &["starling", "node", "status"]);
+    assert!(
+        rows(&table).contains(&vec![
+            "192.0.2.1".to_owned(),
+            "node specific".to_owned(),
+            "up".to_owned()
+        ]),
+        "{table}"
+    );
+
+    // 6. A CalicoNodeStatus for node-1: its BGP class matches the sessions,
+    // its Routes class has the other nodes' blocks.
+    lab.apply(
+        "status.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: CalicoNodeStatus\nmetadata:\n  name: node-1-status\n\
+         spec:\n  node: node-1\n  classes: [Agent, BGP, Routes]\n  updatePeriodSeconds: 1\n",
+    );
+    let mut status = Value::Null;
+    wait_for("node-1's CalicoNodeStatus", Duration::from_secs(30), || {
+        let text = lab.exec(
+            "node-1",
+            &[
+                "starling",
+                "get",
+                "caliconodestatus",
+                "node-1-status",
+                "-o",
+                "json",
+            ],
+        );
+        status = serde_json::from_str::<Value>(&text).unwrap_or_default()["status"].clone();
+        status["bgp"]["numberEstablishedV4"] == 3
+    });
+    assert_eq!(status["agent"]["birdV4"]["state"], "Ready");
+    let destinations: Vec<&str> = status["routes"]["routesV4"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["type"] == "FIB")
+        .filter_map(|r| r["destination"].as_str())
+        .collect();
+    for block in ["10.244.2.0/26", "10.244.3.0/26"] {
+        assert!(destinations.contains(&block), "{destinations:?}");
+    }
+
+    // 7. New AS numbers: the default becomes 64513, node-1 64514. Sessions
+    // re-form with them, node-1's become eBGP, traffic still flows.
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "patch",
+            "bgpconfiguration",
+            "default",
+            "-p",
+            r#"{"spec": {"asNumber": "64513"}}"#,
+        ],
+    );
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "patch",
+            "node",
+            "node-1",
+            "-p",
+            r#"{"spec": {"bgp": {"asNumber": "64514"}}}"#,
+        ],
+    );
+    // Established sessions: (name, peer AS, eBGP).
+    let neighbours = |node: &str| -> Vec<(String, u64, bool)> {
+        let out = lab.exec_raw(node, &["starling", "node", "status", "-o", "json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["state"] == "Established")
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap_or_default().to_owned(),
+                    s["peer_as"].as_u64().unwrap_or_default(),
+                    s["ebgp"] == true,
+                )
+            })
+            .collect()
+    };
+    wait_for(
+        "sessions with the new ASes",
+        Duration::from_secs(60),
+        || {
+            let one = neighbours("node-1");
+            let two = neighbours("node-2");
+            // node-1 (AS 64514): everything eBGP, the other nodes in 64513.
+            one.len() == 3
+            && one.iter().all(|(_, _, ebgp)| *ebgp)
+            && one.iter().filter(|(_, peer, _)| *peer == 64513).count() == 2
+            // node-2 (AS 64513): node-1 is eBGP now, node-3 still iBGP.
+            && two.contains(&("Mesh_192_0_2_11".to_owned(), 64514, true))
+            && two.contains(&("Mesh_192_0_2_13".to_owned(), 64513, false))
+        },
+    );
+    for (i, node) in lab.nodes().iter().enumerate() {
+        wait_for(
+            &format!("{node}'s FIB after the AS change"),
+            Duration::from_secs(30),
+            || {
+                let fib = lab.fib(node);
+                mesh_fib(i + 1, 3).iter().all(|r| fib.contains(r))
+            },
+        );
+    }
+    for (from, to) in [(1, 2), (2, 3), (3, 1)] {
+        assert!(
+            lab.ping(from, to),
+            "workload {from} → {to} after the AS change"
+        );
+    }
 }
