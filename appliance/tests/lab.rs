@@ -176,29 +176,23 @@ fn mesh_fib(me: usize, nodes: usize) -> Vec<String> {
     want
 }
 
-/// Guide steps 1, 2 and 4: the default full mesh, a global peer (the
-/// ToR), and a route reflector replacing the mesh; `lab down` leaves
-/// nothing behind.
-#[test]
-fn the_guide_on_a_lab_mesh_global_peer_and_route_reflector() {
-    let lab = Lab::up("guide", 4, &["--tor"]);
-
-    // 1. Default full mesh: 3 mesh sessions per node, a route to every
-    // other node's block, workloads reach each other.
+/// Guide step 1, the default full mesh: a mesh session to every other
+/// node, a route to every other node's block, workloads reach each other.
+fn step_1_full_mesh(lab: &Lab) {
     for node in lab.nodes() {
         wait_for(&format!("{node}'s mesh"), Duration::from_secs(60), || {
             let s = lab.sessions(&node);
-            s.len() == 3
+            s.len() == lab.nodes - 1
                 && s.iter()
                     .all(|(name, state)| name.starts_with("Mesh_") && state == "Established")
         });
     }
     for (i, node) in lab.nodes().iter().enumerate() {
         wait_for(&format!("{node}'s FIB"), Duration::from_secs(30), || {
-            lab.fib(node) == mesh_fib(i + 1, 4)
+            lab.fib(node) == mesh_fib(i + 1, lab.nodes)
         });
     }
-    for (from, to) in [(1, 2), (2, 3), (3, 4), (4, 1)] {
+    for (from, to) in (1..=lab.nodes).map(|i| (i, i % lab.nodes + 1)) {
         assert!(lab.ping(from, to), "workload {from} → {to}");
     }
     let table = lab.exec("node-1", &["starling", "node", "status"]);
@@ -208,6 +202,112 @@ fn the_guide_on_a_lab_mesh_global_peer_and_route_reflector() {
             .any(|r| r[1] == "node-to-node mesh" && r[2] == "up"),
         "{table}"
     );
+}
+
+/// Guide step 4: node-1 becomes a route reflector, everyone peers with
+/// it, then the mesh goes; every block stays reachable from every node.
+/// `other_peers`: sessions each node has besides the reflector (the ToR).
+fn step_4_route_reflector(lab: &Lab, other_peers: usize) {
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "patch",
+            "node",
+            "node-1",
+            "-p",
+            r#"{"spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}"#,
+        ],
+    );
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "label",
+            "node",
+            "node-1",
+            "route-reflector=true",
+        ],
+    );
+    let rr = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer-with-route-reflectors\n\
+              spec:\n  nodeSelector: all()\n  peerSelector: route-reflector == 'true'\n";
+    std::fs::write(lab.dir.join("rr.yaml"), rr).expect("yaml");
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "apply",
+            "-f",
+            lab.dir.join("rr.yaml").to_str().expect("utf8"),
+        ],
+    );
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "patch",
+            "bgpconfiguration",
+            "default",
+            "-p",
+            r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
+        ],
+    );
+    for node in lab.nodes().iter().skip(1) {
+        wait_for(
+            &format!("{node} to peer only with the reflector (and {other_peers} other)"),
+            Duration::from_secs(60),
+            || {
+                let s = lab.sessions(node);
+                s.len() == 1 + other_peers
+                    && s.iter().all(|(_, state)| state == "Established")
+                    && s.iter()
+                        .any(|(name, _)| name.starts_with("Node_192_0_2_11"))
+            },
+        );
+    }
+    let table = lab.exec("node-3", &["starling", "node", "status"]);
+    assert!(
+        rows(&table).contains(&vec![
+            "192.0.2.11".to_owned(),
+            "node specific".to_owned(),
+            "up".to_owned()
+        ]),
+        "{table}"
+    );
+    for (i, node) in lab.nodes().iter().enumerate() {
+        wait_for(
+            &format!("{node}'s FIB through the reflector"),
+            Duration::from_secs(30),
+            || {
+                let fib = lab.fib(node);
+                mesh_fib(i + 1, lab.nodes).iter().all(|r| fib.contains(r))
+            },
+        );
+    }
+    for (from, to) in (1..=lab.nodes).map(|i| (i, i % lab.nodes + 1)) {
+        assert!(
+            lab.ping(from, to),
+            "workload {from} → {to} through the reflector"
+        );
+    }
+}
+
+/// Guide step 9: steps 1 and 4 with the nodes sharing a real etcd.
+#[test]
+fn the_guide_on_a_lab_with_etcd() {
+    let lab = Lab::up("etcd", 3, &["--etcd"]);
+    step_1_full_mesh(&lab);
+    step_4_route_reflector(&lab, 0);
+}
+
+/// Guide steps 1, 2 and 4: the default full mesh, a global peer (the
+/// ToR), and a route reflector replacing the mesh; `lab down` leaves
+/// nothing behind.
+#[test]
+fn the_guide_on_a_lab_mesh_global_peer_and_route_reflector() {
+    let lab = Lab::up("guide", 4, &["--tor"]);
+
+    step_1_full_mesh(&lab);
 
     // 2. A global peer: every node peers with the ToR; the ToR learns
     // every block.
@@ -254,90 +354,7 @@ fn the_guide_on_a_lab_mesh_global_peer_and_route_reflector() {
         "{table}"
     );
 
-    // 4. node-1 becomes a route reflector, everyone peers with it, then
-    // the mesh goes: every block still reachable from every node.
-    lab.exec(
-        "node-1",
-        &[
-            "starling",
-            "patch",
-            "node",
-            "node-1",
-            "-p",
-            r#"{"spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}"#,
-        ],
-    );
-    lab.exec(
-        "node-1",
-        &[
-            "starling",
-            "label",
-            "node",
-            "node-1",
-            "route-reflector=true",
-        ],
-    );
-    let rr = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer-with-route-reflectors\n\
-              spec:\n  nodeSelector: all()\n  peerSelector: route-reflector == 'true'\n";
-    std::fs::write(lab.dir.join("rr.yaml"), rr).expect("yaml");
-    lab.exec(
-        "node-1",
-        &[
-            "starling",
-            "apply",
-            "-f",
-            lab.dir.join("rr.yaml").to_str().expect("utf8"),
-        ],
-    );
-    lab.exec(
-        "node-1",
-        &[
-            "starling",
-            "patch",
-            "bgpconfiguration",
-            "default",
-            "-p",
-            r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
-        ],
-    );
-    for node in ["node-2", "node-3", "node-4"] {
-        wait_for(
-            &format!("{node} to peer only with the reflector and the ToR"),
-            Duration::from_secs(60),
-            || {
-                let s = lab.sessions(node);
-                s.len() == 2
-                    && s.iter().all(|(_, state)| state == "Established")
-                    && s.iter()
-                        .any(|(name, _)| name.starts_with("Node_192_0_2_11"))
-            },
-        );
-    }
-    let table = lab.exec("node-3", &["starling", "node", "status"]);
-    assert!(
-        rows(&table).contains(&vec![
-            "192.0.2.11".to_owned(),
-            "node specific".to_owned(),
-            "up".to_owned()
-        ]),
-        "{table}"
-    );
-    for (i, node) in lab.nodes().iter().enumerate() {
-        wait_for(
-            &format!("{node}'s FIB through the reflector"),
-            Duration::from_secs(30),
-            || {
-                let fib = lab.fib(node);
-                mesh_fib(i + 1, 4).iter().all(|r| fib.contains(r))
-            },
-        );
-    }
-    for (from, to) in [(2, 3), (3, 4), (4, 2), (1, 3)] {
-        assert!(
-            lab.ping(from, to),
-            "workload {from} → {to} through the reflector"
-        );
-    }
+    step_4_route_reflector(&lab, 1);
 
     // Down leaves nothing behind.
     let prefix = format!("sl-{}-", lab.name);
