@@ -85,7 +85,12 @@ impl Sessions {
         }
         for (address, want) in wanted {
             match self.running.get_mut(&address) {
-                Some(r) if r.config == want.config => {
+                Some(r) if same_but_passive(&r.config, &want.config) => {
+                    if r.config.passive != want.config.passive {
+                        // Who connects is ours alone to decide: no reset.
+                        tracing::info!(session = want.name, peer = %address, passive = want.config.passive, "session passive mode changed in place");
+                        instance.set_passive(address, want.config.passive);
+                    }
                     if r.policy != want.policy {
                         tracing::info!(session = want.name, peer = %address, "session policy updated in place");
                         instance.update_peer_policy(address, want.policy.clone());
@@ -175,6 +180,13 @@ impl Sessions {
 }
 
 /// A planned session as the speaker's peer configuration.
+/// Equal but for `passive`, which never reaches the peer.
+fn same_but_passive(a: &PeerConfig, b: &PeerConfig) -> bool {
+    let mut b = b.clone();
+    b.passive = a.passive;
+    *a == b
+}
+
 /// The node's own subnets (Node `spec.bgp.ipv4Address`/`ipv6Address`, the
 /// CIDR Calico records), for third-party next hops on them.
 pub(super) fn node_subnets(node: &str, docs: &[serde_json::Value]) -> Vec<(IpAddr, u8)> {

@@ -54,6 +54,7 @@ enum Command {
     Close(starling_wire::Notification),
     Incoming(TcpStream),
     Send(Vec<u8>, MessageType),
+    SetPassive(bool),
     /// Close for good, with this NOTIFICATION (default: Cease / Peer
     /// De-configured).
     Shutdown(Option<starling_wire::Notification>),
@@ -75,6 +76,7 @@ impl std::fmt::Debug for Command {
             Self::Close(_) => "Close",
             Self::Incoming(_) => "Incoming",
             Self::Send(..) => "Send",
+            Self::SetPassive(_) => "SetPassive",
             Self::Shutdown(_) => "Shutdown",
         })
     }
@@ -87,6 +89,11 @@ impl PeerHandle {
 
     pub fn stop(&self) {
         let _ = self.tx.send(Command::Stop);
+    }
+
+    /// Start or stop connecting out; the session is not touched.
+    pub fn set_passive(&self, passive: bool) {
+        let _ = self.tx.send(Command::SetPassive(passive));
     }
 
     /// Close the session with this NOTIFICATION; it restarts after the
@@ -309,6 +316,7 @@ impl PeerTask {
                     Some(Command::Stop) => self.session.handle(Instant::now(), Input::Stop),
                     Some(Command::Close(n)) => self.session.close(Instant::now(), n),
                     Some(Command::Send(bytes, kind)) => self.session.send_encoded(Instant::now(), bytes, kind),
+                    Some(Command::SetPassive(passive)) => self.session.set_passive(Instant::now(), passive),
                     Some(Command::Incoming(stream)) => self.incoming(stream),
                 },
                 result = connecting => {

@@ -65,6 +65,7 @@ enum Command {
     Withdraw(Prefix),
     SetRoutePolicy(Option<Arc<dyn RoutePolicy>>, Vec<IpAddr>),
     UpdatePeerPolicy(IpAddr, PeerPolicy),
+    SetPassive(IpAddr, bool),
     Reconfigure(RibConfig),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
@@ -198,6 +199,11 @@ impl Instance {
     /// (`local_as`) are the caller's to apply by replacing the peer.
     pub fn update_peer_policy(&self, address: IpAddr, policy: PeerPolicy) {
         let _ = self.tx.send(Command::UpdatePeerPolicy(address, policy));
+    }
+
+    /// Make a running peer passive or active without resetting it.
+    pub fn set_passive(&self, address: IpAddr, passive: bool) {
+        let _ = self.tx.send(Command::SetPassive(address, passive));
     }
 
     /// Change the local AS, router id or cluster id. Sessions keep running
@@ -405,6 +411,12 @@ impl State {
                     self.rib.set_peer(info);
                 }
                 self.readvertise_all();
+            }
+            Command::SetPassive(address, passive) => {
+                if let Some(entry) = self.peers.get_mut(&address) {
+                    entry.cfg.passive = passive;
+                    entry.handle.set_passive(passive);
+                }
             }
             Command::Reconfigure(cfg) => {
                 self.rib.reconfigure(cfg);

@@ -349,3 +349,26 @@ fn flapping_peer_backs_off_exponentially() {
         "backoff grows: {delays:?}"
     );
 }
+
+/// A passive session waiting for the peer starts connecting as soon as it
+/// is made active, without a reset.
+#[test]
+fn a_waiting_passive_session_made_active_connects_at_once() {
+    let mut c = cfg(64512, 64513, 1, 179);
+    c.passive = true;
+    let mut s = Session::new(c);
+    let now = Instant::now();
+    s.handle(now, Input::Start);
+    assert_eq!(s.state(), State::Active);
+    while s.poll_output().is_some() {}
+    s.set_passive(now, false);
+    assert_eq!(s.state(), State::Connect);
+    let mut outputs = Vec::new();
+    while let Some(o) = s.poll_output() {
+        outputs.push(o);
+    }
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::Connect)),
+        "{outputs:?}"
+    );
+}

@@ -317,6 +317,26 @@ impl Session {
         }
     }
 
+    /// Become passive (wait for the peer to connect) or active. A running
+    /// session is not touched; a waiting one starts connecting at once
+    /// when it becomes active.
+    pub fn set_passive(&mut self, now: Instant, passive: bool) {
+        if self.cfg.passive == passive {
+            return;
+        }
+        self.cfg.passive = passive;
+        if passive {
+            if self.state == State::Connect {
+                // Our attempt may still complete; it is not retried.
+                self.timers.connect_retry = None;
+            }
+        } else if self.enabled && self.state == State::Active {
+            self.set_state(State::Connect);
+            self.out.push_back(Output::Connect);
+            self.timers.connect_retry = Some(now + self.jittered(self.cfg.connect_retry));
+        }
+    }
+
     /// Close the session with `notification` (max-prefix, configuration
     /// change). The session stays enabled and restarts after the idle-hold
     /// backoff.
