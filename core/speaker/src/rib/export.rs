@@ -252,51 +252,38 @@ mod tests {
 
     #[test]
     fn ebgp_keeps_a_next_hop_on_the_shared_subnet() {
-        // The route's next hop 203.0.113.1 and the eBGP peer 203.0.113.3
-        // share 203.0.113.0/24 with us: third-party next hop, kept.
+        // We are 203.0.113.254/24; the route's next hop is 203.0.113.1.
         let from = peer(1, 64512, false);
-        let mut to = peer(3, 65003, false);
-        to.address = IpAddr::from([203, 0, 113, 3]);
-        let mut t = target(to.clone());
-        t.shared_subnet = Some((IpAddr::from([203, 0, 113, 254]), 24));
-        let out = export(
-            &cfg(),
-            Source::Peer(from.address),
-            Some(&from),
-            &route(),
-            &t,
-        )
-        .expect("exported");
-        assert_eq!(out.next_hop, NextHop::V4(Ipv4Addr::new(203, 0, 113, 1)));
-        // Never the peer's own address (RFC 4271 §5.1.3): the peer that is
-        // the next hop gets us.
-        let mut itself = peer(3, 65003, false);
-        itself.address = IpAddr::from([203, 0, 113, 1]);
-        let mut t = target(itself);
-        t.shared_subnet = Some((IpAddr::from([203, 0, 113, 254]), 24));
-        let out = export(
-            &cfg(),
-            Source::Peer(from.address),
-            Some(&from),
-            &route(),
-            &t,
-        )
-        .expect("exported");
-        assert_eq!(out.next_hop, NextHop::V4(Ipv4Addr::new(192, 0, 2, 254)));
+        let next_hop_to = |address: [u8; 4]| {
+            let mut to = peer(3, 65003, false);
+            to.address = IpAddr::from(address);
+            let mut t = target(to);
+            t.shared_subnet = Some((IpAddr::from([203, 0, 113, 254]), 24));
+            export(
+                &cfg(),
+                Source::Peer(from.address),
+                Some(&from),
+                &route(),
+                &t,
+            )
+            .expect("exported")
+            .next_hop
+        };
+        // An eBGP peer on the subnet: third-party next hop, kept.
+        assert_eq!(
+            next_hop_to([203, 0, 113, 3]),
+            NextHop::V4(Ipv4Addr::new(203, 0, 113, 1))
+        );
+        // Never the peer's own address (RFC 4271 §5.1.3): that peer gets us.
+        assert_eq!(
+            next_hop_to([203, 0, 113, 1]),
+            NextHop::V4(Ipv4Addr::new(192, 0, 2, 254))
+        );
         // A peer outside the subnet gets us.
-        let mut far = to;
-        far.address = IpAddr::from([198, 51, 100, 3]);
-        let mut t = target(far);
-        t.shared_subnet = Some((IpAddr::from([203, 0, 113, 254]), 24));
-        let out = export(
-            &cfg(),
-            Source::Peer(from.address),
-            Some(&from),
-            &route(),
-            &t,
-        )
-        .expect("exported");
-        assert_eq!(out.next_hop, NextHop::V4(Ipv4Addr::new(192, 0, 2, 254)));
+        assert_eq!(
+            next_hop_to([198, 51, 100, 3]),
+            NextHop::V4(Ipv4Addr::new(192, 0, 2, 254))
+        );
     }
 
     #[test]
