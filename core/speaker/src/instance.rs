@@ -59,6 +59,8 @@ pub type BestPathStream = mpsc::UnboundedReceiver<Vec<BestChange>>;
 enum Command {
     /// A peer's restart (or stale-path) timer fired.
     RestartTimer(IpAddr, u64),
+    /// Export to this peer failed earlier: evaluate everything again.
+    RetryExport(IpAddr),
     AddPeer(Box<PeerConfig>, PeerPolicy),
     RemovePeer(IpAddr, Option<Notification>),
     Originate(Prefix, Box<PathAttributes>),
@@ -257,6 +259,8 @@ struct PeerEntry {
     /// when the session came up.
     initial_eor: Vec<Family>,
     established_at: Option<std::time::Instant>,
+    /// A full re-evaluation after a failed export is scheduled.
+    export_retry_pending: bool,
 }
 
 struct State {
@@ -292,6 +296,10 @@ impl PeerEntry {
 /// A best path's identity for export caching: its source and its interned
 /// attribute set (compared by address, never dereferenced).
 type ExportKey = (Source, *const RouteAttrs);
+
+/// How long after a failed export the peer's whole table is evaluated
+/// again.
+const EXPORT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long stale routes may wait for End-of-RIB once a restarting peer is
 /// back (FRR's stalepath-time default).
@@ -355,8 +363,17 @@ impl State {
                         out_attrs: Interner::default(),
                         initial_eor: Vec::new(),
                         established_at: None,
+                        export_retry_pending: false,
                     },
                 );
+            }
+            Command::RetryExport(address) => {
+                let Some(entry) = self.peers.get_mut(&address) else {
+                    return;
+                };
+                entry.export_retry_pending = false;
+                let all = self.all_best();
+                self.advertise(address, &all);
             }
             Command::RestartTimer(address, generation) => {
                 let Some(entry) = self.peers.get_mut(&address) else {
@@ -745,7 +762,19 @@ impl State {
         if let Some(Err(e)) = &verdicts {
             // What the peer has stays as it was: neither new routes nor
             // withdrawals on a policy we could not ask.
-            tracing::warn!(peer = %address, routes = changes.len(), "export policy failed, nothing sent: {e}");
+            tracing::warn!(peer = %address, routes = changes.len(), "export policy failed, nothing sent; retrying in 1 s: {e}");
+            // The peer must not keep a stale view for ever: the whole table
+            // is evaluated again shortly (only differences go out), once
+            // per failed peer however many batches failed.
+            if entry.export_retry_pending {
+                return;
+            }
+            entry.export_retry_pending = true;
+            let tx = self.commands.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(EXPORT_RETRY).await;
+                let _ = tx.send(Command::RetryExport(address));
+            });
             return;
         }
         let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);

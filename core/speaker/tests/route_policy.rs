@@ -26,6 +26,8 @@ const Y: [u8; 4] = [127, 0, 0, 127];
 #[derive(Debug, Default)]
 struct TestPolicy {
     failing: Mutex<bool>,
+    /// Export 203.0.113.0/24 to Y after all.
+    relent: Mutex<bool>,
 }
 
 impl RoutePolicy for TestPolicy {
@@ -44,7 +46,11 @@ impl RoutePolicy for TestPolicy {
                 let p = c.prefix.to_string();
                 match (direction, peer == IpAddr::from(Y), p.as_str()) {
                     (Direction::Import, _, "192.0.2.0/24") => Verdict::Reject,
-                    (Direction::Export, true, "203.0.113.0/24") => Verdict::Reject,
+                    (Direction::Export, true, "203.0.113.0/24")
+                        if !*self.relent.lock().expect("lock") =>
+                    {
+                        Verdict::Reject
+                    }
                     (Direction::Export, true, "198.51.100.0/24") => {
                         assert!(c.from_peer);
                         let mut attrs = c.route.attrs.clone();
@@ -150,12 +156,19 @@ async fn policy_decides_imports_and_exports() {
     *policy.failing.lock().expect("lock") = true;
     instance.set_route_policy(Some(policy.clone()), Vec::new());
     assert_eq!(instance.routes().await.len(), 2);
+    // The failed export is retried: once the policy answers again (and
+    // now lets 203.0.113.0/24 through), Y gets it without any new change.
+    *policy.relent.lock().expect("lock") = true;
     *policy.failing.lock().expect("lock") = false;
+    assert_eq!(
+        announced(&mut y, "203.0.113.0/24").await,
+        [],
+        "the retry after the failed export"
+    );
 
-    // No policy: Y gets the rest and loses the tag; X is asked to resend,
-    // and what it resends is no longer filtered.
+    // No policy: X is asked to resend, and what it resends is no longer
+    // filtered.
     instance.set_route_policy(None, vec![IpAddr::from(X)]);
-    assert_eq!(announced(&mut y, "203.0.113.0/24").await, []);
     loop {
         if let Message::RouteRefresh(r) = x.recv().await {
             assert_eq!(r.family, starling_wire::Family::IPV4_UNICAST);
