@@ -264,14 +264,16 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             if let Some((running, rib)) = &instance {
                 let desired: Vec<_> = node_plans.iter().flat_map(|p| p.sessions.iter()).collect();
                 let subnets = reconcile::node_subnets(&config.node_name, &docs);
-                sessions.reconcile(running, rib, &desired, &secrets, &subnets);
                 let plugin = policy
                     .lock()
                     .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))?
                     .roles()
                     .route_policy
                     .clone();
-                let contexts = sessions.contexts();
+                // The policy must know every session before the speaker
+                // does: a new peer can be up, and send, within a
+                // millisecond of being added.
+                let contexts = sessions.contexts_with(&desired);
                 let replaced = route_plugin
                     .as_ref()
                     .is_none_or(|p| !Plugin::same(p, &plugin));
@@ -295,6 +297,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     ))),
                     refresh,
                 );
+                sessions.reconcile(running, rib, &desired, &secrets, &subnets);
                 originated.apply(
                     running,
                     origination::desired(&config.node_name, &docs, &config.originate()),

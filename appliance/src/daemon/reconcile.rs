@@ -163,6 +163,34 @@ impl Sessions {
             .collect()
     }
 
+    /// What the route-policy plugin is told about each running session
+    /// and each session `desired` will add (the first per address, as
+    /// `reconcile` takes them).
+    pub(super) fn contexts_with(
+        &self,
+        desired: &[&Session],
+    ) -> std::collections::HashMap<IpAddr, SessionContext> {
+        let mut contexts = self.contexts();
+        let mut seen = std::collections::HashSet::new();
+        for s in desired {
+            let Ok(address) = s.peer_ip.parse::<IpAddr>() else {
+                continue;
+            };
+            if seen.insert(address) {
+                contexts.insert(
+                    address,
+                    SessionContext {
+                        name: s.name.clone(),
+                        peer_as: s.peer_as,
+                        local_as: s.local_as,
+                        filters: s.filters.clone(),
+                    },
+                );
+            }
+        }
+        contexts
+    }
+
     /// What the route-policy plugin is told about each running session.
     pub(super) fn contexts(&self) -> std::collections::HashMap<IpAddr, SessionContext> {
         self.running

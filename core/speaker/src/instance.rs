@@ -61,6 +61,8 @@ enum Command {
     RestartTimer(IpAddr, u64),
     /// Export to this peer failed earlier: evaluate everything again.
     RetryExport(IpAddr),
+    /// Import from this peer failed earlier: ask for its routes again.
+    RetryImport(IpAddr),
     AddPeer(Box<PeerConfig>, PeerPolicy),
     RemovePeer(IpAddr, Option<Notification>),
     Originate(Prefix, Box<PathAttributes>),
@@ -261,6 +263,8 @@ struct PeerEntry {
     established_at: Option<std::time::Instant>,
     /// A full re-evaluation after a failed export is scheduled.
     export_retry_pending: bool,
+    /// A ROUTE-REFRESH after a failed import is scheduled.
+    import_retry_pending: bool,
 }
 
 struct State {
@@ -364,8 +368,15 @@ impl State {
                         initial_eor: Vec::new(),
                         established_at: None,
                         export_retry_pending: false,
+                        import_retry_pending: false,
                     },
                 );
+            }
+            Command::RetryImport(address) => {
+                if let Some(entry) = self.peers.get_mut(&address) {
+                    entry.import_retry_pending = false;
+                }
+                self.request_refresh(address);
             }
             Command::RetryExport(address) => {
                 let Some(entry) = self.peers.get_mut(&address) else {
@@ -582,9 +593,20 @@ impl State {
         for p in &parsed.problems {
             tracing::warn!(peer = %address, "UPDATE: {p}");
         }
-        let mut changes = self
-            .rib
-            .apply_update_with(address, parsed, self.route_policy.as_deref());
+        let watched = self.route_policy.as_deref().map(|inner| Watched {
+            inner,
+            failed: std::sync::atomic::AtomicBool::new(false),
+        });
+        let mut changes = self.rib.apply_update_with(
+            address,
+            parsed,
+            watched.as_ref().map(|w| w as &dyn RoutePolicy),
+        );
+        if watched.is_some_and(|w| w.failed.into_inner()) {
+            // The rejected routes would be lost for good: ask the peer for
+            // its table again once the policy may answer.
+            self.schedule(address, Command::RetryImport(address));
+        }
         if let Some(family) = parsed.update.end_of_rib()
             && let Some(entry) = self.peers.get_mut(&address)
         {
@@ -645,6 +667,26 @@ impl State {
             self.advertise(address, &changes);
         }
         let _ = self.best_tx.send(changes);
+    }
+
+    /// Send ourselves `command` after [`EXPORT_RETRY`], once per peer and
+    /// kind however many failures asked for it.
+    fn schedule(&mut self, address: IpAddr, command: Command) {
+        let Some(entry) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let pending = match command {
+            Command::RetryImport(_) => &mut entry.import_retry_pending,
+            _ => &mut entry.export_retry_pending,
+        };
+        if std::mem::replace(pending, true) {
+            return;
+        }
+        let tx = self.commands.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(EXPORT_RETRY).await;
+            let _ = tx.send(command);
+        });
     }
 
     /// Re-evaluate what every peer is sent; only differences go out.
@@ -879,6 +921,29 @@ impl State {
         if !bytes.is_empty() {
             entry.handle.send(bytes, MessageType::Update);
         }
+    }
+}
+
+/// A policy that remembers whether it failed.
+#[derive(Debug)]
+struct Watched<'a> {
+    inner: &'a dyn RoutePolicy,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl RoutePolicy for Watched<'_> {
+    fn evaluate(
+        &self,
+        peer: IpAddr,
+        direction: Direction,
+        routes: &[Candidate<'_>],
+    ) -> Result<Vec<PolicyVerdict>, String> {
+        let result = self.inner.evaluate(peer, direction, routes);
+        if result.is_err() {
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
     }
 }
 
