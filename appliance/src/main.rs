@@ -72,8 +72,8 @@ enum Command {
     /// Node commands: `starling node status`.
     #[command(subcommand)]
     Node(node_status::NodeCommand),
-    /// Show the best path of every prefix (from the running daemon).
-    Routes(node_status::RoutesArgs),
+    /// Show every path in the RIB, best ones marked (from the running daemon).
+    Routes(node_status::StatusArgs),
     /// Show the BGP sessions the plugins plan for each node, offline.
     Plan(plan::PlanArgs),
     /// Decode BGP messages given as hex (a file, or `-` for standard input).

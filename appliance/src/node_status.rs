@@ -20,6 +20,8 @@ pub(crate) enum StatusOutput {
     Json,
 }
 
+/// Where the daemon is and how to print its answer (`node status`,
+/// `routes`).
 #[derive(Debug, clap::Args)]
 pub(crate) struct StatusArgs {
     /// The daemon's admin socket.
@@ -211,6 +213,63 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// `starling routes`: the best path of every prefix, as `birdc show
+/// `starling routes`: every path in the RIB, as `birdc show
+pub(crate) fn routes(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let Ok(answer) = ask_for(&args.socket, "routes") else {
+        eprintln!(
+            "error: starling is not running (no answer on {})",
+            args.socket.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    };
+    if args.output == StatusOutput::Json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // As `birdc show route`: every path, `*` on the selected ones.
+    let rows: Vec<[String; 5]> = answer["routes"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|r| {
+                    let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+                    [
+                        text("prefix"),
+                        if r["best"] == false { " " } else { "*" }.to_owned(),
+                        text("next_hop"),
+                        text("from"),
+                        text("as_path"),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let header = ["PREFIX", " ", "NEXT HOP", "FROM", "AS PATH"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let line = |cells: [&str; 5]| {
+        let mut text = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 4 {
+                text.push_str(c);
+            } else {
+                text.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        println!("{}", text.trim_end());
+    };
+    line(header);
+    for r in &rows {
+        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,74 +323,4 @@ No IPv6 peers found.
             "{text}"
         );
     }
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct RoutesArgs {
-    /// The daemon's admin socket.
-    #[arg(
-        long,
-        env = "STARLING_ADMIN_SOCKET",
-        default_value_os_t = crate::daemon::config::admin_socket()
-    )]
-    socket: PathBuf,
-    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
-    output: StatusOutput,
-}
-
-/// `starling routes`: the best path of every prefix, as `birdc show
-/// route` lists them.
-pub(crate) fn routes(args: &RoutesArgs) -> anyhow::Result<ExitCode> {
-    let Ok(answer) = ask_for(&args.socket, "routes") else {
-        eprintln!(
-            "error: starling is not running (no answer on {})",
-            args.socket.display()
-        );
-        return Ok(ExitCode::FAILURE);
-    };
-    if args.output == StatusOutput::Json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    // As `birdc show route`: every path, `*` on the selected ones.
-    let rows: Vec<[String; 5]> = answer["routes"]
-        .as_array()
-        .map(|r| {
-            r.iter()
-                .map(|r| {
-                    let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-                    [
-                        text("prefix"),
-                        if r["best"] == false { " " } else { "*" }.to_owned(),
-                        text("next_hop"),
-                        text("from"),
-                        text("as_path"),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let header = ["PREFIX", " ", "NEXT HOP", "FROM", "AS PATH"];
-    let mut widths = header.map(str::len);
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
-    let line = |cells: [&str; 5]| {
-        let mut text = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i == 4 {
-                text.push_str(c);
-            } else {
-                text.push_str(&format!("{c:<w$}   ", w = widths[i]));
-            }
-        }
-        println!("{}", text.trim_end());
-    };
-    line(header);
-    for r in &rows {
-        line([&r[0], &r[1], &r[2], &r[3], &r[4]]);
-    }
-    Ok(ExitCode::SUCCESS)
 }

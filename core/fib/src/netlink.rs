@@ -137,7 +137,6 @@ impl Netlink {
             return Ok(Vec::new());
         }
         self.send.clear();
-        let first = self.sequence.wrapping_add(1).max(1);
         let mut sequences = Vec::with_capacity(requests.len());
         for (kind, flags, body) in requests {
             let sequence = self.next_sequence();
@@ -164,7 +163,6 @@ impl Netlink {
                 Some((code != 0).then(|| std::io::Error::from_raw_os_error(-code).to_string()));
             Ok(pending == 0)
         })?;
-        let _ = first;
         Ok(results.into_iter().map(Option::flatten).collect())
     }
 

@@ -806,17 +806,8 @@ impl State {
             // withdrawals on a policy we could not ask.
             tracing::warn!(peer = %address, routes = changes.len(), "export policy failed, nothing sent; retrying in 1 s: {e}");
             // The peer must not keep a stale view for ever: the whole table
-            // is evaluated again shortly (only differences go out), once
-            // per failed peer however many batches failed.
-            if entry.export_retry_pending {
-                return;
-            }
-            entry.export_retry_pending = true;
-            let tx = self.commands.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(EXPORT_RETRY).await;
-                let _ = tx.send(Command::RetryExport(address));
-            });
+            // is evaluated again shortly (only differences go out).
+            self.schedule(address, Command::RetryExport(address));
             return;
         }
         let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);
