@@ -213,8 +213,8 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// `starling routes`: the best path of every prefix, as `birdc show
-/// `starling routes`: every path in the RIB, as `birdc show
+/// `starling routes`: every path in the RIB, as `birdc show route`
+/// lists them.
 pub(crate) fn routes(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let Ok(answer) = ask_for(&args.socket, "routes") else {
         eprintln!(
