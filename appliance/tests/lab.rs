@@ -150,6 +150,82 @@ impl Drop for Lab {
     }
 }
 
+/// Continuous traffic between the workloads of every pair of nodes: one
+/// `ping` per pair at 50 packets a second, for a fixed count, so that
+/// every packet is accounted for (`ping -c` waits for the last replies).
+struct Traffic {
+    pingers: Vec<((usize, usize), std::process::Child)>,
+}
+
+/// Packets a second per pair: the guide's bar is at least 50.
+const PING_RATE: u32 = 50;
+
+impl Traffic {
+    fn start(lab: &Lab, seconds: u32) -> Self {
+        let mut pingers = Vec::new();
+        for from in 1..=lab.nodes {
+            for to in from + 1..=lab.nodes {
+                let child = Command::new(env!("CARGO_BIN_EXE_starling"))
+                    .args([
+                        "lab",
+                        "exec",
+                        &format!("node-{from}"),
+                        "--name",
+                        &lab.name,
+                        "--dir",
+                    ])
+                    .arg(&lab.dir)
+                    .args(["--", "ping", "-q", "-n", "-W", "2"])
+                    .args(["-i", &format!("{}", 1.0 / f64::from(PING_RATE))])
+                    .args(["-c", &(seconds * PING_RATE).to_string()])
+                    .args(["-I", &format!("10.244.{from}.10")])
+                    .arg(format!("10.244.{to}.10"))
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("ping");
+                pingers.push(((from, to), child));
+            }
+        }
+        Traffic { pingers }
+    }
+
+    /// Wait for every pinger; assert that no packet was lost, and say how
+    /// many went. Call it once the change is over: the traffic must still
+    /// be running then, or it did not cover the whole change.
+    fn assert_none_lost(mut self, what: &str) {
+        for ((from, to), child) in &mut self.pingers {
+            assert!(
+                child.try_wait().expect("ping").is_none(),
+                "{what}: the traffic {from} ↔ {to} ended before the change did"
+            );
+        }
+        let mut sent_total = 0;
+        let mut lost = Vec::new();
+        for ((from, to), child) in self.pingers {
+            let out = child.wait_with_output().expect("ping");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let count = |word: &str| -> u64 {
+                text.lines()
+                    .find(|line| line.contains("transmitted"))
+                    .and_then(|line| line.split(',').find(|part| part.contains(word)))
+                    .and_then(|part| part.split_whitespace().next()?.parse().ok())
+                    .unwrap_or_else(|| panic!("{from} → {to}: no '{word}' in {text:?}"))
+            };
+            let (sent, received) = (count("transmitted"), count("received"));
+            sent_total += sent;
+            if received != sent {
+                lost.push(format!("{from} ↔ {to}: {} of {sent}", sent - received));
+            }
+        }
+        eprintln!(
+            "{what}: {sent_total} pings between workloads, {} pairs lost packets",
+            lost.len()
+        );
+        assert!(lost.is_empty(), "{what}: packets lost: {lost:?}");
+    }
+}
+
 /// The peer rows of `starling node status`: address, type, state.
 fn rows(table: &str) -> Vec<Vec<String>> {
     table
@@ -220,10 +296,14 @@ fn step_1_full_mesh(lab: &Lab) {
     );
 }
 
-/// Guide step 4: node-1 becomes a route reflector, everyone peers with
-/// it, then the mesh goes; every block stays reachable from every node.
+/// Guide steps 4 and 5: node-1, carrying traffic, becomes a route
+/// reflector, everyone peers with it, then the mesh goes, the commands
+/// back to back (the blunt path: Calico drops node-1's traffic until its
+/// reflector sessions are up). Every block stays reachable from every
+/// node, and traffic between every pair of workloads loses no packet.
 /// `other_peers`: sessions each node has besides the reflector (the ToR).
 fn step_4_route_reflector(lab: &Lab, other_peers: usize) {
+    let traffic = Traffic::start(lab, 30);
     lab.patch(
         "node",
         "node-1",
@@ -239,18 +319,7 @@ fn step_4_route_reflector(lab: &Lab, other_peers: usize) {
             "route-reflector=true",
         ],
     );
-    let rr = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer-with-route-reflectors\n\
-              spec:\n  nodeSelector: all()\n  peerSelector: route-reflector == 'true'\n";
-    std::fs::write(lab.dir.join("rr.yaml"), rr).expect("yaml");
-    lab.exec(
-        "node-1",
-        &[
-            "starling",
-            "apply",
-            "-f",
-            lab.dir.join("rr.yaml").to_str().expect("utf8"),
-        ],
-    );
+    lab.apply("rr.yaml", PEER_WITH_ROUTE_REFLECTORS);
     lab.patch(
         "bgpconfiguration",
         "default",
@@ -294,6 +363,71 @@ fn step_4_route_reflector(lab: &Lab, other_peers: usize) {
             "workload {from} → {to} through the reflector"
         );
     }
+    traffic.assert_none_lost("mesh → route reflector, back to back");
+}
+
+/// The guide's BGPPeer: every node peers with every route reflector.
+const PEER_WITH_ROUTE_REFLECTORS: &str = "apiVersion: projectcalico.org/v3\nkind: BGPPeer\n\
+    metadata:\n  name: peer-with-route-reflectors\n\
+    spec:\n  nodeSelector: all()\n  peerSelector: route-reflector == 'true'\n";
+
+/// Guide step 5, Calico's procedure for moving from the mesh to route
+/// reflectors without disruption: (1) make node-4 a reflector (cluster id
+/// and label; Calico needs the node drained or new, Starling keeps its
+/// workload's traffic), (2) the BGPPeer, (3) wait until every node's
+/// reflector session is up, (4) turn the mesh off, (5) nothing to
+/// uncordon. Traffic between every pair of workloads throughout, at 50
+/// packets a second: none is lost.
+#[test]
+fn mesh_to_route_reflectors_without_losing_a_packet() {
+    let lab = Lab::up("migrate", 4, &[]);
+    step_1_full_mesh(&lab);
+    let traffic = Traffic::start(&lab, 30);
+
+    lab.patch(
+        "node",
+        "node-4",
+        r#"{"spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}"#,
+    );
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "label",
+            "node",
+            "node-4",
+            "route-reflector=true",
+        ],
+    );
+    lab.apply("rr.yaml", PEER_WITH_ROUTE_REFLECTORS);
+    for node in lab.nodes().iter().take(3) {
+        wait_for(
+            &format!("{node}'s session with the reflector"),
+            Duration::from_secs(60),
+            || {
+                lab.sessions(node)
+                    .contains(&("Node_192_0_2_14".to_owned(), "Established".to_owned()))
+            },
+        );
+    }
+    lab.patch(
+        "bgpconfiguration",
+        "default",
+        r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
+    );
+    for (i, node) in lab.nodes().iter().enumerate().take(3) {
+        wait_for(
+            &format!("{node} to peer only with the reflector"),
+            Duration::from_secs(60),
+            || lab.sessions(node) == [("Node_192_0_2_14".to_owned(), "Established".to_owned())],
+        );
+        wait_for(
+            &format!("{node}'s FIB through the reflector"),
+            Duration::from_secs(30),
+            || lab.fib(node) == mesh_fib(i + 1, lab.nodes),
+        );
+    }
+    traffic.assert_none_lost("mesh → route reflector, Calico's procedure");
 }
 
 /// Guide step 9: steps 1 and 4 with the nodes sharing a real etcd.

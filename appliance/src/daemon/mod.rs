@@ -297,7 +297,8 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     ))),
                     refresh,
                 );
-                sessions.reconcile(running, rib, &desired, &secrets, &subnets);
+                let nodes = reconcile::node_addresses(&docs);
+                sessions.reconcile(running, rib, &desired, &secrets, &subnets, &nodes);
                 originated.apply(
                     running,
                     origination::desired(&config.node_name, &docs, &config.originate()),

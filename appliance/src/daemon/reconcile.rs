@@ -1,6 +1,6 @@
 //! Planned sessions → speaker peers, and best paths → kernel FIB.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,11 @@ use super::route_policy::SessionContext;
 ///
 /// Changes are **make-before-break**: a session the plan drops keeps
 /// running ("retiring") until every session the same change added is
-/// Established and has sent its table, or [`REPLACEMENT_DEADLINE`] passes;
+/// Established and has sent its table, or [`REPLACEMENT_DEADLINE`] passes.
+/// A retiring session to another node of the cluster also waits until no
+/// prefix depends on it alone: changes between nodes come in steps (a node
+/// is made a reflector, then its BGPPeer appears, then the mesh goes), and
+/// the traffic between the nodes must not notice the steps between.
 /// a session whose name or policy changed but whose OPEN would not is
 /// updated in place, without a reset (a mesh peer becoming a route
 /// reflector's client, a BGPPeer taking over from the mesh). Only a change
@@ -38,8 +42,10 @@ struct Running {
     config: PeerConfig,
     policy: PeerPolicy,
     context: SessionContext,
-    /// No longer planned: waiting for its replacements.
-    retiring: bool,
+    /// No longer planned since then: waiting for its replacements.
+    retiring: Option<Instant>,
+    /// The peer is a node of the cluster (a Node still has its address).
+    to_node: bool,
 }
 
 /// How long after a failed connection attempt the next one starts.
@@ -57,6 +63,7 @@ impl Sessions {
         desired: &[&Session],
         secrets: &ResourceSet,
         subnets: &[(IpAddr, u8)],
+        nodes: &HashSet<IpAddr>,
     ) {
         let mut wanted: BTreeMap<IpAddr, Running> = BTreeMap::new();
         for s in desired {
@@ -78,9 +85,10 @@ impl Sessions {
             wanted.insert(address, r);
         }
         for (address, r) in &mut self.running {
-            if !wanted.contains_key(address) && !r.retiring {
+            r.to_node = nodes.contains(address);
+            if !wanted.contains_key(address) && r.retiring.is_none() {
                 tracing::info!(session = r.name, peer = %address, "session retiring: removed once its replacements are up");
-                r.retiring = true;
+                r.retiring = Some(Instant::now());
             }
         }
         for (address, want) in wanted {
@@ -120,7 +128,13 @@ impl Sessions {
     /// Retire what waited for replacements that are now synced (or late).
     /// Cheap when nothing is retiring; call it every tick.
     pub(super) async fn retire(&mut self, instance: &Instance) {
-        if !self.running.values().any(|r| r.retiring) {
+        let leaving: HashSet<IpAddr> = self
+            .running
+            .iter()
+            .filter(|(_, r)| r.retiring.is_some())
+            .map(|(a, _)| *a)
+            .collect();
+        if leaving.is_empty() {
             self.fresh.clear();
             return;
         }
@@ -129,14 +143,23 @@ impl Sessions {
             added.elapsed() < REPLACEMENT_DEADLINE
                 && !counts.peers.get(address).is_some_and(|c| c.synced)
         });
-        if !self.fresh.is_empty() {
-            return;
-        }
-        let gone: Vec<IpAddr> = self
-            .running
-            .iter()
-            .filter(|(_, r)| r.retiring)
-            .map(|(a, _)| *a)
+        let replacements_up = self.fresh.is_empty();
+        let to_nodes = leaving.iter().any(|a| self.running[a].to_node);
+        let sole = if replacements_up && to_nodes {
+            instance.sole_paths(leaving.clone()).await
+        } else {
+            HashMap::new()
+        };
+        let gone: Vec<IpAddr> = leaving
+            .into_iter()
+            .filter(|address| {
+                let r = &self.running[address];
+                let late = r
+                    .retiring
+                    .is_some_and(|since| since.elapsed() >= REPLACEMENT_DEADLINE);
+                let needed = r.to_node && sole.get(address).is_some_and(|n| *n > 0);
+                late || (replacements_up && !needed)
+            })
             .collect();
         for address in gone {
             if let Some(r) = self.running.remove(&address) {
@@ -166,12 +189,9 @@ impl Sessions {
     /// What the route-policy plugin is told about each running session
     /// and each session `desired` will add (the first per address, as
     /// `reconcile` takes them).
-    pub(super) fn contexts_with(
-        &self,
-        desired: &[&Session],
-    ) -> std::collections::HashMap<IpAddr, SessionContext> {
+    pub(super) fn contexts_with(&self, desired: &[&Session]) -> HashMap<IpAddr, SessionContext> {
         let mut contexts = self.contexts();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for s in desired {
             let Ok(address) = s.peer_ip.parse::<IpAddr>() else {
                 continue;
@@ -192,7 +212,7 @@ impl Sessions {
     }
 
     /// What the route-policy plugin is told about each running session.
-    pub(super) fn contexts(&self) -> std::collections::HashMap<IpAddr, SessionContext> {
+    pub(super) fn contexts(&self) -> HashMap<IpAddr, SessionContext> {
         self.running
             .iter()
             .map(|(a, r)| (*a, r.context.clone()))
@@ -220,16 +240,38 @@ fn same_but_passive(a: &PeerConfig, b: &PeerConfig) -> bool {
 pub(super) fn node_subnets(node: &str, docs: &[serde_json::Value]) -> Vec<(IpAddr, u8)> {
     docs.iter()
         .filter(|d| d["kind"] == "Node" && d["metadata"]["name"] == node)
-        .flat_map(|d| {
-            ["ipv4Address", "ipv6Address"]
-                .into_iter()
-                .filter_map(move |k| d["spec"]["bgp"][k].as_str())
-        })
-        .filter_map(|cidr| {
-            let (ip, len) = cidr.split_once('/')?;
-            Some((ip.parse().ok()?, len.parse().ok()?))
-        })
+        .flat_map(bgp_addresses)
         .collect()
+}
+
+/// The BGP addresses of every node of the cluster.
+pub(super) fn node_addresses(docs: &[serde_json::Value]) -> HashSet<IpAddr> {
+    docs.iter()
+        .filter(|d| d["kind"] == "Node")
+        .flat_map(bgp_addresses)
+        .map(|(ip, _)| ip)
+        .collect()
+}
+
+/// A Node's `spec.bgp.ipv4Address` and `ipv6Address`, as address and
+/// prefix length.
+fn bgp_addresses(node: &serde_json::Value) -> impl Iterator<Item = (IpAddr, u8)> + '_ {
+    ["ipv4Address", "ipv6Address"]
+        .into_iter()
+        .filter_map(|k| node["spec"]["bgp"][k].as_str())
+        .filter_map(|cidr| {
+            let (ip, len) = cidr.split_once('/').unwrap_or((cidr, ""));
+            let ip: IpAddr = ip.parse().ok()?;
+            let full = if ip.is_ipv4() { 32 } else { 128 };
+            Some((
+                ip,
+                if len.is_empty() {
+                    full
+                } else {
+                    len.parse().ok()?
+                },
+            ))
+        })
 }
 
 fn peer(
@@ -299,7 +341,8 @@ fn peer(
             local_as: s.local_as,
             filters: s.filters.clone(),
         },
-        retiring: false,
+        retiring: None,
+        to_node: false,
     })
 }
 

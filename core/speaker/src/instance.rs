@@ -2,7 +2,7 @@
 //! event loop (holo's model). Peer tasks feed it events; it decides, and
 //! hands each peer the encoded UPDATEs it must send.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -75,6 +75,7 @@ enum Command {
     Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
     Counts(oneshot::Sender<Counts>),
     Paths(oneshot::Sender<Vec<RibPath>>),
+    SolePaths(HashSet<IpAddr>, oneshot::Sender<HashMap<IpAddr, usize>>),
 }
 
 /// One path in the RIB, for status and CLI.
@@ -221,6 +222,14 @@ impl Instance {
     pub async fn paths(&self) -> Vec<RibPath> {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Command::Paths(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// For each peer in `leaving`, how many prefixes only `leaving` peers
+    /// give a path to (see [`Rib::sole_paths`]). It walks the table.
+    pub async fn sole_paths(&self, leaving: HashSet<IpAddr>) -> HashMap<IpAddr, usize> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::SolePaths(leaving, tx));
         rx.await.unwrap_or_default()
     }
 
@@ -462,6 +471,9 @@ impl State {
                     })
                     .collect();
                 let _ = reply.send(paths);
+            }
+            Command::SolePaths(leaving, reply) => {
+                let _ = reply.send(self.rib.sole_paths(&leaving));
             }
             Command::Counts(reply) => {
                 let peers = self

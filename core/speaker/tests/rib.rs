@@ -239,3 +239,27 @@ fn every_path_is_listed_with_the_selected_one_first() {
         ]
     );
 }
+
+fn leaving(rib: &Rib, peers: &[IpAddr]) -> std::collections::HashMap<IpAddr, usize> {
+    rib.sole_paths(&peers.iter().copied().collect())
+}
+
+#[test]
+fn sole_paths_counts_what_leaving_peers_alone_provide() {
+    let mut r = rib();
+    let [a, b, c] = [1, 2, 3].map(|n| IpAddr::from([192, 0, 2, n]));
+    r.apply_update(a, &announce(&[65001], &["10.0.0.0/8", "10.1.0.0/16"]));
+    r.apply_update(b, &announce(&[65002], &["10.0.0.0/8", "10.2.0.0/16"]));
+    r.apply_update(c, &announce(&[], &["10.3.0.0/16"]));
+
+    // a alone gives 10.1/16; 10/8 has b's path too.
+    assert_eq!(leaving(&r, &[a]), [(a, 1)].into());
+    // a and b together: both give 10/8, which nothing else has.
+    assert_eq!(leaving(&r, &[a, b]), [(a, 2), (b, 2)].into());
+    // A peer with nothing of its own can go at once.
+    r.apply_update(b, &withdraw(&["10.2.0.0/16"]));
+    assert_eq!(leaving(&r, &[b]), [(b, 0)].into());
+    // A peer that sent nothing at all is reported too.
+    let d = IpAddr::from([192, 0, 2, 4]);
+    assert_eq!(leaving(&r, &[d]), [(d, 0)].into());
+}

@@ -271,6 +271,31 @@ impl Rib {
         })
     }
 
+    /// For each peer in `leaving`, how many prefixes have paths only from
+    /// `leaving` peers: what closing all of them now would make
+    /// unreachable. Sessions being replaced wait for this to reach zero
+    /// (make-before-break), so it walks the table: only call it while
+    /// sessions are leaving.
+    pub fn sole_paths(&self, leaving: &HashSet<IpAddr>) -> HashMap<IpAddr, usize> {
+        let from_leaving = |p: &Path| matches!(p.source, Source::Peer(a) if leaving.contains(&a));
+        let mut counts: HashMap<IpAddr, usize> = leaving.iter().map(|a| (*a, 0)).collect();
+        for d in self.destinations.values() {
+            if d.paths.is_empty() || !d.paths.iter().all(from_leaving) {
+                continue;
+            }
+            let mut seen: SmallVec<[IpAddr; 2]> = SmallVec::new();
+            for p in &d.paths {
+                if let Source::Peer(a) = p.source
+                    && !seen.contains(&a)
+                {
+                    seen.push(a);
+                    *counts.entry(a).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
     fn intern(&mut self, route: RouteAttrs) -> Arc<RouteAttrs> {
         self.interned.intern(route)
     }
