@@ -25,6 +25,28 @@ pub(crate) enum LabCommand {
     Status(LabArgs),
     /// Run a command inside a node (`starling lab exec node-1 -- starling node status`).
     Exec(ExecArgs),
+    /// Stop a node's daemon: SIGTERM, or SIGKILL with `--kill` (a crash;
+    /// its routes stay in the kernels for the graceful-restart time).
+    Stop(StopArgs),
+    /// Start a stopped node's daemon again.
+    Start(NodeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct NodeArgs {
+    #[command(flatten)]
+    lab: LabArgs,
+    /// The node (`node-1`).
+    node: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct StopArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// SIGKILL instead of SIGTERM: no NOTIFICATION, no clean-up.
+    #[arg(long)]
+    kill: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +74,41 @@ pub(crate) struct UpArgs {
     /// embedded datastore.
     #[arg(long)]
     etcd: bool,
+    /// Run every node with this plugin for a role: `ROLE=PLUGIN`, the
+    /// role one of `as_assignment`, `route_reflection`, `peer_selection`,
+    /// `route_policy`, the plugin a built-in name or a `.wasm` file
+    /// (repeatable). Default: Calico's plugins.
+    #[arg(long = "plugin", value_name = "ROLE=PLUGIN", value_parser = parse_plugin)]
+    plugins: Vec<(String, String)>,
+}
+
+const ROLES: [&str; 4] = [
+    "as_assignment",
+    "route_reflection",
+    "peer_selection",
+    "route_policy",
+];
+
+fn parse_plugin(arg: &str) -> Result<(String, String), String> {
+    let (role, plugin) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("'{arg}': expected ROLE=PLUGIN"))?;
+    if !ROLES.contains(&role) {
+        return Err(format!(
+            "'{role}' is not a role (one of {})",
+            ROLES.join(", ")
+        ));
+    }
+    let plugin = if plugin.ends_with(".wasm") {
+        // Nodes run elsewhere: name the file absolutely.
+        std::path::absolute(plugin)
+            .map_err(|e| format!("{plugin}: {e}"))?
+            .display()
+            .to_string()
+    } else {
+        plugin.to_owned()
+    };
+    Ok((role.to_owned(), plugin))
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,6 +220,8 @@ pub(crate) fn run(command: &LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::Down(args) => down(args),
         LabCommand::Status(args) => status(args),
         LabCommand::Exec(args) => exec(args),
+        LabCommand::Stop(args) => stop(args),
+        LabCommand::Start(args) => start(args),
     }
 }
 
@@ -311,35 +370,106 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
     for (i, node) in state.nodes.iter().enumerate() {
         let dir = lab.dir.join(node);
         let config = dir.join("starling.toml");
-        std::fs::write(&config, node_config(lab, state, node, i + 1))?;
-        let pid = spawn(
-            &namespace(&lab.name, node),
-            &exe.display().to_string(),
-            &[
-                "run".to_owned(),
-                "-c".to_owned(),
-                config.display().to_string(),
-            ],
-            &lab.env(state, node),
-            &dir.join("starling.log"),
-        )?;
+        std::fs::write(&config, node_config(lab, state, node, i + 1, &args.plugins))?;
+        let pid = start_daemon(lab, state, node, &exe)?;
         state.pids.push((node.clone(), pid));
     }
     // Up means every daemon answers on its admin socket.
     let deadline = Instant::now() + Duration::from_secs(60);
     for node in &state.nodes {
-        let socket = lab.dir.join(node).join("admin.sock");
-        while crate::node_status::ask_for(&socket, "status").is_err() {
-            if Instant::now() > deadline {
-                bail!(
-                    "{node}'s daemon did not start; see {}",
-                    lab.dir.join(node).join("starling.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_daemon(lab, node, deadline)?;
     }
     Ok(())
+}
+
+/// Run `node`'s daemon on the configuration `lab up` wrote.
+fn start_daemon(lab: &LabArgs, state: &State, node: &str, exe: &Path) -> anyhow::Result<u32> {
+    let dir = lab.dir.join(node);
+    spawn(
+        &namespace(&lab.name, node),
+        &exe.display().to_string(),
+        &[
+            "run".to_owned(),
+            "-c".to_owned(),
+            dir.join("starling.toml").display().to_string(),
+        ],
+        &lab.env(state, node),
+        &dir.join("starling.log"),
+    )
+}
+
+/// Wait until `node`'s daemon answers on its admin socket.
+fn wait_for_daemon(lab: &LabArgs, node: &str, deadline: Instant) -> anyhow::Result<()> {
+    let socket = lab.dir.join(node).join("admin.sock");
+    while crate::node_status::ask_for(&socket, "status").is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "{node}'s daemon did not start; see {}",
+                lab.dir.join(node).join("starling.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// The running daemon's pid, if `node` has one.
+fn daemon_pid(state: &State, node: &str) -> Option<u32> {
+    state
+        .pids
+        .iter()
+        .find(|(n, pid)| n == node && Path::new(&format!("/proc/{pid}")).exists())
+        .map(|(_, pid)| *pid)
+}
+
+fn stop(args: &StopArgs) -> anyhow::Result<ExitCode> {
+    let NodeArgs { lab, node } = &args.node;
+    let state = lab.load()?;
+    if !state.nodes.contains(node) {
+        bail!("no node '{node}' in lab '{}'", lab.name);
+    }
+    let Some(pid) = daemon_pid(&state, node) else {
+        bail!("{node}'s daemon is not running");
+    };
+    let signal = if args.kill { "-KILL" } else { "-TERM" };
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .context("running kill")?;
+    if !status.success() {
+        bail!("kill {signal} {pid} failed");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            bail!("{node}'s daemon (pid {pid}) did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "{node}'s daemon {}",
+        if args.kill { "killed" } else { "stopped" }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start(args: &NodeArgs) -> anyhow::Result<ExitCode> {
+    let NodeArgs { lab, node } = args;
+    let mut state = lab.load()?;
+    if !state.nodes.contains(node) {
+        bail!("no node '{node}' in lab '{}'", lab.name);
+    }
+    if let Some(pid) = daemon_pid(&state, node) {
+        bail!("{node}'s daemon is already running (pid {pid})");
+    }
+    let exe = std::env::current_exe().context("finding the starling binary")?;
+    let pid = start_daemon(lab, &state, node, &exe)?;
+    state.pids.retain(|(n, _)| n != node);
+    state.pids.push((node.clone(), pid));
+    save(lab, &state)?;
+    wait_for_daemon(lab, node, Instant::now() + Duration::from_secs(60))?;
+    println!("{node}'s daemon started (pid {pid})");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Start `program` inside `ns`, detached from this process (it outlives
@@ -353,8 +483,12 @@ fn spawn(
     log: &Path,
 ) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt;
-    let log_file =
-        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    // Appended: a restarted daemon's log follows its predecessor's.
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
     let child = Command::new("ip")
         .args(["netns", "exec", ns, program])
         .args(args)
@@ -381,7 +515,13 @@ fn tor_config() -> String {
     )
 }
 
-fn node_config(lab: &LabArgs, state: &State, node: &str, i: usize) -> String {
+fn node_config(
+    lab: &LabArgs,
+    state: &State,
+    node: &str,
+    i: usize,
+    plugins: &[(String, String)],
+) -> String {
     let datastore = if state.etcd {
         format!("{{ type = \"etcdv3\", endpoints = [\"http://{FABRIC_IP}:2379\"] }}")
     } else {
@@ -394,7 +534,18 @@ fn node_config(lab: &LabArgs, state: &State, node: &str, i: usize) -> String {
          [metrics]\nlisten = \"127.0.0.1:9179\"\n",
         node_ip(i),
         lab.dir.join(node).join("admin.sock").display()
-    )
+    ) + &plugin_section(plugins)
+}
+
+fn plugin_section(plugins: &[(String, String)]) -> String {
+    if plugins.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("[plugins]\n");
+    for (role, plugin) in plugins {
+        out.push_str(&format!("{role} = {plugin:?}\n"));
+    }
+    out
 }
 
 /// The guide's starting point: the default BGPConfiguration (mesh on, AS

@@ -107,6 +107,15 @@ pub(crate) fn render(answer: &Value, clock: &TimeOfDay) -> String {
         }
     }
     out.push('\n');
+    // Not in calicoctl's output (scripts parse the tables above): shown
+    // only when the node is not following the datastore.
+    if let Some(error) = answer["plan_error"]["error"].as_str() {
+        let since = clock.since(answer["plan_error"]["since"].as_u64().unwrap_or_default());
+        out.push_str(&format!(
+            "Configuration not applied since {since}: {error}\n\
+             The sessions above follow the last configuration the plugins accepted.\n\n"
+        ));
+    }
     out
 }
 
@@ -304,6 +313,26 @@ No IPv6 peers found.
 
 ";
         assert_eq!(render(&answer, &clock), want);
+    }
+
+    #[test]
+    fn a_refused_configuration_is_shown_after_the_tables() {
+        let clock = TimeOfDay { today: 20782 };
+        let answer = json!({
+            "sessions": [],
+            "plan_error": {"error": "plugin as_assignment trapped", "since": 20782 * 86_400 + 3600},
+        });
+        let text = render(&answer, &clock);
+        assert!(
+            text.ends_with(
+                "No IPv6 peers found.\n\n\
+                 Configuration not applied since 01:00:00: plugin as_assignment trapped\n\
+                 The sessions above follow the last configuration the plugins accepted.\n\n"
+            ),
+            "{text}"
+        );
+        // Without one, the released format is untouched.
+        assert!(!render(&json!({"sessions": []}), &clock).contains("Configuration"));
     }
 
     #[test]

@@ -428,6 +428,30 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
         );
     }
     traffic.assert_none_lost("mesh → route reflector, Calico's procedure");
+
+    // The reflector crashes and comes back. Its clients keep its routes
+    // (graceful restart); back, it sends each client its table only once
+    // every client has sent it theirs (RFC 4724 §4.1), so no client sees
+    // a partial table end with End-of-RIB: no packet lost, no kernel route
+    // written on any client.
+    let kernel_writes = |node: &str| metric_sum(&lab.scrape(node), "starling_fib_operations_total");
+    let clients = ["node-1", "node-2", "node-3"];
+    let writes_before: Vec<f64> = clients.iter().map(|n| kernel_writes(n)).collect();
+    let traffic = Traffic::start(&lab, 25);
+    lab.lab_verb("stop", "node-4", &["--kill"]);
+    wait_for(
+        "node-1 to lose the reflector",
+        Duration::from_secs(30),
+        || lab.sessions("node-1") != [("Node_192_0_2_14".to_owned(), "Established".to_owned())],
+    );
+    lab.lab_verb("start", "node-4", &[]);
+    wait_for("the reflector to recover", Duration::from_secs(60), || {
+        // Each client is sent the other three blocks.
+        metric_sum(&lab.scrape("node-4"), "starling_bgp_prefixes_advertised") == 9.0
+    });
+    traffic.assert_none_lost("the route reflector killed and started again");
+    let writes: Vec<f64> = clients.iter().map(|n| kernel_writes(n)).collect();
+    assert_eq!(writes, writes_before, "clients rewrote kernel routes");
 }
 
 /// Guide step 9: steps 1 and 4 with the nodes sharing a real etcd.
@@ -701,4 +725,212 @@ fn the_guide_on_a_lab_rack_peers_status_and_as_numbers() {
             "workload {from} → {to} after the AS change"
         );
     }
+}
+
+impl Lab {
+    /// The node's Prometheus metrics (its daemon listens on 127.0.0.1:9179
+    /// inside the node).
+    fn scrape(&self, node: &str) -> String {
+        let out = self.exec_raw(
+            node,
+            &[
+                "python3",
+                "-c",
+                "import urllib.request,sys\n\
+                 try: sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:9179/metrics', timeout=2).read().decode())\n\
+                 except Exception: pass",
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `starling lab stop|start NODE ...`, which must succeed.
+    fn lab_verb(&self, verb: &str, node: &str, extra: &[&str]) {
+        let mut args = vec![verb, node];
+        args.extend_from_slice(extra);
+        let out = self.starling_lab(&args);
+        assert!(
+            out.status.success(),
+            "lab {verb} {node}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `starling` inside node-1, expected to fail: its stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let mut full = vec!["starling"];
+        full.extend_from_slice(args);
+        let out = self.exec_raw("node-1", &full);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// The sum of every series of `name` (all label sets).
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every session of every node is Established, with these names.
+fn all_established(lab: &Lab) -> Vec<Vec<(String, String)>> {
+    lab.nodes().iter().map(|n| lab.sessions(n)).collect()
+}
+
+/// Guide step 8, faults, on one lab of three nodes:
+/// - `kill -9` node-2's daemon: its block stays in the others' kernels
+///   (graceful restart) and its own kernel keeps forwarding; started
+///   again, it adopts its routes: no packet lost, no kernel route written
+///   anywhere;
+/// - a bad resource and a bad patch are refused with what and where, and
+///   nothing changes;
+/// - a plugin that traps: the node status and the metrics say so, the
+///   sessions and the traffic carry on;
+/// - node-3 removed: its block leaves the others' kernels at once.
+#[test]
+fn faults_a_crash_a_bad_resource_a_trapping_plugin_and_a_removed_node() {
+    // A plugin that traps on request (a `hostile-mode` label on a Node);
+    // until asked, it gives every node AS 65000.
+    let hostile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hostile.wasm");
+    std::fs::write(&hostile, starling_plugins::TEST_HOSTILE).expect("hostile.wasm");
+    let plugin = format!("as_assignment={}", hostile.display());
+    let lab = Lab::up("faults", 3, &["--plugin", &plugin]);
+    step_1_full_mesh(&lab);
+
+    // 1. kill -9 node-2's daemon, with traffic throughout.
+    let kernel_writes = |node: &str| metric_sum(&lab.scrape(node), "starling_fib_operations_total");
+    let writes_before = [kernel_writes("node-1"), kernel_writes("node-3")];
+    let traffic = Traffic::start(&lab, 25);
+    lab.lab_verb("stop", "node-2", &["--kill"]);
+    wait_for(
+        "node-1 to lose its session with node-2",
+        Duration::from_secs(30),
+        || {
+            !lab.sessions("node-1")
+                .contains(&("Mesh_192_0_2_12".to_owned(), "Established".to_owned()))
+        },
+    );
+    for (i, node) in lab.nodes().iter().enumerate() {
+        assert_eq!(
+            lab.fib(node),
+            mesh_fib(i + 1, 3),
+            "{node} while node-2 is down"
+        );
+    }
+    lab.lab_verb("start", "node-2", &[]);
+    wait_for("node-2 to recover", Duration::from_secs(60), || {
+        // Its table goes out once it has the others' (RFC 4724 §4.1).
+        metric_sum(&lab.scrape("node-2"), "starling_bgp_prefixes_advertised") == 2.0
+    });
+    traffic.assert_none_lost("node-2's daemon killed and started again");
+    let restarted = lab.scrape("node-2");
+    assert_eq!(
+        metric_sum(&restarted, "starling_fib_operations_total"),
+        0.0,
+        "node-2 rewrote kernel routes after its restart:\n{restarted}"
+    );
+    assert_eq!(
+        [kernel_writes("node-1"), kernel_writes("node-3")],
+        writes_before,
+        "the others rewrote kernel routes"
+    );
+
+    // 2. A bad resource and a bad patch change nothing.
+    let sessions = all_established(&lab);
+    lab.apply(
+        "ok.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: placeholder\n\
+         spec:\n  peerIP: 198.51.100.1\n  asNumber: 64999\n  nodeSelector: has(nothing)\n",
+    );
+    let bad = lab.dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: placeholder\n\
+         spec:\n  peerIP: 192.0.2.300\n  asNumber: 64999\n",
+    )
+    .expect("yaml");
+    let error = lab.refused(&["apply", "-f", bad.to_str().expect("utf8")]);
+    assert!(error.contains("peerIP"), "{error}");
+    let error = lab.refused(&[
+        "patch",
+        "bgpconfiguration",
+        "default",
+        "-p",
+        r#"{"spec": {"asNumber": "sixty-four"}}"#,
+    ]);
+    assert!(error.contains("asNumber"), "{error}");
+    let stored = lab.exec(
+        "node-1",
+        &["starling", "get", "bgppeer", "placeholder", "-o", "json"],
+    );
+    assert!(stored.contains("198.51.100.1"), "{stored}");
+    assert_eq!(all_established(&lab), sessions);
+
+    // 3. The AS-assignment plugin traps on every plan: each node says so
+    // and keeps its last plan; sessions and traffic carry on.
+    let traps = |node: &str| {
+        lab.scrape(node)
+            .lines()
+            .filter(|l| l.starts_with("starling_plugin_errors_total") && l.contains("trap"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    lab.exec(
+        "node-1",
+        &["starling", "label", "node", "node-3", "hostile-mode=trap"],
+    );
+    for node in lab.nodes() {
+        wait_for(
+            &format!("{node} to report the trapping plugin"),
+            Duration::from_secs(30),
+            || {
+                lab.exec(&node, &["starling", "node", "status"])
+                    .contains("Configuration not applied since")
+                    && traps(&node) > 0.0
+            },
+        );
+    }
+    let table = lab.exec("node-1", &["starling", "node", "status"]);
+    assert!(table.contains("trap"), "{table}");
+    assert_eq!(all_established(&lab), sessions);
+    assert!(
+        lab.ping(1, 3) && lab.ping(3, 2),
+        "traffic with a trapping plugin"
+    );
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "label",
+            "node",
+            "node-3",
+            "hostile-mode",
+            "--remove",
+        ],
+    );
+    wait_for(
+        "node-1 to apply changes again",
+        Duration::from_secs(30),
+        || {
+            !lab.exec("node-1", &["starling", "node", "status"])
+                .contains("Configuration not applied")
+        },
+    );
+
+    // 4. node-3 removed: its block leaves the others' kernels at once
+    // (well within the hold time).
+    lab.exec("node-1", &["starling", "delete", "node", "node-3"]);
+    for (i, node) in lab.nodes().iter().enumerate().take(2) {
+        wait_for(
+            &format!("{node} to forget node-3"),
+            Duration::from_secs(10),
+            || lab.fib(node) == mesh_fib(i + 1, 2),
+        );
+    }
+    assert!(lab.ping(1, 2), "node-1 ↔ node-2 after node-3 left");
 }

@@ -54,8 +54,8 @@ pub(crate) fn serve(
 }
 
 async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
-    let (instance, sessions) = match shared.lock() {
-        Ok(s) => (s.instance.clone(), s.sessions.clone()),
+    let (instance, sessions, plan_error) = match shared.lock() {
+        Ok(s) => (s.instance.clone(), s.sessions.clone(), s.plan_error.clone()),
         Err(_) => return json!({"error": "status unavailable"}),
     };
     let peers = match &instance {
@@ -94,7 +94,10 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
             })
         })
         .collect();
-    json!({"sessions": rows})
+    json!({
+        "sessions": rows,
+        "plan_error": plan_error.map(|(error, since)| json!({"error": error, "since": since})),
+    })
 }
 
 /// Every path in the RIB (selected ones marked), with the session each

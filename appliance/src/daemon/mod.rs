@@ -79,6 +79,9 @@ pub(crate) struct Shared {
     pub(crate) instance: Option<Instance>,
     /// Session name → (family, peer address).
     pub(crate) sessions: BTreeMap<String, (Family, IpAddr)>,
+    /// Why the plugins refused the datastore's current state, and since
+    /// when (Unix seconds): the last plan they accepted is still running.
+    pub(crate) plan_error: Option<(String, u64)>,
 }
 
 async fn daemon(config: Config) -> anyhow::Result<()> {
@@ -123,6 +126,9 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     let mut sessions = Sessions::default();
     let mut instance: Option<(Instance, RibConfig)> = None;
     let mut fib_task = None;
+    // Recovering from a restart that kept our routes in the kernel: set
+    // once the FIB has adopted them, acted on once the first sessions exist.
+    let mut recover = false;
     let mut stale = true;
     let mut shutdown = std::pin::pin!(shutdown_signal());
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -178,9 +184,18 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             })
             .await??;
             let plan = match outcome {
-                Outcome::Planned(plan) => plan,
+                Outcome::Planned(plan) => {
+                    if let Ok(mut s) = shared.lock() {
+                        s.plan_error = None;
+                    }
+                    plan
+                }
                 Outcome::KeptLastGood { error, .. } => {
                     tracing::error!("datastore change not applied: {error}");
+                    if let Ok(mut s) = shared.lock() {
+                        let since = s.plan_error.take().map_or_else(unix_now, |(_, t)| t);
+                        s.plan_error = Some((error.to_string(), since));
+                    }
                     break 'plan;
                 }
             };
@@ -242,12 +257,15 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     let (started, best) =
                         started.with_context(|| format!("listening on {listen:?}"))?;
                     if config.fib.mode == FibMode::Program {
-                        fib_task = Some(reconcile::spawn_fib(
+                        let task = reconcile::spawn_fib(
                             &config.fib,
                             best,
                             fib_stats.clone(),
                             originated.blackholes(),
-                        )?);
+                        )?;
+                        recover = task.adopted > 0;
+                        sessions.forwarding_preserved = recover;
+                        fib_task = Some(task);
                     } else {
                         tokio::spawn(async move {
                             let mut best = best;
@@ -299,6 +317,13 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                 );
                 let nodes = reconcile::node_addresses(&docs);
                 sessions.reconcile(running, rib, &desired, &secrets, &subnets, &nodes);
+                if std::mem::take(&mut recover) {
+                    // Peers kept our routes as stale: they get our table
+                    // once we have theirs (RFC 4724 §4.1), as the FIB
+                    // sweeps what the previous run left once every
+                    // session has synced.
+                    running.recover(SWEEP_DEADLINE);
+                }
                 originated.apply(
                     running,
                     origination::desired(&config.node_name, &docs, &config.originate()),
@@ -430,6 +455,12 @@ async fn next_event(
         change = changes.recv() => change.map_or(Event::WatchEnded, Event::Changed),
         () = tokio::time::sleep(POLL) => Event::Tick,
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Give the policy the plugin set's current plugins.

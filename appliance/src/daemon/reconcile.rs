@@ -33,6 +33,10 @@ pub(super) struct Sessions {
     running: BTreeMap<IpAddr, Running>,
     /// Sessions added by recent changes, not yet known to be synced.
     fresh: BTreeMap<IpAddr, Instant>,
+    /// The kernel kept our routes from the previous run: every session's
+    /// graceful restart capability says so (the F bit), and peers keep
+    /// our routes through our restart.
+    pub(super) forwarding_preserved: bool,
 }
 
 #[derive(Debug)]
@@ -67,7 +71,7 @@ impl Sessions {
     ) {
         let mut wanted: BTreeMap<IpAddr, Running> = BTreeMap::new();
         for s in desired {
-            let Some(r) = peer(s, rib, secrets, subnets) else {
+            let Some(r) = peer(s, rib, secrets, subnets, self.forwarding_preserved) else {
                 tracing::warn!(session = s.name, "unusable session in the plan; skipped");
                 continue;
             };
@@ -279,6 +283,7 @@ fn peer(
     rib: &RibConfig,
     secrets: &ResourceSet,
     subnets: &[(IpAddr, u8)],
+    forwarding_preserved: bool,
 ) -> Option<Running> {
     let address: IpAddr = s.peer_ip.parse().ok()?;
     let mut config = PeerConfig::new(
@@ -313,6 +318,7 @@ fn peer(
     // Calico's sessions have graceful restart on, 120 s unless configured.
     config.graceful_restart = Some(GracefulRestartConfig {
         restart_time: u16::try_from(s.graceful_restart_time.unwrap_or(120).min(4095)).ok()?,
+        forwarding_preserved,
         ..GracefulRestartConfig::default()
     });
     let policy = PeerPolicy {
@@ -356,6 +362,8 @@ const REPAIR_DELAY: Duration = Duration::from_millis(100);
 /// The FIB programmer's task: best paths in, kernel writes out, batched
 /// by collecting changes for a moment before each write.
 pub(super) struct FibTask {
+    /// Routes of ours the kernel kept from the previous run.
+    pub(super) adopted: usize,
     stop: tokio::sync::oneshot::Sender<bool>,
     sweep: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<()>,
@@ -546,6 +554,7 @@ pub(super) fn spawn_fib(
         }
     });
     Ok(FibTask {
+        adopted,
         stop,
         sweep: Some(sweep),
         done,

@@ -55,6 +55,7 @@ enum Command {
     Incoming(TcpStream),
     Send(Vec<u8>, MessageType),
     SetPassive(bool),
+    SetRestarting(bool),
     /// Close for good, with this NOTIFICATION (default: Cease / Peer
     /// De-configured).
     Shutdown(Option<starling_wire::Notification>),
@@ -77,6 +78,7 @@ impl std::fmt::Debug for Command {
             Self::Incoming(_) => "Incoming",
             Self::Send(..) => "Send",
             Self::SetPassive(_) => "SetPassive",
+            Self::SetRestarting(_) => "SetRestarting",
             Self::Shutdown(_) => "Shutdown",
         })
     }
@@ -94,6 +96,12 @@ impl PeerHandle {
     /// Start or stop connecting out; the session is not touched.
     pub fn set_passive(&self, passive: bool) {
         let _ = self.tx.send(Command::SetPassive(passive));
+    }
+
+    /// Set or clear the R bit of the next OPEN (we are recovering from a
+    /// restart).
+    pub fn set_restarting(&self, restarting: bool) {
+        let _ = self.tx.send(Command::SetRestarting(restarting));
     }
 
     /// Close the session with this NOTIFICATION; it restarts after the
@@ -317,6 +325,7 @@ impl PeerTask {
                     Some(Command::Close(n)) => self.session.close(Instant::now(), n),
                     Some(Command::Send(bytes, kind)) => self.session.send_encoded(Instant::now(), bytes, kind),
                     Some(Command::SetPassive(passive)) => self.session.set_passive(Instant::now(), passive),
+                    Some(Command::SetRestarting(restarting)) => self.session.set_restarting(restarting),
                     Some(Command::Incoming(stream)) => self.incoming(stream),
                 },
                 result = connecting => {

@@ -76,6 +76,8 @@ enum Command {
     Counts(oneshot::Sender<Counts>),
     Paths(oneshot::Sender<Vec<RibPath>>),
     SolePaths(HashSet<IpAddr>, oneshot::Sender<HashMap<IpAddr, usize>>),
+    Recover(std::time::Duration),
+    CheckRecovery,
 }
 
 /// One path in the RIB, for status and CLI.
@@ -149,6 +151,7 @@ impl Instance {
             events_tx,
             best_tx,
             route_policy: None,
+            recovery: None,
         };
         tokio::spawn(state.run(rx, events_rx));
         Ok((Self { tx }, best_rx))
@@ -156,6 +159,16 @@ impl Instance {
 
     pub fn add_peer(&self, cfg: PeerConfig, policy: PeerPolicy) {
         let _ = self.tx.send(Command::AddPeer(Box::new(cfg), policy));
+    }
+
+    /// We restarted with our forwarding state kept (RFC 4724 §4.1): until
+    /// every peer has sent us its table (End-of-RIB), or `limit` passes,
+    /// our OPENs carry the Restart State bit and peers that kept our
+    /// routes as stale are sent nothing, so they never see a partial
+    /// table followed by an End-of-RIB that sweeps the rest. Call it
+    /// after adding the peers known at start.
+    pub fn recover(&self, limit: std::time::Duration) {
+        let _ = self.tx.send(Command::Recover(limit));
     }
 
     pub fn remove_peer(&self, address: IpAddr) {
@@ -285,12 +298,37 @@ struct State {
     /// Our own command queue, for timers that report back.
     commands: mpsc::UnboundedSender<Command>,
     route_policy: Option<Arc<dyn RoutePolicy>>,
+    recovery: Option<Recovery>,
 }
+
+/// Recovering from our own restart (see [`Instance::recover`]).
+struct Recovery {
+    until: std::time::Instant,
+    /// Peers whose table (and End-of-RIB) waits for the end of recovery.
+    deferred: HashSet<IpAddr>,
+}
+
+/// How often recovery checks whether every peer has sent its table (a
+/// peer without End-of-RIB counts after [`SYNC_GRACE`]).
+const RECOVERY_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl PeerEntry {
     fn synced(&self) -> bool {
         self.established_at
             .is_some_and(|at| self.initial_eor.is_empty() || at.elapsed() >= SYNC_GRACE)
+    }
+
+    /// The peer restarted too (the R bit in its OPEN): it waits for our
+    /// table, so we must not wait for its (RFC 4724 §4.1).
+    fn peer_restarting(&self) -> bool {
+        self.established_at.is_some() && self.graceful.as_ref().is_some_and(|g| g.restarting)
+    }
+
+    fn set_restarting(&mut self, restarting: bool) {
+        if let Some(gr) = &mut self.cfg.graceful_restart {
+            gr.restarting = restarting;
+        }
+        self.handle.set_restarting(restarting);
     }
 
     /// What the RIB needs to know about this peer on this session.
@@ -354,8 +392,11 @@ impl State {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::AddPeer(cfg, policy) => {
+            Command::AddPeer(mut cfg, policy) => {
                 let address = cfg.remote.ip();
+                if let Some(gr) = &mut cfg.graceful_restart {
+                    gr.restarting = self.recovery.is_some();
+                }
                 let handle = self
                     .speaker
                     .lock()
@@ -381,6 +422,31 @@ impl State {
                     },
                 );
             }
+            Command::Recover(limit) => {
+                tracing::info!(
+                    ?limit,
+                    "recovering from a restart: tables go out once every peer has sent its own"
+                );
+                self.recovery = Some(Recovery {
+                    until: std::time::Instant::now() + limit,
+                    deferred: HashSet::new(),
+                });
+                for entry in self.peers.values_mut() {
+                    entry.set_restarting(true);
+                }
+                let tx = self.commands.clone();
+                tokio::spawn(async move {
+                    let end = tokio::time::Instant::now() + limit;
+                    while tokio::time::Instant::now() < end {
+                        tokio::time::sleep(RECOVERY_CHECK).await;
+                        if tx.send(Command::CheckRecovery).is_err() {
+                            return;
+                        }
+                    }
+                    let _ = tx.send(Command::CheckRecovery);
+                });
+            }
+            Command::CheckRecovery => self.check_recovery(),
             Command::RetryImport(address) => {
                 if let Some(entry) = self.peers.get_mut(&address) {
                     entry.import_retry_pending = false;
@@ -413,8 +479,12 @@ impl State {
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove_peer_with(address, notification);
                 self.peers.remove(&address);
+                if let Some(r) = &mut self.recovery {
+                    r.deferred.remove(&address);
+                }
                 let changes = self.rib.peer_down(address);
                 self.propagate(changes);
+                self.check_recovery();
             }
             Command::Originate(prefix, attrs) => {
                 let nh = match prefix.afi() {
@@ -556,6 +626,8 @@ impl State {
                 entry.adj_out.clear();
                 entry.out_attrs.collect_garbage();
                 self.initial_advertisement(address);
+                // A restarting peer is not waited for.
+                self.check_recovery();
             }
             PeerEvent::Update(parsed) => self.update(address, &parsed),
             PeerEvent::RouteRefresh(_) => {
@@ -655,6 +727,44 @@ impl State {
             ));
         }
         self.propagate(changes);
+        if parsed.update.end_of_rib().is_some() {
+            self.check_recovery();
+        }
+    }
+
+    /// End recovery once every peer has sent its table (or the limit
+    /// passed): clear the R bit and send the deferred peers everything.
+    fn check_recovery(&mut self) {
+        let Some(recovery) = &self.recovery else {
+            return;
+        };
+        let waiting: Vec<IpAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| !e.synced() && !e.peer_restarting())
+            .map(|(a, _)| *a)
+            .collect();
+        let late = std::time::Instant::now() >= recovery.until;
+        if !waiting.is_empty() && !late {
+            return;
+        }
+        if waiting.is_empty() {
+            tracing::info!("recovered from the restart: every peer has sent its table");
+        } else {
+            tracing::warn!(
+                ?waiting,
+                "restart recovery time is up; sending tables without these peers' routes"
+            );
+        }
+        let Some(recovery) = self.recovery.take() else {
+            return;
+        };
+        for entry in self.peers.values_mut() {
+            entry.set_restarting(false);
+        }
+        for address in recovery.deferred {
+            self.initial_advertisement(address);
+        }
     }
 
     fn start_restart_timer(&self, address: IpAddr, after: std::time::Duration) {
@@ -742,6 +852,18 @@ impl State {
     }
 
     fn initial_advertisement(&mut self, address: IpAddr) {
+        // A peer that kept our routes as stale waits for the whole table;
+        // one that dropped them is better off with part of it now.
+        let holds_our_routes = self
+            .peers
+            .get(&address)
+            .is_some_and(|e| e.graceful.is_some());
+        if let Some(recovery) = &mut self.recovery
+            && holds_our_routes
+        {
+            recovery.deferred.insert(address);
+            return;
+        }
         let all = self.all_best();
         self.advertise(address, &all);
         let Some(entry) = self.peers.get(&address) else {
@@ -759,6 +881,13 @@ impl State {
 
     /// Send `address` what changed for it, grouped by attribute set.
     fn advertise(&mut self, address: IpAddr, changes: &[BestChange]) {
+        if self
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.deferred.contains(&address))
+        {
+            return;
+        }
         let Some(entry) = self.peers.get_mut(&address) else {
             return;
         };

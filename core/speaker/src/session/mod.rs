@@ -337,6 +337,15 @@ impl Session {
         }
     }
 
+    /// Set or clear the Restart State (R) bit of our graceful restart
+    /// capability: it goes out in the next OPEN. Set while we recover from
+    /// a restart (RFC 4724 §4.1); a running session is not touched.
+    pub fn set_restarting(&mut self, restarting: bool) {
+        if let Some(gr) = &mut self.cfg.graceful_restart {
+            gr.restarting = restarting;
+        }
+    }
+
     /// Close the session with `notification` (max-prefix, configuration
     /// change). The session stays enabled and restarts after the idle-hold
     /// backoff.

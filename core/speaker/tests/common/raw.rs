@@ -13,6 +13,8 @@ use tokio::time::timeout;
 pub struct RawPeer {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// The OPEN Starling sent.
+    pub their_open: Option<Open>,
 }
 
 impl RawPeer {
@@ -50,6 +52,7 @@ impl RawPeer {
         let mut peer = Self {
             stream,
             buf: Vec::new(),
+            their_open: None,
         };
         let open = Open::new(
             64512,
@@ -66,7 +69,10 @@ impl RawPeer {
                 .expect("open"),
         )
         .await;
-        assert!(matches!(peer.recv().await, Message::Open(_)));
+        let Message::Open(theirs) = peer.recv().await else {
+            panic!("Starling answers with an OPEN");
+        };
+        peer.their_open = Some(theirs);
         assert!(matches!(peer.recv().await, Message::Keepalive));
         peer.send(
             &Message::Keepalive

@@ -4,8 +4,10 @@
 //! role calls (the default):
 //! `loop`, `memory`, `trap`, `stack`, `huge` (an enormous answer),
 //! `log-flood`, and reaching for what the sandbox withholds: `env`,
-//! `file`, `clock`, `net`, `stdout`. Without a `Hostile` resource it behaves: AS 65000 for every
-//! node and no sessions.
+//! `file`, `clock`, `net`, `stdout`. A Node labelled `hostile-mode: <mode>`
+//! asks for the same in the role calls, so a misbehaviour can be switched
+//! on in any datastore (`starling label node n hostile-mode=trap`).
+//! Without either it behaves: AS 65000 for every node and no sessions.
 
 use starling_plugin_sdk::{
     AsAssignment, Family, LogLevel, NodeFacts, NodePlan, Object, PeerSelection, Problem, Role,
@@ -83,6 +85,13 @@ impl Snapshot for Hostile {
         }
         if at_load {
             misbehave(&mode);
+        }
+        if let Some(labelled) = objects
+            .iter()
+            .filter(|o| o.kind == "Node")
+            .find_map(|o| o.labels.get("hostile-mode"))
+        {
+            mode = labelled.clone();
         }
         let nodes = objects
             .iter()
