@@ -74,6 +74,12 @@ pub(crate) struct UpArgs {
     /// embedded datastore.
     #[arg(long)]
     etcd: bool,
+    /// Start with route reflectors instead of the mesh: nodes 1..=K get
+    /// the cluster id 244.0.0.1 and the label `route-reflector=true`, the
+    /// guide's `peer-with-route-reflectors` BGPPeer is applied and the
+    /// mesh is off.
+    #[arg(long, default_value_t = 0, value_name = "K")]
+    reflectors: u8,
     /// Run every node with this plugin for a role: `ROLE=PLUGIN`, the
     /// role one of `as_assignment`, `route_reflection`, `peer_selection`,
     /// `route_policy`, the plugin a built-in name or a `.wasm` file
@@ -161,6 +167,54 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fixed, locally administered MAC address for a lab member's `eth0`,
+/// from its IPv4 address (02:00 then the four octets).
+fn mac(address: &str) -> String {
+    let octets: Vec<u8> = address.split('.').filter_map(|o| o.parse().ok()).collect();
+    format!(
+        "02:00:{:02x}:{:02x}:{:02x}:{:02x}",
+        octets[0], octets[1], octets[2], octets[3]
+    )
+}
+
+/// Every member knows every other member's MAC from the start. The
+/// kernel's ARP table is shared by all namespaces and holds at most
+/// `gc_thresh3` (1024) learned entries: a 100-node mesh needs ten times
+/// that, and ARP then fails ("neighbor table overflow"). Permanent entries
+/// do not count against it, and leave the host's settings alone.
+fn permanent_neighbours(lab: &LabArgs, state: &State) -> anyhow::Result<()> {
+    let mut members: Vec<(String, String)> = state
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (node.clone(), node_ip(i + 1)))
+        .collect();
+    if state.tor {
+        members.push(("tor".to_owned(), TOR_IP.to_owned()));
+    }
+    for (member, _) in &members {
+        let batch: String = members
+            .iter()
+            .filter(|(other, _)| other != member)
+            .map(|(_, address)| {
+                format!(
+                    "neigh replace {address} lladdr {} dev eth0 nud permanent\n",
+                    mac(address)
+                )
+            })
+            .collect();
+        let file = lab.dir.join("neighbours.batch");
+        std::fs::write(&file, batch)?;
+        ip(&[
+            "-n",
+            &namespace(&lab.name, member),
+            "-batch",
+            &file.display().to_string(),
+        ])?;
+    }
+    Ok(())
+}
+
 fn sysctl(ns: &str, setting: &str) -> anyhow::Result<()> {
     let out = Command::new("ip")
         .args(["netns", "exec", ns, "sysctl", "-qw", setting])
@@ -230,6 +284,13 @@ fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
     if !(1..=200).contains(&args.nodes) {
         bail!("--nodes: {} is not between 1 and 200", args.nodes);
     }
+    if args.reflectors > args.nodes {
+        bail!(
+            "--reflectors: {} is more than the {} nodes",
+            args.reflectors,
+            args.nodes
+        );
+    }
     if lab.state_file().exists() {
         bail!(
             "lab '{}' is already up ({}); `starling lab down` first",
@@ -293,7 +354,19 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
         ip(&["netns", "add", &ns])?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         ip(&[
-            "-n", &fabric, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
+            "-n",
+            &fabric,
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "address",
+            &mac(address),
+            "netns",
             &ns,
         ])?;
         ip(&["-n", &fabric, "link", "set", port, "master", "br0", "up"])?;
@@ -329,6 +402,7 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
         attach("tor", "tor", TOR_IP)?;
         std::fs::create_dir_all(lab.dir.join("tor"))?;
     }
+    permanent_neighbours(lab, state)?;
     if args.etcd {
         let pid = spawn(
             &fabric,
@@ -365,7 +439,7 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
         )?;
         state.pids.push(("tor".to_owned(), pid));
     }
-    apply_resources(lab, state)?;
+    apply_resources(lab, state, usize::from(args.reflectors))?;
     let exe = std::env::current_exe().context("finding the starling binary")?;
     for (i, node) in state.nodes.iter().enumerate() {
         let dir = lab.dir.join(node);
@@ -549,19 +623,36 @@ fn plugin_section(plugins: &[(String, String)]) -> String {
 }
 
 /// The guide's starting point: the default BGPConfiguration (mesh on, AS
-/// 64512), one IP pool, a Node per node and its block.
-fn apply_resources(lab: &LabArgs, state: &State) -> anyhow::Result<()> {
-    let mut yaml = String::from(
-        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
-         spec: {logSeverityScreen: Info, nodeToNodeMeshEnabled: true, asNumber: 64512}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: default-ipv4-ippool}\n\
-         spec: {cidr: 10.244.0.0/16, blockSize: 26}\n",
+/// 64512), one IP pool, a Node per node and its block; with `reflectors`,
+/// the guide's route-reflector setup instead of the mesh.
+fn apply_resources(lab: &LabArgs, state: &State, reflectors: usize) -> anyhow::Result<()> {
+    let mut yaml = format!(
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\n\
+         spec: {{logSeverityScreen: Info, nodeToNodeMeshEnabled: {}, asNumber: 64512}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: default-ipv4-ippool}}\n\
+         spec: {{cidr: 10.244.0.0/16, blockSize: 26}}\n",
+        reflectors == 0
     );
+    if reflectors > 0 {
+        yaml.push_str(
+            "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\n\
+             metadata: {name: peer-with-route-reflectors}\n\
+             spec: {nodeSelector: all(), peerSelector: route-reflector == 'true'}\n",
+        );
+    }
     for (i, node) in state.nodes.iter().enumerate() {
         let i = i + 1;
+        let (labels, cluster) = if i <= reflectors {
+            (
+                ", labels: {route-reflector: 'true'}",
+                ", routeReflectorClusterID: 244.0.0.1",
+            )
+        } else {
+            ("", "")
+        };
         yaml.push_str(&format!(
-            "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {node}}}\n\
-             spec: {{bgp: {{ipv4Address: {}/24}}}}\n---\n\
+            "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {node}{labels}}}\n\
+             spec: {{bgp: {{ipv4Address: {}/24{cluster}}}}}\n---\n\
              apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {{name: {node}-10-244-{i}-0-26}}\n\
              spec: {{node: {node}, cidr: 10.244.{i}.0/26, state: confirmed, deleted: 'false'}}\n",
             node_ip(i)

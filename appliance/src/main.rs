@@ -129,8 +129,24 @@ async fn resource_verb(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A CLI piped into `head` should stop quietly when the reader goes, as
+/// other Unix tools do, not panic on the failed write. The daemon keeps
+/// Rust's default (EPIPE as an error), so a closed log pipe cannot kill it.
+#[allow(unsafe_code)]
+fn stop_quietly_on_closed_stdout() {
+    // SAFETY: called from main before any other thread exists; SIG_DFL is
+    // a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        stop_quietly_on_closed_stdout();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");

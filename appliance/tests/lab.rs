@@ -934,3 +934,67 @@ fn faults_a_crash_a_bad_resource_a_trapping_plugin_and_a_removed_node() {
     }
     assert!(lab.ping(1, 2), "node-1 ↔ node-2 after node-3 left");
 }
+
+/// Guide step 10, scale: `nodes` daemons come up together; report how
+/// long until every node's kernel has a route to every other node's block,
+/// and each daemon's resident memory (printed; `scripts/lab-scale` runs
+/// these alone for the numbers in docs/performance.md).
+fn converge(name: &str, nodes: usize, extra: &[&str]) {
+    let started = Instant::now();
+    let lab = Lab::up(name, nodes, extra);
+    let up = started.elapsed();
+    let mut pending: Vec<usize> = (1..=nodes).collect();
+    while !pending.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "not converged after 15 minutes: {} nodes pending ({pending:?})",
+            pending.len()
+        );
+        pending.retain(|i| lab.fib(&format!("node-{i}")) != mesh_fib(*i, nodes));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let converged = started.elapsed();
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.dir.join("lab.json")).expect("lab.json"))
+            .expect("lab state");
+    let mut rss_kib: Vec<u64> = state["pids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p[0].as_str().is_some_and(|n| n.starts_with("node-")))
+        .filter_map(|p| {
+            let status = std::fs::read_to_string(format!("/proc/{}/status", p[1])).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    rss_kib.sort_unstable();
+    assert_eq!(rss_kib.len(), nodes, "every daemon still running");
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    eprintln!(
+        "SCALE {name}: {nodes} nodes {extra:?}: lab up (namespaces, daemons answering) {:.1} s; \
+         every kernel FIB complete {:.1} s after `lab up` began ({:.1} s after it returned); \
+         RSS per daemon: min {:.1} MiB, median {:.1} MiB, max {:.1} MiB",
+        up.as_secs_f64(),
+        converged.as_secs_f64(),
+        (converged - up).as_secs_f64(),
+        mib(rss_kib[0]),
+        mib(rss_kib[nodes / 2]),
+        mib(rss_kib[nodes - 1]),
+    );
+}
+
+#[test]
+fn scale_a_30_node_full_mesh() {
+    converge("mesh30-", 30, &[]);
+}
+
+#[test]
+fn scale_60_nodes_with_two_route_reflectors() {
+    converge("rr60-", 60, &["--reflectors", "2"]);
+}
