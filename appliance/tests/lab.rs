@@ -304,21 +304,7 @@ fn step_1_full_mesh(lab: &Lab) {
 /// `other_peers`: sessions each node has besides the reflector (the ToR).
 fn step_4_route_reflector(lab: &Lab, other_peers: usize) {
     let traffic = Traffic::start(lab, 30);
-    lab.patch(
-        "node",
-        "node-1",
-        r#"{"spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}"#,
-    );
-    lab.exec(
-        "node-1",
-        &[
-            "starling",
-            "label",
-            "node",
-            "node-1",
-            "route-reflector=true",
-        ],
-    );
+    lab.make_reflector("node-1");
     lab.apply("rr.yaml", PEER_WITH_ROUTE_REFLECTORS);
     lab.patch(
         "bgpconfiguration",
@@ -384,21 +370,7 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
     step_1_full_mesh(&lab);
     let traffic = Traffic::start(&lab, 30);
 
-    lab.patch(
-        "node",
-        "node-4",
-        r#"{"spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}"#,
-    );
-    lab.exec(
-        "node-1",
-        &[
-            "starling",
-            "label",
-            "node",
-            "node-4",
-            "route-reflector=true",
-        ],
-    );
+    lab.make_reflector("node-4");
     lab.apply("rr.yaml", PEER_WITH_ROUTE_REFLECTORS);
     for node in lab.nodes().iter().take(3) {
         wait_for(
@@ -536,6 +508,20 @@ fn the_guide_on_a_lab_mesh_global_peer_and_route_reflector() {
 }
 
 impl Lab {
+    /// The guide's reflector recipe for `node`: cluster id 244.0.0.1 and
+    /// the label `route-reflector=true`.
+    fn make_reflector(&self, node: &str) {
+        self.patch(
+            "node",
+            node,
+            r#"{"spec": {"bgp": {"routeReflectorClusterID": "244.0.0.1"}}}"#,
+        );
+        self.exec(
+            "node-1",
+            &["starling", "label", "node", node, "route-reflector=true"],
+        );
+    }
+
     /// `starling patch KIND NAME -p PATCH`, from inside node-1.
     fn patch(&self, kind: &str, name: &str, patch: &str) {
         self.exec("node-1", &["starling", "patch", kind, name, "-p", patch]);
