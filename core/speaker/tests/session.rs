@@ -287,8 +287,9 @@ fn a_connection_lost_before_the_open_keeps_listening() {
     s.handle(now, Input::Disconnected);
     assert_eq!(s.state(), State::Active);
     let retry = s.poll_timeout().expect("connect retry armed") - now;
+    // The first such retry is quick (see the next test).
     assert!(
-        retry <= Duration::from_secs(5) && retry >= Duration::from_millis(3750),
+        retry <= Duration::from_secs(1) && retry >= Duration::from_millis(750),
         "{retry:?}"
     );
     while s.poll_output().is_some() {}
@@ -371,4 +372,69 @@ fn a_waiting_passive_session_made_active_connects_at_once() {
         outputs.iter().any(|o| matches!(o, Output::Connect)),
         "{outputs:?}"
     );
+}
+
+/// A refused connection (or one closed before the peer's OPEN) is retried
+/// after 1 s, then 2 s, 4 s, ... up to ConnectRetry (5 s here): nodes
+/// booting together find each other in a second, not a whole ConnectRetry
+/// later. An OPEN accepted from the peer starts the sequence again.
+#[test]
+fn failed_connects_are_retried_quickly_at_first() {
+    let mut s = Session::new(cfg(64512, 64513, 1, 179));
+    let mut now = Instant::now();
+    s.handle(now, Input::Start);
+    let mut retries = Vec::new();
+    for _ in 0..5 {
+        assert_eq!(s.state(), State::Connect);
+        s.handle(now, Input::ConnectFailed);
+        assert_eq!(s.state(), State::Active);
+        let retry = s.poll_timeout().expect("connect retry armed") - now;
+        retries.push(retry);
+        while s.poll_output().is_some() {}
+        now += retry;
+        s.handle_timeout(now);
+    }
+    let nominal = [1, 2, 4, 5, 5].map(Duration::from_secs);
+    for (retry, nominal) in retries.iter().zip(nominal) {
+        assert!(
+            *retry <= nominal && *retry >= nominal.mul_f64(0.75),
+            "{retries:?}"
+        );
+    }
+    // Closed before the peer's OPEN counts as a failure too.
+    s.handle(now, Input::Connected);
+    s.handle(now, Input::Disconnected);
+    while s.poll_output().is_some() {}
+    let retry = s.poll_timeout().expect("connect retry armed") - now;
+    assert!(retry >= Duration::from_millis(3750), "{retry:?}");
+}
+
+/// Once a peer's OPEN was accepted, the next failed attempt is quick again.
+#[test]
+fn an_accepted_open_restarts_the_quick_retries() {
+    let mut p = Pair::new(cfg(64512, 64513, 1, 179), cfg(64513, 64512, 2, 179));
+    // The peer is not up: a's attempts fail, 1 s, 2 s, 4 s apart.
+    p.a.handle(p.now, Input::Start);
+    p.pump();
+    p.advance(Duration::from_secs(6));
+    assert_eq!(p.a.state(), State::Active);
+    let waiting = p.a.poll_timeout().expect("connect retry armed") - p.now;
+    assert!(waiting > Duration::from_secs(1), "{waiting:?}");
+    // The peer comes up; the next attempt succeeds.
+    p.b.handle(p.now, Input::Start);
+    p.advance(Duration::from_secs(6));
+    assert_eq!(p.a.state(), State::Established);
+    // Lost, and the peer gone again: after the idle hold, the first
+    // failed attempt is retried within a second.
+    p.b.handle(p.now, Input::Stop);
+    p.pump();
+    while p.a.state() != State::Connect {
+        let next = p.a.poll_timeout().expect("a timer") - p.now;
+        p.now += next;
+        p.a.handle_timeout(p.now);
+    }
+    while p.a.poll_output().is_some() {}
+    p.a.handle(p.now, Input::ConnectFailed);
+    let retry = p.a.poll_timeout().expect("connect retry armed") - p.now;
+    assert!(retry <= Duration::from_secs(1), "{retry:?}");
 }

@@ -168,6 +168,9 @@ pub struct Session {
     negotiated: Option<Negotiated>,
     /// Consecutive failures, for the idle-hold backoff.
     failures: u32,
+    /// Consecutive connection attempts that failed, for the quick first
+    /// retries.
+    connect_failures: u32,
     established_at: Option<Instant>,
     last_error: Option<DownReason>,
     counters: Counters,
@@ -175,6 +178,10 @@ pub struct Session {
     /// addresses: deterministic per session, different on the two sides.
     jitter: u64,
 }
+
+/// The first retry after a failed connection attempt (see
+/// `Input::ConnectFailed`).
+const FIRST_CONNECT_RETRY: Duration = Duration::from_secs(1);
 
 /// A nonzero jitter seed from what distinguishes this session and side.
 fn seed(cfg: &PeerConfig) -> u64 {
@@ -187,6 +194,20 @@ fn seed(cfg: &PeerConfig) -> u64 {
 }
 
 impl Session {
+    /// After a connection attempt that failed, or closed before the peer's
+    /// OPEN: 1 s, then 2, 4, ... up to ConnectRetry, jittered. The peer is
+    /// most often not ready yet (nodes booting together), and a whole
+    /// ConnectRetry would be wasted waiting; the sequence restarts once a
+    /// peer's OPEN is accepted.
+    fn next_connect_retry(&mut self) -> Duration {
+        let shift = self.connect_failures.min(16);
+        self.connect_failures += 1;
+        let retry = FIRST_CONNECT_RETRY
+            .saturating_mul(1 << shift)
+            .min(self.cfg.connect_retry);
+        self.jittered(retry)
+    }
+
     /// RFC 4271 §10: ConnectRetry (and here the idle-hold backoff) are
     /// jittered to 75–100 % of their value, so two speakers that failed
     /// together do not retry, and collide, in lockstep forever.
@@ -211,6 +232,7 @@ impl Session {
             rx: Vec::new(),
             negotiated: None,
             failures: 0,
+            connect_failures: 0,
             established_at: None,
             last_error: None,
             counters: Counters::default(),
@@ -274,9 +296,13 @@ impl Session {
             Input::Connected => self.connected(now),
             Input::ConnectFailed => {
                 if self.state == State::Connect {
-                    // RFC 4271 §8.2.2: wait in Active, retry when the timer fires.
+                    // RFC 4271 §8.2.2: wait in Active, retry when the timer
+                    // fires. A failed attempt usually means the peer is not
+                    // listening yet (nodes booting together): retry after
+                    // 1 s, then 2, 4, ... up to ConnectRetry.
                     self.set_state(State::Active);
-                    self.timers.connect_retry = Some(now + self.jittered(self.cfg.connect_retry));
+                    let retry = self.next_connect_retry();
+                    self.timers.connect_retry = Some(now + retry);
                 }
             }
             Input::Disconnected => self.disconnected(now),
@@ -422,8 +448,10 @@ impl Session {
                 if self.enabled {
                     self.set_state(State::Active);
                     if !self.cfg.passive {
-                        self.timers.connect_retry =
-                            Some(now + self.jittered(self.cfg.connect_retry));
+                        // Closed before any OPEN: most often a peer whose
+                        // daemon listens but has not configured us yet.
+                        let retry = self.next_connect_retry();
+                        self.timers.connect_retry = Some(now + retry);
                     }
                 }
             }
@@ -498,6 +526,7 @@ impl Session {
                     self.negotiated = Some(negotiated);
                     self.restart_keepalive(now);
                     self.set_state(State::OpenConfirm);
+                    self.connect_failures = 0;
                 }
                 Err(n) => self.fail(now, n),
             },
