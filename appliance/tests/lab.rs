@@ -424,6 +424,45 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
     traffic.assert_none_lost("the route reflector killed and started again");
     let writes: Vec<f64> = clients.iter().map(|n| kernel_writes(n)).collect();
     assert_eq!(writes, writes_before, "clients rewrote kernel routes");
+
+    // The reflector and a client crash together (a rack losing power);
+    // the reflector is back first. It sends its clients nothing until every
+    // client has sent it its table, so they keep node-3's block (stale,
+    // through graceful restart) instead of sweeping it at the reflector's
+    // End-of-RIB, and node-3's kernel, which outlived its daemon, keeps
+    // forwarding.
+    let traffic = Traffic::start(&lab, 20);
+    lab.lab_verb("stop", "node-4", &["--kill"]);
+    lab.lab_verb("stop", "node-3", &["--kill"]);
+    wait_for(
+        "node-1 to lose the reflector",
+        Duration::from_secs(30),
+        || lab.sessions("node-1") != [("Node_192_0_2_14".to_owned(), "Established".to_owned())],
+    );
+    lab.lab_verb("start", "node-4", &[]);
+    wait_for(
+        "the reflector back with node-1 and node-2",
+        Duration::from_secs(30),
+        || {
+            ["node-1", "node-2"].iter().all(|n| {
+                lab.sessions(n) == [("Node_192_0_2_14".to_owned(), "Established".to_owned())]
+            })
+        },
+    );
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_secs(3) {
+        let fib = lab.fib("node-1");
+        assert!(
+            fib.contains(&"10.244.3.0/26 via 192.0.2.13".to_owned()),
+            "node-1 dropped node-3's block while node-3 was still down: {fib:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    lab.lab_verb("start", "node-3", &[]);
+    wait_for("the reflector to recover", Duration::from_secs(60), || {
+        metric_sum(&lab.scrape("node-4"), "starling_bgp_prefixes_advertised") == 9.0
+    });
+    traffic.assert_none_lost("a reflector and a client killed, the reflector back first");
 }
 
 /// Guide step 9: steps 1 and 4 with the nodes sharing a real etcd.
