@@ -2,11 +2,13 @@
 //!
 //!   starling-bench rib --prefixes 1000000 --runs 5
 //!
+//! Everything runs in a network namespace the benchmark creates (and
+//! removes), on 192.0.2.0/24: FRR and GoBGP refuse 127/8 next hops.
 //! One peer (the blaster) sends a generated full table to the daemon under
 //! test; a second peer (the sink) counts what the daemon re-advertises.
 //! Measured: time from the blaster's first byte until the sink holds every
-//! prefix, and the daemon's peak RSS. Starling and BIRD 2 run the same
-//! scenario in the same invocation. See docs/performance.md.
+//! prefix, and the daemon's peak RSS. Starling, BIRD 2, FRR and GoBGP run
+//! the same scenario in the same invocation. See docs/performance.md.
 
 mod peer;
 
@@ -24,9 +26,12 @@ use starling_speaker::rib::RibConfig;
 use starling_wire::Context;
 use tokio::io::AsyncWriteExt;
 
-const DUT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 200);
-const BLASTER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 201);
-const SINK: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 202);
+const DUT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+const BLASTER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 201);
+const SINK: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 202);
+/// The interface in the benchmark's namespace that holds the three
+/// addresses (the namespace's own loopback: no module needed).
+const LINK: &str = "lo";
 const DUT_AS: u32 = 64512;
 const BLASTER_AS: u32 = 65001;
 const SINK_AS: u32 = 65002;
@@ -49,11 +54,14 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         runs: usize,
         /// Daemons to measure, in order.
-        #[arg(long, value_delimiter = ',', default_value = "starling,bird")]
+        #[arg(long, value_delimiter = ',', default_value = "starling,bird,frr,gobgp")]
         dut: Vec<Dut>,
         /// Pin the daemon to this CPU (taskset).
         #[arg(long, default_value_t = 1)]
         cpu: usize,
+        /// Already inside the benchmark's namespace (set by the outer run).
+        #[arg(long, hide = true)]
+        inside: bool,
     },
     /// Run Starling as the daemon under test (used by `rib`).
     Dut {
@@ -66,6 +74,9 @@ enum Cmd {
 enum Dut {
     Starling,
     Bird,
+    /// FRR's bgpd alone (`-Z`: no zebra, as no FIB is involved).
+    Frr,
+    Gobgp,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,14 +87,63 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Cmd::Dut { port } => rt.block_on(run_starling_dut(port)),
+        Cmd::Rib { inside: false, .. } => in_namespace(),
         Cmd::Rib {
             prefixes,
             attribute_sets,
             runs,
             dut,
             cpu,
+            inside: true,
         } => rt.block_on(rib(prefixes, attribute_sets, runs, &dut, cpu)),
     }
+}
+
+/// Run this same command again inside a fresh network namespace with the
+/// benchmark's addresses, and remove the namespace afterwards.
+fn in_namespace() -> anyhow::Result<()> {
+    let ns = format!("starling-bench-{}", std::process::id());
+    let ip = |args: &[&str]| -> anyhow::Result<()> {
+        let status = Command::new("ip")
+            .args(args)
+            .status()
+            .context("running ip")?;
+        if !status.success() {
+            bail!("ip {} failed (the benchmark needs root)", args.join(" "));
+        }
+        Ok(())
+    };
+    ip(&["netns", "add", &ns])?;
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _remove = Remove(ns.clone());
+    ip(&["-n", &ns, "link", "set", LINK, "up"])?;
+    for (address, len) in [(DUT, 24), (BLASTER, 32), (SINK, 32)] {
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{address}/{len}"),
+            "dev",
+            LINK,
+        ])?;
+    }
+    let status = Command::new("ip")
+        .args(["netns", "exec", &ns])
+        .arg(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .arg("--inside")
+        .status()
+        .context("running the benchmark in its namespace")?;
+    if !status.success() {
+        bail!("the benchmark failed ({status})");
+    }
+    Ok(())
 }
 
 /// Starling with a passive eBGP session to the blaster and the sink.
@@ -125,9 +185,92 @@ impl Drop for Daemon {
     }
 }
 
+/// A scratch directory for one comparator run.
+fn scratch(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("starling-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
     let pin = ["-c".to_owned(), cpu.to_string()];
     match dut {
+        Dut::Frr => {
+            let dir = scratch("frr")?;
+            let conf = dir.join("bgpd.conf");
+            // Same policy as the others: everything from the blaster,
+            // re-advertised to the sink with next hop self (eBGP default).
+            std::fs::write(
+                &conf,
+                format!(
+                    "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n no bgp ebgp-requires-policy\n\
+                     neighbor {BLASTER} remote-as {BLASTER_AS}\n neighbor {BLASTER} passive\n\
+                     neighbor {SINK} remote-as {SINK_AS}\n neighbor {SINK} passive\n\
+                     address-family ipv4 unicast\n  neighbor {BLASTER} activate\n  neighbor {SINK} activate\n\
+                     exit-address-family\n"
+                ),
+            )?;
+            let child = Command::new("taskset")
+                .args(&pin)
+                .arg("/usr/lib/frr/bgpd")
+                .arg("-f")
+                .arg(&conf)
+                .arg("-i")
+                .arg(dir.join("bgpd.pid"))
+                .arg("--vty_socket")
+                .arg(&dir)
+                .args(["-S", "-Z", "-n", "-P", "0", "-u", "root", "-g", "root"])
+                .args(["-p", &port.to_string(), "-l", &DUT.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("spawning FRR's bgpd")?;
+            Ok(Daemon {
+                child,
+                _dir: Some(dir),
+            })
+        }
+        Dut::Gobgp => {
+            let dir = scratch("gobgp")?;
+            let conf = dir.join("gobgpd.toml");
+            let neighbor = |address: Ipv4Addr, asn: u32| {
+                format!(
+                    "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{address}\"\n    peer-as = {asn}\n\
+                     [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"{DUT}\"\n\
+                     [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n"
+                )
+            };
+            std::fs::write(
+                &conf,
+                format!(
+                    "[global.config]\n  as = {DUT_AS}\n  router-id = \"192.0.2.200\"\n  port = {port}\n\
+                     local-address-list = [\"{DUT}\"]\n{}{}",
+                    neighbor(BLASTER, BLASTER_AS),
+                    neighbor(SINK, SINK_AS)
+                ),
+            )?;
+            let api = std::net::TcpListener::bind(SocketAddr::from((DUT, 0)))?.local_addr()?;
+            let child = Command::new("taskset")
+                .args(&pin)
+                .arg("gobgpd")
+                .arg("-f")
+                .arg(&conf)
+                .args([
+                    "--api-hosts",
+                    &api.to_string(),
+                    "--pprof-disable",
+                    "-l",
+                    "warn",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("spawning gobgpd")?;
+            Ok(Daemon {
+                child,
+                _dir: Some(dir),
+            })
+        }
         Dut::Starling => {
             let exe = std::env::current_exe()?;
             let child = Command::new("taskset")
@@ -140,9 +283,7 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
             Ok(Daemon { child, _dir: None })
         }
         Dut::Bird => {
-            let dir =
-                std::env::temp_dir().join(format!("starling-bench-bird-{}", std::process::id()));
-            std::fs::create_dir_all(&dir)?;
+            let dir = scratch("bird")?;
             let conf = dir.join("bird.conf");
             std::fs::write(
                 &conf,
@@ -150,7 +291,7 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
                     r#"
 router id 192.0.2.200;
 protocol device {{}}
-protocol direct {{ ipv4; interface "lo"; }}
+protocol direct {{ ipv4; interface "{LINK}"; }}
 template bgp p {{
     local {DUT} port {port} as {DUT_AS};
     passive on;
@@ -198,9 +339,15 @@ async fn one_run(
         .port();
     let daemon = start_dut(dut, port, cpu)?;
     let target = SocketAddr::from((DUT, port));
-    let mut sink = peer::Peer::connect(SINK, target, SINK_AS, DUT_AS)
-        .await
-        .context("sink")?;
+    // A daemon takes a moment to listen (gobgpd, bgpd): try for 10 s.
+    let connect_deadline = Instant::now() + Duration::from_secs(10);
+    let mut sink = loop {
+        match peer::Peer::connect(SINK, target, SINK_AS, DUT_AS).await {
+            Ok(sink) => break sink,
+            Err(e) if Instant::now() > connect_deadline => return Err(e.context("sink")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
     let mut blaster = peer::Peer::connect(BLASTER, target, BLASTER_AS, DUT_AS)
         .await
         .context("blaster")?;
@@ -262,15 +409,15 @@ async fn rib(
             t.0, t.1, t.2, r.0, r.1, r.2
         );
     }
-    if let [(_, s, sr), (_, b, br), ..] = summary.as_slice() {
+    if let [(first, s, sr), rest @ ..] = summary.as_slice() {
         println!();
-        println!(
-            "ratio {:?}/{:?}: time {:.2}, RSS {:.2}",
-            summary[0].0,
-            summary[1].0,
-            s.0 / b.0,
-            sr.0 / br.0
-        );
+        for (other, o, or) in rest {
+            println!(
+                "ratio {first:?}/{other:?}: time {:.2}, RSS {:.2}",
+                s.0 / o.0,
+                sr.0 / or.0
+            );
+        }
     }
     Ok(())
 }
