@@ -492,8 +492,31 @@ fn daemon_pid(state: &State, node: &str) -> Option<u32> {
     state
         .pids
         .iter()
-        .find(|(n, pid)| n == node && Path::new(&format!("/proc/{pid}")).exists())
+        .find(|(n, pid)| n == node && alive(*pid))
         .map(|(_, pid)| *pid)
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// `kill -SIGNAL pid`; whether it was delivered.
+fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Wait until `pid` is gone, or `deadline`; whether it is gone.
+fn wait_gone(pid: u32, deadline: Instant) -> bool {
+    while alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
 }
 
 fn stop(args: &StopArgs) -> anyhow::Result<ExitCode> {
@@ -505,20 +528,12 @@ fn stop(args: &StopArgs) -> anyhow::Result<ExitCode> {
     let Some(pid) = daemon_pid(&state, node) else {
         bail!("{node}'s daemon is not running");
     };
-    let signal = if args.kill { "-KILL" } else { "-TERM" };
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .context("running kill")?;
-    if !status.success() {
-        bail!("kill {signal} {pid} failed");
+    let sig = if args.kill { "-KILL" } else { "-TERM" };
+    if !signal(pid, sig) {
+        bail!("kill {sig} {pid} failed");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        if Instant::now() > deadline {
-            bail!("{node}'s daemon (pid {pid}) did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if !wait_gone(pid, Instant::now() + Duration::from_secs(10)) {
+        bail!("{node}'s daemon (pid {pid}) did not stop");
     }
     println!(
         "{node}'s daemon {}",
@@ -690,20 +705,13 @@ fn down(lab: &LabArgs) -> anyhow::Result<ExitCode> {
     if let Some(state) = &state {
         // Daemons first (SIGTERM: Cease to their peers), then BIRD and etcd.
         for (_, pid) in &state.pids {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            signal(*pid, "-TERM");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         for (what, pid) in &state.pids {
-            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if Path::new(&format!("/proc/{pid}")).exists() {
+            if !wait_gone(*pid, deadline) {
                 eprintln!("{what} (pid {pid}) did not stop; killing it");
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
+                signal(*pid, "-KILL");
             }
         }
     }
@@ -728,10 +736,7 @@ fn status(lab: &LabArgs) -> anyhow::Result<ExitCode> {
     let state = lab.load()?;
     println!("{:<10} {:<8} {:<22} SESSIONS", "NODE", "DAEMON", "ADDRESS");
     for (i, node) in state.nodes.iter().enumerate() {
-        let running = state
-            .pids
-            .iter()
-            .any(|(n, pid)| n == node && Path::new(&format!("/proc/{pid}")).exists());
+        let running = daemon_pid(&state, node).is_some();
         let sessions =
             match crate::node_status::ask_for(&lab.dir.join(node).join("admin.sock"), "status") {
                 Ok(v) => {

@@ -357,6 +357,11 @@ const PEER_WITH_ROUTE_REFLECTORS: &str = "apiVersion: projectcalico.org/v3\nkind
     metadata:\n  name: peer-with-route-reflectors\n\
     spec:\n  nodeSelector: all()\n  peerSelector: route-reflector == 'true'\n";
 
+/// `node`'s one session is with the reflector node-4, and Established.
+fn only_with_node_4(lab: &Lab, node: &str) -> bool {
+    lab.sessions(node) == [("Node_192_0_2_14".to_owned(), "Established".to_owned())]
+}
+
 /// Guide step 5, Calico's procedure for moving from the mesh to route
 /// reflectors without disruption: (1) make node-4 a reflector (cluster id
 /// and label; Calico needs the node drained or new, Starling keeps its
@@ -391,7 +396,7 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
         wait_for(
             &format!("{node} to peer only with the reflector"),
             Duration::from_secs(60),
-            || lab.sessions(node) == [("Node_192_0_2_14".to_owned(), "Established".to_owned())],
+            || only_with_node_4(&lab, node),
         );
         wait_for(
             &format!("{node}'s FIB through the reflector"),
@@ -414,7 +419,7 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
     wait_for(
         "node-1 to lose the reflector",
         Duration::from_secs(30),
-        || lab.sessions("node-1") != [("Node_192_0_2_14".to_owned(), "Established".to_owned())],
+        || !only_with_node_4(&lab, "node-1"),
     );
     lab.lab_verb("start", "node-4", &[]);
     wait_for("the reflector to recover", Duration::from_secs(60), || {
@@ -437,16 +442,16 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
     wait_for(
         "node-1 to lose the reflector",
         Duration::from_secs(30),
-        || lab.sessions("node-1") != [("Node_192_0_2_14".to_owned(), "Established".to_owned())],
+        || !only_with_node_4(&lab, "node-1"),
     );
     lab.lab_verb("start", "node-4", &[]);
     wait_for(
         "the reflector back with node-1 and node-2",
         Duration::from_secs(30),
         || {
-            ["node-1", "node-2"].iter().all(|n| {
-                lab.sessions(n) == [("Node_192_0_2_14".to_owned(), "Established".to_owned())]
-            })
+            ["node-1", "node-2"]
+                .iter()
+                .all(|n| only_with_node_4(&lab, n))
         },
     );
     let held = Instant::now();

@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use starling_plugin_host::sdk::Family;
@@ -63,9 +63,7 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
         None => Vec::new(),
     };
     let now = Instant::now();
-    let wall = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let wall = super::unix_now();
     let rows: Vec<Value> = sessions
         .iter()
         .map(|(name, (family, address))| {

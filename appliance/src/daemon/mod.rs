@@ -457,7 +457,8 @@ async fn next_event(
     }
 }
 
-fn unix_now() -> u64 {
+/// Wall-clock time in Unix seconds (what status answers carry).
+pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -207,9 +207,6 @@ async fn status(
 /// SINCE as the daemon prints it: a duration ago, as `HH:MM:SS` of UTC now
 /// minus it.
 fn since_text(ago: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let t = now.saturating_sub(ago) % 86_400;
+    let t = super::unix_now().saturating_sub(ago) % 86_400;
     format!("{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60)
 }

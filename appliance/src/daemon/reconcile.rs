@@ -201,15 +201,7 @@ impl Sessions {
                 continue;
             };
             if seen.insert(address) {
-                contexts.insert(
-                    address,
-                    SessionContext {
-                        name: s.name.clone(),
-                        peer_as: s.peer_as,
-                        local_as: s.local_as,
-                        filters: s.filters.clone(),
-                    },
-                );
+                contexts.insert(address, SessionContext::of(s));
             }
         }
         contexts
@@ -341,12 +333,7 @@ fn peer(
         family: s.family,
         config,
         policy,
-        context: SessionContext {
-            name: s.name.clone(),
-            peer_as: s.peer_as,
-            local_as: s.local_as,
-            filters: s.filters.clone(),
-        },
+        context: SessionContext::of(s),
         retiring: None,
         to_node: false,
     })

@@ -31,6 +31,18 @@ pub(super) struct SessionContext {
     pub(super) filters: Vec<String>,
 }
 
+impl SessionContext {
+    /// What the plugin is told about a planned session.
+    pub(super) fn of(s: &starling_plugin_host::sdk::Session) -> Self {
+        SessionContext {
+            name: s.name.clone(),
+            peer_as: s.peer_as,
+            local_as: s.local_as,
+            filters: s.filters.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(super) struct PluginPolicy {
     node: String,

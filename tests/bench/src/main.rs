@@ -185,6 +185,17 @@ impl Drop for Daemon {
     }
 }
 
+/// `program` pinned to `cpu`, its output discarded.
+fn pinned(cpu: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", &cpu.to_string()])
+        .arg(program)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
 /// A scratch directory for one comparator run.
 fn scratch(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("starling-bench-{name}-{}", std::process::id()));
@@ -193,7 +204,6 @@ fn scratch(name: &str) -> anyhow::Result<std::path::PathBuf> {
 }
 
 fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
-    let pin = ["-c".to_owned(), cpu.to_string()];
     match dut {
         Dut::Frr => {
             let dir = scratch("frr")?;
@@ -210,9 +220,7 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
                      exit-address-family\n"
                 ),
             )?;
-            let child = Command::new("taskset")
-                .args(&pin)
-                .arg("/usr/lib/frr/bgpd")
+            let child = pinned(cpu, "/usr/lib/frr/bgpd")
                 .arg("-f")
                 .arg(&conf)
                 .arg("-i")
@@ -221,8 +229,6 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
                 .arg(&dir)
                 .args(["-S", "-Z", "-n", "-P", "0", "-u", "root", "-g", "root"])
                 .args(["-p", &port.to_string(), "-l", &DUT.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
                 .spawn()
                 .context("spawning FRR's bgpd")?;
             Ok(Daemon {
@@ -250,9 +256,7 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
                 ),
             )?;
             let api = std::net::TcpListener::bind(SocketAddr::from((DUT, 0)))?.local_addr()?;
-            let child = Command::new("taskset")
-                .args(&pin)
-                .arg("gobgpd")
+            let child = pinned(cpu, "gobgpd")
                 .arg("-f")
                 .arg(&conf)
                 .args([
@@ -262,8 +266,6 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
                     "-l",
                     "warn",
                 ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
                 .spawn()
                 .context("spawning gobgpd")?;
             Ok(Daemon {
@@ -273,11 +275,9 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
         }
         Dut::Starling => {
             let exe = std::env::current_exe()?;
-            let child = Command::new("taskset")
-                .args(&pin)
-                .arg(exe)
+            let child = pinned(cpu, exe)
                 .args(["dut", "--port", &port.to_string()])
-                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
                 .spawn()
                 .context("spawning the Starling DUT")?;
             Ok(Daemon { child, _dir: None })
@@ -303,14 +303,11 @@ protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; ipv4 {{ import none; e
 "#
                 ),
             )?;
-            let child = Command::new("taskset")
-                .args(&pin)
-                .args(["bird", "-f", "-c"])
+            let child = pinned(cpu, "bird")
+                .args(["-f", "-c"])
                 .arg(&conf)
                 .arg("-s")
                 .arg(dir.join("bird.ctl"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
                 .spawn()
                 .context("spawning bird")?;
             Ok(Daemon {
