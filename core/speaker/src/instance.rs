@@ -17,8 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::PeerConfig;
 use crate::driver::{PeerEvent, PeerHandle, PeerStatus, Speaker, accept_loop};
 use crate::policy::{Candidate, Direction, RoutePolicy, Verdict as PolicyVerdict};
+use crate::rib::adj_out::{AdjRibOut, SetId};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
-use crate::rib::{BestChange, Interner, PeerInfo, Rib, RibConfig, RouteAttrs, Source};
+use crate::rib::{BestChange, PeerInfo, Rib, RibConfig, RouteAttrs, Source};
 use crate::session::Negotiated;
 
 /// Per-peer policy beyond the session itself.
@@ -275,10 +276,8 @@ struct PeerEntry {
     cfg: PeerConfig,
     policy: PeerPolicy,
     negotiated: Option<Negotiated>,
-    /// What we last advertised, per prefix.
-    adj_out: std::collections::BTreeMap<Prefix, Arc<RouteAttrs>>,
-    /// Distinct exported attribute sets, shared by `adj_out` entries.
-    out_attrs: Interner,
+    /// What we last advertised, per RIB slot.
+    adj_out: AdjRibOut,
     /// Families whose End-of-RIB this session has not yet received, and
     /// when the session came up.
     initial_eor: Vec<Family>,
@@ -413,8 +412,7 @@ impl State {
                         cfg: *cfg,
                         policy,
                         negotiated: None,
-                        adj_out: std::collections::BTreeMap::new(),
-                        out_attrs: Interner::default(),
+                        adj_out: AdjRibOut::default(),
                         initial_eor: Vec::new(),
                         established_at: None,
                         export_retry_pending: false,
@@ -534,7 +532,7 @@ impl State {
                     .rib
                     .iter_paths()
                     .map(|(prefix, path, best)| RibPath {
-                        prefix: *prefix,
+                        prefix,
                         route: (*path.route).clone(),
                         source: path.source,
                         best,
@@ -571,7 +569,7 @@ impl State {
                 let routes = self
                     .rib
                     .iter_best()
-                    .map(|(p, path)| (*p, (*path.route).clone(), path.source))
+                    .map(|(p, _, path)| (p, (*path.route).clone(), path.source))
                     .collect();
                 let _ = reply.send(routes);
             }
@@ -624,7 +622,6 @@ impl State {
                 entry.established_at = Some(std::time::Instant::now());
                 entry.negotiated = Some(*n);
                 entry.adj_out.clear();
-                entry.out_attrs.collect_garbage();
                 self.initial_advertisement(address);
                 // A restarting peer is not waited for.
                 self.check_recovery();
@@ -634,7 +631,6 @@ impl State {
                 // Answer by sending the whole Adj-RIB-Out again.
                 if let Some(entry) = self.peers.get_mut(&address) {
                     entry.adj_out.clear();
-                    entry.out_attrs.collect_garbage();
                 }
                 self.initial_advertisement(address);
             }
@@ -645,7 +641,6 @@ impl State {
                 let was_established = entry.negotiated.take().is_some();
                 entry.established_at = None;
                 entry.adj_out.clear();
-                entry.out_attrs.collect_garbage();
                 if was_established && graceful_restart_applies(entry, &reason) {
                     let restart_time = entry.graceful.as_ref().map_or(0, |g| g.restart_time);
                     entry.awaiting_eor = entry
@@ -789,6 +784,16 @@ impl State {
             self.advertise(address, &changes);
         }
         let _ = self.best_tx.send(changes);
+        // Every Adj-RIB-Out has seen the withdrawals of emptied slots now:
+        // the RIB may give them to new prefixes.
+        for slot in self.rib.recycle() {
+            for (address, entry) in &mut self.peers {
+                if entry.adj_out.withdraw(slot) {
+                    tracing::error!(peer = %address, slot, "a gone prefix was still advertised; forgotten without a withdrawal");
+                    debug_assert!(false, "slot {slot} still advertised to {address}");
+                }
+            }
+        }
     }
 
     /// Send ourselves `command` after [`EXPORT_RETRY`], once per peer and
@@ -823,9 +828,10 @@ impl State {
     fn all_best(&self) -> Vec<BestChange> {
         self.rib
             .iter_best()
-            .map(|(p, path)| BestChange {
-                prefix: *p,
-                best: vec![path.clone()],
+            .map(|(prefix, slot, path)| BestChange {
+                prefix,
+                slot,
+                best: smallvec::smallvec![path.clone()],
             })
             .collect()
     }
@@ -942,117 +948,148 @@ impl State {
                 }
             }
         };
+        let policy_failed = matches!(verdicts, Some(Err(_)));
         if let Some(Err(e)) = &verdicts {
-            // What the peer has stays as it was: neither new routes nor
-            // withdrawals on a policy we could not ask.
-            tracing::warn!(peer = %address, routes = changes.len(), "export policy failed, nothing sent; retrying in 1 s: {e}");
-            // The peer must not keep a stale view for ever: the whole table
-            // is evaluated again shortly (only differences go out).
-            self.schedule(address, Command::RetryExport(address));
-            return;
+            // Routes the policy would decide on stay as the peer has them;
+            // prefixes that are gone are withdrawn all the same, as no
+            // policy can keep them.
+            tracing::warn!(peer = %address, routes = changes.len(), "export policy failed, no route changes sent; retrying in 1 s: {e}");
         }
         let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);
-        let mut announce: HashMap<(Family, Arc<RouteAttrs>), Vec<Nlri>> = HashMap::new();
-        let mut withdraw: HashMap<Family, Vec<Nlri>> = HashMap::new();
+        let mut outgoing = Outgoing::default();
         // Export depends only on the path's source and attributes, which
         // many prefixes share: compute it once per distinct (source,
-        // attribute set), and share one Arc per distinct result.
-        let mut exported_cache: HashMap<ExportKey, Option<Arc<RouteAttrs>>> = HashMap::new();
-        let mut last_export: Option<(ExportKey, Option<Arc<RouteAttrs>>)> = None;
+        // attribute set).
+        let mut exported_cache: HashMap<ExportKey, Option<SetId>> = HashMap::new();
+        let mut last_export: Option<(ExportKey, Option<SetId>)> = None;
         for change in changes {
             let family = match change.prefix.afi() {
                 Afi::IPV6 => Family::IPV6_UNICAST,
                 _ => Family::IPV4_UNICAST,
             };
-            let exported = change.best.first().and_then(|path| {
-                let verdict = verdicts.as_mut().and_then(Iterator::next);
-                let source_info = || match path.source {
-                    Source::Peer(a) => self.rib.peer(a),
-                    Source::Local => None,
-                };
-                match verdict {
-                    None | Some(PolicyVerdict::Accept) => {}
-                    Some(PolicyVerdict::Reject) => return None,
-                    Some(PolicyVerdict::Replace(attrs)) => {
-                        let changed = RouteAttrs {
-                            attrs: *attrs,
-                            next_hop: path.route.next_hop,
-                        };
-                        return export(
-                            self.rib.config(),
-                            path.source,
-                            source_info(),
-                            &changed,
-                            &target,
-                        )
-                        .map(|r| entry.out_attrs.intern(r));
+            let exported = match change.best.first() {
+                None => None,
+                Some(_) if policy_failed => continue,
+                Some(path) => {
+                    let verdict = verdicts.as_mut().and_then(Iterator::next);
+                    let source_info = || match path.source {
+                        Source::Peer(a) => self.rib.peer(a),
+                        Source::Local => None,
+                    };
+                    match verdict {
+                        Some(PolicyVerdict::Reject) => None,
+                        Some(PolicyVerdict::Replace(attrs)) => {
+                            let changed = RouteAttrs {
+                                attrs: *attrs,
+                                next_hop: path.route.next_hop,
+                            };
+                            export(
+                                self.rib.config(),
+                                path.source,
+                                source_info(),
+                                &changed,
+                                &target,
+                            )
+                            .map(|r| entry.adj_out.intern(r))
+                        }
+                        None | Some(PolicyVerdict::Accept) => {
+                            let key = (path.source, Arc::as_ptr(&path.route));
+                            match &last_export {
+                                // Consecutive changes usually come from one UPDATE.
+                                Some((k, v)) if *k == key => *v,
+                                _ => {
+                                    let result = *exported_cache.entry(key).or_insert_with(|| {
+                                        export(
+                                            self.rib.config(),
+                                            path.source,
+                                            source_info(),
+                                            &path.route,
+                                            &target,
+                                        )
+                                        .map(|r| entry.adj_out.intern(r))
+                                    });
+                                    last_export = Some((key, result));
+                                    result
+                                }
+                            }
+                        }
                     }
                 }
-                let key = (path.source, Arc::as_ptr(&path.route));
-                // Consecutive changes usually come from one UPDATE.
-                if let Some((k, v)) = &last_export
-                    && *k == key
-                {
-                    return v.clone();
-                }
-                let result = exported_cache
-                    .entry(key)
-                    .or_insert_with(|| {
-                        export(
-                            self.rib.config(),
-                            path.source,
-                            source_info(),
-                            &path.route,
-                            &target,
-                        )
-                        .map(|r| entry.out_attrs.intern(r))
-                    })
-                    .clone();
-                last_export = Some((key, result.clone()));
-                result
-            });
+            };
             match exported {
-                Some(route) => {
-                    use std::collections::btree_map::Entry;
-                    // One B-tree search for both the "unchanged?" check
-                    // and the update.
-                    match entry.adj_out.entry(change.prefix) {
-                        Entry::Occupied(o) if *o.get() == route => continue,
-                        Entry::Occupied(mut o) => {
-                            o.insert(route.clone());
-                        }
-                        Entry::Vacant(v) => {
-                            v.insert(route.clone());
-                        }
+                Some(id) => {
+                    if entry.adj_out.advertise(change.slot, id) {
+                        outgoing.announce(family, id, change.prefix);
                     }
-                    announce
-                        .entry((family, route))
-                        .or_default()
-                        .push(Nlri::new(change.prefix));
                 }
                 None => {
-                    if entry.adj_out.remove(&change.prefix).is_some() {
-                        withdraw
-                            .entry(family)
-                            .or_default()
-                            .push(Nlri::new(change.prefix));
+                    if entry.adj_out.withdraw(change.slot) {
+                        outgoing.withdraw(family, change.prefix);
                     }
                 }
             }
         }
-        if !withdraw.is_empty() {
-            entry.out_attrs.collect_garbage();
-        }
-        let mut bytes = Vec::new();
-        for (family, nlri) in &withdraw {
-            encode_withdrawals(*family, nlri, &ctx, &mut bytes);
-        }
-        for ((family, route), nlri) in &announce {
-            encode_reach(&ctx, *family, route, nlri, &mut bytes);
-        }
+        entry.adj_out.collect_unused();
+        let bytes = outgoing.encode(&ctx, &entry.adj_out);
         if !bytes.is_empty() {
             entry.handle.send(bytes, MessageType::Update);
         }
+        if policy_failed {
+            // The peer must not keep a stale view for ever: the whole table
+            // is evaluated again shortly (only differences go out).
+            self.schedule(address, Command::RetryExport(address));
+        }
+    }
+}
+
+/// One peer's UPDATE contents, grouped: withdrawals per family,
+/// announcements per (family, attribute set).
+#[derive(Debug, Default)]
+struct Outgoing {
+    withdraw: Vec<(Family, Vec<Nlri>)>,
+    announce: Vec<((Family, SetId), Vec<Nlri>)>,
+    /// Where each (family, set) is in `announce`.
+    groups: HashMap<(Family, SetId), usize>,
+    /// The group used last: consecutive prefixes usually share it.
+    last: Option<((Family, SetId), usize)>,
+}
+
+impl Outgoing {
+    fn withdraw(&mut self, family: Family, prefix: Prefix) {
+        match self.withdraw.iter_mut().find(|(f, _)| *f == family) {
+            Some((_, nlri)) => nlri.push(Nlri::new(prefix)),
+            None => self.withdraw.push((family, vec![Nlri::new(prefix)])),
+        }
+    }
+
+    fn announce(&mut self, family: Family, set: SetId, prefix: Prefix) {
+        let key = (family, set);
+        let group = match self.last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let next = self.announce.len();
+                let i = *self.groups.entry(key).or_insert(next);
+                if i == next {
+                    self.announce.push((key, Vec::new()));
+                }
+                self.last = Some((key, i));
+                i
+            }
+        };
+        self.announce[group].1.push(Nlri::new(prefix));
+    }
+
+    /// Withdrawals first, then announcements in the order their sets were
+    /// first used.
+    fn encode(&self, ctx: &Context, adj_out: &AdjRibOut) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for (family, nlri) in &self.withdraw {
+            encode_withdrawals(*family, nlri, ctx, &mut bytes);
+        }
+        for ((family, set), nlri) in &self.announce {
+            encode_reach(ctx, *family, adj_out.attrs(*set), nlri, &mut bytes);
+        }
+        bytes
     }
 }
 

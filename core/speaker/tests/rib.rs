@@ -86,6 +86,32 @@ fn best_path_moves_with_announcements_and_withdrawals() {
 }
 
 #[test]
+fn a_gone_prefix_keeps_its_slot_until_recycled_and_counts_follow() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let b = IpAddr::from([192, 0, 2, 2]);
+    let first = r.apply_update(a, &announce(&[65001], &["10.0.0.0/8", "10.9.0.0/16"]));
+    let slot = first[0].slot;
+    assert_ne!(first[1].slot, slot);
+    r.apply_update(b, &announce(&[65002, 65003], &["10.0.0.0/8"]));
+    assert_eq!((r.received_count(a), r.received_count(b)), (2, 1));
+    // Both paths go: the change names the slot, which is not reused
+    // before `recycle` (Adj-RIB-Outs still hold it until they withdraw).
+    r.apply_update(b, &withdraw(&["10.0.0.0/8"]));
+    let gone = r.apply_update(a, &withdraw(&["10.0.0.0/8"]));
+    assert_eq!((gone[0].slot, gone[0].best.len()), (slot, 0));
+    assert_eq!((r.received_count(a), r.received_count(b)), (1, 0));
+    let other = r.apply_update(a, &announce(&[65001], &["10.1.0.0/16"]));
+    assert_ne!(other[0].slot, slot);
+    assert_eq!(r.recycle(), vec![slot]);
+    assert!(r.recycle().is_empty());
+    let reused = r.apply_update(a, &announce(&[65001], &["10.2.0.0/16"]));
+    assert_eq!(reused[0].slot, slot);
+    let listed: Vec<String> = r.iter_best().map(|(p, _, _)| p.to_string()).collect();
+    assert_eq!(listed, ["10.1.0.0/16", "10.2.0.0/16", "10.9.0.0/16"]);
+}
+
+#[test]
 fn own_as_in_the_path_is_ineligible_unless_allowed() {
     let mut r = rib();
     let a = IpAddr::from([192, 0, 2, 1]);

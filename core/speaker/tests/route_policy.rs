@@ -1,7 +1,8 @@
 //! Import and export policy on live sessions: rejected imports never reach
 //! the Loc-RIB, rejected exports never reach the peer, replaced attributes
 //! are what the peer sees, a new policy corrects what peers already have,
-//! and a policy that fails sends nothing rather than withdrawing.
+//! and a policy that fails changes no route the peer has, but still
+//! withdraws prefixes that are gone.
 
 mod common;
 
@@ -85,6 +86,14 @@ fn update(prefixes: &[[u8; 3]]) -> Vec<u8> {
     out
 }
 
+/// An UPDATE withdrawing one /24.
+fn withdrawal(prefix: [u8; 3]) -> Vec<u8> {
+    let mut out = vec![0xff; 16];
+    out.extend_from_slice(&27u16.to_be_bytes());
+    out.extend_from_slice(&[2, 0, 4, 24, prefix[0], prefix[1], prefix[2], 0, 0]);
+    out
+}
+
 /// Updates to `peer` until `prefix` is announced; its communities. No
 /// step of the test may withdraw anything from the peer.
 async fn announced(peer: &mut RawPeer, prefix: &str) -> Vec<Community> {
@@ -165,6 +174,31 @@ async fn policy_decides_imports_and_exports() {
         [],
         "the retry after the failed export"
     );
+
+    // A prefix that goes while the policy fails is withdrawn all the
+    // same: no policy can keep a route that is gone.
+    *policy.failing.lock().expect("lock") = true;
+    x.send(&withdrawal([198, 51, 100])).await;
+    loop {
+        if let Message::Update(p) = y.recv().await {
+            assert!(
+                p.update.nlri.is_empty(),
+                "an announcement while the policy fails: {p:?}"
+            );
+            if p.update
+                .withdrawn
+                .iter()
+                .any(|n| n.prefix.to_string() == "198.51.100.0/24")
+            {
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        instance.counts().await.peers[&IpAddr::from(Y)].advertised,
+        1
+    );
+    *policy.failing.lock().expect("lock") = false;
 
     // No policy: X is asked to resend, and what it resends is no longer
     // filtered.

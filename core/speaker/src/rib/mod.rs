@@ -4,10 +4,12 @@
 //! Attribute sets are interned: a million routes that share a few thousand
 //! sets hold a few thousand `Arc`s of attributes, not a million copies.
 
+pub mod adj_out;
 pub mod decision;
 pub mod export;
+mod index;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use smallvec::SmallVec;
 use std::net::{IpAddr, Ipv4Addr};
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use starling_wire::{NextHop, Nlri, ParsedUpdate, PathAttributes, Prefix, Verdict};
 
 use decision::{Candidate, DecisionOptions};
+use index::PrefixIndex;
 
 use crate::policy::{
     Candidate as PolicyCandidate, Direction, RoutePolicy, Verdict as PolicyVerdict,
@@ -118,35 +121,40 @@ impl RibConfig {
     }
 }
 
+/// A destination's place in the RIB: stable while its prefix has paths,
+/// reused once the prefix is gone and every Adj-RIB-Out has seen the
+/// change (see [`Rib::recycle`]). Adj-RIB-Outs are indexed by it, so an
+/// advertised route costs each peer 4 bytes and no second search.
+pub type Slot = u32;
+
 /// A change of the best path(s) for one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BestChange {
     pub prefix: Prefix,
+    pub slot: Slot,
     /// The new best path first, then the rest of the ECMP set; empty when
     /// the prefix became unreachable.
-    pub best: Vec<Path>,
+    pub best: SmallVec<[Path; 1]>,
 }
 
 #[derive(Debug, Default)]
 struct Destination {
-    /// Nearly every prefix has one path: keep it inline, no allocation.
+    /// Every candidate path, the selected ones first: the best path, then
+    /// the rest of the ECMP set. Nearly every prefix has one path: it is
+    /// kept inline, no allocation.
     paths: SmallVec<[Path; 1]>,
-    /// Index into `paths` of the best path; valid only until `paths`
-    /// changes, so callers take `best_paths()` first.
-    best: Option<u32>,
-    /// The rest of the ECMP set (empty, and unallocated, without multipath).
-    ecmp: Box<[u32]>,
+    /// How many of `paths` are selected (0: none, the prefix is
+    /// unreachable).
+    selected: u16,
 }
 
 impl Destination {
-    fn best_indices(&self) -> impl Iterator<Item = usize> + '_ {
-        self.best.iter().chain(&self.ecmp).map(|&i| i as usize)
+    fn selected(&self) -> &[Path] {
+        &self.paths[..usize::from(self.selected).min(self.paths.len())]
     }
 
-    fn best_paths(&self) -> Vec<Path> {
-        self.best_indices()
-            .filter_map(|i| self.paths.get(i).cloned())
-            .collect()
+    fn best_paths(&self) -> SmallVec<[Path; 1]> {
+        self.selected().iter().cloned().collect()
     }
 }
 
@@ -156,9 +164,17 @@ pub struct Rib {
     cfg: RibConfig,
     peers: HashMap<IpAddr, PeerInfo>,
     interned: Interner,
-    /// A B-tree rather than a hash table: no doubling spike when a full
-    /// table grows it, less slack per entry, and ordered output for free.
-    destinations: BTreeMap<Prefix, Destination>,
+    /// Where each prefix's destination lives in `destinations`.
+    index: PrefixIndex,
+    /// Destinations by slot. A table rather than the index's values: the
+    /// index's nodes stay small, and Adj-RIB-Outs can name a route by its
+    /// slot.
+    destinations: Vec<Destination>,
+    /// Slots free for new prefixes.
+    free: Vec<Slot>,
+    /// Slots emptied since the last [`Rib::recycle`]: their withdrawals
+    /// may not have reached every Adj-RIB-Out yet.
+    emptied: Vec<Slot>,
     /// Paths per peer. A peer going down scans the table instead of
     /// keeping an index per route: memory matters more than that scan.
     received: HashMap<IpAddr, usize>,
@@ -173,7 +189,10 @@ impl Rib {
             cfg,
             peers: HashMap::new(),
             interned: Interner::default(),
-            destinations: BTreeMap::new(),
+            index: PrefixIndex::default(),
+            destinations: Vec::new(),
+            free: Vec::new(),
+            emptied: Vec::new(),
             received: HashMap::new(),
             rejected: HashMap::new(),
         }
@@ -200,14 +219,11 @@ impl Rib {
 
     /// Number of prefixes with a best path.
     pub fn len(&self) -> usize {
-        self.destinations
-            .values()
-            .filter(|d| d.best.is_some())
-            .count()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.index.len() == 0
     }
 
     /// Paths received from `peer` (Adj-RIB-In after import checks).
@@ -221,54 +237,49 @@ impl Rib {
         self.rejected.get(&peer).map_or(0, HashSet::len)
     }
 
-    /// Forget a rejected path: the peer withdrew or replaced it.
-    fn unreject(&mut self, peer: IpAddr, prefix: Prefix, path_id: u32) {
-        if let Some(set) = self.rejected.get_mut(&peer) {
-            set.remove(&(prefix, path_id));
-        }
-    }
-
     /// Distinct interned attribute sets.
     pub fn attribute_sets(&self) -> usize {
         self.interned.len()
     }
 
-    /// The best path and ECMP set of `prefix`.
-    pub fn best(&self, prefix: &Prefix) -> Vec<&Path> {
-        self.destinations
+    fn destination(&self, prefix: &Prefix) -> Option<&Destination> {
+        self.index
             .get(prefix)
-            .map(|d| d.best_indices().filter_map(|i| d.paths.get(i)).collect())
-            .unwrap_or_default()
+            .and_then(|slot| self.destinations.get(slot as usize))
+    }
+
+    /// The best path and ECMP set of `prefix`.
+    pub fn best(&self, prefix: &Prefix) -> &[Path] {
+        self.destination(prefix).map_or(&[], Destination::selected)
     }
 
     /// Every candidate path of `prefix`.
     pub fn paths(&self, prefix: &Prefix) -> &[Path] {
-        self.destinations
-            .get(prefix)
-            .map_or(&[], |d| d.paths.as_slice())
+        self.destination(prefix).map_or(&[], |d| d.paths.as_slice())
     }
 
-    /// Every prefix with its best path, in no particular order.
-    pub fn iter_best(&self) -> impl Iterator<Item = (&Prefix, &Path)> {
-        self.destinations.iter().filter_map(|(p, d)| {
-            d.best
-                .and_then(|i| d.paths.get(i as usize))
-                .map(|path| (p, path))
+    /// Every prefix with its slot and best path, IPv4 then IPv6, in
+    /// address order.
+    pub fn iter_best(&self) -> impl Iterator<Item = (Prefix, Slot, &Path)> {
+        self.iter_destinations()
+            .filter_map(|(p, slot, d)| d.selected().first().map(|path| (p, slot, path)))
+    }
+
+    /// Every path of every prefix, selected (best and ECMP) paths first,
+    /// with whether each is selected.
+    pub fn iter_paths(&self) -> impl Iterator<Item = (Prefix, &Path, bool)> {
+        self.iter_destinations().flat_map(|(p, _, d)| {
+            d.paths
+                .iter()
+                .enumerate()
+                .map(move |(i, path)| (p, path, i < usize::from(d.selected)))
         })
     }
 
-    /// Every path of every prefix, best (and ECMP) paths first, with
-    /// whether each is selected.
-    pub fn iter_paths(&self) -> impl Iterator<Item = (&Prefix, &Path, bool)> {
-        self.destinations.iter().flat_map(|(p, d)| {
-            let selected: SmallVec<[usize; 2]> = d.best_indices().collect();
-            let rest = (0..d.paths.len()).filter(move |i| !d.best_indices().any(|b| b == *i));
-            selected
-                .into_iter()
-                .map(|i| (i, true))
-                .chain(rest.map(|i| (i, false)))
-                .filter_map(move |(i, best)| d.paths.get(i).map(|path| (p, path, best)))
-        })
+    fn iter_destinations(&self) -> impl Iterator<Item = (Prefix, Slot, &Destination)> {
+        self.index
+            .iter()
+            .filter_map(|(p, slot)| self.destinations.get(slot as usize).map(|d| (p, slot, d)))
     }
 
     /// For each peer in `leaving`, how many prefixes have paths only from
@@ -279,7 +290,7 @@ impl Rib {
     pub fn sole_paths(&self, leaving: &HashSet<IpAddr>) -> HashMap<IpAddr, usize> {
         let from_leaving = |p: &Path| matches!(p.source, Source::Peer(a) if leaving.contains(&a));
         let mut counts: HashMap<IpAddr, usize> = leaving.iter().map(|a| (*a, 0)).collect();
-        for d in self.destinations.values() {
+        for d in &self.destinations {
             if d.paths.is_empty() || !d.paths.iter().all(from_leaving) {
                 continue;
             }
@@ -319,15 +330,42 @@ impl Rib {
         import: Option<&dyn RoutePolicy>,
     ) -> Vec<BestChange> {
         let mut changes = Vec::new();
+        let mut tally = Tally::default();
         let update = &parsed.update;
+        let source = Source::Peer(peer);
         let treat_as_withdraw = parsed.verdict == Verdict::TreatAsWithdraw;
+        // Most peers have no rejected routes: skip the per-prefix lookup.
+        let any_rejected = self.rejected.get(&peer).is_some_and(|s| !s.is_empty());
         for nlri in update.withdrawals(treat_as_withdraw) {
-            self.unreject(peer, nlri.prefix, nlri.path_id.unwrap_or(0));
-            self.remove_path(Source::Peer(peer), nlri, &mut changes);
+            let path_id = nlri.path_id.unwrap_or(0);
+            if any_rejected {
+                self.unreject(peer, nlri.prefix, path_id);
+            }
+            tally.removed +=
+                usize::from(self.remove_path(source, nlri.prefix, path_id, &mut changes));
         }
-        if treat_as_withdraw {
-            return changes;
+        if !treat_as_withdraw {
+            self.apply_reachable(peer, update, import, any_rejected, &mut tally, &mut changes);
         }
+        if tally.added != tally.removed {
+            let count = self.received.entry(peer).or_default();
+            *count = (*count + tally.added).saturating_sub(tally.removed);
+        }
+        changes
+    }
+
+    /// The announced half of an UPDATE: one attribute set (per next hop),
+    /// checked and interned once, then each prefix.
+    fn apply_reachable(
+        &mut self,
+        peer: IpAddr,
+        update: &starling_wire::Update,
+        import: Option<&dyn RoutePolicy>,
+        any_rejected: bool,
+        tally: &mut Tally,
+        changes: &mut Vec<BestChange>,
+    ) {
+        let source = Source::Peer(peer);
         let reachable: Vec<(&Nlri, NextHop)> = update
             .nlri
             .iter()
@@ -340,10 +378,10 @@ impl Rib {
             )
             .collect();
         if reachable.is_empty() {
-            return changes;
+            return;
         }
         let Some(info) = self.peers.get(&peer).cloned() else {
-            return changes;
+            return;
         };
         let mut attrs = update.attributes.clone();
         attrs.canonicalize();
@@ -351,9 +389,11 @@ impl Rib {
         if !self.eligible(&info, &attrs) {
             // A looped route is withdrawn silently (RFC 4271 §9.1.2).
             for (nlri, _) in reachable {
-                self.remove_path(Source::Peer(peer), nlri, &mut changes);
+                let path_id = nlri.path_id.unwrap_or(0);
+                tally.removed +=
+                    usize::from(self.remove_path(source, nlri.prefix, path_id, changes));
             }
-            return changes;
+            return;
         }
         if info.ebgp && attrs.local_pref.is_none() {
             attrs.local_pref = Some(self.cfg.default_local_pref);
@@ -402,7 +442,8 @@ impl Rib {
                         .entry(peer)
                         .or_default()
                         .insert((nlri.prefix, path_id));
-                    self.remove_path(Source::Peer(peer), nlri, &mut changes);
+                    tally.removed +=
+                        usize::from(self.remove_path(source, nlri.prefix, path_id, changes));
                     continue;
                 }
                 Some(PolicyVerdict::Replace(new)) => {
@@ -415,16 +456,24 @@ impl Rib {
                     })
                 }
             };
-            self.unreject(peer, nlri.prefix, path_id);
+            if any_rejected || verdicts.is_some() {
+                self.unreject(peer, nlri.prefix, path_id);
+            }
             let path = Path {
-                source: Source::Peer(peer),
+                source,
                 path_id,
                 route,
                 stale: false,
             };
-            self.insert_path(nlri.prefix, path, &mut changes);
+            tally.added += usize::from(self.insert_path(nlri.prefix, path, changes));
         }
-        changes
+    }
+
+    /// Forget a rejected path: the peer withdrew or replaced it.
+    fn unreject(&mut self, peer: IpAddr, prefix: Prefix, path_id: u32) {
+        if let Some(set) = self.rejected.get_mut(&peer) {
+            set.remove(&(prefix, path_id));
+        }
     }
 
     /// Loop checks of RFC 4271 §9.1.2 and RFC 4456 §8.
@@ -469,15 +518,15 @@ impl Rib {
     /// Stop originating `prefix`.
     pub fn withdraw_local(&mut self, prefix: Prefix) -> Vec<BestChange> {
         let mut changes = Vec::new();
-        self.remove_path(Source::Local, &Nlri::new(prefix), &mut changes);
+        self.remove_path(Source::Local, prefix, 0, &mut changes);
         changes
     }
 
     /// Remove everything `peer` sent (session down without graceful restart).
     pub fn peer_down(&mut self, peer: IpAddr) -> Vec<BestChange> {
         let mut changes = Vec::new();
-        for (prefix, path_id) in self.keys_of(peer, |_| true) {
-            self.remove_keyed(Source::Peer(peer), prefix, path_id, &mut changes);
+        for (prefix, slot, path_id) in self.keys_of(peer, |_| true) {
+            self.remove_at(Source::Peer(peer), prefix, slot, path_id, &mut changes);
         }
         self.received.remove(&peer);
         self.rejected.remove(&peer);
@@ -487,7 +536,7 @@ impl Rib {
     /// Graceful restart helper (RFC 4724 §4.2): keep the peer's paths but
     /// mark them stale.
     pub fn mark_stale(&mut self, peer: IpAddr) {
-        for d in self.destinations.values_mut() {
+        for d in &mut self.destinations {
             for p in d
                 .paths
                 .iter_mut()
@@ -509,110 +558,158 @@ impl Rib {
         let stale = self.keys_of(peer, |(prefix, path)| {
             path.stale && family.is_none_or(|f| f.afi == prefix.afi())
         });
-        for (prefix, id) in stale {
-            self.remove_path(
+        let mut removed = 0;
+        for (prefix, slot, path_id) in stale {
+            removed += usize::from(self.remove_at(
                 Source::Peer(peer),
-                &Nlri {
-                    prefix,
-                    path_id: Some(id),
-                },
+                prefix,
+                slot,
+                path_id,
                 &mut changes,
-            );
+            ));
+        }
+        if let Some(n) = self.received.get_mut(&peer) {
+            *n = n.saturating_sub(removed);
         }
         changes
     }
 
-    /// (prefix, path id) of every path from `peer` that `keep` selects.
-    fn keys_of(&self, peer: IpAddr, keep: impl Fn((&Prefix, &Path)) -> bool) -> Vec<(Prefix, u32)> {
-        self.destinations
-            .iter()
-            .flat_map(|(prefix, d)| d.paths.iter().map(move |p| (prefix, p)))
-            .filter(|(_, p)| p.source == Source::Peer(peer))
-            .filter(|&(prefix, p)| keep((prefix, p)))
-            .map(|(prefix, p)| (*prefix, p.path_id))
+    /// Slots emptied since the last call, now free for new prefixes. Call
+    /// it once every Adj-RIB-Out has seen the changes so far (the emptied
+    /// slots' withdrawals); the caller may use the list to check that.
+    pub fn recycle(&mut self) -> Vec<Slot> {
+        let emptied = std::mem::take(&mut self.emptied);
+        self.free.extend_from_slice(&emptied);
+        emptied
+    }
+
+    /// (prefix, slot, path id) of every path from `peer` that `keep`
+    /// selects.
+    fn keys_of(
+        &self,
+        peer: IpAddr,
+        keep: impl Fn((Prefix, &Path)) -> bool,
+    ) -> Vec<(Prefix, Slot, u32)> {
+        self.iter_destinations()
+            .flat_map(|(prefix, slot, d)| d.paths.iter().map(move |p| (prefix, slot, p)))
+            .filter(|(_, _, p)| p.source == Source::Peer(peer))
+            .filter(|&(prefix, _, p)| keep((prefix, p)))
+            .map(|(prefix, slot, p)| (prefix, slot, p.path_id))
             .collect()
     }
 
-    fn insert_path(&mut self, prefix: Prefix, path: Path, changes: &mut Vec<BestChange>) {
-        let d = self.destinations.entry(prefix).or_default();
+    /// Add or replace `path` for `prefix`; `true` when it is a new path.
+    fn insert_path(&mut self, prefix: Prefix, path: Path, changes: &mut Vec<BestChange>) -> bool {
+        let Self {
+            index,
+            destinations,
+            free,
+            ..
+        } = self;
+        let (slot, _) = index.get_or_insert_with(prefix, || {
+            free.pop().unwrap_or_else(|| {
+                destinations.push(Destination::default());
+                (destinations.len() - 1) as Slot
+            })
+        });
+        let d = &mut self.destinations[slot as usize];
         let old = d.best_paths();
-        match d
+        let added = match d
             .paths
             .iter_mut()
             .find(|p| p.source == path.source && p.path_id == path.path_id)
         {
-            Some(existing) if *existing == path => return,
-            Some(existing) => *existing = path,
-            None => {
-                if let Source::Peer(peer) = path.source {
-                    *self.received.entry(peer).or_default() += 1;
-                }
-                d.paths.push(path);
+            Some(existing) if *existing == path => return false,
+            Some(existing) => {
+                *existing = path;
+                false
             }
-        }
-        // A path was added or replaced: the destination cannot be empty,
-        // so no second lookup is needed.
+            None => {
+                d.paths.push(path);
+                true
+            }
+        };
         select_best(d, &self.peers, &self.cfg);
-        let new = d.best_paths();
-        if old != new {
-            changes.push(BestChange { prefix, best: new });
+        if d.selected() != old.as_slice() {
+            changes.push(BestChange {
+                prefix,
+                slot,
+                best: d.best_paths(),
+            });
         }
+        added
     }
 
-    fn remove_path(&mut self, source: Source, nlri: &Nlri, changes: &mut Vec<BestChange>) {
-        self.remove_keyed(source, nlri.prefix, nlri.path_id.unwrap_or(0), changes);
-    }
-
-    fn remove_keyed(
+    /// Remove one path; `true` when there was one.
+    fn remove_path(
         &mut self,
         source: Source,
         prefix: Prefix,
         path_id: u32,
         changes: &mut Vec<BestChange>,
-    ) {
-        let Some(d) = self.destinations.get_mut(&prefix) else {
-            return;
-        };
-        let old = d.best_paths();
-        let before = d.paths.len();
-        d.paths
-            .retain(|p| !(p.source == source && p.path_id == path_id));
-        if d.paths.len() != before {
-            if let Source::Peer(peer) = source
-                && let Some(n) = self.received.get_mut(&peer)
-            {
-                *n = n.saturating_sub(1);
-            }
-            self.decide(prefix, old, changes);
+    ) -> bool {
+        match self.index.get(&prefix) {
+            Some(slot) => self.remove_at(source, prefix, slot, path_id, changes),
+            None => false,
         }
     }
 
-    /// Re-run the decision process for `prefix` after its paths changed;
-    /// record a change if the best path or ECMP set differs from `old`.
-    fn decide(&mut self, prefix: Prefix, old: Vec<Path>, changes: &mut Vec<BestChange>) {
-        let Some(d) = self.destinations.get_mut(&prefix) else {
-            return;
+    fn remove_at(
+        &mut self,
+        source: Source,
+        prefix: Prefix,
+        slot: Slot,
+        path_id: u32,
+        changes: &mut Vec<BestChange>,
+    ) -> bool {
+        let Some(d) = self.destinations.get_mut(slot as usize) else {
+            return false;
         };
-        let now_empty = select_best(d, &self.peers, &self.cfg);
-        let new = d.best_paths();
-        if now_empty {
-            self.destinations.remove(&prefix);
+        let Some(i) = d
+            .paths
+            .iter()
+            .position(|p| p.source == source && p.path_id == path_id)
+        else {
+            return false;
+        };
+        let old = d.best_paths();
+        d.paths.remove(i);
+        if d.paths.len() <= 1 && d.paths.spilled() {
+            // Back inline: a table that once had a second path for many
+            // prefixes does not keep their heap blocks.
+            d.paths.shrink_to_fit();
         }
-        if old != new {
-            changes.push(BestChange { prefix, best: new });
+        select_best(d, &self.peers, &self.cfg);
+        if d.selected() != old.as_slice() {
+            changes.push(BestChange {
+                prefix,
+                slot,
+                best: d.best_paths(),
+            });
         }
+        if d.paths.is_empty() {
+            self.index.remove(&prefix);
+            self.emptied.push(slot);
+        }
+        true
     }
 }
 
-/// Run the decision process over one destination's paths; returns whether
-/// it has none left. A free function so callers holding `&mut Destination`
-/// need no second lookup.
-fn select_best(d: &mut Destination, peers: &HashMap<IpAddr, PeerInfo>, cfg: &RibConfig) -> bool {
+/// Paths added and removed by one call, for the per-peer counts.
+#[derive(Debug, Default)]
+struct Tally {
+    added: usize,
+    removed: usize,
+}
+
+/// Run the decision process over one destination's paths and move the
+/// selected ones to the front. A free function so callers holding
+/// `&mut Destination` need no second lookup.
+fn select_best(d: &mut Destination, peers: &HashMap<IpAddr, PeerInfo>, cfg: &RibConfig) {
     if d.paths.len() <= 1 {
         // The common case needs no decision process.
-        d.best = (!d.paths.is_empty()).then_some(0);
-        d.ecmp = Box::default();
-        return d.paths.is_empty();
+        d.selected = d.paths.len() as u16;
+        return;
     }
     let candidates: Vec<Candidate<'_>> = d
         .paths
@@ -633,7 +730,13 @@ fn select_best(d: &mut Destination, peers: &HashMap<IpAddr, PeerInfo>, cfg: &Rib
         })
         .collect();
     let selected = decision::select(&candidates, cfg.decision);
-    d.best = selected.first().map(|&i| i as u32);
-    d.ecmp = selected.iter().skip(1).map(|&i| i as u32).collect();
-    false
+    drop(candidates);
+    let mut unsorted: SmallVec<[Option<Path>; 4]> = d.paths.drain(..).map(Some).collect();
+    for &i in &selected {
+        if let Some(path) = unsorted.get_mut(i).and_then(Option::take) {
+            d.paths.push(path);
+        }
+    }
+    d.selected = d.paths.len().min(usize::from(u16::MAX)) as u16;
+    d.paths.extend(unsorted.into_iter().flatten());
 }
