@@ -69,7 +69,7 @@ pub enum Source {
 }
 
 /// One candidate path for a prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Path {
     pub source: Source,
     /// ADD-PATH path identifier as received (0 without ADD-PATH).
@@ -77,7 +77,23 @@ pub struct Path {
     pub route: Arc<RouteAttrs>,
     /// Kept through a graceful restart until the peer refreshes it.
     pub stale: bool,
+    /// Chosen by the decision process (the best path or ECMP). Kept here
+    /// rather than as a count in the destination because it fits in the
+    /// path's padding: a full table's destinations are 8 MB smaller.
+    selected: bool,
 }
+
+/// The same path, whether or not it is selected.
+impl PartialEq for Path {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+            && self.path_id == other.path_id
+            && self.route == other.route
+            && self.stale == other.stale
+    }
+}
+
+impl Eq for Path {}
 
 /// What the RIB needs to know about a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,14 +159,12 @@ struct Destination {
     /// the rest of the ECMP set. Nearly every prefix has one path: it is
     /// kept inline, no allocation.
     paths: SmallVec<[Path; 1]>,
-    /// How many of `paths` are selected (0: none, the prefix is
-    /// unreachable).
-    selected: u16,
 }
 
 impl Destination {
     fn selected(&self) -> &[Path] {
-        &self.paths[..usize::from(self.selected).min(self.paths.len())]
+        let selected = self.paths.iter().take_while(|p| p.selected).count();
+        &self.paths[..selected]
     }
 
     fn best_paths(&self) -> SmallVec<[Path; 1]> {
@@ -268,12 +282,8 @@ impl Rib {
     /// Every path of every prefix, selected (best and ECMP) paths first,
     /// with whether each is selected.
     pub fn iter_paths(&self) -> impl Iterator<Item = (Prefix, &Path, bool)> {
-        self.iter_destinations().flat_map(|(p, _, d)| {
-            d.paths
-                .iter()
-                .enumerate()
-                .map(move |(i, path)| (p, path, i < usize::from(d.selected)))
-        })
+        self.iter_destinations()
+            .flat_map(|(p, _, d)| d.paths.iter().map(move |path| (p, path, path.selected)))
     }
 
     fn iter_destinations(&self) -> impl Iterator<Item = (Prefix, Slot, &Destination)> {
@@ -336,6 +346,11 @@ impl Rib {
         let treat_as_withdraw = parsed.verdict == Verdict::TreatAsWithdraw;
         // Most peers have no rejected routes: skip the per-prefix lookup.
         let any_rejected = self.rejected.get(&peer).is_some_and(|s| !s.is_empty());
+        let withdrawn: Vec<Prefix> = update
+            .withdrawals(treat_as_withdraw)
+            .map(|n| n.prefix)
+            .collect();
+        self.index.prefetch(&withdrawn);
         for nlri in update.withdrawals(treat_as_withdraw) {
             let path_id = nlri.path_id.unwrap_or(0);
             if any_rejected {
@@ -433,6 +448,8 @@ impl Rib {
                     vec![PolicyVerdict::Reject; candidates.len()]
                 })
         });
+        let prefixes: Vec<Prefix> = routes.iter().map(|(nlri, _)| nlri.prefix).collect();
+        self.index.prefetch(&prefixes);
         for (i, (nlri, route)) in routes.into_iter().enumerate() {
             let path_id = nlri.path_id.unwrap_or(0);
             let route = match verdicts.as_ref().and_then(|v| v.get(i)) {
@@ -464,6 +481,7 @@ impl Rib {
                 path_id,
                 route,
                 stale: false,
+                selected: false,
             };
             tally.added += usize::from(self.insert_path(nlri.prefix, path, changes));
         }
@@ -509,6 +527,7 @@ impl Rib {
                 path_id: 0,
                 route,
                 stale: false,
+                selected: false,
             },
             &mut changes,
         );
@@ -708,7 +727,9 @@ struct Tally {
 fn select_best(d: &mut Destination, peers: &HashMap<IpAddr, PeerInfo>, cfg: &RibConfig) {
     if d.paths.len() <= 1 {
         // The common case needs no decision process.
-        d.selected = d.paths.len() as u16;
+        if let Some(only) = d.paths.first_mut() {
+            only.selected = true;
+        }
         return;
     }
     let candidates: Vec<Candidate<'_>> = d
@@ -737,6 +758,12 @@ fn select_best(d: &mut Destination, peers: &HashMap<IpAddr, PeerInfo>, cfg: &Rib
             d.paths.push(path);
         }
     }
-    d.selected = d.paths.len().min(usize::from(u16::MAX)) as u16;
-    d.paths.extend(unsorted.into_iter().flatten());
+    for path in &mut d.paths {
+        path.selected = true;
+    }
+    d.paths
+        .extend(unsorted.into_iter().flatten().map(|mut path| {
+            path.selected = false;
+            path
+        }));
 }
