@@ -33,8 +33,16 @@ const SINK: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 202);
 /// addresses (the namespace's own loopback: no module needed).
 const LINK: &str = "lo";
 const DUT_AS: u32 = 64512;
+/// The generated table's seed: every run and daemon gets the same routes.
+const SEED: u64 = 0x5eed_cafe_f00d_d00d;
 const BLASTER_AS: u32 = 65001;
 const SINK_AS: u32 = 65002;
+
+/// The address of route-reflector client `i` (the `rr` scenario), on the
+/// namespace's loopback like the others.
+fn rr_client(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(198, 51, 100, 1 + (i % 254) as u8)
+}
 
 #[derive(Debug, Parser)]
 #[command(about = "Side-by-side BGP benchmarks on loopback")]
@@ -63,10 +71,34 @@ enum Cmd {
         #[arg(long, hide = true)]
         inside: bool,
     },
-    /// Run Starling as the daemon under test (used by `rib`).
+    /// A route reflector: every client sends its own routes, and every
+    /// client must get everyone else's.
+    Rr {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Routes each client sends.
+        #[arg(long, default_value_t = 10_000)]
+        routes: usize,
+        #[arg(long, default_value_t = 1_000)]
+        attribute_sets: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, value_delimiter = ',', default_value = "starling,bird,frr")]
+        dut: Vec<Dut>,
+        #[arg(long, default_value_t = 1)]
+        cpu: usize,
+        #[arg(long, hide = true)]
+        inside: bool,
+    },
+    /// Run Starling as the daemon under test (used by `rib` and `rr`).
+    #[command(hide = true)]
     Dut {
         #[arg(long)]
         port: u16,
+        /// Reflect for this many clients (the `rr` scenario) instead of
+        /// the blaster and the sink.
+        #[arg(long, default_value_t = 0)]
+        rr_clients: usize,
     },
 }
 
@@ -86,8 +118,22 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Cmd::Dut { port } => rt.block_on(run_starling_dut(port)),
-        Cmd::Rib { inside: false, .. } => in_namespace(),
+        Cmd::Dut { port, rr_clients } => rt.block_on(run_starling_dut(port, rr_clients)),
+        Cmd::Rib { inside: false, .. } => in_namespace(0),
+        Cmd::Rr {
+            inside: false,
+            clients,
+            ..
+        } => in_namespace(clients),
+        Cmd::Rr {
+            clients,
+            routes,
+            attribute_sets,
+            runs,
+            dut,
+            cpu,
+            inside: true,
+        } => rt.block_on(rr(clients, routes, attribute_sets, runs, &dut, cpu)),
         Cmd::Rib {
             prefixes,
             attribute_sets,
@@ -100,8 +146,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Run this same command again inside a fresh network namespace with the
-/// benchmark's addresses, and remove the namespace afterwards.
-fn in_namespace() -> anyhow::Result<()> {
+/// benchmark's addresses (and `clients` route-reflector client addresses),
+/// and remove the namespace afterwards.
+fn in_namespace(clients: usize) -> anyhow::Result<()> {
     let ns = format!("starling-bench-{}", std::process::id());
     let ip = |args: &[&str]| -> anyhow::Result<()> {
         let status = Command::new("ip")
@@ -122,7 +169,11 @@ fn in_namespace() -> anyhow::Result<()> {
     }
     let _remove = Remove(ns.clone());
     ip(&["-n", &ns, "link", "set", LINK, "up"])?;
-    for (address, len) in [(DUT, 24), (BLASTER, 32), (SINK, 32)] {
+    let client_addresses = (0..clients).map(|i| (rr_client(i), 32));
+    for (address, len) in [(DUT, 24), (BLASTER, 32), (SINK, 32)]
+        .into_iter()
+        .chain(client_addresses)
+    {
         ip(&[
             "-n",
             &ns,
@@ -146,14 +197,20 @@ fn in_namespace() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starling with a passive eBGP session to the blaster and the sink.
-async fn run_starling_dut(port: u16) -> anyhow::Result<()> {
+/// Starling with passive sessions: eBGP to the blaster and the sink, or
+/// iBGP to `rr_clients` route-reflector clients.
+async fn run_starling_dut(port: u16, rr_clients: usize) -> anyhow::Result<()> {
     let (instance, mut best) = Instance::start(
         RibConfig::new(DUT_AS, Ipv4Addr::new(192, 0, 2, 200)),
         &[SocketAddr::from((DUT, port))],
     )
     .await?;
-    for (addr, asn) in [(BLASTER, BLASTER_AS), (SINK, SINK_AS)] {
+    let peers: Vec<(Ipv4Addr, u32)> = if rr_clients > 0 {
+        (0..rr_clients).map(|i| (rr_client(i), DUT_AS)).collect()
+    } else {
+        vec![(BLASTER, BLASTER_AS), (SINK, SINK_AS)]
+    };
+    for (addr, asn) in peers {
         let mut cfg = PeerConfig::new(
             SocketAddr::from((addr, 179)),
             DUT_AS,
@@ -163,9 +220,13 @@ async fn run_starling_dut(port: u16) -> anyhow::Result<()> {
         cfg.passive = true;
         cfg.local_address = Some(IpAddr::V4(DUT));
         cfg.families = vec![starling_wire::Family::IPV4_UNICAST];
-        instance.add_peer(cfg, PeerPolicy::default());
+        let policy = PeerPolicy {
+            rr_client: rr_clients > 0,
+            ..PeerPolicy::default()
+        };
+        instance.add_peer(cfg, policy);
     }
-    // No FIB in this scenario: drain best-path changes.
+    // No FIB in these scenarios: drain best-path changes.
     while best.recv().await.is_some() {}
     Ok(())
 }
@@ -203,23 +264,39 @@ fn scratch(name: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
+/// Start `dut` listening on `port`: for the `rib` scenario with
+/// `rr_clients` 0, else as route reflector for that many clients.
+fn start_dut(dut: Dut, port: u16, cpu: usize, rr_clients: usize) -> anyhow::Result<Daemon> {
+    let clients: Vec<Ipv4Addr> = (0..rr_clients).map(rr_client).collect();
     match dut {
         Dut::Frr => {
             let dir = scratch("frr")?;
             let conf = dir.join("bgpd.conf");
             // Same policy as the others: everything from the blaster,
-            // re-advertised to the sink with next hop self (eBGP default).
-            std::fs::write(
-                &conf,
+            // re-advertised to the sink with next hop self (eBGP default);
+            // or every client's routes reflected to every other client.
+            let text = if clients.is_empty() {
                 format!(
                     "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n no bgp ebgp-requires-policy\n\
                      neighbor {BLASTER} remote-as {BLASTER_AS}\n neighbor {BLASTER} passive\n\
                      neighbor {SINK} remote-as {SINK_AS}\n neighbor {SINK} passive\n\
                      address-family ipv4 unicast\n  neighbor {BLASTER} activate\n  neighbor {SINK} activate\n\
                      exit-address-family\n"
-                ),
-            )?;
+                )
+            } else {
+                let neighbors: String = clients
+                    .iter()
+                    .map(|c| format!(" neighbor {c} peer-group clients\n"))
+                    .collect();
+                format!(
+                    "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n\
+                     neighbor clients peer-group\n neighbor clients remote-as {DUT_AS}\n neighbor clients passive\n\
+                     {neighbors}\
+                     address-family ipv4 unicast\n  neighbor clients activate\n  neighbor clients route-reflector-client\n\
+                     exit-address-family\n"
+                )
+            };
+            std::fs::write(&conf, text)?;
             let child = pinned(cpu, "/usr/lib/frr/bgpd")
                 .arg("-f")
                 .arg(&conf)
@@ -246,13 +323,23 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
                      [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n"
                 )
             };
+            let neighbors: String = if clients.is_empty() {
+                neighbor(BLASTER, BLASTER_AS) + &neighbor(SINK, SINK_AS)
+            } else {
+                clients
+                    .iter()
+                    .map(|c| {
+                        neighbor(*c, DUT_AS)
+                            + "  [neighbors.route-reflector.config]\n    route-reflector-client = true\n\
+                               route-reflector-cluster-id = \"192.0.2.200\"\n"
+                    })
+                    .collect()
+            };
             std::fs::write(
                 &conf,
                 format!(
                     "[global.config]\n  as = {DUT_AS}\n  router-id = \"192.0.2.200\"\n  port = {port}\n\
-                     local-address-list = [\"{DUT}\"]\n{}{}",
-                    neighbor(BLASTER, BLASTER_AS),
-                    neighbor(SINK, SINK_AS)
+                     local-address-list = [\"{DUT}\"]\n{neighbors}"
                 ),
             )?;
             let api = std::net::TcpListener::bind(SocketAddr::from((DUT, 0)))?.local_addr()?;
@@ -277,6 +364,7 @@ fn start_dut(dut: Dut, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
             let exe = std::env::current_exe()?;
             let child = pinned(cpu, exe)
                 .args(["dut", "--port", &port.to_string()])
+                .args(["--rr-clients", &rr_clients.to_string()])
                 .stderr(Stdio::inherit())
                 .spawn()
                 .context("spawning the Starling DUT")?;
@@ -298,9 +386,25 @@ template bgp p {{
     multihop;
     strict bind;
 }}
-protocol bgp blaster from p {{ neighbor {BLASTER} as {BLASTER_AS}; ipv4 {{ import all; export none; }}; }}
-protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}
-"#
+{}
+"#,
+                    if clients.is_empty() {
+                        format!(
+                            "protocol bgp blaster from p {{ neighbor {BLASTER} as {BLASTER_AS}; ipv4 {{ import all; export none; }}; }}\n\
+                             protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}"
+                        )
+                    } else {
+                        clients
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| {
+                                format!(
+                                    "protocol bgp c{i} from p {{ neighbor {c} as {DUT_AS}; rr client; rr cluster id 192.0.2.200; \
+                                     ipv4 {{ import all; export where source = RTS_BGP; }}; }}\n"
+                                )
+                            })
+                            .collect()
+                    }
                 ),
             )?;
             let child = pinned(cpu, "bird")
@@ -325,29 +429,37 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Connect a peer, retrying while the daemon starts listening.
+async fn connect(local: Ipv4Addr, target: SocketAddr, asn: u32) -> anyhow::Result<peer::Peer> {
+    // A daemon takes a moment to listen (gobgpd, bgpd): try for 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match peer::Peer::connect(local, target, asn, DUT_AS).await {
+            Ok(peer) => return Ok(peer),
+            Err(e) if Instant::now() > deadline => return Err(e.context(local)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A free port on the daemon's address.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind(SocketAddr::from((DUT, 0)))?
+        .local_addr()?
+        .port())
+}
+
 async fn one_run(
     dut: Dut,
     stream: &[u8],
     prefixes: usize,
     cpu: usize,
 ) -> anyhow::Result<(Duration, u64)> {
-    let port = std::net::TcpListener::bind(SocketAddr::from((DUT, 0)))?
-        .local_addr()?
-        .port();
-    let daemon = start_dut(dut, port, cpu)?;
+    let port = free_port()?;
+    let daemon = start_dut(dut, port, cpu, 0)?;
     let target = SocketAddr::from((DUT, port));
-    // A daemon takes a moment to listen (gobgpd, bgpd): try for 10 s.
-    let connect_deadline = Instant::now() + Duration::from_secs(10);
-    let mut sink = loop {
-        match peer::Peer::connect(SINK, target, SINK_AS, DUT_AS).await {
-            Ok(sink) => break sink,
-            Err(e) if Instant::now() > connect_deadline => return Err(e.context("sink")),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    };
-    let mut blaster = peer::Peer::connect(BLASTER, target, BLASTER_AS, DUT_AS)
-        .await
-        .context("blaster")?;
+    let mut sink = connect(SINK, target, SINK_AS).await?;
+    let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
     let sink_task = tokio::spawn(async move { sink.count_until(prefixes).await });
     let t0 = Instant::now();
     blaster.stream.write_all(stream).await?;
@@ -370,7 +482,7 @@ async fn rib(
         bail!("--runs must be at least 1");
     }
     eprintln!("generating {prefixes} prefixes over {sets} attribute sets ...");
-    let table = table::Table::generate(prefixes, sets, BLASTER_AS, 0x5eed_cafe_f00d_d00d);
+    let table = table::Table::generate(prefixes, sets, BLASTER_AS, SEED);
     let ctx = Context {
         ebgp: true,
         peer_as: DUT_AS,
@@ -378,45 +490,168 @@ async fn rib(
     };
     let stream = table.encode(BLASTER, &ctx);
     eprintln!("{} MiB of UPDATEs", stream.len() >> 20);
-    println!("dut,run,seconds,peak_rss_mib");
-    let mut summary = Vec::new();
+    let mut results = Results::default();
     for &dut in duts {
-        let mut times = Vec::new();
-        let mut rss = Vec::new();
         for run in 1..=runs {
-            let (t, r) = one_run(dut, &stream, prefixes, cpu).await?;
-            println!(
-                "{dut:?},{run},{:.3},{:.1}",
-                t.as_secs_f64(),
-                r as f64 / 1024.0
-            );
-            times.push(t.as_secs_f64());
-            rss.push(r as f64 / 1024.0);
-        }
-        summary.push((dut, stats(&mut times), stats(&mut rss)));
-    }
-    println!();
-    println!(
-        "| daemon | time to re-advertise all (s), median (min–max) | peak RSS (MiB), median (min–max) |"
-    );
-    println!("|---|---|---|");
-    for (dut, t, r) in &summary {
-        println!(
-            "| {dut:?} | {:.2} ({:.2}–{:.2}) | {:.0} ({:.0}–{:.0}) |",
-            t.0, t.1, t.2, r.0, r.1, r.2
-        );
-    }
-    if let [(first, s, sr), rest @ ..] = summary.as_slice() {
-        println!();
-        for (other, o, or) in rest {
-            println!(
-                "ratio {first:?}/{other:?}: time {:.2}, RSS {:.2}",
-                s.0 / o.0,
-                sr.0 / or.0
-            );
+            let (t, rss) = one_run(dut, &stream, prefixes, cpu).await?;
+            results.add(dut, run, t, rss);
         }
     }
+    results.report("time until the sink holds every prefix (s)");
     Ok(())
+}
+
+/// One route-reflector run: every client sends its stream at once and
+/// counts what it is sent until it holds `want` prefixes; the time is
+/// until the last client does.
+async fn one_rr_run(
+    dut: Dut,
+    streams: &[Vec<u8>],
+    want: usize,
+    cpu: usize,
+) -> anyhow::Result<(Duration, u64)> {
+    let port = free_port()?;
+    let daemon = start_dut(dut, port, cpu, streams.len())?;
+    let target = SocketAddr::from((DUT, port));
+    let mut clients = Vec::with_capacity(streams.len());
+    for i in 0..streams.len() {
+        clients.push(connect(rr_client(i), target, DUT_AS).await?);
+    }
+    let t0 = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .zip(streams.iter().cloned())
+        .map(|(mut client, stream)| {
+            tokio::spawn(async move {
+                // A client's own routes are a few tens of KiB: they fit in
+                // the socket buffer, so writing before reading cannot
+                // stall against the daemon.
+                client.stream.write_all(&stream).await?;
+                client.count_until(want).await
+            })
+        })
+        .collect();
+    let mut last = t0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    for task in tasks {
+        let done = tokio::time::timeout_at(deadline, task)
+            .await
+            .context("a client did not get every prefix within 600 s")???;
+        last = last.max(done);
+    }
+    let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
+    Ok((last - t0, rss))
+}
+
+async fn rr(
+    clients: usize,
+    routes: usize,
+    sets: usize,
+    runs: usize,
+    duts: &[Dut],
+    cpu: usize,
+) -> anyhow::Result<()> {
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    if !(2..=254).contains(&clients) {
+        bail!("--clients must be between 2 and 254");
+    }
+    eprintln!("generating {clients} × {routes} prefixes over {sets} attribute sets ...");
+    let mut table = table::Table::generate(clients * routes, sets, BLASTER_AS, SEED);
+    for attrs in &mut table.sets {
+        // iBGP: LOCAL_PREF is expected.
+        attrs.local_pref = Some(100);
+    }
+    // Prefix k of the table goes to client k mod N: each gets `routes`,
+    // over all the attribute sets.
+    let mut shares: Vec<table::Table> = (0..clients)
+        .map(|_| table::Table {
+            sets: table.sets.clone(),
+            groups: vec![Vec::new(); table.sets.len()],
+        })
+        .collect();
+    for (k, (set, nlri)) in table
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(set, group)| group.iter().map(move |n| (set, n)))
+        .enumerate()
+    {
+        shares[k % clients].groups[set].push(nlri.clone());
+    }
+    let ctx = Context {
+        ebgp: false,
+        peer_as: DUT_AS,
+        ..Context::default()
+    };
+    let streams: Vec<Vec<u8>> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, share)| share.encode(rr_client(i), &ctx))
+        .collect();
+    let want = (clients - 1) * routes;
+    let mut results = Results::default();
+    for &dut in duts {
+        for run in 1..=runs {
+            let (t, rss) = one_rr_run(dut, &streams, want, cpu).await?;
+            results.add(dut, run, t, rss);
+        }
+    }
+    results.report(&format!(
+        "time until all {clients} clients hold {want} reflected prefixes (s)"
+    ));
+    Ok(())
+}
+
+/// Per-run rows as CSV on stdout as they come, then a summary table.
+#[derive(Default)]
+struct Results {
+    runs: Vec<(Dut, Vec<f64>, Vec<f64>)>,
+}
+
+impl Results {
+    fn add(&mut self, dut: Dut, run: usize, time: Duration, rss_kib: u64) {
+        if self.runs.is_empty() {
+            println!("dut,run,seconds,peak_rss_mib");
+        }
+        let (t, rss) = (time.as_secs_f64(), rss_kib as f64 / 1024.0);
+        println!("{dut:?},{run},{t:.3},{rss:.1}");
+        match self.runs.iter_mut().find(|(d, _, _)| *d == dut) {
+            Some((_, times, sizes)) => {
+                times.push(t);
+                sizes.push(rss);
+            }
+            None => self.runs.push((dut, vec![t], vec![rss])),
+        }
+    }
+
+    fn report(mut self, what: &str) {
+        let summary: Vec<(Dut, (f64, f64, f64), (f64, f64, f64))> = self
+            .runs
+            .iter_mut()
+            .map(|(dut, times, sizes)| (*dut, stats(times), stats(sizes)))
+            .collect();
+        println!();
+        println!("| daemon | {what}, median (min–max) | peak RSS (MiB), median (min–max) |");
+        println!("|---|---|---|");
+        for (dut, t, r) in &summary {
+            println!(
+                "| {dut:?} | {:.2} ({:.2}–{:.2}) | {:.0} ({:.0}–{:.0}) |",
+                t.0, t.1, t.2, r.0, r.1, r.2
+            );
+        }
+        if let [(first, s, sr), rest @ ..] = summary.as_slice() {
+            println!();
+            for (other, o, or) in rest {
+                println!(
+                    "ratio {first:?}/{other:?}: time {:.2}, RSS {:.2}",
+                    s.0 / o.0,
+                    sr.0 / or.0
+                );
+            }
+        }
+    }
 }
 
 /// Median, min, max.

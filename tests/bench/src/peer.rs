@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use starling_wire::capability::Capability;
-use starling_wire::{Context, Family, Message, Open, decode_update, peek_header};
+use starling_wire::{Context, Family, Message, Open, peek_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -108,10 +108,9 @@ impl Peer {
                     break;
                 };
                 if msg.get(18) == Some(&2) {
-                    let parsed = decode_update(msg.get(19..).unwrap_or_default(), &self.ctx)
-                        .map_err(|e| anyhow::anyhow!("{e}"))?;
-                    have += parsed.update.nlri.len();
-                    have -= parsed.update.withdrawn.len().min(have);
+                    let (announced, withdrawn) = count_prefixes(msg.get(19..).unwrap_or_default())?;
+                    have += announced;
+                    have -= withdrawn.min(have);
                 } else if msg.get(18) == Some(&4) {
                     self.stream
                         .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
@@ -128,5 +127,71 @@ impl Peer {
             start = 0;
             self.fill().await?;
         }
+    }
+}
+
+/// Announced and withdrawn IPv4 prefixes in an UPDATE body, counted from
+/// the length octets alone: a reflector's clients receive a hundred million
+/// of them, and a full decode would make the instrument the bottleneck.
+/// (No ADD-PATH, and IPv4 unicast travels in the classic fields.)
+fn count_prefixes(body: &[u8]) -> anyhow::Result<(usize, usize)> {
+    let field = |at: usize| -> anyhow::Result<(&[u8], usize)> {
+        let len = body
+            .get(at..at + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or_else(|| anyhow::anyhow!("short UPDATE"))?;
+        let bytes = body
+            .get(at + 2..at + 2 + len)
+            .ok_or_else(|| anyhow::anyhow!("short UPDATE"))?;
+        Ok((bytes, at + 2 + len))
+    };
+    let count = |mut nlri: &[u8]| -> anyhow::Result<usize> {
+        let mut n = 0;
+        while let Some(&bits) = nlri.first() {
+            let size = 1 + usize::from(bits).div_ceil(8);
+            nlri = nlri
+                .get(size..)
+                .ok_or_else(|| anyhow::anyhow!("truncated prefix"))?;
+            n += 1;
+        }
+        Ok(n)
+    };
+    let (withdrawn, next) = field(0)?;
+    let (_, nlri_at) = field(next)?;
+    Ok((count(&body[nlri_at..])?, count(withdrawn)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use starling_wire::{Message, Nlri, Origin, PathAttributes, Prefix, Update};
+
+    use super::*;
+
+    #[test]
+    fn counting_matches_a_full_decode() {
+        let p = |s: &str| Nlri::new(s.parse::<Prefix>().expect("prefix"));
+        let update = Update {
+            withdrawn: vec![p("10.0.0.0/8")],
+            attributes: PathAttributes {
+                origin: Some(Origin::Igp),
+                as_path: Some(Default::default()),
+                next_hop: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                ..PathAttributes::default()
+            },
+            nlri: vec![
+                p("0.0.0.0/0"),
+                p("192.0.2.0/24"),
+                p("198.51.100.7/32"),
+                p("172.16.0.0/12"),
+            ],
+            ..Update::default()
+        };
+        let bytes = Message::Update(update.into())
+            .to_bytes(&Context::default())
+            .expect("encode");
+        assert_eq!(count_prefixes(&bytes[19..]).expect("count"), (4, 1));
+        assert!(count_prefixes(&bytes[19..bytes.len() - 1]).is_err());
     }
 }
