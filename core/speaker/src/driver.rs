@@ -66,6 +66,10 @@ enum Command {
 pub struct PeerHandle {
     tx: mpsc::UnboundedSender<Command>,
     status: Arc<Mutex<PeerStatus>>,
+    /// The current connection's writer, for [`PeerHandle::backlog`].
+    writer: Arc<Mutex<Option<Arc<WriteProgress>>>>,
+    /// Octets sent to the peer task and not yet handed to a connection.
+    unforwarded: Arc<std::sync::atomic::AtomicUsize>,
     password: Option<crate::config::Secret>,
 }
 
@@ -110,9 +114,27 @@ impl PeerHandle {
         let _ = self.tx.send(Command::Close(notification));
     }
 
+    /// Octets queued on the session's connection and not yet written: how
+    /// far the peer is behind in reading what it is sent.
+    pub fn backlog(&self) -> usize {
+        use std::sync::atomic::Ordering;
+        let writing = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |w| w.pending.load(Ordering::Relaxed));
+        writing + self.unforwarded.load(Ordering::Relaxed)
+    }
+
     /// Queue encoded UPDATEs (or any message) for the peer.
     pub fn send(&self, bytes: Vec<u8>, kind: MessageType) {
-        let _ = self.tx.send(Command::Send(bytes, kind));
+        use std::sync::atomic::Ordering;
+        let len = bytes.len();
+        self.unforwarded.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(Command::Send(bytes, kind)).is_err() {
+            self.unforwarded.fetch_sub(len, Ordering::Relaxed);
+        }
     }
 
     pub fn status(&self) -> PeerStatus {
@@ -142,7 +164,11 @@ pub fn spawn_peer(
         counters: Default::default(),
         collisions: 0,
     }));
+    let writer = Arc::new(Mutex::new(None));
+    let unforwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let task = PeerTask {
+        writer: writer.clone(),
+        unforwarded: unforwarded.clone(),
         session: Session::new(cfg),
         events,
         status: status.clone(),
@@ -157,6 +183,8 @@ pub fn spawn_peer(
         PeerHandle {
             tx,
             status,
+            writer,
+            unforwarded,
             password,
         },
         join,
@@ -213,6 +241,9 @@ enum WriterCommand {
 }
 
 struct PeerTask {
+    /// Shared with the handle: the main connection's writer progress.
+    writer: Arc<Mutex<Option<Arc<WriteProgress>>>>,
+    unforwarded: Arc<std::sync::atomic::AtomicUsize>,
     session: Session,
     events: mpsc::UnboundedSender<(IpAddr, PeerEvent)>,
     status: Arc<Mutex<PeerStatus>>,
@@ -323,7 +354,10 @@ impl PeerTask {
                     Some(Command::Start) => self.session.handle(Instant::now(), Input::Start),
                     Some(Command::Stop) => self.session.handle(Instant::now(), Input::Stop),
                     Some(Command::Close(n)) => self.session.close(Instant::now(), n),
-                    Some(Command::Send(bytes, kind)) => self.session.send_encoded(Instant::now(), bytes, kind),
+                    Some(Command::Send(bytes, kind)) => {
+                        self.unforwarded.fetch_sub(bytes.len(), std::sync::atomic::Ordering::Relaxed);
+                        self.session.send_encoded(Instant::now(), bytes, kind);
+                    }
                     Some(Command::SetPassive(passive)) => self.session.set_passive(Instant::now(), passive),
                     Some(Command::SetRestarting(restarting)) => self.session.set_restarting(restarting),
                     Some(Command::Incoming(stream)) => self.incoming(stream),
@@ -445,7 +479,15 @@ impl PeerTask {
     }
 
     fn attach(&mut self, stream: TcpStream) {
-        self.conn = Some(Self::open_connection(stream));
+        self.replace_conn(Some(Self::open_connection(stream)));
+    }
+
+    /// Make `conn` the main connection (publishing its writer's progress
+    /// to the handle); the previous one, if any.
+    fn replace_conn(&mut self, conn: Option<Connection>) -> Option<Connection> {
+        *self.writer.lock().unwrap_or_else(PoisonError::into_inner) =
+            conn.as_ref().map(|c| c.progress.clone());
+        std::mem::replace(&mut self.conn, conn)
     }
 
     /// RFC 4271 §6.8. Once the peer's BGP Identifier is known from either
@@ -500,7 +542,7 @@ impl PeerTask {
         }
         tracing::debug!(peer = %self.session.config().remote, "collision: switching to the other connection");
         let loser = std::mem::replace(&mut self.session, session);
-        let loser_conn = self.conn.replace(conn);
+        let loser_conn = self.replace_conn(Some(conn));
         self.outbound = outbound;
         if let Some(c) = loser_conn {
             Self::finish_loser(loser, &c, Some(collision_cease()), now);
@@ -569,13 +611,13 @@ impl PeerTask {
         let code = starling_wire::notification::code::SEND_HOLD_TIMER_EXPIRED;
         self.session
             .close(now, starling_wire::Notification::new(code, 0));
-        if let Some(c) = self.conn.take() {
+        if let Some(c) = self.replace_conn(None) {
             c.writer_task.abort();
         }
     }
 
     fn detach(&mut self) {
-        if let Some(c) = self.conn.take() {
+        if let Some(c) = self.replace_conn(None) {
             let _ = c.writer.send(WriterCommand::Close);
         }
     }
@@ -714,20 +756,36 @@ async fn write_loop(
     progress: Arc<WriteProgress>,
 ) {
     use std::sync::atomic::Ordering;
+    /// Messages queued meanwhile join one write up to this size: one
+    /// system call for many small UPDATEs.
+    const COALESCE: usize = 256 * 1024;
+    let mut closing = false;
     while let Some(cmd) = rx.recv().await {
-        match cmd {
-            WriterCommand::Bytes(b) => {
-                // In chunks, so a peer that reads slowly but steadily is
-                // seen to make progress.
-                for chunk in b.chunks(64 * 1024) {
-                    if writer.write_all(chunk).await.is_err() {
-                        return;
-                    }
-                    progress.pending.fetch_sub(chunk.len(), Ordering::Relaxed);
-                    progress.touch();
-                }
-            }
+        let mut bytes = match cmd {
+            WriterCommand::Bytes(b) => b,
             WriterCommand::Close => break,
+        };
+        while bytes.len() < COALESCE {
+            match rx.try_recv() {
+                Ok(WriterCommand::Bytes(more)) => bytes.extend_from_slice(&more),
+                Ok(WriterCommand::Close) => {
+                    closing = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        // In chunks, so a peer that reads slowly but steadily is seen to
+        // make progress.
+        for chunk in bytes.chunks(64 * 1024) {
+            if writer.write_all(chunk).await.is_err() {
+                return;
+            }
+            progress.pending.fetch_sub(chunk.len(), Ordering::Relaxed);
+            progress.touch();
+        }
+        if closing {
+            break;
         }
     }
     let _ = writer.shutdown().await;

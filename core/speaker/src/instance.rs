@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::PeerConfig;
 use crate::driver::{PeerEvent, PeerHandle, PeerStatus, Speaker, accept_loop};
 use crate::policy::{Candidate, Direction, RoutePolicy, Verdict as PolicyVerdict};
-use crate::rib::adj_out::{AdjRibOut, SetId};
+use crate::rib::adj_out::{AdjRibOut, SetId, SetTable};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
-use crate::rib::{BestChange, PeerInfo, Rib, RibConfig, RouteAttrs, Source};
+use crate::rib::{BestChange, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source};
 use crate::session::Negotiated;
 
 /// Per-peer policy beyond the session itself.
@@ -64,6 +64,8 @@ enum Command {
     RetryExport(IpAddr),
     /// Import from this peer failed earlier: ask for its routes again.
     RetryImport(IpAddr),
+    /// A peer that fell behind has read most of its backlog.
+    CaughtUp(IpAddr),
     AddPeer(Box<PeerConfig>, PeerPolicy),
     RemovePeer(IpAddr, Option<Notification>),
     Originate(Prefix, Box<PathAttributes>),
@@ -153,6 +155,10 @@ impl Instance {
             best_tx,
             route_policy: None,
             recovery: None,
+            exported: SetTable::default(),
+            exports: ExportCache::default(),
+            pending: Vec::new(),
+            pending_merged: false,
         };
         tokio::spawn(state.run(rx, events_rx));
         Ok((Self { tx }, best_rx))
@@ -282,6 +288,10 @@ struct PeerEntry {
     /// when the session came up.
     initial_eor: Vec<Family>,
     established_at: Option<std::time::Instant>,
+    /// The peer reads slower than it is sent routes: nothing more is
+    /// encoded for it until it has read most of its backlog; then it gets
+    /// what changed meanwhile (see [`State::catch_up`]).
+    behind: Option<Behind>,
     /// A full re-evaluation after a failed export is scheduled.
     export_retry_pending: bool,
     /// A ROUTE-REFRESH after a failed import is scheduled.
@@ -298,7 +308,30 @@ struct State {
     commands: mpsc::UnboundedSender<Command>,
     route_policy: Option<Arc<dyn RoutePolicy>>,
     recovery: Option<Recovery>,
+    /// Exported attribute sets, one copy of each for every peer's
+    /// Adj-RIB-Out.
+    exported: SetTable,
+    exports: ExportCache,
+    /// Best-path changes not yet sent (see [`State::flush`]).
+    pending: Vec<BestChange>,
+    /// `pending` holds more than one call's changes, so a slot may
+    /// appear more than once.
+    pending_merged: bool,
 }
+
+/// A peer with more than this many octets unread stops being sent
+/// updates ...
+const BACKLOG_HIGH: usize = 4 << 20;
+/// ... until it is down to this many; then it gets what changed meanwhile.
+/// Each peer's queue is bounded by about `BACKLOG_HIGH` plus one batch.
+const BACKLOG_LOW: usize = 1 << 20;
+const BACKLOG_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// At most this many peer events are handled before the changes they made
+/// go out ...
+const EVENT_BATCH: usize = 256;
+/// ... or once this many changes wait.
+const CHANGE_BATCH: usize = 65_536;
 
 /// Recovering from our own restart (see [`Instance::recover`]).
 struct Recovery {
@@ -345,7 +378,7 @@ impl PeerEntry {
 
 /// A best path's identity for export caching: its source and its interned
 /// attribute set (compared by address, never dereferenced).
-type ExportKey = (Source, *const RouteAttrs);
+type ExportKey = (Source, usize);
 
 /// How long after a failed export the peer's whole table is evaluated
 /// again.
@@ -384,8 +417,32 @@ impl State {
                     Some(cmd) => self.command(cmd),
                     None => return,
                 },
-                Some((peer, event)) = events.recv() => self.event(peer, event),
+                Some((peer, event)) = events.recv() => {
+                    self.event(peer, event);
+                    // Whatever else peers have sent meanwhile joins this
+                    // batch: many small UPDATEs (a reflector's clients,
+                    // one prefix each) then cost one pass over the peers
+                    // and fill whole messages, instead of a pass and a
+                    // tiny message per UPDATE per peer.
+                    for _ in 1..EVENT_BATCH {
+                        if self.pending.len() >= CHANGE_BATCH {
+                            break;
+                        }
+                        match events.try_recv() {
+                            Ok((peer, event)) => self.event(peer, event),
+                            Err(_) => break,
+                        }
+                    }
+                }
             }
+            self.flush();
+            if self.exports.results.len() > 4 * (self.rib.attribute_sets() + 1024) {
+                // Results for sets that left the Loc-RIB pile up.
+                self.exports.clear(&mut self.exported);
+            }
+            // Between passes over the peers: set ids handed out during one
+            // stay valid until it ends.
+            self.exported.collect_unused();
         }
     }
 
@@ -415,6 +472,7 @@ impl State {
                         adj_out: AdjRibOut::default(),
                         initial_eor: Vec::new(),
                         established_at: None,
+                        behind: None,
                         export_retry_pending: false,
                         import_retry_pending: false,
                     },
@@ -445,6 +503,7 @@ impl State {
                 });
             }
             Command::CheckRecovery => self.check_recovery(),
+            Command::CaughtUp(address) => self.catch_up(address),
             Command::RetryImport(address) => {
                 if let Some(entry) = self.peers.get_mut(&address) {
                     entry.import_retry_pending = false;
@@ -515,6 +574,8 @@ impl State {
                     let info = entry.info(address, n);
                     self.rib.set_peer(info);
                 }
+                // Routes from this peer may export differently now.
+                self.exports.clear(&mut self.exported);
                 self.readvertise_all();
             }
             Command::SetPassive(address, passive) => {
@@ -525,6 +586,7 @@ impl State {
             }
             Command::Reconfigure(cfg) => {
                 self.rib.reconfigure(cfg);
+                self.exports.clear(&mut self.exported);
                 self.readvertise_all();
             }
             Command::Paths(reply) => {
@@ -583,6 +645,8 @@ impl State {
                     return;
                 };
                 self.rib.set_peer(entry.info(address, &n));
+                // Its routes' export may depend on what was negotiated.
+                self.exports.clear(&mut self.exported);
                 if !entry.awaiting_eor.is_empty() {
                     // The peer is back after a graceful restart: routes of
                     // families it no longer preserves go now, the others
@@ -621,7 +685,8 @@ impl State {
                     .collect();
                 entry.established_at = Some(std::time::Instant::now());
                 entry.negotiated = Some(*n);
-                entry.adj_out.clear();
+                entry.adj_out.clear(&mut self.exported);
+                entry.behind = None;
                 self.initial_advertisement(address);
                 // A restarting peer is not waited for.
                 self.check_recovery();
@@ -630,7 +695,7 @@ impl State {
             PeerEvent::RouteRefresh(_) => {
                 // Answer by sending the whole Adj-RIB-Out again.
                 if let Some(entry) = self.peers.get_mut(&address) {
-                    entry.adj_out.clear();
+                    entry.adj_out.clear(&mut self.exported);
                 }
                 self.initial_advertisement(address);
             }
@@ -640,7 +705,8 @@ impl State {
                 };
                 let was_established = entry.negotiated.take().is_some();
                 entry.established_at = None;
-                entry.adj_out.clear();
+                entry.adj_out.clear(&mut self.exported);
+                entry.behind = None;
                 if was_established && graceful_restart_applies(entry, &reason) {
                     let restart_time = entry.graceful.as_ref().map_or(0, |g| g.restart_time);
                     entry.awaiting_eor = entry
@@ -774,10 +840,28 @@ impl State {
         });
     }
 
-    /// Tell the FIB and every established peer about best-path changes.
+    /// Queue best-path changes for the FIB and every established peer;
+    /// the event loop sends them once it has handled what is ready.
     fn propagate(&mut self, changes: Vec<BestChange>) {
         if changes.is_empty() {
             return;
+        }
+        if self.pending.is_empty() {
+            self.pending = changes;
+        } else {
+            self.pending_merged = true;
+            self.pending.extend(changes);
+        }
+    }
+
+    /// Tell the FIB and every established peer about the queued changes.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut changes = std::mem::take(&mut self.pending);
+        if std::mem::take(&mut self.pending_merged) {
+            keep_last_per_slot(&mut changes);
         }
         let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
         for address in addresses {
@@ -788,7 +872,7 @@ impl State {
         // the RIB may give them to new prefixes.
         for slot in self.rib.recycle() {
             for (address, entry) in &mut self.peers {
-                if entry.adj_out.withdraw(slot) {
+                if entry.adj_out.withdraw(&mut self.exported, slot) {
                     tracing::error!(peer = %address, slot, "a gone prefix was still advertised; forgotten without a withdrawal");
                     debug_assert!(false, "slot {slot} still advertised to {address}");
                 }
@@ -885,7 +969,48 @@ impl State {
         entry.handle.send(bytes, MessageType::Update);
     }
 
+    /// A peer that was behind has read its backlog: withdraw what went
+    /// meanwhile, then send the prefixes that changed, as they are now.
+    fn catch_up(&mut self, address: IpAddr) {
+        let Some(entry) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let Some(behind) = entry.behind.take() else {
+            return;
+        };
+        if let Some(n) = &entry.negotiated
+            && !behind.withdrawn.is_empty()
+        {
+            let mut outgoing = Outgoing::default();
+            for prefix in behind.withdrawn {
+                let family = match prefix.afi() {
+                    Afi::IPV6 => Family::IPV6_UNICAST,
+                    _ => Family::IPV4_UNICAST,
+                };
+                outgoing.withdraw(family, prefix);
+            }
+            let bytes = outgoing.encode(&n.codec, &self.exported);
+            entry.handle.send(bytes, MessageType::Update);
+        }
+        tracing::debug!(peer = %address, "peer caught up; sending what changed");
+        // A walk over the table, as slots do not know their prefix; a peer
+        // pays for it once per BACKLOG_HIGH octets it falls behind by.
+        let changes: Vec<BestChange> = self
+            .rib
+            .iter_best()
+            .filter(|(_, slot, _)| behind.changed.contains(*slot))
+            .map(|(prefix, slot, path)| BestChange {
+                prefix,
+                slot,
+                best: smallvec::smallvec![path.clone()],
+            })
+            .collect();
+        self.advertise(address, &changes);
+    }
+
     /// Send `address` what changed for it, grouped by attribute set.
+    /// Export results are cached (see [`ExportCache`]), so peers that
+    /// export alike (a reflector's clients) compute each only once.
     fn advertise(&mut self, address: IpAddr, changes: &[BestChange]) {
         if self
             .recovery
@@ -898,6 +1023,29 @@ impl State {
             return;
         };
         let Some(n) = &entry.negotiated else { return };
+        if entry.behind.is_some() || entry.handle.backlog() > BACKLOG_HIGH {
+            // Encoding more for a peer that does not read would only grow
+            // its queue: remember what it must be told instead, bounded
+            // by the table. Prefixes that are gone must be remembered by
+            // name, as their slots will be reused.
+            let behind = entry.behind.get_or_insert_with(|| {
+                tracing::debug!(peer = %address, "peer is behind; holding its updates");
+                Behind::default()
+            });
+            for change in changes {
+                if change.best.is_empty() {
+                    if entry.adj_out.withdraw(&mut self.exported, change.slot) {
+                        behind.withdrawn.push(change.prefix);
+                    }
+                } else {
+                    behind.changed.insert(change.slot);
+                }
+            }
+            if !std::mem::replace(&mut behind.watched, true) {
+                watch_backlog(address, entry.handle.clone(), self.commands.clone());
+            }
+            return;
+        }
         let target = ExportTarget {
             info: entry.info(address, n),
             next_hop: entry.policy.next_hop,
@@ -957,10 +1105,9 @@ impl State {
         }
         let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);
         let mut outgoing = Outgoing::default();
+        let class = self.exports.class(&target);
         // Export depends only on the path's source and attributes, which
-        // many prefixes share: compute it once per distinct (source,
-        // attribute set).
-        let mut exported_cache: HashMap<ExportKey, Option<SetId>> = HashMap::new();
+        // many prefixes share, and on the peer's class.
         let mut last_export: Option<(ExportKey, Option<SetId>)> = None;
         for change in changes {
             let family = match change.prefix.afi() {
@@ -990,24 +1137,37 @@ impl State {
                                 &changed,
                                 &target,
                             )
-                            .map(|r| entry.adj_out.intern(r))
+                            .map(|r| self.exported.intern(r))
+                        }
+                        // Split horizon first: the class leaves the
+                        // peer's own address out.
+                        None | Some(PolicyVerdict::Accept)
+                            if path.source == Source::Peer(address) =>
+                        {
+                            None
                         }
                         None | Some(PolicyVerdict::Accept) => {
-                            let key = (path.source, Arc::as_ptr(&path.route));
+                            let key = (path.source, Arc::as_ptr(&path.route) as usize);
                             match &last_export {
                                 // Consecutive changes usually come from one UPDATE.
                                 Some((k, v)) if *k == key => *v,
                                 _ => {
-                                    let result = *exported_cache.entry(key).or_insert_with(|| {
-                                        export(
-                                            self.rib.config(),
-                                            path.source,
-                                            source_info(),
-                                            &path.route,
-                                            &target,
-                                        )
-                                        .map(|r| entry.adj_out.intern(r))
-                                    });
+                                    let exported = &mut self.exported;
+                                    let result = self.exports.get_or_insert_with(
+                                        (class, key),
+                                        &path.route,
+                                        exported,
+                                        |sets| {
+                                            export(
+                                                self.rib.config(),
+                                                path.source,
+                                                source_info(),
+                                                &path.route,
+                                                &target,
+                                            )
+                                            .map(|r| sets.intern(r))
+                                        },
+                                    );
                                     last_export = Some((key, result));
                                     result
                                 }
@@ -1018,19 +1178,18 @@ impl State {
             };
             match exported {
                 Some(id) => {
-                    if entry.adj_out.advertise(change.slot, id) {
+                    if entry.adj_out.advertise(&mut self.exported, change.slot, id) {
                         outgoing.announce(family, id, change.prefix);
                     }
                 }
                 None => {
-                    if entry.adj_out.withdraw(change.slot) {
+                    if entry.adj_out.withdraw(&mut self.exported, change.slot) {
                         outgoing.withdraw(family, change.prefix);
                     }
                 }
             }
         }
-        entry.adj_out.collect_unused();
-        let bytes = outgoing.encode(&ctx, &entry.adj_out);
+        let bytes = outgoing.encode(&ctx, &self.exported);
         if !bytes.is_empty() {
             entry.handle.send(bytes, MessageType::Update);
         }
@@ -1039,6 +1198,64 @@ impl State {
             // is evaluated again shortly (only differences go out).
             self.schedule(address, Command::RetryExport(address));
         }
+    }
+}
+
+/// Export results by (class, source, Loc-RIB attribute set), kept across
+/// passes: a reflector's clients ask for the same ones over and over, and
+/// a peer that catches up asks again for what others already got. Peers
+/// whose export target differs only in address and router id are in one
+/// class (split horizon, the only rule that looks at the address, is
+/// checked before the cache). Cleared whenever an input of export
+/// changes (policy, configuration, a peer's session parameters), and when
+/// it outgrows the Loc-RIB's attribute sets.
+#[derive(Default)]
+struct ExportCache {
+    classes: HashMap<ExportTarget, u32>,
+    /// Each entry holds the Loc-RIB set, so its address (the key) cannot
+    /// be reused while cached, and retains its exported set in the
+    /// [`SetTable`], so the id cannot be dropped either.
+    results: HashMap<(u32, ExportKey), (Arc<RouteAttrs>, Option<SetId>)>,
+}
+
+impl ExportCache {
+    fn class(&mut self, target: &ExportTarget) -> u32 {
+        let mut key = target.clone();
+        // A third-party next hop depends on the peer's address.
+        if key.shared_subnet.is_none() {
+            key.info.address = IpAddr::from([0, 0, 0, 0]);
+        }
+        key.info.router_id = Ipv4Addr::UNSPECIFIED;
+        let next = self.classes.len() as u32;
+        *self.classes.entry(key).or_insert(next)
+    }
+
+    fn get_or_insert_with(
+        &mut self,
+        key: (u32, ExportKey),
+        route: &Arc<RouteAttrs>,
+        sets: &mut SetTable,
+        export: impl FnOnce(&mut SetTable) -> Option<SetId>,
+    ) -> Option<SetId> {
+        if let Some((_, id)) = self.results.get(&key) {
+            return *id;
+        }
+        let id = export(sets);
+        if let Some(id) = id {
+            sets.retain(id);
+        }
+        self.results.insert(key, (route.clone(), id));
+        id
+    }
+
+    /// Forget everything (an input of export changed).
+    fn clear(&mut self, sets: &mut SetTable) {
+        for (_, (_, id)) in self.results.drain() {
+            if let Some(id) = id {
+                sets.release(id);
+            }
+        }
+        self.classes.clear();
     }
 }
 
@@ -1081,16 +1298,76 @@ impl Outgoing {
 
     /// Withdrawals first, then announcements in the order their sets were
     /// first used.
-    fn encode(&self, ctx: &Context, adj_out: &AdjRibOut) -> Vec<u8> {
+    fn encode(&self, ctx: &Context, sets: &SetTable) -> Vec<u8> {
         let mut bytes = Vec::new();
         for (family, nlri) in &self.withdraw {
             encode_withdrawals(*family, nlri, ctx, &mut bytes);
         }
         for ((family, set), nlri) in &self.announce {
-            encode_reach(ctx, *family, adj_out.attrs(*set), nlri, &mut bytes);
+            encode_reach(ctx, *family, sets.attrs(*set), nlri, &mut bytes);
         }
         bytes
     }
+}
+
+/// Drop every change superseded by a later one for the same slot,
+/// keeping the order of the rest: a slot's last change carries its whole
+/// current state. A prefix that went and came back within the batch has
+/// two slots (one emptied, one new), so its withdrawal still goes out
+/// before its new announcement.
+fn keep_last_per_slot(changes: &mut Vec<BestChange>) {
+    let mut seen = HashSet::with_capacity(changes.len());
+    let mut kept: Vec<BestChange> = changes
+        .drain(..)
+        .rev()
+        .filter(|c| seen.insert(c.slot))
+        .collect();
+    kept.reverse();
+    *changes = kept;
+}
+
+/// What a peer that fell behind must still be told.
+#[derive(Debug, Default)]
+struct Behind {
+    /// Prefixes it was sent that are gone since.
+    withdrawn: Vec<Prefix>,
+    /// Slots whose best path changed since: a bit per slot, so a peer
+    /// that is behind by a whole table costs an eighth of a byte per
+    /// route.
+    changed: SlotSet,
+    /// A task watches its backlog.
+    watched: bool,
+}
+
+/// A set of RIB slots.
+#[derive(Debug, Default)]
+struct SlotSet(Vec<u64>);
+
+impl SlotSet {
+    fn insert(&mut self, slot: Slot) {
+        let (word, bit) = (slot as usize / 64, slot % 64);
+        if word >= self.0.len() {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    fn contains(&self, slot: Slot) -> bool {
+        self.0
+            .get(slot as usize / 64)
+            .is_some_and(|w| w & (1 << (slot % 64)) != 0)
+    }
+}
+
+/// Tell the instance once `handle`'s backlog is down to
+/// [`BACKLOG_LOW`] (or the instance is gone).
+fn watch_backlog(address: IpAddr, handle: PeerHandle, commands: mpsc::UnboundedSender<Command>) {
+    tokio::spawn(async move {
+        while handle.backlog() > BACKLOG_LOW && !commands.is_closed() {
+            tokio::time::sleep(BACKLOG_POLL).await;
+        }
+        let _ = commands.send(Command::CaughtUp(address));
+    });
 }
 
 /// A policy that remembers whether it failed.
@@ -1128,5 +1405,88 @@ fn encode_reach(
             encoder.encode(nlri, out);
         }
         Err(e) => tracing::error!(%family, "cannot encode {} prefixes: {e}", nlri.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(prefix: &str, slot: Slot, paths: usize) -> BestChange {
+        let route = Arc::new(RouteAttrs {
+            attrs: PathAttributes::default(),
+            next_hop: NextHop::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        });
+        let mut rib = Rib::new(RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 254)));
+        let prefix: Prefix = prefix.parse().expect("prefix");
+        let best = if paths == 0 {
+            SmallVec::new()
+        } else {
+            rib.originate(prefix, route.attrs.clone(), route.next_hop)
+                .remove(0)
+                .best
+        };
+        BestChange { prefix, slot, best }
+    }
+
+    use smallvec::SmallVec;
+
+    #[test]
+    fn a_batch_keeps_each_slots_last_change_in_order() {
+        let mut changes = vec![
+            change("10.0.0.0/8", 1, 1),
+            change("10.1.0.0/16", 2, 1),
+            change("10.0.0.0/8", 1, 0),
+            // The prefix came back under a new slot: its withdrawal (slot
+            // 1) must still go out first.
+            change("10.0.0.0/8", 3, 1),
+            change("10.1.0.0/16", 2, 0),
+        ];
+        keep_last_per_slot(&mut changes);
+        let kept: Vec<(Slot, usize)> = changes.iter().map(|c| (c.slot, c.best.len())).collect();
+        assert_eq!(kept, [(1, 0), (3, 1), (2, 0)]);
+    }
+
+    #[test]
+    fn slot_sets() {
+        let mut set = SlotSet::default();
+        assert!(!set.contains(5));
+        set.insert(5);
+        set.insert(200);
+        assert!(set.contains(5) && set.contains(200));
+        assert!(!set.contains(6) && !set.contains(64) && !set.contains(100_000));
+    }
+
+    #[test]
+    fn peers_that_export_alike_share_a_class() {
+        let info = |n: u8| PeerInfo {
+            address: IpAddr::from([192, 0, 2, n]),
+            router_id: Ipv4Addr::new(198, 51, 100, n),
+            asn: 64512,
+            ebgp: false,
+            rr_client: true,
+            allow_own_as: 0,
+        };
+        let target = |n: u8| ExportTarget {
+            info: info(n),
+            next_hop: NextHopMode::Auto,
+            local_v4: Some(Ipv4Addr::new(192, 0, 2, 254)),
+            local_v6: None,
+            local_as: None,
+            extended_next_hop: false,
+            shared_subnet: None,
+        };
+        let mut cache = ExportCache::default();
+        assert_eq!(cache.class(&target(1)), cache.class(&target(2)));
+        let mut non_client = target(3);
+        non_client.info.rr_client = false;
+        assert_ne!(cache.class(&target(1)), cache.class(&non_client));
+        // A third-party next hop depends on the peer's own address.
+        let mut on_subnet = |n| {
+            let mut t = target(n);
+            t.shared_subnet = Some((IpAddr::from([192, 0, 2, 0]), 24));
+            cache.class(&t)
+        };
+        assert_ne!(on_subnet(1), on_subnet(2));
     }
 }

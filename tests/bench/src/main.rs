@@ -16,6 +16,8 @@ use starling_wire::testdata as table;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -118,7 +120,18 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Cmd::Dut { port, rr_clients } => rt.block_on(run_starling_dut(port, rr_clients)),
+        Cmd::Dut { port, rr_clients } => {
+            // Warnings and errors only (sessions that go down, ...):
+            // the benchmark's output stays readable.
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "warn".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            rt.block_on(run_starling_dut(port, rr_clients))
+        }
         Cmd::Rib { inside: false, .. } => in_namespace(0),
         Cmd::Rr {
             inside: false,
@@ -362,7 +375,18 @@ fn start_dut(dut: Dut, port: u16, cpu: usize, rr_clients: usize) -> anyhow::Resu
         }
         Dut::Starling => {
             let exe = std::env::current_exe()?;
-            let child = pinned(cpu, exe)
+            // A profiler to run the daemon under (heaptrack, valgrind ...),
+            // e.g. STARLING_BENCH_WRAP="heaptrack -o /tmp/dut".
+            let mut command = match std::env::var("STARLING_BENCH_WRAP") {
+                Ok(wrap) if !wrap.trim().is_empty() => {
+                    let mut words = wrap.split_whitespace();
+                    let mut c = pinned(cpu, words.next().unwrap_or_default());
+                    c.args(words).arg(exe);
+                    c
+                }
+                _ => pinned(cpu, exe),
+            };
+            let child = command
                 .args(["dut", "--port", &port.to_string()])
                 .args(["--rr-clients", &rr_clients.to_string()])
                 .stderr(Stdio::inherit())
@@ -442,6 +466,9 @@ async fn connect(local: Ipv4Addr, target: SocketAddr, asn: u32) -> anyhow::Resul
     }
 }
 
+/// How long the clients of one `rr` run may take.
+const RR_DEADLINE: Duration = Duration::from_secs(600);
+
 /// A free port on the daemon's address.
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind(SocketAddr::from((DUT, 0)))?
@@ -460,7 +487,8 @@ async fn one_run(
     let target = SocketAddr::from((DUT, port));
     let mut sink = connect(SINK, target, SINK_AS).await?;
     let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
-    let sink_task = tokio::spawn(async move { sink.count_until(prefixes).await });
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let sink_task = tokio::spawn(async move { sink.count_until(prefixes, &seen).await });
     let t0 = Instant::now();
     blaster.stream.write_all(stream).await?;
     let done = tokio::time::timeout(Duration::from_secs(600), sink_task)
@@ -518,28 +546,46 @@ async fn one_rr_run(
         clients.push(connect(rr_client(i), target, DUT_AS).await?);
     }
     let t0 = Instant::now();
+    let seen: Arc<Vec<AtomicUsize>> =
+        Arc::new(streams.iter().map(|_| AtomicUsize::new(0)).collect());
     let tasks: Vec<_> = clients
         .into_iter()
         .zip(streams.iter().cloned())
-        .map(|(mut client, stream)| {
+        .enumerate()
+        .map(|(i, (mut client, stream))| {
+            let seen = seen.clone();
             tokio::spawn(async move {
                 // A client's own routes are a few tens of KiB: they fit in
                 // the socket buffer, so writing before reading cannot
                 // stall against the daemon.
                 client.stream.write_all(&stream).await?;
-                client.count_until(want).await
+                let done = client.count_until(want, &seen[i]).await?;
+                // Stay connected until every client is done: a client
+                // that left would take its routes with it.
+                anyhow::Ok((done, client))
             })
         })
         .collect();
     let mut last = t0;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    let mut finished = Vec::with_capacity(streams.len());
+    let deadline = tokio::time::Instant::now() + RR_DEADLINE;
     for task in tasks {
-        let done = tokio::time::timeout_at(deadline, task)
-            .await
-            .context("a client did not get every prefix within 600 s")???;
+        let Ok(done) = tokio::time::timeout_at(deadline, task).await else {
+            let counts: Vec<usize> = seen.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+            let short = counts.iter().filter(|&&c| c < want).count();
+            bail!(
+                "{short} clients did not get every prefix within {RR_DEADLINE:?} \
+                 (want {want}; least {:?}, most {:?})",
+                counts.iter().min(),
+                counts.iter().max()
+            );
+        };
+        let (done, client) = done??;
         last = last.max(done);
+        finished.push(client);
     }
     let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
+    drop(finished);
     Ok((last - t0, rss))
 }
 
@@ -578,7 +624,7 @@ async fn rr(
         .flat_map(|(set, group)| group.iter().map(move |n| (set, n)))
         .enumerate()
     {
-        shares[k % clients].groups[set].push(nlri.clone());
+        shares[k % clients].groups[set].push(*nlri);
     }
     let ctx = Context {
         ebgp: false,
@@ -627,7 +673,7 @@ impl Results {
     }
 
     fn report(mut self, what: &str) {
-        let summary: Vec<(Dut, (f64, f64, f64), (f64, f64, f64))> = self
+        let summary: Vec<(Dut, Stats, Stats)> = self
             .runs
             .iter_mut()
             .map(|(dut, times, sizes)| (*dut, stats(times), stats(sizes)))
@@ -655,7 +701,9 @@ impl Results {
 }
 
 /// Median, min, max.
-fn stats(v: &mut [f64]) -> (f64, f64, f64) {
+type Stats = (f64, f64, f64);
+
+fn stats(v: &mut [f64]) -> Stats {
     v.sort_by(f64::total_cmp);
     let median = v[v.len() / 2];
     (median, v[0], v[v.len() - 1])

@@ -11,6 +11,9 @@ use starling_wire::{Context, Family, Message, Open, peek_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+/// A third of the 90 s hold time every daemon here offers.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+
 pub(crate) struct Peer {
     pub(crate) stream: TcpStream,
     buf: Vec<u8>,
@@ -97,10 +100,24 @@ impl Peer {
     }
 
     /// Count announced prefixes until `want` have arrived; returns when.
-    pub(crate) async fn count_until(&mut self, want: usize) -> anyhow::Result<Instant> {
+    /// `seen` follows the count, for a report when the wait times out.
+    pub(crate) async fn count_until(
+        &mut self,
+        want: usize,
+        seen: &std::sync::atomic::AtomicUsize,
+    ) -> anyhow::Result<Instant> {
         let mut have = 0usize;
         let mut start = 0usize;
+        // Our own KEEPALIVEs, as a real peer sends them: the daemon's hold
+        // timer must not depend on how soon we read its.
+        let mut keepalive_at = Instant::now() + KEEPALIVE;
         loop {
+            if Instant::now() >= keepalive_at {
+                self.stream
+                    .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
+                    .await?;
+                keepalive_at = Instant::now() + KEEPALIVE;
+            }
             while let Some(h) = peek_header(self.buf.get(start..).unwrap_or_default(), 65535)
                 .map_err(|n| anyhow::anyhow!("bad header: {n}"))?
             {
@@ -111,12 +128,15 @@ impl Peer {
                     let (announced, withdrawn) = count_prefixes(msg.get(19..).unwrap_or_default())?;
                     have += announced;
                     have -= withdrawn.min(have);
+                    seen.store(have, std::sync::atomic::Ordering::Relaxed);
                 } else if msg.get(18) == Some(&4) {
                     self.stream
                         .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
                         .await?;
                 } else if msg.get(18) == Some(&3) {
-                    bail!("DUT sent a NOTIFICATION to the sink");
+                    let why = Message::decode(msg, &self.ctx)
+                        .map_or_else(|e| e.to_string(), |m| format!("{m:?}"));
+                    bail!("the DUT sent a NOTIFICATION: {why}");
                 }
                 start += h.len;
                 if have >= want {

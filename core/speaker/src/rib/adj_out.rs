@@ -1,43 +1,43 @@
-//! Adj-RIB-Out: what one peer has been sent.
+//! Adj-RIB-Out: what each peer has been sent.
+//!
+//! Exported attribute sets live once, in a [`SetTable`] shared by every
+//! peer; a peer's [`AdjRibOut`] is a set id per RIB slot. A reflector with
+//! a hundred clients and a hundred thousand distinct exported sets keeps
+//! each set once, not once per client.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{RouteAttrs, Slot};
 
-/// An exported attribute set, by number within one [`AdjRibOut`].
+/// An exported attribute set, by number within a [`SetTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SetId(u32);
 
 #[derive(Debug)]
 struct OutSet {
     attrs: Arc<RouteAttrs>,
-    /// Slots advertised with this set.
+    /// (peer, slot) pairs advertised with this set.
     users: u32,
 }
 
-/// Per RIB slot, the attribute set the prefix was sent with: 4 bytes per
-/// route and peer, where a map from prefix to attributes costs ten times
-/// that. The sets are interned, so a full table over a few thousand sets
-/// holds a few thousand of them.
+/// Every exported attribute set in use, counted by the Adj-RIB-Outs that
+/// use it. A set nobody uses is dropped by [`SetTable::collect_unused`],
+/// never during a pass over the peers: ids handed out in a pass stay
+/// valid (and mean the same set) until it ends.
 #[derive(Debug, Default)]
-pub struct AdjRibOut {
-    /// Indexed by slot: 0 when nothing is advertised, else the set's
-    /// number + 1. Grows only when a slot is first advertised.
-    sent: Vec<u32>,
-    /// Indexed by `SetId`; `None` once no slot uses the set.
+pub struct SetTable {
+    /// Indexed by `SetId`; `None` once dropped.
     sets: Vec<Option<OutSet>>,
     ids: HashMap<Arc<RouteAttrs>, SetId>,
-    free_ids: Vec<SetId>,
-    /// Sets interned since the last [`AdjRibOut::collect_unused`] whose
-    /// slot may never have taken them (the announcement was a no-op).
-    fresh: Vec<SetId>,
-    advertised: usize,
+    free: Vec<SetId>,
+    /// Sets that may have no user: interned and not (yet) advertised, or
+    /// whose last user went.
+    unused: Vec<SetId>,
 }
 
-impl AdjRibOut {
-    /// The id of `route`, interned if new. Until a slot is advertised with
-    /// it, [`AdjRibOut::collect_unused`] may drop it again.
+impl SetTable {
+    /// The id of `route`, added if new.
     pub fn intern(&mut self, route: RouteAttrs) -> SetId {
         if let Some(id) = self.ids.get(&route) {
             return *id;
@@ -47,7 +47,7 @@ impl AdjRibOut {
             attrs: attrs.clone(),
             users: 0,
         });
-        let id = match self.free_ids.pop() {
+        let id = match self.free.pop() {
             Some(id) => {
                 self.sets[id.0 as usize] = set;
                 id
@@ -58,22 +58,73 @@ impl AdjRibOut {
             }
         };
         self.ids.insert(attrs, id);
-        self.fresh.push(id);
+        self.unused.push(id);
         id
     }
 
-    /// The attributes of an interned set.
+    /// The attributes of a set in use.
     ///
     /// # Panics
-    /// If `id` was not returned by [`AdjRibOut::intern`] since the set was
-    /// last collected.
+    /// If `id` was dropped: ids are valid from [`SetTable::intern`] until
+    /// the next [`SetTable::collect_unused`] that finds them unused.
     pub fn attrs(&self, id: SetId) -> &Arc<RouteAttrs> {
         &self.sets[id.0 as usize]
             .as_ref()
-            .expect("an interned set in use")
+            .expect("an exported set in use")
             .attrs
     }
 
+    /// Count one more user of `id` (an Adj-RIB-Out entry, a cache).
+    pub fn retain(&mut self, id: SetId) {
+        if let Some(set) = &mut self.sets[id.0 as usize] {
+            set.users += 1;
+        }
+    }
+
+    /// Count one user of `id` fewer.
+    pub fn release(&mut self, id: SetId) {
+        if let Some(set) = &mut self.sets[id.0 as usize] {
+            set.users = set.users.saturating_sub(1);
+            if set.users == 0 {
+                self.unused.push(id);
+            }
+        }
+    }
+
+    /// Drop the sets nobody uses. Call between passes over the peers.
+    pub fn collect_unused(&mut self) {
+        for id in std::mem::take(&mut self.unused) {
+            let slot = &mut self.sets[id.0 as usize];
+            if slot.as_ref().is_some_and(|s| s.users == 0)
+                && let Some(set) = slot.take()
+            {
+                self.ids.remove(&set.attrs);
+                self.free.push(id);
+            }
+        }
+    }
+
+    /// Distinct exported sets held.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// What one peer has been sent: per RIB slot, the exported set the prefix
+/// went with. 4 bytes per route and peer.
+#[derive(Debug, Default)]
+pub struct AdjRibOut {
+    /// Indexed by slot: 0 when nothing is advertised, else the set's
+    /// number + 1. Grows only when a slot is first advertised.
+    sent: Vec<u32>,
+    advertised: usize,
+}
+
+impl AdjRibOut {
     /// The set `slot` was sent with, if it was.
     pub fn get(&self, slot: Slot) -> Option<SetId> {
         match self.sent.get(slot as usize) {
@@ -84,7 +135,7 @@ impl AdjRibOut {
 
     /// Record `slot` as sent with `id`; `false` when it already was, so
     /// there is nothing to send.
-    pub fn advertise(&mut self, slot: Slot, id: SetId) -> bool {
+    pub fn advertise(&mut self, sets: &mut SetTable, slot: Slot, id: SetId) -> bool {
         let i = slot as usize;
         if i >= self.sent.len() {
             self.sent.resize(i + 1, 0);
@@ -93,19 +144,17 @@ impl AdjRibOut {
         if previous == id.0 + 1 {
             return false;
         }
-        if let Some(set) = &mut self.sets[id.0 as usize] {
-            set.users += 1;
-        }
+        sets.retain(id);
         match previous {
             0 => self.advertised += 1,
-            n => self.release(SetId(n - 1)),
+            n => sets.release(SetId(n - 1)),
         }
         true
     }
 
     /// Record `slot` as withdrawn; `false` when it was not advertised, so
     /// there is nothing to send.
-    pub fn withdraw(&mut self, slot: Slot) -> bool {
+    pub fn withdraw(&mut self, sets: &mut SetTable, slot: Slot) -> bool {
         let Some(entry) = self.sent.get_mut(slot as usize) else {
             return false;
         };
@@ -114,43 +163,19 @@ impl AdjRibOut {
             return false;
         }
         self.advertised -= 1;
-        self.release(SetId(previous - 1));
+        sets.release(SetId(previous - 1));
         true
-    }
-
-    fn release(&mut self, id: SetId) {
-        let set = &mut self.sets[id.0 as usize];
-        if let Some(s) = set {
-            s.users = s.users.saturating_sub(1);
-            if s.users == 0 {
-                self.drop_set(id);
-            }
-        }
-    }
-
-    fn drop_set(&mut self, id: SetId) {
-        if let Some(set) = self.sets[id.0 as usize].take() {
-            self.ids.remove(&set.attrs);
-            self.free_ids.push(id);
-        }
-    }
-
-    /// Drop sets interned but never advertised.
-    pub fn collect_unused(&mut self) {
-        for id in std::mem::take(&mut self.fresh) {
-            if self.sets[id.0 as usize]
-                .as_ref()
-                .is_some_and(|s| s.users == 0)
-            {
-                self.drop_set(id);
-            }
-        }
     }
 
     /// Forget everything sent (the session went down, or the whole table
     /// is about to be sent again).
-    pub fn clear(&mut self) {
-        *self = Self::default();
+    pub fn clear(&mut self, sets: &mut SetTable) {
+        for n in std::mem::take(&mut self.sent) {
+            if n != 0 {
+                sets.release(SetId(n - 1));
+            }
+        }
+        self.advertised = 0;
     }
 
     /// Prefixes advertised.
@@ -160,11 +185,6 @@ impl AdjRibOut {
 
     pub fn is_empty(&self) -> bool {
         self.advertised == 0
-    }
-
-    /// Distinct attribute sets in use.
-    pub fn attribute_sets(&self) -> usize {
-        self.ids.len()
     }
 }
 
@@ -187,33 +207,39 @@ mod tests {
     }
 
     #[test]
-    fn sets_are_shared_counted_and_dropped_with_their_last_slot() {
-        let mut out = AdjRibOut::default();
-        let a = out.intern(route(1));
-        assert_eq!(out.intern(route(1)), a, "interned once");
-        assert!(out.advertise(7, a));
-        assert!(out.advertise(3, a));
-        assert!(!out.advertise(3, a), "unchanged: nothing to send");
-        assert_eq!((out.len(), out.attribute_sets()), (2, 1));
-        assert_eq!(out.get(7), Some(a));
-        assert_eq!(out.get(5), None);
-        assert_eq!(out.get(1000), None);
+    fn sets_are_shared_by_peers_counted_and_dropped_between_passes() {
+        let mut sets = SetTable::default();
+        let (mut x, mut y) = (AdjRibOut::default(), AdjRibOut::default());
+        let a = sets.intern(route(1));
+        assert_eq!(sets.intern(route(1)), a, "interned once");
+        assert!(x.advertise(&mut sets, 7, a));
+        assert!(x.advertise(&mut sets, 3, a));
+        assert!(y.advertise(&mut sets, 3, a), "another peer, the same set");
+        assert!(!x.advertise(&mut sets, 3, a), "unchanged: nothing to send");
+        assert_eq!((x.len(), y.len(), sets.len()), (2, 1, 1));
+        assert_eq!(x.get(7), Some(a));
+        assert_eq!(x.get(5), None);
+        assert_eq!(x.get(1000), None);
 
-        let b = out.intern(route(2));
-        assert!(out.advertise(7, b), "replaced");
-        assert_eq!((out.len(), out.attribute_sets()), (2, 2));
-        assert!(out.withdraw(3));
-        assert!(!out.withdraw(3), "already withdrawn");
-        assert_eq!((out.len(), out.attribute_sets()), (1, 1), "a dropped");
-        assert_eq!(out.attrs(b).attrs.med, Some(2));
+        let b = sets.intern(route(2));
+        assert!(x.advertise(&mut sets, 7, b), "replaced");
+        assert!(x.withdraw(&mut sets, 3));
+        assert!(!x.withdraw(&mut sets, 3), "already withdrawn");
+        sets.collect_unused();
+        assert_eq!(sets.len(), 2, "y still uses a");
+        y.clear(&mut sets);
+        assert!(y.is_empty());
+        // Unused now, but ids stay valid until the pass ends.
+        assert_eq!(sets.attrs(a).attrs.med, Some(1));
+        sets.collect_unused();
+        assert_eq!(sets.len(), 1, "a dropped");
+        assert_eq!(sets.attrs(b).attrs.med, Some(2));
 
-        // A set's number is reused once it is free.
-        let c = out.intern(route(3));
+        // A set's number is reused once it is free; one never advertised
+        // goes at the next collection.
+        let c = sets.intern(route(3));
         assert_eq!(c, a);
-        out.collect_unused();
-        assert_eq!(out.attribute_sets(), 1, "c was never advertised");
-        out.clear();
-        assert!(out.is_empty());
-        assert_eq!(out.get(7), None);
+        sets.collect_unused();
+        assert_eq!(sets.len(), 1);
     }
 }

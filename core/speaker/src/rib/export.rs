@@ -8,7 +8,7 @@ use starling_wire::{Community, NextHop};
 use super::{PeerInfo, RibConfig, RouteAttrs, Source};
 
 /// How to set NEXT_HOP towards a peer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum NextHopMode {
     /// Ourselves towards eBGP and for local routes; unchanged towards iBGP.
     #[default]
@@ -20,7 +20,7 @@ pub enum NextHopMode {
 }
 
 /// The peer a route is exported to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ExportTarget {
     pub info: PeerInfo,
     pub next_hop: NextHopMode,

@@ -96,7 +96,7 @@ impl PartialEq for Path {
 impl Eq for Path {}
 
 /// What the RIB needs to know about a peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PeerInfo {
     pub address: IpAddr,
     pub router_id: Ipv4Addr,
@@ -265,6 +265,13 @@ impl Rib {
     /// The best path and ECMP set of `prefix`.
     pub fn best(&self, prefix: &Prefix) -> &[Path] {
         self.destination(prefix).map_or(&[], Destination::selected)
+    }
+
+    /// The slot of `prefix` with its best path and ECMP set, if it has any.
+    pub fn best_with_slot(&self, prefix: &Prefix) -> Option<(Slot, &[Path])> {
+        let slot = self.index.get(prefix)?;
+        let best = self.destinations.get(slot as usize)?.selected();
+        (!best.is_empty()).then_some((slot, best))
     }
 
     /// Every candidate path of `prefix`.
