@@ -113,6 +113,9 @@ pub struct PeerCounts {
     /// Established, and the peer has sent its whole table: End-of-RIB for
     /// every family, or [`SYNC_GRACE`] passed for a peer that sends none.
     pub synced: bool,
+    /// Updates are held back: the peer reads slower than it is sent
+    /// routes, and gets what changed once it has read its backlog.
+    pub behind: bool,
 }
 
 /// How long after Established a peer that never sends End-of-RIB counts
@@ -615,6 +618,7 @@ impl State {
                             rejected: self.rib.rejected_count(*address),
                             advertised: entry.adj_out.len(),
                             synced: entry.synced(),
+                            behind: entry.behind.is_some(),
                         };
                         (*address, counts)
                     })
