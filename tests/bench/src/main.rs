@@ -506,9 +506,6 @@ async fn rib(
     duts: &[Dut],
     cpu: usize,
 ) -> anyhow::Result<()> {
-    if runs == 0 {
-        bail!("--runs must be at least 1");
-    }
     eprintln!("generating {prefixes} prefixes over {sets} attribute sets ...");
     let table = table::Table::generate(prefixes, sets, BLASTER_AS, SEED);
     let ctx = Context {
@@ -518,13 +515,10 @@ async fn rib(
     };
     let stream = table.encode(BLASTER, &ctx);
     eprintln!("{} MiB of UPDATEs", stream.len() >> 20);
-    let mut results = Results::default();
-    for &dut in duts {
-        for run in 1..=runs {
-            let (t, rss) = one_run(dut, &stream, prefixes, cpu).await?;
-            results.add(dut, run, t, rss);
-        }
-    }
+    let results = measure(duts, runs, async |dut| {
+        one_run(dut, &stream, prefixes, cpu).await
+    })
+    .await?;
     results.report("time until the sink holds every prefix (s)");
     Ok(())
 }
@@ -597,9 +591,6 @@ async fn rr(
     duts: &[Dut],
     cpu: usize,
 ) -> anyhow::Result<()> {
-    if runs == 0 {
-        bail!("--runs must be at least 1");
-    }
     if !(2..=254).contains(&clients) {
         bail!("--clients must be between 2 and 254");
     }
@@ -637,17 +628,34 @@ async fn rr(
         .map(|(i, share)| share.encode(rr_client(i), &ctx))
         .collect();
     let want = (clients - 1) * routes;
-    let mut results = Results::default();
-    for &dut in duts {
-        for run in 1..=runs {
-            let (t, rss) = one_rr_run(dut, &streams, want, cpu).await?;
-            results.add(dut, run, t, rss);
-        }
-    }
+    let results = measure(duts, runs, async |dut| {
+        one_rr_run(dut, &streams, want, cpu).await
+    })
+    .await?;
     results.report(&format!(
         "time until all {clients} clients hold {want} reflected prefixes (s)"
     ));
     Ok(())
+}
+
+/// `runs` fresh runs of each daemon in turn, in one invocation: the time
+/// and peak RSS (KiB) that `run` measures.
+async fn measure(
+    duts: &[Dut],
+    runs: usize,
+    mut run: impl AsyncFnMut(Dut) -> anyhow::Result<(Duration, u64)>,
+) -> anyhow::Result<Results> {
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    let mut results = Results::default();
+    for &dut in duts {
+        for n in 1..=runs {
+            let (time, rss) = run(dut).await?;
+            results.add(dut, n, time, rss);
+        }
+    }
+    Ok(results)
 }
 
 /// Per-run rows as CSV on stdout as they come, then a summary table.

@@ -170,6 +170,26 @@ impl Destination {
     fn best_paths(&self) -> SmallVec<[Path; 1]> {
         self.selected().iter().cloned().collect()
     }
+
+    /// Run the decision process after `paths` changed; record a change
+    /// when the selection differs from `old`.
+    fn decide(
+        &mut self,
+        old: &[Path],
+        prefix: Prefix,
+        slot: Slot,
+        (peers, cfg): (&HashMap<IpAddr, PeerInfo>, &RibConfig),
+        changes: &mut Vec<BestChange>,
+    ) {
+        select_best(self, peers, cfg);
+        if self.selected() != old {
+            changes.push(BestChange {
+                prefix,
+                slot,
+                best: self.best_paths(),
+            });
+        }
+    }
 }
 
 /// The routing information base.
@@ -655,14 +675,7 @@ impl Rib {
                 true
             }
         };
-        select_best(d, &self.peers, &self.cfg);
-        if d.selected() != old.as_slice() {
-            changes.push(BestChange {
-                prefix,
-                slot,
-                best: d.best_paths(),
-            });
-        }
+        d.decide(&old, prefix, slot, (&self.peers, &self.cfg), changes);
         added
     }
 
@@ -705,14 +718,7 @@ impl Rib {
             // prefixes does not keep their heap blocks.
             d.paths.shrink_to_fit();
         }
-        select_best(d, &self.peers, &self.cfg);
-        if d.selected() != old.as_slice() {
-            changes.push(BestChange {
-                prefix,
-                slot,
-                best: d.best_paths(),
-            });
-        }
+        d.decide(&old, prefix, slot, (&self.peers, &self.cfg), changes);
         if d.paths.is_empty() {
             self.index.remove(&prefix);
             self.emptied.push(slot);
