@@ -127,6 +127,11 @@ impl PeerHandle {
         writing + self.unforwarded.load(Ordering::Relaxed)
     }
 
+    /// The peer's task has ended (the peer was removed).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     /// Queue encoded UPDATEs (or any message) for the peer.
     pub fn send(&self, bytes: Vec<u8>, kind: MessageType) {
         use std::sync::atomic::Ordering;

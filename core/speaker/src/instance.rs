@@ -1364,10 +1364,10 @@ impl SlotSet {
 }
 
 /// Tell the instance once `handle`'s backlog is down to
-/// [`BACKLOG_LOW`] (or the instance is gone).
+/// [`BACKLOG_LOW`] (or the peer or the instance is gone).
 fn watch_backlog(address: IpAddr, handle: PeerHandle, commands: mpsc::UnboundedSender<Command>) {
     tokio::spawn(async move {
-        while handle.backlog() > BACKLOG_LOW && !commands.is_closed() {
+        while handle.backlog() > BACKLOG_LOW && !commands.is_closed() && !handle.is_closed() {
             tokio::time::sleep(BACKLOG_POLL).await;
         }
         let _ = commands.send(Command::CaughtUp(address));
