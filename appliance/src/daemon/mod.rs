@@ -315,15 +315,19 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     ))),
                     refresh,
                 );
-                let nodes = reconcile::node_addresses(&docs);
-                sessions.reconcile(running, rib, &desired, &secrets, &subnets, &nodes);
                 if std::mem::take(&mut recover) {
                     // Peers kept our routes as stale: they get our table
                     // once we have theirs (RFC 4724 §4.1), as the FIB
                     // sweeps what the previous run left once every
-                    // session has synced.
+                    // session has synced. Before the peers are added: a
+                    // session that came up first would be sent a partial
+                    // table and End-of-RIB, and its peer would sweep the
+                    // rest (seen under load in the lab's reflector
+                    // restart).
                     running.recover(SWEEP_DEADLINE);
                 }
+                let nodes = reconcile::node_addresses(&docs);
+                sessions.reconcile(running, rib, &desired, &secrets, &subnets, &nodes);
                 originated.apply(
                     running,
                     origination::desired(&config.node_name, &docs, &config.originate()),
