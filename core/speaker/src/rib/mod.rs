@@ -287,13 +287,6 @@ impl Rib {
         self.destination(prefix).map_or(&[], Destination::selected)
     }
 
-    /// The slot of `prefix` with its best path and ECMP set, if it has any.
-    pub fn best_with_slot(&self, prefix: &Prefix) -> Option<(Slot, &[Path])> {
-        let slot = self.index.get(prefix)?;
-        let best = self.destinations.get(slot as usize)?.selected();
-        (!best.is_empty()).then_some((slot, best))
-    }
-
     /// Every candidate path of `prefix`.
     pub fn paths(&self, prefix: &Prefix) -> &[Path] {
         self.destination(prefix).map_or(&[], |d| d.paths.as_slice())
