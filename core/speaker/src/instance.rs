@@ -17,10 +17,11 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::PeerConfig;
 use crate::driver::{PeerEvent, PeerHandle, PeerStatus, Speaker, accept_loop};
 use crate::policy::{Candidate, Direction, RoutePolicy, Verdict as PolicyVerdict};
-use crate::rib::adj_out::{AdjRibOut, SetId, SetTable};
+use crate::rib::adj_out::{AddPathOut, AdjRibOut, PathIds, SetId, SetTable};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
-use crate::rib::{BestChange, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source};
+use crate::rib::{BestChange, Path, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source};
 use crate::session::Negotiated;
+use smallvec::SmallVec;
 
 /// Per-peer policy beyond the session itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +161,7 @@ impl Instance {
             recovery: None,
             exported: SetTable::default(),
             exports: ExportCache::default(),
+            path_ids: PathIds::default(),
             pending: Vec::new(),
             pending_merged: false,
         };
@@ -285,8 +287,10 @@ struct PeerEntry {
     cfg: PeerConfig,
     policy: PeerPolicy,
     negotiated: Option<Negotiated>,
-    /// What we last advertised, per RIB slot.
+    /// What we last advertised, per RIB slot: one path per prefix ...
     adj_out: AdjRibOut,
+    /// ... or, in families with ADD-PATH send, every path.
+    add_path_out: AddPathOut,
     /// Families whose End-of-RIB this session has not yet received, and
     /// when the session came up.
     initial_eor: Vec<Family>,
@@ -315,6 +319,8 @@ struct State {
     /// Adj-RIB-Out.
     exported: SetTable,
     exports: ExportCache,
+    /// The path ids of ADD-PATH peers' Adj-RIB-Outs.
+    path_ids: PathIds,
     /// Best-path changes not yet sent (see [`State::flush`]).
     pending: Vec<BestChange>,
     /// `pending` holds more than one call's changes, so a slot may
@@ -357,6 +363,17 @@ impl PeerEntry {
     /// table, so we must not wait for its (RFC 4724 §4.1).
     fn peer_restarting(&self) -> bool {
         self.established_at.is_some() && self.graceful.as_ref().is_some_and(|g| g.restarting)
+    }
+
+    /// Forget what the peer was sent.
+    fn clear_adj_out(&mut self, sets: &mut SetTable) {
+        self.adj_out.clear(sets);
+        self.add_path_out.clear(sets);
+    }
+
+    /// Whether the peer may be sent every path of some family.
+    fn sends_every_path(&self) -> bool {
+        self.cfg.add_path.iter().any(|(_, mode)| mode.can_send())
     }
 
     fn set_restarting(&mut self, restarting: bool) {
@@ -473,6 +490,7 @@ impl State {
                         policy,
                         negotiated: None,
                         adj_out: AdjRibOut::default(),
+                        add_path_out: AddPathOut::default(),
                         initial_eor: Vec::new(),
                         established_at: None,
                         behind: None,
@@ -480,6 +498,7 @@ impl State {
                         import_retry_pending: false,
                     },
                 );
+                self.track_all_paths_if_needed();
             }
             Command::Recover(limit) => {
                 tracing::info!(
@@ -538,12 +557,16 @@ impl State {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove_peer_with(address, notification);
-                self.peers.remove(&address);
+                if let Some(mut entry) = self.peers.remove(&address) {
+                    entry.clear_adj_out(&mut self.exported);
+                }
                 if let Some(r) = &mut self.recovery {
                     r.deferred.remove(&address);
                 }
                 let changes = self.rib.peer_down(address);
+                self.path_ids.forget(Source::Peer(address));
                 self.propagate(changes);
+                self.track_all_paths_if_needed();
                 self.check_recovery();
             }
             Command::Originate(prefix, attrs) => {
@@ -616,7 +639,7 @@ impl State {
                         let counts = PeerCounts {
                             accepted: self.rib.received_count(*address),
                             rejected: self.rib.rejected_count(*address),
-                            advertised: entry.adj_out.len(),
+                            advertised: entry.adj_out.len() + entry.add_path_out.len(),
                             synced: entry.synced(),
                             behind: entry.behind.is_some(),
                         };
@@ -689,7 +712,7 @@ impl State {
                     .collect();
                 entry.established_at = Some(std::time::Instant::now());
                 entry.negotiated = Some(*n);
-                entry.adj_out.clear(&mut self.exported);
+                entry.clear_adj_out(&mut self.exported);
                 entry.behind = None;
                 self.initial_advertisement(address);
                 // A restarting peer is not waited for.
@@ -699,7 +722,7 @@ impl State {
             PeerEvent::RouteRefresh(_) => {
                 // Answer by sending the whole Adj-RIB-Out again.
                 if let Some(entry) = self.peers.get_mut(&address) {
-                    entry.adj_out.clear(&mut self.exported);
+                    entry.clear_adj_out(&mut self.exported);
                 }
                 self.initial_advertisement(address);
             }
@@ -709,7 +732,7 @@ impl State {
                 };
                 let was_established = entry.negotiated.take().is_some();
                 entry.established_at = None;
-                entry.adj_out.clear(&mut self.exported);
+                entry.clear_adj_out(&mut self.exported);
                 entry.behind = None;
                 if was_established && graceful_restart_applies(entry, &reason) {
                     let restart_time = entry.graceful.as_ref().map_or(0, |g| g.restart_time);
@@ -730,6 +753,7 @@ impl State {
                     entry.awaiting_eor.clear();
                     entry.restart_generation += 1;
                     let changes = self.rib.peer_down(address);
+                    self.path_ids.forget(Source::Peer(address));
                     self.propagate(changes);
                     self.rib.collect_garbage();
                 }
@@ -871,17 +895,30 @@ impl State {
         for address in addresses {
             self.advertise(address, &changes);
         }
-        let _ = self.best_tx.send(changes);
+        // The FIB wants the selection only.
+        changes.retain(|c| c.best_changed);
+        if !changes.is_empty() {
+            let _ = self.best_tx.send(changes);
+        }
         // Every Adj-RIB-Out has seen the withdrawals of emptied slots now:
         // the RIB may give them to new prefixes.
         for slot in self.rib.recycle() {
             for (address, entry) in &mut self.peers {
-                if entry.adj_out.withdraw(&mut self.exported, slot) {
+                if entry.adj_out.withdraw(&mut self.exported, slot)
+                    || entry.add_path_out.holds(slot)
+                {
                     tracing::error!(peer = %address, slot, "a gone prefix was still advertised; forgotten without a withdrawal");
                     debug_assert!(false, "slot {slot} still advertised to {address}");
                 }
             }
         }
+    }
+
+    /// The RIB reports changes of every path, not only of the selected
+    /// ones, while some peer may be sent every path.
+    fn track_all_paths_if_needed(&mut self) {
+        let needed = self.peers.values().any(PeerEntry::sends_every_path);
+        self.rib.set_track_all_paths(needed);
     }
 
     /// Send ourselves `command` after [`EXPORT_RETRY`], once per peer and
@@ -920,6 +957,7 @@ impl State {
                 prefix,
                 slot,
                 best: smallvec::smallvec![path.clone()],
+                best_changed: true,
             })
             .collect()
     }
@@ -986,12 +1024,8 @@ impl State {
             && !behind.withdrawn.is_empty()
         {
             let mut outgoing = Outgoing::default();
-            for prefix in behind.withdrawn {
-                let family = match prefix.afi() {
-                    Afi::IPV6 => Family::IPV6_UNICAST,
-                    _ => Family::IPV4_UNICAST,
-                };
-                outgoing.withdraw(family, prefix);
+            for nlri in behind.withdrawn {
+                outgoing.withdraw(family_of(&nlri.prefix), nlri);
             }
             let bytes = outgoing.encode(&n.codec, &self.exported);
             entry.handle.send(bytes, MessageType::Update);
@@ -1007,14 +1041,17 @@ impl State {
                 prefix,
                 slot,
                 best: smallvec::smallvec![path.clone()],
+                best_changed: true,
             })
             .collect();
         self.advertise(address, &changes);
     }
 
-    /// Send `address` what changed for it, grouped by attribute set.
-    /// Export results are cached (see [`ExportCache`]), so peers that
-    /// export alike (a reflector's clients) compute each only once.
+    /// Send `address` what changed for it, grouped by attribute set: the
+    /// best path per prefix, or in families with ADD-PATH send every path
+    /// that may go to it. Export results are cached (see
+    /// [`ExportCache`]), so peers that export alike (a reflector's
+    /// clients) compute each only once.
     fn advertise(&mut self, address: IpAddr, changes: &[BestChange]) {
         if self
             .recovery
@@ -1027,6 +1064,7 @@ impl State {
             return;
         };
         let Some(n) = &entry.negotiated else { return };
+        let ctx = n.codec.clone();
         if entry.behind.is_some() || entry.handle.backlog() > BACKLOG_HIGH {
             // Encoding more for a peer that does not read would only grow
             // its queue: remember what it must be told instead, bounded
@@ -1037,11 +1075,28 @@ impl State {
                 Behind::default()
             });
             for change in changes {
-                if change.best.is_empty() {
-                    if entry.adj_out.withdraw(&mut self.exported, change.slot) {
-                        behind.withdrawn.push(change.prefix);
+                if ctx.add_path_send.get(family_of(&change.prefix)) {
+                    if self.rib.paths_at(change.slot).is_empty() {
+                        let mut gone = Vec::new();
+                        entry.add_path_out.sync(
+                            &mut self.exported,
+                            change.slot,
+                            &[],
+                            &mut gone,
+                            &mut Vec::new(),
+                        );
+                        behind.withdrawn.extend(
+                            gone.into_iter()
+                                .map(|id| Nlri::with_path_id(change.prefix, id)),
+                        );
+                    } else {
+                        behind.changed.insert(change.slot);
                     }
-                } else {
+                } else if change.best.is_empty() {
+                    if entry.adj_out.withdraw(&mut self.exported, change.slot) {
+                        behind.withdrawn.push(Nlri::new(change.prefix));
+                    }
+                } else if change.best_changed {
                     behind.changed.insert(change.slot);
                 }
             }
@@ -1065,13 +1120,29 @@ impl State {
             extended_next_hop: n.codec.extended_next_hop,
             shared_subnet: entry.policy.shared_subnet,
         };
-        let ctx = n.codec.clone();
-        let changes: Vec<&BestChange> = changes
+        // Per change, the paths this peer may be sent: with ADD-PATH all
+        // of the prefix's paths as they are now; else the best path, and
+        // only if the selection moved.
+        let work: Vec<Work<'_>> = changes
             .iter()
-            .filter(|c| {
-                ctx.families.get(match c.prefix.afi() {
-                    Afi::IPV6 => Family::IPV6_UNICAST,
-                    _ => Family::IPV4_UNICAST,
+            .filter_map(|change| {
+                let family = family_of(&change.prefix);
+                if !ctx.families.get(family) {
+                    return None;
+                }
+                let every_path = ctx.add_path_send.get(family);
+                let paths = if every_path {
+                    self.rib.paths_at(change.slot)
+                } else if change.best_changed {
+                    &change.best[..change.best.len().min(1)]
+                } else {
+                    return None;
+                };
+                Some(Work {
+                    change,
+                    family,
+                    every_path,
+                    paths,
                 })
             })
             .collect();
@@ -1080,9 +1151,9 @@ impl State {
         let verdicts = match &self.route_policy {
             None => None,
             Some(policy) => {
-                let candidates: Vec<Candidate<'_>> = changes
+                let candidates: Vec<Candidate<'_>> = work
                     .iter()
-                    .filter_map(|c| c.best.first().map(|p| (c.prefix, p)))
+                    .flat_map(|w| w.paths.iter().map(|path| (w.change.prefix, path)))
                     .map(|(prefix, path)| Candidate {
                         prefix,
                         route: &path.route,
@@ -1105,95 +1176,59 @@ impl State {
             // Routes the policy would decide on stay as the peer has them;
             // prefixes that are gone are withdrawn all the same, as no
             // policy can keep them.
-            tracing::warn!(peer = %address, routes = changes.len(), "export policy failed, no route changes sent; retrying in 1 s: {e}");
+            tracing::warn!(peer = %address, routes = work.len(), "export policy failed, no route changes sent; retrying in 1 s: {e}");
         }
         let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);
+        let mut exporter = Exporter {
+            rib: &self.rib,
+            class: self.exports.class(&target),
+            target: &target,
+            sets: &mut self.exported,
+            cache: &mut self.exports,
+            last: None,
+        };
         let mut outgoing = Outgoing::default();
-        let class = self.exports.class(&target);
-        // Export depends only on the path's source and attributes, which
-        // many prefixes share, and on the peer's class.
-        let mut last_export: Option<(ExportKey, Option<SetId>)> = None;
-        for change in changes {
-            let family = match change.prefix.afi() {
-                Afi::IPV6 => Family::IPV6_UNICAST,
-                _ => Family::IPV4_UNICAST,
-            };
-            let exported = match change.best.first() {
-                None => None,
-                Some(_) if policy_failed => continue,
-                Some(path) => {
-                    let verdict = verdicts.as_mut().and_then(Iterator::next);
-                    let source_info = || match path.source {
-                        Source::Peer(a) => self.rib.peer(a),
-                        Source::Local => None,
+        let mut wanted: SmallVec<[(u32, SetId); 4]> = SmallVec::new();
+        let (mut gone, mut sent) = (Vec::new(), Vec::new());
+        for w in work {
+            if policy_failed && !w.paths.is_empty() {
+                continue;
+            }
+            let prefix = w.change.prefix;
+            wanted.clear();
+            for path in w.paths {
+                let verdict = verdicts.as_mut().and_then(Iterator::next);
+                if let Some(set) = exporter.export(address, path, verdict) {
+                    let path_id = match w.every_path {
+                        true => self.path_ids.get(path.source, path.path_id),
+                        false => 0,
                     };
-                    match verdict {
-                        Some(PolicyVerdict::Reject) => None,
-                        Some(PolicyVerdict::Replace(attrs)) => {
-                            let changed = RouteAttrs {
-                                attrs: *attrs,
-                                next_hop: path.route.next_hop,
-                            };
-                            export(
-                                self.rib.config(),
-                                path.source,
-                                source_info(),
-                                &changed,
-                                &target,
-                            )
-                            .map(|r| self.exported.intern(r))
-                        }
-                        // Split horizon first: the class leaves the
-                        // peer's own address out.
-                        None | Some(PolicyVerdict::Accept)
-                            if path.source == Source::Peer(address) =>
-                        {
-                            None
-                        }
-                        None | Some(PolicyVerdict::Accept) => {
-                            let key = (path.source, Arc::as_ptr(&path.route) as usize);
-                            match &last_export {
-                                // Consecutive changes usually come from one UPDATE.
-                                Some((k, v)) if *k == key => *v,
-                                _ => {
-                                    let exported = &mut self.exported;
-                                    let result = self.exports.get_or_insert_with(
-                                        (class, key),
-                                        &path.route,
-                                        exported,
-                                        |sets| {
-                                            export(
-                                                self.rib.config(),
-                                                path.source,
-                                                source_info(),
-                                                &path.route,
-                                                &target,
-                                            )
-                                            .map(|r| sets.intern(r))
-                                        },
-                                    );
-                                    last_export = Some((key, result));
-                                    result
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            match exported {
-                Some(id) => {
-                    if entry.adj_out.advertise(&mut self.exported, change.slot, id) {
-                        outgoing.announce(family, id, change.prefix);
-                    }
-                }
-                None => {
-                    if entry.adj_out.withdraw(&mut self.exported, change.slot) {
-                        outgoing.withdraw(family, change.prefix);
-                    }
+                    wanted.push((path_id, set));
                 }
             }
+            if w.every_path {
+                entry.add_path_out.sync(
+                    exporter.sets,
+                    w.change.slot,
+                    &wanted,
+                    &mut gone,
+                    &mut sent,
+                );
+                for id in gone.drain(..) {
+                    outgoing.withdraw(w.family, Nlri::with_path_id(prefix, id));
+                }
+                for (id, set) in sent.drain(..) {
+                    outgoing.announce(w.family, set, Nlri::with_path_id(prefix, id));
+                }
+            } else if let Some(&(_, set)) = wanted.first() {
+                if entry.adj_out.advertise(exporter.sets, w.change.slot, set) {
+                    outgoing.announce(w.family, set, Nlri::new(prefix));
+                }
+            } else if entry.adj_out.withdraw(exporter.sets, w.change.slot) {
+                outgoing.withdraw(w.family, Nlri::new(prefix));
+            }
         }
-        let bytes = outgoing.encode(&ctx, &self.exported);
+        let bytes = outgoing.encode(&ctx, exporter.sets);
         if !bytes.is_empty() {
             entry.handle.send(bytes, MessageType::Update);
         }
@@ -1201,6 +1236,84 @@ impl State {
             // The peer must not keep a stale view for ever: the whole table
             // is evaluated again shortly (only differences go out).
             self.schedule(address, Command::RetryExport(address));
+        }
+    }
+}
+
+/// One change, as one peer sees it.
+struct Work<'a> {
+    change: &'a BestChange,
+    family: Family,
+    /// ADD-PATH send: every path goes, each with its id.
+    every_path: bool,
+    /// The paths to evaluate (none: the prefix is gone).
+    paths: &'a [Path],
+}
+
+/// Export towards one peer for one pass: the protocol's rules on what
+/// policy let through, cached per class.
+struct Exporter<'a> {
+    rib: &'a Rib,
+    sets: &'a mut SetTable,
+    cache: &'a mut ExportCache,
+    target: &'a ExportTarget,
+    class: u32,
+    /// The last result: consecutive paths usually come from one UPDATE.
+    last: Option<(ExportKey, Option<SetId>)>,
+}
+
+impl Exporter<'_> {
+    /// The set `path` goes to `peer` with, or `None` if it does not.
+    fn export(
+        &mut self,
+        peer: IpAddr,
+        path: &Path,
+        verdict: Option<PolicyVerdict>,
+    ) -> Option<SetId> {
+        let rib = self.rib;
+        let source_info = match path.source {
+            Source::Peer(a) => rib.peer(a),
+            Source::Local => None,
+        };
+        match verdict {
+            Some(PolicyVerdict::Reject) => None,
+            Some(PolicyVerdict::Replace(attrs)) => {
+                let changed = RouteAttrs {
+                    attrs: *attrs,
+                    next_hop: path.route.next_hop,
+                };
+                export(
+                    rib.config(),
+                    path.source,
+                    source_info,
+                    &changed,
+                    self.target,
+                )
+                .map(|r| self.sets.intern(r))
+            }
+            // Split horizon first: the class leaves the peer's own address
+            // out.
+            None | Some(PolicyVerdict::Accept) if path.source == Source::Peer(peer) => None,
+            None | Some(PolicyVerdict::Accept) => {
+                let key = (path.source, Arc::as_ptr(&path.route) as usize);
+                if let Some((k, v)) = self.last
+                    && k == key
+                {
+                    return v;
+                }
+                let target = self.target;
+                let result = self.cache.get_or_insert_with(
+                    (self.class, key),
+                    &path.route,
+                    self.sets,
+                    |sets| {
+                        export(rib.config(), path.source, source_info, &path.route, target)
+                            .map(|r| sets.intern(r))
+                    },
+                );
+                self.last = Some((key, result));
+                result
+            }
         }
     }
 }
@@ -1276,14 +1389,14 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn withdraw(&mut self, family: Family, prefix: Prefix) {
+    fn withdraw(&mut self, family: Family, nlri: Nlri) {
         match self.withdraw.iter_mut().find(|(f, _)| *f == family) {
-            Some((_, nlri)) => nlri.push(Nlri::new(prefix)),
-            None => self.withdraw.push((family, vec![Nlri::new(prefix)])),
+            Some((_, all)) => all.push(nlri),
+            None => self.withdraw.push((family, vec![nlri])),
         }
     }
 
-    fn announce(&mut self, family: Family, set: SetId, prefix: Prefix) {
+    fn announce(&mut self, family: Family, set: SetId, nlri: Nlri) {
         let key = (family, set);
         let group = match self.last {
             Some((k, i)) if k == key => i,
@@ -1297,7 +1410,7 @@ impl Outgoing {
                 i
             }
         };
-        self.announce[group].1.push(Nlri::new(prefix));
+        self.announce[group].1.push(nlri);
     }
 
     /// Withdrawals first, then announcements in the order their sets were
@@ -1320,21 +1433,35 @@ impl Outgoing {
 /// two slots (one emptied, one new), so its withdrawal still goes out
 /// before its new announcement.
 fn keep_last_per_slot(changes: &mut Vec<BestChange>) {
-    let mut seen = HashSet::with_capacity(changes.len());
-    let mut kept: Vec<BestChange> = changes
-        .drain(..)
-        .rev()
-        .filter(|c| seen.insert(c.slot))
-        .collect();
+    // Slot -> where its last change is in `kept`: a dropped change that
+    // moved the selection passes that on, or the FIB would miss it.
+    let mut last: HashMap<Slot, usize> = HashMap::with_capacity(changes.len());
+    let mut kept: Vec<BestChange> = Vec::with_capacity(changes.len());
+    for change in changes.drain(..).rev() {
+        match last.get(&change.slot) {
+            Some(&i) => kept[i].best_changed |= change.best_changed,
+            None => {
+                last.insert(change.slot, kept.len());
+                kept.push(change);
+            }
+        }
+    }
     kept.reverse();
     *changes = kept;
+}
+
+fn family_of(prefix: &Prefix) -> Family {
+    match prefix.afi() {
+        Afi::IPV6 => Family::IPV6_UNICAST,
+        _ => Family::IPV4_UNICAST,
+    }
 }
 
 /// What a peer that fell behind must still be told.
 #[derive(Debug, Default)]
 struct Behind {
-    /// Prefixes it was sent that are gone since.
-    withdrawn: Vec<Prefix>,
+    /// Prefixes (with ADD-PATH, paths) it was sent that are gone since.
+    withdrawn: Vec<Nlri>,
     /// Slots whose best path changed since: a bit per slot, so a peer
     /// that is behind by a whole table costs an eighth of a byte per
     /// route.
@@ -1430,7 +1557,12 @@ mod tests {
                 .remove(0)
                 .best
         };
-        BestChange { prefix, slot, best }
+        BestChange {
+            prefix,
+            slot,
+            best,
+            best_changed: true,
+        }
     }
 
     use smallvec::SmallVec;
@@ -1449,6 +1581,18 @@ mod tests {
         keep_last_per_slot(&mut changes);
         let kept: Vec<(Slot, usize)> = changes.iter().map(|c| (c.slot, c.best.len())).collect();
         assert_eq!(kept, [(1, 0), (3, 1), (2, 0)]);
+    }
+
+    #[test]
+    fn a_kept_change_inherits_a_dropped_selection_change() {
+        // The best path moved, then (ADD-PATH tracking) a path that is not
+        // selected changed: the FIB must still hear of the first.
+        let mut later = change("10.0.0.0/8", 1, 1);
+        later.best_changed = false;
+        let mut changes = vec![change("10.0.0.0/8", 1, 1), later];
+        keep_last_per_slot(&mut changes);
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].best_changed);
     }
 
     #[test]

@@ -289,3 +289,28 @@ fn sole_paths_counts_what_leaving_peers_alone_provide() {
     let d = IpAddr::from([192, 0, 2, 4]);
     assert_eq!(leaving(&r, &[d]), [(d, 0)].into());
 }
+
+#[test]
+fn changes_of_paths_not_selected_are_reported_only_when_tracked() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let b = IpAddr::from([192, 0, 2, 2]);
+    r.apply_update(a, &announce(&[65001], &["10.0.0.0/8"]));
+    // A worse second path: nobody but an ADD-PATH peer cares.
+    assert!(
+        r.apply_update(b, &announce(&[65002, 1], &["10.0.0.0/8"]))
+            .is_empty()
+    );
+    r.set_track_all_paths(true);
+    let changes = r.apply_update(b, &announce(&[65002, 2], &["10.0.0.0/8"]));
+    assert_eq!(changes.len(), 1);
+    assert!(!changes[0].best_changed, "the selection stayed");
+    assert_eq!(changes[0].best[0].source, Source::Peer(a));
+    assert_eq!(r.paths_at(changes[0].slot).len(), 2);
+    let changes = r.apply_update(b, &withdraw(&["10.0.0.0/8"]));
+    assert_eq!((changes.len(), changes[0].best_changed), (1, false));
+    assert_eq!(r.paths_at(changes[0].slot).len(), 1);
+    // A change of the selection says so.
+    let changes = r.apply_update(a, &withdraw(&["10.0.0.0/8"]));
+    assert!(changes[0].best_changed && changes[0].best.is_empty());
+}

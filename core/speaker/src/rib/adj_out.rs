@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{RouteAttrs, Slot};
+use smallvec::SmallVec;
+
+use super::{RouteAttrs, Slot, Source};
 
 /// An exported attribute set, by number within a [`SetTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -188,6 +190,139 @@ impl AdjRibOut {
     }
 }
 
+/// What a peer sent every path (ADD-PATH, RFC 7911) has been sent: per
+/// RIB slot, the path ids it holds and the set each went with. Kept apart
+/// from [`AdjRibOut`], so peers sent one path per prefix pay nothing for
+/// it.
+#[derive(Debug, Default)]
+pub struct AddPathOut {
+    sent: HashMap<Slot, SmallVec<[(u32, SetId); 2]>>,
+    advertised: usize,
+}
+
+impl AddPathOut {
+    /// Make `slot` advertised with exactly the (path id, set) pairs of
+    /// `wanted`: appends the path ids to withdraw and the pairs to
+    /// announce (new ids and ids whose set changed).
+    pub fn sync(
+        &mut self,
+        sets: &mut SetTable,
+        slot: Slot,
+        wanted: &[(u32, SetId)],
+        withdraw: &mut Vec<u32>,
+        announce: &mut Vec<(u32, SetId)>,
+    ) {
+        let old = self.sent.remove(&slot).unwrap_or_default();
+        for &(id, set) in wanted {
+            match old.iter().find(|(old_id, _)| *old_id == id) {
+                Some(&(_, old_set)) if old_set == set => {}
+                Some(&(_, old_set)) => {
+                    sets.retain(set);
+                    sets.release(old_set);
+                    announce.push((id, set));
+                }
+                None => {
+                    sets.retain(set);
+                    announce.push((id, set));
+                }
+            }
+        }
+        for &(id, set) in &old {
+            if !wanted.iter().any(|(new_id, _)| *new_id == id) {
+                sets.release(set);
+                withdraw.push(id);
+            }
+        }
+        self.advertised = self.advertised + wanted.len() - old.len();
+        if !wanted.is_empty() {
+            self.sent.insert(slot, wanted.iter().copied().collect());
+        }
+    }
+
+    /// Whether anything is advertised in `slot`.
+    pub fn holds(&self, slot: Slot) -> bool {
+        self.sent.contains_key(&slot)
+    }
+
+    /// Forget everything sent (the session went down, or the whole table
+    /// is about to be sent again).
+    pub fn clear(&mut self, sets: &mut SetTable) {
+        for (_, paths) in self.sent.drain() {
+            for (_, set) in paths {
+                sets.release(set);
+            }
+        }
+        self.advertised = 0;
+    }
+
+    /// Paths advertised.
+    pub fn len(&self) -> usize {
+        self.advertised
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.advertised == 0
+    }
+}
+
+/// The path identifiers we send (RFC 7911): one per (source, path id as
+/// received), the same for every prefix and every peer. A path keeps its
+/// id while it lives, so a change of its attributes replaces it at the
+/// peer and the other paths of the prefix are left alone.
+#[derive(Debug)]
+pub struct PathIds {
+    ids: HashMap<(Source, u32), u32>,
+    free: Vec<u32>,
+    next: u32,
+}
+
+impl Default for PathIds {
+    fn default() -> Self {
+        Self {
+            ids: HashMap::new(),
+            free: Vec::new(),
+            // 0 is a valid id, but one peers' logs show as "no path id".
+            next: 1,
+        }
+    }
+}
+
+impl PathIds {
+    /// The id we send the path `(source, received)` with.
+    pub fn get(&mut self, source: Source, received: u32) -> u32 {
+        let Self { ids, free, next } = self;
+        *ids.entry((source, received)).or_insert_with(|| {
+            free.pop().unwrap_or_else(|| {
+                *next += 1;
+                *next - 1
+            })
+        })
+    }
+
+    /// Free the ids of `source`'s paths, which are all gone. An Adj-RIB-Out
+    /// may still hold one until its withdrawal goes out; if a new path
+    /// gets it first, that peer is sent the new path under the old id,
+    /// which replaces the old path just as a withdrawal would.
+    pub fn forget(&mut self, source: Source) {
+        let free = &mut self.free;
+        self.ids.retain(|(s, _), id| {
+            if *s == source {
+                free.push(*id);
+            }
+            *s != source
+        });
+    }
+
+    /// Paths with an id.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
@@ -241,5 +376,74 @@ mod tests {
         assert_eq!(c, a);
         sets.collect_unused();
         assert_eq!(sets.len(), 1);
+    }
+
+    #[test]
+    fn add_path_out_sends_only_differences_per_path_id() {
+        let mut sets = SetTable::default();
+        let mut out = AddPathOut::default();
+        let (a, b) = (sets.intern(route(1)), sets.intern(route(2)));
+        let (mut withdraw, mut announce) = (Vec::new(), Vec::new());
+        out.sync(
+            &mut sets,
+            4,
+            &[(1, a), (2, b)],
+            &mut withdraw,
+            &mut announce,
+        );
+        assert_eq!(
+            (withdraw.as_slice(), announce.as_slice()),
+            (&[][..], &[(1, a), (2, b)][..])
+        );
+        assert_eq!(out.len(), 2);
+
+        // Path 1 changes set, path 2 goes, path 3 comes.
+        let (mut withdraw, mut announce) = (Vec::new(), Vec::new());
+        out.sync(
+            &mut sets,
+            4,
+            &[(1, b), (3, a)],
+            &mut withdraw,
+            &mut announce,
+        );
+        assert_eq!(withdraw, [2]);
+        assert_eq!(announce, [(1, b), (3, a)]);
+
+        // Nothing changed: nothing to send.
+        let (mut withdraw, mut announce) = (Vec::new(), Vec::new());
+        out.sync(
+            &mut sets,
+            4,
+            &[(3, a), (1, b)],
+            &mut withdraw,
+            &mut announce,
+        );
+        assert!(withdraw.is_empty() && announce.is_empty());
+
+        // Every path gone.
+        out.sync(&mut sets, 4, &[], &mut withdraw, &mut announce);
+        assert_eq!(withdraw, [3, 1], "in the order last sent");
+        assert!(!out.holds(4) && out.is_empty());
+        sets.collect_unused();
+        assert!(sets.is_empty(), "every set released");
+    }
+
+    #[test]
+    fn path_ids_are_stable_per_path_and_reused_once_their_source_is_gone() {
+        let a = Source::Peer("192.0.2.1".parse().expect("address"));
+        let b = Source::Peer("192.0.2.2".parse().expect("address"));
+        let mut ids = PathIds::default();
+        let (a0, a7, b0) = (ids.get(a, 0), ids.get(a, 7), ids.get(b, 0));
+        assert_eq!((a0, a7, b0), (1, 2, 3));
+        assert_eq!(ids.get(a, 7), a7, "the same path, the same id");
+        assert_eq!(ids.get(Source::Local, 0), 4);
+        ids.forget(a);
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids.get(b, 0), b0, "other sources keep theirs");
+        let reused = ids.get(b, 1);
+        assert!(
+            reused == a0 || reused == a7,
+            "a freed id is reused: {reused}"
+        );
     }
 }

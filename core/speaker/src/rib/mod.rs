@@ -151,6 +151,11 @@ pub struct BestChange {
     /// The new best path first, then the rest of the ECMP set; empty when
     /// the prefix became unreachable.
     pub best: SmallVec<[Path; 1]>,
+    /// The selection changed. `false` only while the RIB reports every
+    /// path change (see [`Rib::set_track_all_paths`]): then a path that
+    /// is not selected came, went or changed, which matters to peers sent
+    /// every path (ADD-PATH) and to nobody else.
+    pub best_changed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -172,21 +177,24 @@ impl Destination {
     }
 
     /// Run the decision process after `paths` changed; record a change
-    /// when the selection differs from `old`.
+    /// when the selection differs from `old`, or in any case when every
+    /// path change is tracked.
     fn decide(
         &mut self,
         old: &[Path],
         prefix: Prefix,
         slot: Slot,
-        (peers, cfg): (&HashMap<IpAddr, PeerInfo>, &RibConfig),
+        (peers, cfg, track_all_paths): (&HashMap<IpAddr, PeerInfo>, &RibConfig, bool),
         changes: &mut Vec<BestChange>,
     ) {
         select_best(self, peers, cfg);
-        if self.selected() != old {
+        let best_changed = self.selected() != old;
+        if best_changed || track_all_paths {
             changes.push(BestChange {
                 prefix,
                 slot,
                 best: self.best_paths(),
+                best_changed,
             });
         }
     }
@@ -215,6 +223,8 @@ pub struct Rib {
     /// Paths the import policy rejected, per peer: with `received`, what
     /// the peer sent (its Adj-RIB-In before policy).
     rejected: HashMap<IpAddr, HashSet<(Prefix, u32)>>,
+    /// Report changes of paths that are not selected too.
+    track_all_paths: bool,
 }
 
 impl Rib {
@@ -229,6 +239,7 @@ impl Rib {
             emptied: Vec::new(),
             received: HashMap::new(),
             rejected: HashMap::new(),
+            track_all_paths: false,
         }
     }
 
@@ -241,6 +252,14 @@ impl Rib {
     /// change are the caller's to reset.
     pub fn reconfigure(&mut self, cfg: RibConfig) {
         self.cfg = cfg;
+    }
+
+    /// Whether changes of paths that are not selected are reported too
+    /// (as [`BestChange`]s with `best_changed: false`): needed while some
+    /// peer is sent every path (ADD-PATH), and off otherwise, so a second
+    /// full table that never wins costs no export work.
+    pub fn set_track_all_paths(&mut self, on: bool) {
+        self.track_all_paths = on;
     }
 
     pub fn set_peer(&mut self, info: PeerInfo) {
@@ -290,6 +309,14 @@ impl Rib {
     /// Every candidate path of `prefix`.
     pub fn paths(&self, prefix: &Prefix) -> &[Path] {
         self.destination(prefix).map_or(&[], |d| d.paths.as_slice())
+    }
+
+    /// Every candidate path in `slot`, the selected ones first; empty for
+    /// a slot emptied since the last [`Rib::recycle`].
+    pub fn paths_at(&self, slot: Slot) -> &[Path] {
+        self.destinations
+            .get(slot as usize)
+            .map_or(&[], |d| d.paths.as_slice())
     }
 
     /// Every prefix with its slot and best path, IPv4 then IPv6, in
@@ -668,7 +695,13 @@ impl Rib {
                 true
             }
         };
-        d.decide(&old, prefix, slot, (&self.peers, &self.cfg), changes);
+        d.decide(
+            &old,
+            prefix,
+            slot,
+            (&self.peers, &self.cfg, self.track_all_paths),
+            changes,
+        );
         added
     }
 
@@ -711,7 +744,13 @@ impl Rib {
             // prefixes does not keep their heap blocks.
             d.paths.shrink_to_fit();
         }
-        d.decide(&old, prefix, slot, (&self.peers, &self.cfg), changes);
+        d.decide(
+            &old,
+            prefix,
+            slot,
+            (&self.peers, &self.cfg, self.track_all_paths),
+            changes,
+        );
         if d.paths.is_empty() {
             self.index.remove(&prefix);
             self.emptied.push(slot);
