@@ -582,7 +582,12 @@ fn spawn(
         .args(["netns", "exec", ns, program])
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("RUST_LOG", "info")
+        // STARLING_LAB_LOG: the nodes' log filter (RUST_LOG syntax), for
+        // chasing a failure with debug logs.
+        .env(
+            "RUST_LOG",
+            std::env::var("STARLING_LAB_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)

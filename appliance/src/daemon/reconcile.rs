@@ -459,6 +459,13 @@ pub(super) fn spawn_fib(
                     }
                 }
                 Ok(()) = &mut sweep_now, if !swept => {
+                    // Changes already sent claim their routes first:
+                    // `select!` may pick the sweep before a waiting
+                    // batch, which would delete a route the batch
+                    // re-learned and write it again (a lost packet).
+                    while let Ok(changes) = best.try_recv() {
+                        want(&mut desired, Some(&mut claimed), &blackholes, changes);
+                    }
                     swept = true;
                     let before = desired.len();
                     desired.retain(|d, _| claimed.contains(d));
@@ -476,41 +483,10 @@ pub(super) fn spawn_fib(
                 }
                 changes = best.recv() => {
                     let Some(changes) = changes else { return };
-                    for change in changes {
-                        let dest = Destination::new(change.prefix.addr(), change.prefix.prefix_len());
-                        let Some(dest) = dest else { continue };
-                        if !swept {
-                            claimed.insert(dest);
-                        }
-                        let gateways: Vec<IpAddr> = change
-                            .best
-                            .iter()
-                            .filter(|p| !matches!(p.source, starling_speaker::rib::Source::Local))
-                            .map(|p| match p.route.next_hop {
-                                NextHop::V4(a) => IpAddr::V4(a),
-                                NextHop::V6 { global, .. } => IpAddr::V6(global),
-                            })
-                            .collect();
-                        // A locally originated block is a blackhole, as
-                        // Calico's; other local routes stay out of the kernel.
-                        let local_blackhole = gateways.is_empty()
-                            && change.best.first().is_some_and(|p| {
-                                matches!(p.source, starling_speaker::rib::Source::Local)
-                            })
-                            && blackholes
-                                .lock()
-                                .is_ok_and(|b| b.contains(&change.prefix));
-                        if local_blackhole {
-                            desired.insert(dest, Target::Blackhole);
-                        } else if gateways.is_empty() {
-                            desired.remove(&dest);
-                        } else {
-                            desired.insert(dest, Target::via(gateways));
-                        }
-                        write_at.get_or_insert_with(|| {
-                            tokio::time::Instant::now() + Duration::from_millis(50)
-                        });
-                    }
+                    want(&mut desired, (!swept).then_some(&mut claimed), &blackholes, changes);
+                    write_at.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + Duration::from_millis(50)
+                    });
                 }
                 () = sleep_until(write_at), if write_at.is_some() => {
                     write_at = None;
@@ -546,6 +522,48 @@ pub(super) fn spawn_fib(
         sweep: Some(sweep),
         done,
     })
+}
+
+/// Record in `desired` the kernel routes `changes` ask for, and before
+/// the sweep mark them `claimed` (learned again since the restart).
+fn want(
+    desired: &mut BTreeMap<Destination, Target>,
+    mut claimed: Option<&mut std::collections::BTreeSet<Destination>>,
+    blackholes: &std::sync::Mutex<std::collections::BTreeSet<starling_wire::Prefix>>,
+    changes: Vec<starling_speaker::rib::BestChange>,
+) {
+    for change in changes {
+        let Some(dest) = Destination::new(change.prefix.addr(), change.prefix.prefix_len()) else {
+            continue;
+        };
+        if let Some(claimed) = claimed.as_deref_mut() {
+            claimed.insert(dest);
+        }
+        let gateways: Vec<IpAddr> = change
+            .best
+            .iter()
+            .filter(|p| !matches!(p.source, starling_speaker::rib::Source::Local))
+            .map(|p| match p.route.next_hop {
+                NextHop::V4(a) => IpAddr::V4(a),
+                NextHop::V6 { global, .. } => IpAddr::V6(global),
+            })
+            .collect();
+        // A locally originated block is a blackhole, as Calico's; other
+        // local routes stay out of the kernel.
+        let local_blackhole = gateways.is_empty()
+            && change
+                .best
+                .first()
+                .is_some_and(|p| matches!(p.source, starling_speaker::rib::Source::Local))
+            && blackholes.lock().is_ok_and(|b| b.contains(&change.prefix));
+        if local_blackhole {
+            desired.insert(dest, Target::Blackhole);
+        } else if gateways.is_empty() {
+            desired.remove(&dest);
+        } else {
+            desired.insert(dest, Target::via(gateways));
+        }
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
