@@ -463,8 +463,10 @@ pub(super) fn spawn_fib(
                     // `select!` may pick the sweep before a waiting
                     // batch, which would delete a route the batch
                     // re-learned and write it again (a lost packet).
+                    let mut learned = false;
                     while let Ok(changes) = best.try_recv() {
                         want(&mut desired, Some(&mut claimed), &blackholes, changes);
+                        learned = true;
                     }
                     swept = true;
                     let before = desired.len();
@@ -472,6 +474,8 @@ pub(super) fn spawn_fib(
                     claimed = Default::default();
                     if desired.len() != before {
                         tracing::info!(stale = before - desired.len(), "sweeping routes of the previous run");
+                    }
+                    if learned || desired.len() != before {
                         write_at.get_or_insert_with(tokio::time::Instant::now);
                     }
                 }
@@ -483,6 +487,7 @@ pub(super) fn spawn_fib(
                 }
                 changes = best.recv() => {
                     let Some(changes) = changes else { return };
+                    tracing::debug!(changes = changes.len(), swept, "best-path changes");
                     want(&mut desired, (!swept).then_some(&mut claimed), &blackholes, changes);
                     write_at.get_or_insert_with(|| {
                         tokio::time::Instant::now() + Duration::from_millis(50)

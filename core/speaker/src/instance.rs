@@ -903,7 +903,10 @@ impl State {
         // The FIB wants the selection only.
         changes.retain(|c| c.best_changed);
         if !changes.is_empty() {
-            let _ = self.best_tx.send(changes);
+            tracing::debug!(changes = changes.len(), "best-path changes for the FIB");
+            if self.best_tx.send(changes).is_err() {
+                tracing::debug!("nobody takes best-path changes");
+            }
         }
         // Every Adj-RIB-Out has seen the withdrawals of emptied slots now:
         // the RIB may give them to new prefixes.
