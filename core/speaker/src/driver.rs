@@ -11,7 +11,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use bytes::Bytes;
 use starling_wire::{MessageType, ParsedUpdate, RouteRefresh};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -54,7 +53,7 @@ enum Command {
     Stop,
     Close(starling_wire::Notification),
     Incoming(TcpStream),
-    Send(Bytes, MessageType),
+    Send(Vec<u8>, MessageType),
     SetPassive(bool),
     SetRestarting(bool),
     /// Close for good, with this NOTIFICATION (default: Cease / Peer
@@ -134,9 +133,8 @@ impl PeerHandle {
     }
 
     /// Queue encoded UPDATEs (or any message) for the peer.
-    pub fn send(&self, bytes: impl Into<Bytes>, kind: MessageType) {
+    pub fn send(&self, bytes: Vec<u8>, kind: MessageType) {
         use std::sync::atomic::Ordering;
-        let bytes = bytes.into();
         let len = bytes.len();
         self.unforwarded.fetch_add(len, Ordering::Relaxed);
         if self.tx.send(Command::Send(bytes, kind)).is_err() {
@@ -228,7 +226,7 @@ impl WriteProgress {
 }
 
 impl Connection {
-    fn send(&self, bytes: Bytes) {
+    fn send(&self, bytes: Vec<u8>) {
         use std::sync::atomic::Ordering;
         if self
             .progress
@@ -243,7 +241,7 @@ impl Connection {
 }
 
 enum WriterCommand {
-    Bytes(Bytes),
+    Bytes(Vec<u8>),
     Close,
 }
 
@@ -767,32 +765,20 @@ async fn write_loop(
     /// system call for many small UPDATEs.
     const COALESCE: usize = 256 * 1024;
     let mut closing = false;
-    let mut joined = Vec::new();
     while let Some(cmd) = rx.recv().await {
-        let first = match cmd {
+        let mut bytes = match cmd {
             WriterCommand::Bytes(b) => b,
             WriterCommand::Close => break,
         };
-        // Buffers may be shared with other peers' queues: join copies, and
-        // only when more than one is waiting.
-        let mut bytes = first;
-        while joined.len().max(bytes.len()) < COALESCE {
+        while bytes.len() < COALESCE {
             match rx.try_recv() {
-                Ok(WriterCommand::Bytes(more)) => {
-                    if joined.is_empty() {
-                        joined.extend_from_slice(&bytes);
-                    }
-                    joined.extend_from_slice(&more);
-                }
+                Ok(WriterCommand::Bytes(more)) => bytes.extend_from_slice(&more),
                 Ok(WriterCommand::Close) => {
                     closing = true;
                     break;
                 }
                 Err(_) => break,
             }
-        }
-        if !joined.is_empty() {
-            bytes = Bytes::from(std::mem::take(&mut joined));
         }
         // In chunks, so a peer that reads slowly but steadily is seen to
         // make progress.

@@ -21,7 +21,6 @@ use crate::rib::adj_out::{AddPathOut, AdjRibOut, PathIds, SetId, SetTable};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
 use crate::rib::{BestChange, Path, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source};
 use crate::session::Negotiated;
-use bytes::Bytes;
 use smallvec::SmallVec;
 
 /// Per-peer policy beyond the session itself.
@@ -163,7 +162,6 @@ impl Instance {
             exported: SetTable::default(),
             exports: ExportCache::default(),
             path_ids: PathIds::default(),
-            encoded: EncodeCache::default(),
             pending: Vec::new(),
             pending_merged: false,
         };
@@ -323,8 +321,6 @@ struct State {
     exports: ExportCache,
     /// The path ids of ADD-PATH peers' Adj-RIB-Outs.
     path_ids: PathIds,
-    /// UPDATEs encoded in the current pass, for peers sent the same.
-    encoded: EncodeCache,
     /// Best-path changes not yet sent (see [`State::flush`]).
     pending: Vec<BestChange>,
     /// `pending` holds more than one call's changes, so a slot may
@@ -466,7 +462,6 @@ impl State {
             }
             // Between passes over the peers: set ids handed out during one
             // stay valid until it ends.
-            self.encoded.clear();
             self.exported.collect_unused();
         }
     }
@@ -1035,10 +1030,8 @@ impl State {
             for nlri in behind.withdrawn {
                 outgoing.withdraw(family_of(&nlri.prefix), nlri);
             }
-            let mut unshared = EncodeCache::default();
-            for bytes in outgoing.encode(&n.codec, &self.exported, &mut unshared) {
-                entry.handle.send(bytes, MessageType::Update);
-            }
+            let bytes = outgoing.encode(&n.codec, &self.exported);
+            entry.handle.send(bytes, MessageType::Update);
         }
         tracing::debug!(peer = %address, "peer caught up; sending what changed");
         // A walk over the table, as slots do not know their prefix; a peer
@@ -1070,12 +1063,6 @@ impl State {
         {
             return;
         }
-        // Messages are shared between peers only if there are several.
-        let mut unshared = EncodeCache::default();
-        let encoded = match self.peers.len() {
-            0 | 1 => &mut unshared,
-            _ => &mut self.encoded,
-        };
         let Some(entry) = self.peers.get_mut(&address) else {
             return;
         };
@@ -1244,7 +1231,8 @@ impl State {
                 outgoing.withdraw(w.family, Nlri::new(prefix));
             }
         }
-        for bytes in outgoing.encode(&ctx, exporter.sets, encoded) {
+        let bytes = outgoing.encode(&ctx, exporter.sets);
+        if !bytes.is_empty() {
             entry.handle.send(bytes, MessageType::Update);
         }
         if policy_failed {
@@ -1429,86 +1417,16 @@ impl Outgoing {
     }
 
     /// Withdrawals first, then announcements in the order their sets were
-    /// first used; messages another peer was sent in this pass are reused.
-    fn encode(&self, ctx: &Context, sets: &SetTable, cache: &mut EncodeCache) -> Vec<Bytes> {
-        let key = EncodeKey::of(ctx);
-        let mut out = Vec::with_capacity(self.withdraw.len() + self.announce.len());
+    /// first used.
+    fn encode(&self, ctx: &Context, sets: &SetTable) -> Vec<u8> {
+        let mut bytes = Vec::new();
         for (family, nlri) in &self.withdraw {
-            out.push(cache.get_or_encode((key, *family, None), nlri, |bytes| {
-                encode_withdrawals(*family, nlri, ctx, bytes);
-            }));
+            encode_withdrawals(*family, nlri, ctx, &mut bytes);
         }
         for ((family, set), nlri) in &self.announce {
-            out.push(
-                cache.get_or_encode((key, *family, Some(*set)), nlri, |bytes| {
-                    encode_reach(ctx, *family, sets.attrs(*set), nlri, bytes);
-                }),
-            );
-        }
-        out
-    }
-}
-
-/// What encoding depends on besides the routes: the negotiated
-/// capabilities that change the bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct EncodeKey {
-    four_octet_as: bool,
-    extended_message: bool,
-    add_path_send: starling_wire::PerFamily,
-    extended_next_hop: bool,
-}
-
-impl EncodeKey {
-    fn of(ctx: &Context) -> Self {
-        Self {
-            four_octet_as: ctx.four_octet_as,
-            extended_message: ctx.extended_message,
-            add_path_send: ctx.add_path_send,
-            extended_next_hop: ctx.extended_next_hop,
-        }
-    }
-}
-
-/// UPDATEs encoded in one pass over the peers, by encoding parameters,
-/// family and attribute set (`None`: withdrawals), with the prefixes they
-/// carry. Peers sent the same changes (a reflector's clients) share one
-/// buffer instead of each encoding and queueing its own copy. Cleared
-/// after every pass, as set ids are only valid within one.
-#[derive(Debug, Default)]
-struct EncodeCache {
-    messages: HashMap<MessageKey, Vec<(Vec<Nlri>, Bytes)>>,
-}
-
-/// Encoding parameters, family, attribute set (`None`: withdrawals).
-type MessageKey = (EncodeKey, Family, Option<SetId>);
-
-/// Peers' prefix lists for one set differ only in what split horizon
-/// leaves out: past this many variants, encode without remembering.
-const ENCODE_VARIANTS: usize = 4;
-
-impl EncodeCache {
-    fn get_or_encode(
-        &mut self,
-        key: MessageKey,
-        nlri: &[Nlri],
-        encode: impl FnOnce(&mut Vec<u8>),
-    ) -> Bytes {
-        let variants = self.messages.entry(key).or_default();
-        if let Some((_, bytes)) = variants.iter().find(|(n, _)| n.as_slice() == nlri) {
-            return bytes.clone();
-        }
-        let mut out = Vec::new();
-        encode(&mut out);
-        let bytes = Bytes::from(out);
-        if variants.len() < ENCODE_VARIANTS {
-            variants.push((nlri.to_vec(), bytes.clone()));
+            encode_reach(ctx, *family, sets.attrs(*set), nlri, &mut bytes);
         }
         bytes
-    }
-
-    fn clear(&mut self) {
-        self.messages.clear();
     }
 }
 
@@ -1678,32 +1596,6 @@ mod tests {
         keep_last_per_slot(&mut changes);
         assert_eq!(changes.len(), 1);
         assert!(changes[0].best_changed);
-    }
-
-    #[test]
-    fn peers_sent_the_same_prefixes_share_one_buffer() {
-        let ctx = Context::default();
-        let key = (EncodeKey::of(&ctx), Family::IPV4_UNICAST, None);
-        let a = [Nlri::new("10.0.0.0/8".parse().expect("prefix"))];
-        let b = [Nlri::new("10.1.0.0/16".parse().expect("prefix"))];
-        let mut cache = EncodeCache::default();
-        let mut encodings = 0;
-        let mut encode = |nlri: &[Nlri], cache: &mut EncodeCache| {
-            cache.get_or_encode(key, nlri, |out| {
-                encodings += 1;
-                encode_withdrawals(Family::IPV4_UNICAST, nlri, &ctx, out);
-            })
-        };
-        let first = encode(&a, &mut cache);
-        let second = encode(&a, &mut cache);
-        assert_eq!(first.as_ptr(), second.as_ptr(), "one buffer");
-        let other = encode(&b, &mut cache);
-        assert_ne!(first, other);
-        assert_eq!(encodings, 2);
-        // Another session's parameters never get these bytes.
-        let mut ctx4 = ctx.clone();
-        ctx4.four_octet_as = false;
-        assert_ne!(EncodeKey::of(&ctx4), key.0);
     }
 
     #[test]

@@ -76,9 +76,8 @@ pub enum Input<'a> {
 pub enum Output {
     /// Start an outbound connection attempt (abandoning any previous one).
     Connect,
-    /// Write these bytes (shared: peers sent the same UPDATEs share one
-    /// buffer).
-    Send(bytes::Bytes),
+    /// Write these bytes.
+    Send(Vec<u8>),
     /// Close the connection once everything queued before this is written.
     Close,
     StateChanged {
@@ -281,7 +280,7 @@ impl Session {
 
     /// Queue an already encoded message (UPDATEs from the Adj-RIB-Out).
     /// Ignored unless Established.
-    pub fn send_encoded(&mut self, now: Instant, bytes: bytes::Bytes, kind: MessageType) {
+    pub fn send_encoded(&mut self, now: Instant, bytes: Vec<u8>, kind: MessageType) {
         if self.state == State::Established {
             Counters::count(&mut self.counters.messages_out, kind);
             self.out.push_back(Output::Send(bytes));
@@ -571,7 +570,7 @@ impl Session {
         match msg.to_bytes(&ctx) {
             Ok(bytes) => {
                 Counters::count(&mut self.counters.messages_out, msg.kind());
-                self.out.push_back(Output::Send(bytes.into()));
+                self.out.push_back(Output::Send(bytes));
                 if matches!(self.state, State::OpenConfirm | State::Established) {
                     self.restart_keepalive(now);
                 }
