@@ -1038,8 +1038,7 @@ impl State {
         // pays for it once per BACKLOG_HIGH octets it falls behind by.
         let changes: Vec<BestChange> = self
             .rib
-            .iter_best()
-            .filter(|(_, slot, _)| behind.changed.contains(*slot))
+            .best_of_slots(|slot| behind.changed.contains(slot))
             .map(|(prefix, slot, path)| BestChange {
                 prefix,
                 slot,

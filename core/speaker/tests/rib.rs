@@ -314,3 +314,29 @@ fn changes_of_paths_not_selected_are_reported_only_when_tracked() {
     let changes = r.apply_update(a, &withdraw(&["10.0.0.0/8"]));
     assert!(changes[0].best_changed && changes[0].best.is_empty());
 }
+
+#[test]
+fn a_walk_over_some_slots_yields_their_best_paths_in_address_order() {
+    let mut r = rib();
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let changes = r.apply_update(
+        a,
+        &announce(&[65001], &["10.2.0.0/16", "10.1.0.0/16", "10.3.0.0/16"]),
+    );
+    let slot = |prefix: &str| {
+        changes
+            .iter()
+            .find(|c| c.prefix == p(prefix))
+            .map(|c| c.slot)
+            .expect("a change")
+    };
+    let wanted = [slot("10.3.0.0/16"), slot("10.1.0.0/16")];
+    let walked: Vec<Prefix> = r
+        .best_of_slots(|s| wanted.contains(&s))
+        .map(|(prefix, _, path)| {
+            assert_eq!(path.source, Source::Peer(a));
+            prefix
+        })
+        .collect();
+    assert_eq!(walked, [p("10.1.0.0/16"), p("10.3.0.0/16")]);
+}

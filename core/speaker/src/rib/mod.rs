@@ -333,6 +333,23 @@ impl Rib {
             .flat_map(|(p, _, d)| d.paths.iter().map(move |path| (p, path, path.selected)))
     }
 
+    /// The best path of every slot `wanted` selects, with its prefix, in
+    /// address order. The slot is tested before its destination is
+    /// touched: a walk for a few changed slots reads the index, not the
+    /// whole table.
+    pub fn best_of_slots(
+        &self,
+        wanted: impl Fn(Slot) -> bool,
+    ) -> impl Iterator<Item = (Prefix, Slot, &Path)> {
+        self.index
+            .iter()
+            .filter(move |&(_, slot)| wanted(slot))
+            .filter_map(|(p, slot)| {
+                let best = self.destinations.get(slot as usize)?.selected().first()?;
+                Some((p, slot, best))
+            })
+    }
+
     fn iter_destinations(&self) -> impl Iterator<Item = (Prefix, Slot, &Destination)> {
         self.index
             .iter()
