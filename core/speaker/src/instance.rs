@@ -21,6 +21,7 @@ use crate::rib::adj_out::{AddPathOut, AdjRibOut, PathIds, SetId, SetTable};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
 use crate::rib::{BestChange, Path, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source};
 use crate::session::Negotiated;
+use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
 /// Per-peer policy beyond the session itself.
@@ -1334,7 +1335,9 @@ struct ExportCache {
     /// Each entry holds the Loc-RIB set, so its address (the key) cannot
     /// be reused while cached, and retains its exported set in the
     /// [`SetTable`], so the id cannot be dropped either.
-    results: HashMap<(u32, ExportKey), (Arc<RouteAttrs>, Option<SetId>)>,
+    /// Keyed by class, source and an address: nothing a peer chooses, so
+    /// a fast hash without flooding resistance will do.
+    results: FxHashMap<(u32, ExportKey), (Arc<RouteAttrs>, Option<SetId>)>,
 }
 
 impl ExportCache {
@@ -1385,7 +1388,7 @@ struct Outgoing {
     withdraw: Vec<(Family, Vec<Nlri>)>,
     announce: Vec<((Family, SetId), Vec<Nlri>)>,
     /// Where each (family, set) is in `announce`.
-    groups: HashMap<(Family, SetId), usize>,
+    groups: FxHashMap<(Family, SetId), usize>,
     /// The group used last: consecutive prefixes usually share it.
     last: Option<((Family, SetId), usize)>,
 }
@@ -1437,7 +1440,8 @@ impl Outgoing {
 fn keep_last_per_slot(changes: &mut Vec<BestChange>) {
     // Slot -> where its last change is in `kept`: a dropped change that
     // moved the selection passes that on, or the FIB would miss it.
-    let mut last: HashMap<Slot, usize> = HashMap::with_capacity(changes.len());
+    let mut last: FxHashMap<Slot, usize> = FxHashMap::default();
+    last.reserve(changes.len());
     let mut kept: Vec<BestChange> = Vec::with_capacity(changes.len());
     for change in changes.drain(..).rev() {
         match last.get(&change.slot) {
