@@ -130,7 +130,17 @@ fn main() -> anyhow::Result<()> {
                 )
                 .with_writer(std::io::stderr)
                 .init();
-            rt.block_on(run_starling_dut(port, rr_clients))
+            // Two workers, as the daemon has on this machine (one per
+            // core): the DUT is pinned to one CPU either way, but a long
+            // pass of the instance must not keep the peer tasks from
+            // reading (a client's KEEPALIVE, read 90 s late, ended a
+            // reflector run with Hold Timer Expired).
+            let dut = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            drop(rt);
+            dut.block_on(run_starling_dut(port, rr_clients))
         }
         Cmd::Rib { inside: false, .. } => in_namespace(0),
         Cmd::Rr {
