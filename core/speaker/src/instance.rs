@@ -412,17 +412,28 @@ const STALE_PATH_TIME: u64 = 360;
 /// RFC 4724 §4.2 and RFC 8538: the peer's routes survive a session loss
 /// without NOTIFICATION, and with the N bit any NOTIFICATION but a Cease.
 fn graceful_restart_applies(entry: &PeerEntry, reason: &crate::session::DownReason) -> bool {
+    entry.graceful.is_some() && keeps_routes(entry.graceful_notification, reason)
+}
+
+/// Whether a session of a peer that offered graceful restart ended in a
+/// way that keeps its routes (RFC 4724, and RFC 8538 when both sides set
+/// the N bit).
+fn keeps_routes(notification_bit: bool, reason: &crate::session::DownReason) -> bool {
     use crate::session::DownReason;
-    if entry.graceful.is_none() {
-        return false;
-    }
     match reason {
         DownReason::ConnectionLost => true,
-        // Cease covers Hard Reset (RFC 8538) and deliberate shutdowns,
-        // after which keeping routes would be wrong.
         DownReason::Sent(n) | DownReason::Received(n) => {
-            entry.graceful_notification && n.code != code::CEASE
-        }
+            notification_bit
+                && (n.code != code::CEASE
+                    // A collision closes one of two connections, not the
+                    // peering: when one side had already reached
+                    // Established on the closed one, the routes must
+                    // survive until the other comes up (seen in the lab:
+                    // a restarted reflector's client dropped its stale
+                    // routes, and 4 s of traffic, on a Cease/7).
+                    || n.subcode == code::cease::CONNECTION_COLLISION)
+        } // Other Cease subcodes cover Hard Reset (RFC 8538) and deliberate
+          // shutdowns, after which keeping routes would be wrong.
     }
 }
 
@@ -1599,6 +1610,26 @@ mod tests {
         keep_last_per_slot(&mut changes);
         assert_eq!(changes.len(), 1);
         assert!(changes[0].best_changed);
+    }
+
+    #[test]
+    fn which_session_ends_keep_a_graceful_peers_routes() {
+        use crate::session::DownReason;
+        let cease = |subcode| Notification::new(code::CEASE, subcode);
+        let lost = DownReason::ConnectionLost;
+        assert!(keeps_routes(false, &lost));
+        let collision = DownReason::Received(cease(code::cease::CONNECTION_COLLISION));
+        assert!(keeps_routes(true, &collision));
+        assert!(
+            !keeps_routes(false, &collision),
+            "no N bit: any NOTIFICATION ends it"
+        );
+        let hard = DownReason::Received(cease(code::cease::HARD_RESET));
+        assert!(!keeps_routes(true, &hard));
+        let deconfigured = DownReason::Sent(cease(code::cease::PEER_DECONFIGURED));
+        assert!(!keeps_routes(true, &deconfigured));
+        let hold = DownReason::Received(Notification::new(code::HOLD_TIMER_EXPIRED, 0));
+        assert!(keeps_routes(true, &hold));
     }
 
     #[test]
