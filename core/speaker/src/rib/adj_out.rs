@@ -378,19 +378,23 @@ mod tests {
         assert_eq!(sets.len(), 1);
     }
 
+    /// `AddPathOut::sync` of slot 4: (path ids withdrawn, announced).
+    fn sync(
+        out: &mut AddPathOut,
+        sets: &mut SetTable,
+        wanted: &[(u32, SetId)],
+    ) -> (Vec<u32>, Vec<(u32, SetId)>) {
+        let (mut withdraw, mut announce) = (Vec::new(), Vec::new());
+        out.sync(sets, 4, wanted, &mut withdraw, &mut announce);
+        (withdraw, announce)
+    }
+
     #[test]
     fn add_path_out_sends_only_differences_per_path_id() {
         let mut sets = SetTable::default();
         let mut out = AddPathOut::default();
         let (a, b) = (sets.intern(route(1)), sets.intern(route(2)));
-        let (mut withdraw, mut announce) = (Vec::new(), Vec::new());
-        out.sync(
-            &mut sets,
-            4,
-            &[(1, a), (2, b)],
-            &mut withdraw,
-            &mut announce,
-        );
+        let (withdraw, announce) = sync(&mut out, &mut sets, &[(1, a), (2, b)]);
         assert_eq!(
             (withdraw.as_slice(), announce.as_slice()),
             (&[][..], &[(1, a), (2, b)][..])
@@ -398,30 +402,16 @@ mod tests {
         assert_eq!(out.len(), 2);
 
         // Path 1 changes set, path 2 goes, path 3 comes.
-        let (mut withdraw, mut announce) = (Vec::new(), Vec::new());
-        out.sync(
-            &mut sets,
-            4,
-            &[(1, b), (3, a)],
-            &mut withdraw,
-            &mut announce,
-        );
+        let (withdraw, announce) = sync(&mut out, &mut sets, &[(1, b), (3, a)]);
         assert_eq!(withdraw, [2]);
         assert_eq!(announce, [(1, b), (3, a)]);
 
         // Nothing changed: nothing to send.
-        let (mut withdraw, mut announce) = (Vec::new(), Vec::new());
-        out.sync(
-            &mut sets,
-            4,
-            &[(3, a), (1, b)],
-            &mut withdraw,
-            &mut announce,
-        );
+        let (withdraw, announce) = sync(&mut out, &mut sets, &[(3, a), (1, b)]);
         assert!(withdraw.is_empty() && announce.is_empty());
 
         // Every path gone.
-        out.sync(&mut sets, 4, &[], &mut withdraw, &mut announce);
+        let (withdraw, _) = sync(&mut out, &mut sets, &[]);
         assert_eq!(withdraw, [3, 1], "in the order last sent");
         assert!(!out.holds(4) && out.is_empty());
         sets.collect_unused();

@@ -712,13 +712,8 @@ impl Rib {
                 true
             }
         };
-        d.decide(
-            &old,
-            prefix,
-            slot,
-            (&self.peers, &self.cfg, self.track_all_paths),
-            changes,
-        );
+        let inputs = (&self.peers, &self.cfg, self.track_all_paths);
+        d.decide(&old, prefix, slot, inputs, changes);
         added
     }
 
@@ -761,13 +756,8 @@ impl Rib {
             // prefixes does not keep their heap blocks.
             d.paths.shrink_to_fit();
         }
-        d.decide(
-            &old,
-            prefix,
-            slot,
-            (&self.peers, &self.cfg, self.track_all_paths),
-            changes,
-        );
+        let inputs = (&self.peers, &self.cfg, self.track_all_paths);
+        d.decide(&old, prefix, slot, inputs, changes);
         if d.paths.is_empty() {
             self.index.remove(&prefix);
             self.emptied.push(slot);
