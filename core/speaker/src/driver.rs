@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use bytes::Bytes;
 use starling_wire::{MessageType, ParsedUpdate, RouteRefresh};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -53,7 +54,7 @@ enum Command {
     Stop,
     Close(starling_wire::Notification),
     Incoming(TcpStream),
-    Send(Vec<u8>, MessageType),
+    Send(Bytes, MessageType),
     SetPassive(bool),
     SetRestarting(bool),
     /// Close for good, with this NOTIFICATION (default: Cease / Peer
@@ -133,8 +134,9 @@ impl PeerHandle {
     }
 
     /// Queue encoded UPDATEs (or any message) for the peer.
-    pub fn send(&self, bytes: Vec<u8>, kind: MessageType) {
+    pub fn send(&self, bytes: impl Into<Bytes>, kind: MessageType) {
         use std::sync::atomic::Ordering;
+        let bytes = bytes.into();
         let len = bytes.len();
         self.unforwarded.fetch_add(len, Ordering::Relaxed);
         if self.tx.send(Command::Send(bytes, kind)).is_err() {
@@ -226,7 +228,7 @@ impl WriteProgress {
 }
 
 impl Connection {
-    fn send(&self, bytes: Vec<u8>) {
+    fn send(&self, bytes: Bytes) {
         use std::sync::atomic::Ordering;
         if self
             .progress
@@ -241,7 +243,7 @@ impl Connection {
 }
 
 enum WriterCommand {
-    Bytes(Vec<u8>),
+    Bytes(Bytes),
     Close,
 }
 
@@ -765,14 +767,23 @@ async fn write_loop(
     /// system call for many small UPDATEs.
     const COALESCE: usize = 256 * 1024;
     let mut closing = false;
+    // Reused for coalescing; a lone message is written from its own
+    // (possibly shared) buffer.
+    let mut joined: Vec<u8> = Vec::new();
     while let Some(cmd) = rx.recv().await {
-        let mut bytes = match cmd {
+        let first = match cmd {
             WriterCommand::Bytes(b) => b,
             WriterCommand::Close => break,
         };
-        while bytes.len() < COALESCE {
+        joined.clear();
+        while joined.len().max(first.len()) < COALESCE {
             match rx.try_recv() {
-                Ok(WriterCommand::Bytes(more)) => bytes.extend_from_slice(&more),
+                Ok(WriterCommand::Bytes(more)) => {
+                    if joined.is_empty() {
+                        joined.extend_from_slice(&first);
+                    }
+                    joined.extend_from_slice(&more);
+                }
                 Ok(WriterCommand::Close) => {
                     closing = true;
                     break;
@@ -780,6 +791,7 @@ async fn write_loop(
                 Err(_) => break,
             }
         }
+        let bytes: &[u8] = if joined.is_empty() { &first } else { &joined };
         // In chunks, so a peer that reads slowly but steadily is seen to
         // make progress.
         for chunk in bytes.chunks(64 * 1024) {
@@ -791,6 +803,9 @@ async fn write_loop(
         }
         if closing {
             break;
+        }
+        if joined.capacity() > 4 * COALESCE {
+            joined = Vec::new();
         }
     }
     let _ = writer.shutdown().await;

@@ -8,16 +8,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use starling_wire::notification::code;
 use starling_wire::{
-    Afi, Context, Family, MessageType, NextHop, Nlri, Notification, ParsedUpdate, PathAttributes,
-    Prefix, ReachEncoder, RouteRefresh, encode_end_of_rib, encode_withdrawals,
+    Afi, Family, MessageType, NextHop, Nlri, Notification, ParsedUpdate, PathAttributes, PerFamily,
+    Prefix, RouteRefresh, encode_end_of_rib,
 };
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::PeerConfig;
 use crate::driver::{PeerEvent, PeerHandle, PeerStatus, Speaker, accept_loop};
+use crate::groups::{Audience, GroupKey, Member, Members, Outgoing, UpdateGroup};
 use crate::policy::{Candidate, Direction, RoutePolicy, Verdict as PolicyVerdict};
-use crate::rib::adj_out::{AddPathOut, AdjRibOut, PathIds, SetId, SetTable};
+use crate::rib::adj_out::{PathIds, SetId, SetTable};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
 use crate::rib::{BestChange, Path, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source};
 use crate::session::Negotiated;
@@ -102,6 +103,8 @@ pub struct Counts {
     /// Prefixes in the Loc-RIB.
     pub loc_rib: usize,
     pub peers: HashMap<IpAddr, PeerCounts>,
+    /// Update groups: sets of established peers sent the same UPDATEs.
+    pub update_groups: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -161,6 +164,9 @@ impl Instance {
             route_policy: None,
             recovery: None,
             exported: SetTable::default(),
+            groups: FxHashMap::default(),
+            next_group: 0,
+            members: Members::default(),
             exports: ExportCache::default(),
             path_ids: PathIds::default(),
             pending: Vec::new(),
@@ -288,10 +294,11 @@ struct PeerEntry {
     cfg: PeerConfig,
     policy: PeerPolicy,
     negotiated: Option<Negotiated>,
-    /// What we last advertised, per RIB slot: one path per prefix ...
-    adj_out: AdjRibOut,
-    /// ... or, in families with ADD-PATH send, every path.
-    add_path_out: AddPathOut,
+    /// The update group it is in while established (what it was sent is
+    /// the group's Adj-RIB-Out).
+    group: Option<GroupId>,
+    /// How the groups' Adj-RIB-Outs name this peer as a route's source.
+    member: Member,
     /// Families whose End-of-RIB this session has not yet received, and
     /// when the session came up.
     initial_eor: Vec<Family>,
@@ -316,9 +323,13 @@ struct State {
     commands: mpsc::UnboundedSender<Command>,
     route_policy: Option<Arc<dyn RoutePolicy>>,
     recovery: Option<Recovery>,
-    /// Exported attribute sets, one copy of each for every peer's
+    /// Exported attribute sets, one copy of each for every group's
     /// Adj-RIB-Out.
     exported: SetTable,
+    /// Established peers, by what they are sent (see [`crate::groups`]).
+    groups: FxHashMap<GroupId, UpdateGroup>,
+    next_group: GroupId,
+    members: Members,
     exports: ExportCache,
     /// The path ids of ADD-PATH peers' Adj-RIB-Outs.
     path_ids: PathIds,
@@ -366,12 +377,6 @@ impl PeerEntry {
         self.established_at.is_some() && self.graceful.as_ref().is_some_and(|g| g.restarting)
     }
 
-    /// Forget what the peer was sent.
-    fn clear_adj_out(&mut self, sets: &mut SetTable) {
-        self.adj_out.clear(sets);
-        self.add_path_out.clear(sets);
-    }
-
     /// Whether the peer may be sent every path of some family.
     fn sends_every_path(&self) -> bool {
         self.cfg.add_path.iter().any(|(_, mode)| mode.can_send())
@@ -396,6 +401,8 @@ impl PeerEntry {
         }
     }
 }
+
+type GroupId = u32;
 
 /// A best path's identity for export caching: its source and its interned
 /// attribute set (compared by address, never dereferenced).
@@ -490,6 +497,7 @@ impl State {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .add_peer((*cfg).clone(), self.events_tx.clone());
+                let member = self.members.of(address);
                 self.peers.insert(
                     address,
                     PeerEntry {
@@ -501,8 +509,8 @@ impl State {
                         cfg: *cfg,
                         policy,
                         negotiated: None,
-                        adj_out: AdjRibOut::default(),
-                        add_path_out: AddPathOut::default(),
+                        group: None,
+                        member,
                         initial_eor: Vec::new(),
                         established_at: None,
                         behind: None,
@@ -549,8 +557,10 @@ impl State {
                     return;
                 };
                 entry.export_retry_pending = false;
-                let all = self.all_best();
-                self.advertise(address, &all);
+                if let Some(id) = entry.group {
+                    let all = self.all_best();
+                    self.advertise(id, &all);
+                }
             }
             Command::RestartTimer(address, generation) => {
                 let Some(entry) = self.peers.get_mut(&address) else {
@@ -569,9 +579,8 @@ impl State {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove_peer_with(address, notification);
-                if let Some(mut entry) = self.peers.remove(&address) {
-                    entry.clear_adj_out(&mut self.exported);
-                }
+                self.leave_group(address);
+                self.peers.remove(&address);
                 if let Some(r) = &mut self.recovery {
                     r.deferred.remove(&address);
                 }
@@ -598,6 +607,8 @@ impl State {
             }
             Command::SetRoutePolicy(policy, refresh) => {
                 self.route_policy = policy;
+                // Peers with a policy are each in a group of their own.
+                self.regroup();
                 self.readvertise_all();
                 for address in refresh {
                     self.request_refresh(address);
@@ -612,8 +623,10 @@ impl State {
                     let info = entry.info(address, n);
                     self.rib.set_peer(info);
                 }
-                // Routes from this peer may export differently now.
+                // Routes from this peer may export differently now, and
+                // routes to it may no longer export as to its group.
                 self.exports.clear(&mut self.exported);
+                self.regroup();
                 self.readvertise_all();
             }
             Command::SetPassive(address, passive) => {
@@ -648,10 +661,14 @@ impl State {
                     .peers
                     .iter()
                     .map(|(address, entry)| {
+                        let advertised = entry
+                            .group
+                            .and_then(|id| self.groups.get(&id))
+                            .map_or(0, |g| g.advertised_to(entry.member));
                         let counts = PeerCounts {
                             accepted: self.rib.received_count(*address),
                             rejected: self.rib.rejected_count(*address),
-                            advertised: entry.adj_out.len() + entry.add_path_out.len(),
+                            advertised,
                             synced: entry.synced(),
                             behind: entry.behind.is_some(),
                         };
@@ -661,6 +678,7 @@ impl State {
                 let _ = reply.send(Counts {
                     loc_rib: self.rib.len(),
                     peers,
+                    update_groups: self.groups.len(),
                 });
             }
             Command::Peers(reply) => {
@@ -724,8 +742,7 @@ impl State {
                     .collect();
                 entry.established_at = Some(std::time::Instant::now());
                 entry.negotiated = Some(*n);
-                entry.clear_adj_out(&mut self.exported);
-                entry.behind = None;
+                self.leave_group(address);
                 self.initial_advertisement(address);
                 // A restarting peer is not waited for.
                 self.check_recovery();
@@ -733,9 +750,6 @@ impl State {
             PeerEvent::Update(parsed) => self.update(address, &parsed),
             PeerEvent::RouteRefresh(_) => {
                 // Answer by sending the whole Adj-RIB-Out again.
-                if let Some(entry) = self.peers.get_mut(&address) {
-                    entry.clear_adj_out(&mut self.exported);
-                }
                 self.initial_advertisement(address);
             }
             PeerEvent::Down(reason) => {
@@ -744,8 +758,10 @@ impl State {
                 };
                 let was_established = entry.negotiated.take().is_some();
                 entry.established_at = None;
-                entry.clear_adj_out(&mut self.exported);
-                entry.behind = None;
+                self.leave_group(address);
+                let Some(entry) = self.peers.get_mut(&address) else {
+                    return;
+                };
                 if was_established && graceful_restart_applies(entry, &reason) {
                     let restart_time = entry.graceful.as_ref().map_or(0, |g| g.restart_time);
                     entry.awaiting_eor = entry
@@ -903,9 +919,8 @@ impl State {
         if std::mem::take(&mut self.pending_merged) {
             keep_last_per_slot(&mut changes);
         }
-        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
-        for address in addresses {
-            self.advertise(address, &changes);
+        for id in self.group_ids() {
+            self.advertise(id, &changes);
         }
         // The FIB wants the selection only.
         changes.retain(|c| c.best_changed);
@@ -918,12 +933,17 @@ impl State {
         // Every Adj-RIB-Out has seen the withdrawals of emptied slots now:
         // the RIB may give them to new prefixes.
         for slot in self.rib.recycle() {
-            for (address, entry) in &mut self.peers {
-                if entry.adj_out.withdraw(&mut self.exported, slot)
-                    || entry.add_path_out.holds(slot)
+            for group in self.groups.values_mut() {
+                if group.adj_out.withdraw(&mut self.exported, slot).is_some()
+                    || group.add_path_out.holds(slot)
                 {
-                    tracing::error!(peer = %address, slot, "a gone prefix was still advertised; forgotten without a withdrawal");
-                    debug_assert!(false, "slot {slot} still advertised to {address}");
+                    let peers = &group.members;
+                    tracing::error!(
+                        ?peers,
+                        slot,
+                        "a gone prefix was still advertised; forgotten without a withdrawal"
+                    );
+                    debug_assert!(false, "slot {slot} still advertised to {peers:?}");
                 }
             }
         }
@@ -958,10 +978,210 @@ impl State {
 
     /// Re-evaluate what every peer is sent; only differences go out.
     fn readvertise_all(&mut self) {
-        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
         let all = self.all_best();
+        for id in self.group_ids() {
+            self.advertise(id, &all);
+        }
+    }
+
+    fn group_ids(&self) -> Vec<GroupId> {
+        self.groups.keys().copied().collect()
+    }
+
+    /// What decides the group of an established peer, and the target its
+    /// group exports to.
+    fn group_key(&self, address: IpAddr) -> Option<(GroupKey, ExportTarget)> {
+        let entry = self.peers.get(&address)?;
+        let n = entry.negotiated.as_ref()?;
+        let local = entry.policy.next_hop_address.or(entry.cfg.local_address);
+        let target = ExportTarget {
+            info: entry.info(address, n),
+            next_hop: entry.policy.next_hop,
+            local_v4: match local {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            },
+            local_v6: match local {
+                Some(IpAddr::V6(a)) => Some(a),
+                _ => None,
+            },
+            local_as: entry.policy.local_as,
+            extended_next_hop: n.codec.extended_next_hop,
+            shared_subnet: entry.policy.shared_subnet,
+        };
+        // What only decoding looks at does not split groups.
+        let mut codec = n.codec.clone();
+        codec.local_ipv4 = None;
+        codec.add_path_receive = PerFamily::NONE;
+        codec.enhanced_route_refresh = false;
+        // A route policy decides per peer; a third-party next hop depends
+        // on the peer's address; ADD-PATH path ids are kept per peer.
+        let unique = (self.route_policy.is_some()
+            || target.shared_subnet.is_some()
+            || codec.add_path_send != PerFamily::NONE)
+            .then_some(address);
+        let target = match unique {
+            Some(_) => target,
+            // Split horizon is the group's business (see crate::groups).
+            None => ExportTarget {
+                info: PeerInfo {
+                    address: IpAddr::from([0, 0, 0, 0]),
+                    router_id: Ipv4Addr::UNSPECIFIED,
+                    ..target.info
+                },
+                ..target
+            },
+        };
+        let key = GroupKey {
+            target: target.clone(),
+            codec,
+            unique,
+        };
+        Some((key, target))
+    }
+
+    /// Put an established peer into the group of the peers that export
+    /// alike, and send it what the group holds.
+    fn join(&mut self, address: IpAddr) {
+        let Some((key, target)) = self.group_key(address) else {
+            return;
+        };
+        let Some(entry) = self.peers.get_mut(&address) else {
+            return;
+        };
+        let member = entry.member;
+        let existing = self
+            .groups
+            .iter()
+            .find(|(_, g)| g.key == key)
+            .map(|(id, _)| *id);
+        match existing {
+            None => {
+                let id = self.next_group;
+                self.next_group += 1;
+                let mut group = UpdateGroup::new(key, target, address);
+                group.members.push((address, member));
+                self.groups.insert(id, group);
+                entry.group = Some(id);
+                tracing::debug!(peer = %address, group = id, "new update group");
+                let all = self.all_best();
+                self.advertise(id, &all);
+            }
+            Some(id) => {
+                entry.group = Some(id);
+                self.complete(id);
+                if let Some(group) = self.groups.get_mut(&id) {
+                    group.members.push((address, member));
+                    tracing::debug!(peer = %address, group = id, members = group.members.len(), "joined an update group");
+                }
+                self.send_held(address, Vec::new(), |_| true);
+            }
+        }
+    }
+
+    /// A group's second member is coming: export its first member's own
+    /// routes, which were left out while it was alone (no message goes
+    /// out: that member is not sent them).
+    fn complete(&mut self, id: GroupId) {
+        let State {
+            rib,
+            groups,
+            exported,
+            exports,
+            members,
+            ..
+        } = self;
+        let Some(group) = groups.get_mut(&id) else {
+            return;
+        };
+        let Some(sole) = group.sole.take() else {
+            return;
+        };
+        let from = members.of(sole);
+        let mut exporter = Exporter {
+            rib,
+            class: exports.class(&group.target),
+            target: &group.target,
+            sets: exported,
+            cache: exports,
+            last: None,
+        };
+        let families = group.key.codec.families;
+        for (prefix, slot, path) in rib.iter_best() {
+            if path.source != Source::Peer(sole)
+                || !families.get(family_of(&prefix))
+                || group.adj_out.get(slot).is_some()
+            {
+                continue;
+            }
+            if let Some(set) = exporter.export(None, path, None) {
+                group.adj_out.advertise(exporter.sets, slot, set, from);
+            }
+        }
+    }
+
+    /// The peer is no longer sent anything (its session went down, or it
+    /// is about to join another group).
+    fn leave_group(&mut self, address: IpAddr) {
+        let Some(entry) = self.peers.get_mut(&address) else {
+            return;
+        };
+        entry.behind = None;
+        let Some(id) = entry.group.take() else {
+            return;
+        };
+        let Some(group) = self.groups.get_mut(&id) else {
+            return;
+        };
+        group.members.retain(|(a, _)| *a != address);
+        if group.members.is_empty()
+            && let Some(mut group) = self.groups.remove(&id)
+        {
+            group.clear(&mut self.exported);
+        }
+    }
+
+    /// Move every peer whose group no longer fits it (a route policy came
+    /// or went, its own policy changed) into a group of its own, holding
+    /// what it holds now; the pass that follows sends it the differences.
+    /// Groups do not merge again until their members' sessions restart.
+    fn regroup(&mut self) {
+        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
         for address in addresses {
-            self.advertise(address, &all);
+            let Some((key, target)) = self.group_key(address) else {
+                continue;
+            };
+            let Some(entry) = self.peers.get(&address) else {
+                continue;
+            };
+            let (Some(id), member) = (entry.group, entry.member) else {
+                continue;
+            };
+            let Some(group) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            if group.key == key {
+                continue;
+            }
+            tracing::debug!(peer = %address, group = id, "peer leaves its update group");
+            if group.members.len() == 1 {
+                // Alone already: the group changes with it. Entries of its
+                // own routes are withdrawn by the next pass, unheard by it.
+                group.key = key;
+                group.target = target;
+                group.sole = Some(address);
+                continue;
+            }
+            group.members.retain(|(a, _)| *a != address);
+            let mut own = UpdateGroup::new(key, target, address);
+            own.adj_out = group.adj_out.view_of(&mut self.exported, member);
+            own.members.push((address, member));
+            let new_id = self.next_group;
+            self.next_group += 1;
+            self.groups.insert(new_id, own);
+            if let Some(entry) = self.peers.get_mut(&address) {
+                entry.group = Some(new_id);
+            }
         }
     }
 
@@ -1011,8 +1231,12 @@ impl State {
             recovery.deferred.insert(address);
             return;
         }
-        let all = self.all_best();
-        self.advertise(address, &all);
+        match self.peers.get(&address).map(|e| e.group) {
+            None => return,
+            Some(None) => self.join(address),
+            // Route refresh: the group's Adj-RIB-Out is what it was sent.
+            Some(Some(_)) => self.send_held(address, Vec::new(), |_| true),
+        }
         let Some(entry) = self.peers.get(&address) else {
             return;
         };
@@ -1027,7 +1251,8 @@ impl State {
     }
 
     /// A peer that was behind has read its backlog: withdraw what went
-    /// meanwhile, then send the prefixes that changed, as they are now.
+    /// meanwhile, then send the prefixes that changed, as its group holds
+    /// them now.
     fn catch_up(&mut self, address: IpAddr) {
         let Some(entry) = self.peers.get_mut(&address) else {
             return;
@@ -1035,106 +1260,101 @@ impl State {
         let Some(behind) = entry.behind.take() else {
             return;
         };
-        if let Some(n) = &entry.negotiated
-            && !behind.withdrawn.is_empty()
-        {
-            let mut outgoing = Outgoing::default();
-            for nlri in behind.withdrawn {
-                outgoing.withdraw(family_of(&nlri.prefix), nlri);
-            }
-            let bytes = outgoing.encode(&n.codec, &self.exported);
-            entry.handle.send(bytes, MessageType::Update);
-        }
         tracing::debug!(peer = %address, "peer caught up; sending what changed");
-        // A walk over the table, as slots do not know their prefix; a peer
-        // pays for it once per BACKLOG_HIGH octets it falls behind by.
-        let changes: Vec<BestChange> = self
-            .rib
-            .best_of_slots(|slot| behind.changed.contains(slot))
-            .map(|(prefix, slot, path)| BestChange {
-                prefix,
-                slot,
-                best: smallvec::smallvec![path.clone()],
-                best_changed: true,
-            })
-            .collect();
-        self.advertise(address, &changes);
+        let changed = behind.changed;
+        self.send_held(address, behind.withdrawn.into_iter().collect(), |slot| {
+            changed.contains(slot)
+        });
     }
 
-    /// Send `address` what changed for it, grouped by attribute set: the
-    /// best path per prefix, or in families with ADD-PATH send every path
-    /// that may go to it. Export results are cached (see
-    /// [`ExportCache`]), so peers that export alike (a reflector's
-    /// clients) compute each only once.
-    fn advertise(&mut self, address: IpAddr, changes: &[BestChange]) {
-        if self
-            .recovery
-            .as_ref()
-            .is_some_and(|r| r.deferred.contains(&address))
-        {
-            return;
-        }
-        let Some(entry) = self.peers.get_mut(&address) else {
+    /// Send one member withdrawals of `withdrawn`, then what its group
+    /// holds for it in the slots `wanted` picks: for a joining member or a
+    /// route refresh every slot, for one that caught up those that
+    /// changed meanwhile.
+    fn send_held(&mut self, address: IpAddr, withdrawn: Vec<Nlri>, wanted: impl Fn(Slot) -> bool) {
+        let Some(entry) = self.peers.get(&address) else {
             return;
         };
-        let Some(n) = &entry.negotiated else { return };
-        let ctx = n.codec.clone();
-        if entry.behind.is_some() || entry.handle.backlog() > BACKLOG_HIGH {
-            // Encoding more for a peer that does not read would only grow
-            // its queue: remember what it must be told instead, bounded
-            // by the table. Prefixes that are gone must be remembered by
-            // name, as their slots will be reused.
-            let behind = entry.behind.get_or_insert_with(|| {
-                tracing::debug!(peer = %address, "peer is behind; holding its updates");
-                Behind::default()
-            });
-            for change in changes {
-                if ctx.add_path_send.get(family_of(&change.prefix)) {
-                    if self.rib.paths_at(change.slot).is_empty() {
-                        let mut gone = Vec::new();
-                        entry.add_path_out.sync(
-                            &mut self.exported,
-                            change.slot,
-                            &[],
-                            &mut gone,
-                            &mut Vec::new(),
-                        );
-                        behind.withdrawn.extend(
-                            gone.into_iter()
-                                .map(|id| Nlri::with_path_id(change.prefix, id)),
-                        );
-                    } else {
-                        behind.changed.insert(change.slot);
-                    }
-                } else if change.best.is_empty() {
-                    if entry.adj_out.withdraw(&mut self.exported, change.slot) {
-                        behind.withdrawn.push(Nlri::new(change.prefix));
-                    }
-                } else if change.best_changed {
-                    behind.changed.insert(change.slot);
+        let Some(group) = entry.group.and_then(|id| self.groups.get(&id)) else {
+            return;
+        };
+        let ctx = &group.key.codec;
+        let mut outgoing = Outgoing::default();
+        for nlri in withdrawn {
+            outgoing.withdraw(family_of(&nlri.prefix), Audience::All, nlri);
+        }
+        // A walk over the table, as slots do not know their prefix; a peer
+        // pays for it once per BACKLOG_HIGH octets it falls behind by.
+        for (prefix, slot, _) in self.rib.best_of_slots(wanted) {
+            let family = family_of(&prefix);
+            if !ctx.families.get(family) {
+                continue;
+            }
+            if ctx.add_path_send.get(family) {
+                for &(id, set) in group.add_path_out.get(slot) {
+                    let nlri = Nlri::with_path_id(prefix, id);
+                    outgoing.announce(family, set, Audience::All, slot, nlri);
                 }
+            } else if let Some(set) = group.adj_out.visible(slot, entry.member) {
+                outgoing.announce(family, set, Audience::All, slot, Nlri::new(prefix));
             }
-            if !std::mem::replace(&mut behind.watched, true) {
-                watch_backlog(address, entry.handle.clone(), self.commands.clone());
-            }
+        }
+        if outgoing.is_empty() {
             return;
         }
-        let target = ExportTarget {
-            info: entry.info(address, n),
-            next_hop: entry.policy.next_hop,
-            local_v4: match entry.policy.next_hop_address.or(entry.cfg.local_address) {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            },
-            local_v6: match entry.policy.next_hop_address.or(entry.cfg.local_address) {
-                Some(IpAddr::V6(a)) => Some(a),
-                _ => None,
-            },
-            local_as: entry.policy.local_as,
-            extended_next_hop: n.codec.extended_next_hop,
-            shared_subnet: entry.policy.shared_subnet,
+        for bytes in outgoing
+            .encode(ctx, &self.exported)
+            .for_member(entry.member)
+        {
+            entry.handle.send(bytes, MessageType::Update);
+        }
+    }
+
+    /// Send group `id` what changed for it, grouped by attribute set and
+    /// encoded once: the best path per prefix, or in families with ADD-PATH
+    /// send every path that may go to it. Export results are cached (see
+    /// [`ExportCache`]), so groups that export alike compute each only
+    /// once.
+    fn advertise(&mut self, id: GroupId, changes: &[BestChange]) {
+        let State {
+            rib,
+            peers,
+            groups,
+            exported,
+            exports,
+            members,
+            path_ids,
+            route_policy,
+            commands,
+            ..
+        } = self;
+        let Some(group) = groups.get_mut(&id) else {
+            return;
         };
-        // Per change, the paths this peer may be sent: with ADD-PATH all
+        // Members that do not read are told later what changed (see
+        // State::catch_up): encoding more for them would only grow their
+        // queues.
+        let mut live: SmallVec<[(PeerHandle, Member); 4]> = SmallVec::new();
+        let mut behind: SmallVec<[IpAddr; 4]> = SmallVec::new();
+        for &(address, member) in &group.members {
+            let Some(entry) = peers.get_mut(&address) else {
+                continue;
+            };
+            if entry.behind.is_some() || entry.handle.backlog() > BACKLOG_HIGH {
+                let state = entry.behind.get_or_insert_with(|| {
+                    tracing::debug!(peer = %address, "peer is behind; holding its updates");
+                    Behind::default()
+                });
+                if !std::mem::replace(&mut state.watched, true) {
+                    watch_backlog(address, entry.handle.clone(), commands.clone());
+                }
+                behind.push(address);
+            } else {
+                live.push((entry.handle.clone(), member));
+            }
+        }
+        let ctx = &group.key.codec;
+        // Per change, the paths this group may be sent: with ADD-PATH all
         // of the prefix's paths as they are now; else the best path, and
         // only if the selection moved.
         let work: Vec<Work<'_>> = changes
@@ -1146,7 +1366,7 @@ impl State {
                 }
                 let every_path = ctx.add_path_send.get(family);
                 let paths = if every_path {
-                    self.rib.paths_at(change.slot)
+                    rib.paths_at(change.slot)
                 } else if change.best_changed {
                     &change.best[..change.best.len().min(1)]
                 } else {
@@ -1161,10 +1381,11 @@ impl State {
             })
             .collect();
         // Policy first, on the Loc-RIB route; then the protocol's export
-        // rules on what policy let through.
-        let verdicts = match &self.route_policy {
-            None => None,
-            Some(policy) => {
+        // rules on what policy let through. A group with a policy has one
+        // member (see State::group_key).
+        let policy_peer = group.members.first().map(|(a, _)| *a);
+        let verdicts = match (route_policy.as_ref(), policy_peer) {
+            (Some(policy), Some(peer)) => {
                 let candidates: Vec<Candidate<'_>> = work
                     .iter()
                     .flat_map(|w| w.paths.iter().map(|path| (w.change.prefix, path)))
@@ -1174,7 +1395,7 @@ impl State {
                         from_peer: matches!(path.source, Source::Peer(_)),
                     })
                     .collect();
-                match policy.evaluate(address, Direction::Export, &candidates) {
+                match policy.evaluate(peer, Direction::Export, &candidates) {
                     Ok(v) if v.len() == candidates.len() => Some(Ok(v)),
                     Ok(v) => Some(Err(format!(
                         "{} verdicts for {} routes",
@@ -1184,72 +1405,107 @@ impl State {
                     Err(e) => Some(Err(e)),
                 }
             }
+            _ => None,
         };
         let policy_failed = matches!(verdicts, Some(Err(_)));
         if let Some(Err(e)) = &verdicts {
             // Routes the policy would decide on stay as the peer has them;
             // prefixes that are gone are withdrawn all the same, as no
             // policy can keep them.
-            tracing::warn!(peer = %address, routes = work.len(), "export policy failed, no route changes sent; retrying in 1 s: {e}");
+            tracing::warn!(peer = ?policy_peer, routes = work.len(), "export policy failed, no route changes sent; retrying in 1 s: {e}");
         }
         let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);
         let mut exporter = Exporter {
-            rib: &self.rib,
-            class: self.exports.class(&target),
-            target: &target,
-            sets: &mut self.exported,
-            cache: &mut self.exports,
+            rib,
+            class: exports.class(&group.target),
+            target: &group.target,
+            sets: exported,
+            cache: exports,
             last: None,
         };
-        let mut outgoing = Outgoing::default();
-        let mut wanted: SmallVec<[(u32, SetId); 4]> = SmallVec::new();
+        let mut outgoing = Outgoing::tracking_slots(!behind.is_empty());
+        let mut wanted: SmallVec<[(u32, SetId, Member); 4]> = SmallVec::new();
+        let mut paths: SmallVec<[(u32, SetId); 4]> = SmallVec::new();
         let (mut gone, mut sent) = (Vec::new(), Vec::new());
         for w in work {
             if policy_failed && !w.paths.is_empty() {
                 continue;
             }
             let prefix = w.change.prefix;
+            let slot = w.change.slot;
             wanted.clear();
             for path in w.paths {
                 let verdict = verdicts.as_mut().and_then(Iterator::next);
-                if let Some(set) = exporter.export(address, path, verdict) {
+                if let Some(set) = exporter.export(group.sole, path, verdict) {
                     let path_id = match w.every_path {
-                        true => self.path_ids.get(path.source, path.path_id),
+                        true => path_ids.get(path.source, path.path_id),
                         false => 0,
                     };
-                    wanted.push((path_id, set));
+                    let from = match path.source {
+                        Source::Peer(a) => members.of(a),
+                        Source::Local => 0,
+                    };
+                    wanted.push((path_id, set, from));
                 }
             }
             if w.every_path {
-                entry.add_path_out.sync(
-                    exporter.sets,
-                    w.change.slot,
-                    &wanted,
-                    &mut gone,
-                    &mut sent,
-                );
+                // Unique groups only: the member is never a path's source.
+                paths.clear();
+                paths.extend(wanted.iter().map(|&(id, set, _)| (id, set)));
+                group
+                    .add_path_out
+                    .sync(exporter.sets, slot, &paths, &mut gone, &mut sent);
                 for id in gone.drain(..) {
-                    outgoing.withdraw(w.family, Nlri::with_path_id(prefix, id));
+                    outgoing.withdraw(w.family, Audience::All, Nlri::with_path_id(prefix, id));
                 }
                 for (id, set) in sent.drain(..) {
-                    outgoing.announce(w.family, set, Nlri::with_path_id(prefix, id));
+                    let nlri = Nlri::with_path_id(prefix, id);
+                    outgoing.announce(w.family, set, Audience::All, slot, nlri);
                 }
-            } else if let Some(&(_, set)) = wanted.first() {
-                if entry.adj_out.advertise(exporter.sets, w.change.slot, set) {
-                    outgoing.announce(w.family, set, Nlri::new(prefix));
+            } else if let Some(&(_, set, from)) = wanted.first() {
+                let before = group.adj_out.get(slot);
+                if group.adj_out.advertise(exporter.sets, slot, set, from) {
+                    let audience = Audience::of_route_from(from);
+                    outgoing.announce(w.family, set, audience, slot, Nlri::new(prefix));
+                    if from != 0 && before.is_some_and(|(_, f)| f != from) {
+                        // Its own route won over what it had: that goes.
+                        outgoing.withdraw(w.family, Audience::Only(from), Nlri::new(prefix));
+                    }
                 }
-            } else if entry.adj_out.withdraw(exporter.sets, w.change.slot) {
-                outgoing.withdraw(w.family, Nlri::new(prefix));
+            } else if let Some(from) = group.adj_out.withdraw(exporter.sets, slot) {
+                let audience = Audience::of_route_from(from);
+                outgoing.withdraw(w.family, audience, Nlri::new(prefix));
             }
         }
-        let bytes = outgoing.encode(&ctx, exporter.sets);
-        if !bytes.is_empty() {
-            entry.handle.send(bytes, MessageType::Update);
+        if !outgoing.is_empty() {
+            let encoded = outgoing.encode(ctx, exporter.sets);
+            for (handle, member) in &live {
+                for bytes in encoded.for_member(*member) {
+                    handle.send(bytes, MessageType::Update);
+                }
+            }
+            for address in &behind {
+                let Some(entry) = peers.get_mut(address) else {
+                    continue;
+                };
+                let member = entry.member;
+                let Some(state) = &mut entry.behind else {
+                    continue;
+                };
+                state
+                    .withdrawn
+                    .extend(outgoing.withdrawals_for(member).copied());
+                for &(slot, audience) in &outgoing.slots {
+                    if audience.includes(member) {
+                        state.changed.insert(slot);
+                    }
+                }
+            }
         }
-        if policy_failed {
+        if policy_failed && let Some(peer) = policy_peer {
             // The peer must not keep a stale view for ever: the whole table
             // is evaluated again shortly (only differences go out).
-            self.schedule(address, Command::RetryExport(address));
+            self.schedule(peer, Command::RetryExport(peer));
         }
     }
 }
@@ -1277,14 +1533,18 @@ struct Exporter<'a> {
 }
 
 impl Exporter<'_> {
-    /// The set `path` goes to `peer` with, or `None` if it does not.
+    /// The set `path` is exported with, or `None` if it is not; never to
+    /// `split_horizon`'s own routes.
     fn export(
         &mut self,
-        peer: IpAddr,
+        split_horizon: Option<IpAddr>,
         path: &Path,
         verdict: Option<PolicyVerdict>,
     ) -> Option<SetId> {
         let rib = self.rib;
+        if split_horizon.is_some_and(|peer| path.source == Source::Peer(peer)) {
+            return None;
+        }
         let source_info = match path.source {
             Source::Peer(a) => rib.peer(a),
             Source::Local => None,
@@ -1305,9 +1565,6 @@ impl Exporter<'_> {
                 )
                 .map(|r| self.sets.intern(r))
             }
-            // Split horizon first: the class leaves the peer's own address
-            // out.
-            None | Some(PolicyVerdict::Accept) if path.source == Source::Peer(peer) => None,
             None | Some(PolicyVerdict::Accept) => {
                 let key = (path.source, Arc::as_ptr(&path.route) as usize);
                 if let Some((k, v)) = self.last
@@ -1392,57 +1649,6 @@ impl ExportCache {
     }
 }
 
-/// One peer's UPDATE contents, grouped: withdrawals per family,
-/// announcements per (family, attribute set).
-#[derive(Debug, Default)]
-struct Outgoing {
-    withdraw: Vec<(Family, Vec<Nlri>)>,
-    announce: Vec<((Family, SetId), Vec<Nlri>)>,
-    /// Where each (family, set) is in `announce`.
-    groups: FxHashMap<(Family, SetId), usize>,
-    /// The group used last: consecutive prefixes usually share it.
-    last: Option<((Family, SetId), usize)>,
-}
-
-impl Outgoing {
-    fn withdraw(&mut self, family: Family, nlri: Nlri) {
-        match self.withdraw.iter_mut().find(|(f, _)| *f == family) {
-            Some((_, all)) => all.push(nlri),
-            None => self.withdraw.push((family, vec![nlri])),
-        }
-    }
-
-    fn announce(&mut self, family: Family, set: SetId, nlri: Nlri) {
-        let key = (family, set);
-        let group = match self.last {
-            Some((k, i)) if k == key => i,
-            _ => {
-                let next = self.announce.len();
-                let i = *self.groups.entry(key).or_insert(next);
-                if i == next {
-                    self.announce.push((key, Vec::new()));
-                }
-                self.last = Some((key, i));
-                i
-            }
-        };
-        self.announce[group].1.push(nlri);
-    }
-
-    /// Withdrawals first, then announcements in the order their sets were
-    /// first used.
-    fn encode(&self, ctx: &Context, sets: &SetTable) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for (family, nlri) in &self.withdraw {
-            encode_withdrawals(*family, nlri, ctx, &mut bytes);
-        }
-        for ((family, set), nlri) in &self.announce {
-            encode_reach(ctx, *family, sets.attrs(*set), nlri, &mut bytes);
-        }
-        bytes
-    }
-}
-
 /// Drop every change superseded by a later one for the same slot,
 /// keeping the order of the rest: a slot's last change carries its whole
 /// current state. A prefix that went and came back within the batch has
@@ -1477,8 +1683,9 @@ fn family_of(prefix: &Prefix) -> Family {
 /// What a peer that fell behind must still be told.
 #[derive(Debug, Default)]
 struct Behind {
-    /// Prefixes (with ADD-PATH, paths) it was sent that are gone since.
-    withdrawn: Vec<Nlri>,
+    /// Prefixes (with ADD-PATH, paths) it was sent that it must no longer
+    /// hold: each once, so the set is bounded by the table.
+    withdrawn: HashSet<Nlri>,
     /// Slots whose best path changed since: a bit per slot, so a peer
     /// that is behind by a whole table costs an eighth of a byte per
     /// route.
@@ -1538,21 +1745,6 @@ impl RoutePolicy for Watched<'_> {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         result
-    }
-}
-
-fn encode_reach(
-    ctx: &Context,
-    family: Family,
-    route: &RouteAttrs,
-    nlri: &[Nlri],
-    out: &mut Vec<u8>,
-) {
-    match ReachEncoder::new(&route.attrs, family, route.next_hop, ctx) {
-        Ok(encoder) => {
-            encoder.encode(nlri, out);
-        }
-        Err(e) => tracing::error!(%family, "cannot encode {} prefixes: {e}", nlri.len()),
     }
 }
 

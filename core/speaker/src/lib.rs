@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod driver;
+mod groups;
 pub mod instance;
 pub mod policy;
 pub mod rib;

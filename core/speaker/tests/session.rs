@@ -221,7 +221,7 @@ fn unexpected_messages_are_fsm_errors() {
     ))
     .to_bytes(&Default::default())
     .expect("encodes");
-    assert!(sent.contains(&Output::Send(fsm_error)));
+    assert!(sent.contains(&Output::Send(fsm_error.into())));
     assert_eq!(s.state(), State::Idle);
 }
 

@@ -188,6 +188,12 @@ impl AdjRibOut {
     pub fn is_empty(&self) -> bool {
         self.advertised == 0
     }
+
+    /// One more than the highest slot ever advertised: the range to walk
+    /// for every entry.
+    pub fn capacity(&self) -> usize {
+        self.sent.len()
+    }
 }
 
 /// What a peer sent every path (ADD-PATH, RFC 7911) has been sent: per
@@ -242,6 +248,11 @@ impl AddPathOut {
     /// Whether anything is advertised in `slot`.
     pub fn holds(&self, slot: Slot) -> bool {
         self.sent.contains_key(&slot)
+    }
+
+    /// The (path id, set) pairs advertised in `slot`.
+    pub fn get(&self, slot: Slot) -> &[(u32, SetId)] {
+        self.sent.get(&slot).map_or(&[], |paths| paths.as_slice())
     }
 
     /// Forget everything sent (the session went down, or the whole table

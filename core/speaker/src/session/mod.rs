@@ -77,7 +77,7 @@ pub enum Output {
     /// Start an outbound connection attempt (abandoning any previous one).
     Connect,
     /// Write these bytes.
-    Send(Vec<u8>),
+    Send(bytes::Bytes),
     /// Close the connection once everything queued before this is written.
     Close,
     StateChanged {
@@ -280,7 +280,7 @@ impl Session {
 
     /// Queue an already encoded message (UPDATEs from the Adj-RIB-Out).
     /// Ignored unless Established.
-    pub fn send_encoded(&mut self, now: Instant, bytes: Vec<u8>, kind: MessageType) {
+    pub fn send_encoded(&mut self, now: Instant, bytes: bytes::Bytes, kind: MessageType) {
         if self.state == State::Established {
             Counters::count(&mut self.counters.messages_out, kind);
             self.out.push_back(Output::Send(bytes));
@@ -570,7 +570,7 @@ impl Session {
         match msg.to_bytes(&ctx) {
             Ok(bytes) => {
                 Counters::count(&mut self.counters.messages_out, msg.kind());
-                self.out.push_back(Output::Send(bytes));
+                self.out.push_back(Output::Send(bytes.into()));
                 if matches!(self.state, State::OpenConfirm | State::Established) {
                     self.restart_keepalive(now);
                 }
