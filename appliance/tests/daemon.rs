@@ -282,6 +282,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         // No pool covers BIRD's route: Calico's export policy keeps it.
         format!("starling_bgp_prefixes_advertised{{{labels}}} 0\n"),
         "starling_bgp_loc_rib_prefixes 1\n".to_owned(),
+        "starling_bgp_update_groups 1\n".to_owned(),
         "starling_plugin_errors_total{kind=\"trap\",plugin=\"calico\"} 0\n".to_owned(),
     ] {
         assert!(metrics.contains(&want), "missing {want:?} in\n{metrics}");

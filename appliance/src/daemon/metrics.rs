@@ -258,6 +258,11 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
     }
     let loc_rib = IntGauge::new("bgp_loc_rib_prefixes", "Prefixes in the Loc-RIB")?;
     loc_rib.set(counts.loc_rib as i64);
+    let update_groups = IntGauge::new(
+        "bgp_update_groups",
+        "Update groups: sets of established peers sent the same UPDATEs",
+    )?;
+    update_groups.set(counts.update_groups as i64);
 
     let calls = IntCounterVec::new(
         Opts::new("plugin_calls_total", "Calls into the plugin"),
@@ -387,6 +392,7 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         Box::new(accepted),
         Box::new(advertised),
         Box::new(loc_rib),
+        Box::new(update_groups),
         Box::new(calls),
         Box::new(plugin_errors),
         Box::new(latency),

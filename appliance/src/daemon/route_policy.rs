@@ -188,6 +188,18 @@ impl RoutePolicy for PluginPolicy {
             _ => self.decide(session, direction, routes),
         }
     }
+
+    /// Sessions whose context differs only in its name share verdicts:
+    /// plugins decide on the context's other fields (the WIT contract of
+    /// `route-policy.evaluate`), so such peers share an update group.
+    fn export_class(&self, peer: IpAddr) -> Option<u64> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let session = self.sessions.get(&peer)?;
+        // Deterministic (fixed keys): classes from successive plans compare.
+        let mut hasher = DefaultHasher::new();
+        (session.peer_as, session.local_as, &session.filters).hash(&mut hasher);
+        Some(hasher.finish())
+    }
 }
 
 fn family_of(c: &Candidate<'_>) -> sdk::Family {

@@ -185,12 +185,15 @@ impl GroupAdjOut {
 
 /// What decides whether peers may share a group: everything export and
 /// encoding look at, but the peer's address and router id (unless
-/// `unique`, when the peer is alone: it has a route policy of its own, a
-/// third-party next hop that depends on its address, or ADD-PATH).
+/// `unique`, when the peer is alone: a route policy decides for it alone,
+/// its third-party next hop depends on its address, or it has ADD-PATH).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GroupKey {
     pub(crate) target: ExportTarget,
     pub(crate) codec: Context,
+    /// The route policy's export class (see
+    /// [`crate::policy::RoutePolicy::export_class`]).
+    pub(crate) policy: Option<u64>,
     pub(crate) unique: Option<IpAddr>,
 }
 

@@ -1007,16 +1007,22 @@ impl State {
             },
             local_as: entry.policy.local_as,
             extended_next_hop: n.codec.extended_next_hop,
-            shared_subnet: entry.policy.shared_subnet,
+            // Only an eBGP peer's automatic next hop looks at the subnet.
+            shared_subnet: entry
+                .policy
+                .shared_subnet
+                .filter(|_| entry.cfg.is_ebgp() && entry.policy.next_hop == NextHopMode::Auto),
         };
         // What only decoding looks at does not split groups.
         let mut codec = n.codec.clone();
         codec.local_ipv4 = None;
         codec.add_path_receive = PerFamily::NONE;
         codec.enhanced_route_refresh = false;
-        // A route policy decides per peer; a third-party next hop depends
-        // on the peer's address; ADD-PATH path ids are kept per peer.
-        let unique = (self.route_policy.is_some()
+        // A route policy decides per peer unless it promises otherwise; a
+        // third-party next hop depends on the peer's address; ADD-PATH
+        // path ids are kept per peer.
+        let policy = self.route_policy.as_ref().map(|p| p.export_class(address));
+        let unique = (policy.is_some_and(|class| class.is_none())
             || target.shared_subnet.is_some()
             || codec.add_path_send != PerFamily::NONE)
             .then_some(address);
@@ -1035,6 +1041,7 @@ impl State {
         let key = GroupKey {
             target: target.clone(),
             codec,
+            policy: policy.flatten(),
             unique,
         };
         Some((key, target))
@@ -1382,7 +1389,8 @@ impl State {
             .collect();
         // Policy first, on the Loc-RIB route; then the protocol's export
         // rules on what policy let through. A group with a policy has one
-        // member (see State::group_key).
+        // member, or members the policy promised to treat alike (see
+        // State::group_key).
         let policy_peer = group.members.first().map(|(a, _)| *a);
         let verdicts = match (route_policy.as_ref(), policy_peer) {
             (Some(policy), Some(peer)) => {

@@ -54,4 +54,14 @@ pub trait RoutePolicy: Send + Sync + std::fmt::Debug {
         direction: Direction,
         routes: &[Candidate<'_>],
     ) -> Result<Vec<Verdict>, String>;
+
+    /// A promise that every peer given the same class gets the same
+    /// export verdicts for every route: such peers may share an update
+    /// group, evaluated once (with any one of them as `peer`) and encoded
+    /// once. `None`, the default: this peer's verdicts are its own, and it
+    /// is alone in its group.
+    fn export_class(&self, peer: IpAddr) -> Option<u64> {
+        let _ = peer;
+        None
+    }
 }

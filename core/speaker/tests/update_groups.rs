@@ -13,9 +13,10 @@ use std::time::Duration;
 use common::raw::RawPeer;
 use common::{free_port, passive_peer, wait_active};
 use starling_speaker::instance::{Instance, PeerPolicy};
+use starling_speaker::policy::{Candidate, Direction, RoutePolicy, Verdict};
 use starling_speaker::rib::export::NextHopMode;
 use starling_speaker::rib::{RibConfig, Source};
-use starling_wire::attr::AsPath;
+use starling_wire::attr::{AsPath, Community};
 use starling_wire::capability::Capability;
 use starling_wire::{Context, Message, Nlri, Origin, ParsedUpdate, PathAttributes, Prefix, Update};
 
@@ -70,6 +71,8 @@ fn withdraw(prefix: &str) -> Vec<u8> {
 struct Peer {
     raw: RawPeer,
     view: BTreeMap<Prefix, u32>,
+    /// Prefixes received with community 64513:1.
+    tagged: usize,
 }
 
 impl Peer {
@@ -78,6 +81,7 @@ impl Peer {
         Self {
             raw: RawPeer::establish_offering([127, 0, 0, n], listen, four_octet).await,
             view: BTreeMap::new(),
+            tagged: 0,
         }
     }
 
@@ -99,8 +103,14 @@ impl Peer {
                 .and_then(|path| path.origin_asn())
                 .filter(|asn| *asn != 64513)
                 .unwrap_or(0);
+            let tagged = u
+                .update
+                .attributes
+                .communities
+                .contains(&Community(0xfc01_0001));
             for n in &u.update.nlri {
                 self.view.insert(n.prefix, origin);
+                self.tagged += usize::from(tagged);
             }
         }
     }
@@ -253,4 +263,65 @@ async fn peers_that_export_alike_share_a_group_and_each_holds_what_it_should() {
     for peer in [&b, &c, &d] {
         assert_eq!(peer.view, view(&[(ours, 0)]));
     }
+}
+
+/// Tags every exported route with 64513:1; promises A and B the same
+/// verdicts, and C nothing.
+#[derive(Debug)]
+struct Tagging;
+
+impl RoutePolicy for Tagging {
+    fn evaluate(
+        &self,
+        _peer: IpAddr,
+        direction: Direction,
+        routes: &[Candidate<'_>],
+    ) -> Result<Vec<Verdict>, String> {
+        Ok(routes
+            .iter()
+            .map(|c| match direction {
+                Direction::Import => Verdict::Accept,
+                Direction::Export => {
+                    let mut attrs = c.route.attrs.clone();
+                    attrs.communities.push(Community(0xfc01_0001));
+                    Verdict::Replace(Box::new(attrs))
+                }
+            })
+            .collect())
+    }
+
+    fn export_class(&self, peer: IpAddr) -> Option<u64> {
+        (peer != address(C)).then_some(7)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_policy_shares_groups_only_among_peers_it_promises_alike() {
+    let me = [127, 0, 0, ME + 10];
+    let listen = SocketAddr::from((me, free_port(me)));
+    let (instance, _best) = Instance::start(
+        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, ME + 10)),
+        &[listen],
+    )
+    .await
+    .expect("instance");
+    instance.set_route_policy(Some(std::sync::Arc::new(Tagging)), Vec::new());
+    for n in [A, B, C] {
+        instance.add_peer(passive_peer(ME + 10, n), PeerPolicy::default());
+    }
+    wait_active(&instance, 3).await;
+    let mut a = Peer::connect(A, listen).await;
+    let mut b = Peer::connect(B, listen).await;
+    let mut c = Peer::connect(C, listen).await;
+    let theirs = "203.0.113.0/24";
+    a.raw.send(&announce(A, theirs, &[64512, 65001])).await;
+    wait_best(&instance, theirs, Some(A)).await;
+    settle(&instance, &mut [&mut a, &mut b, &mut c], 1).await;
+    assert_eq!(a.view, view(&[]), "A is not sent its own route");
+    assert_eq!(b.view, view(&[(theirs, 65001)]));
+    assert_eq!(c.view, view(&[(theirs, 65001)]));
+    for peer in [&b, &c] {
+        assert_eq!(peer.tagged, 2, "the route and the marker carry the tag");
+    }
+    assert_eq!(instance.counts().await.update_groups, 2, "A and B; C");
 }
