@@ -427,6 +427,11 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
         metric_sum(&lab.scrape("node-4"), "starling_bgp_prefixes_advertised") == 9.0
     });
     traffic.assert_none_lost("the route reflector killed and started again");
+    // Its three clients export alike: one update group, encoded once.
+    assert_eq!(
+        metric_sum(&lab.scrape("node-4"), "starling_bgp_update_groups"),
+        1.0
+    );
     let writes: Vec<f64> = clients.iter().map(|n| kernel_writes(n)).collect();
     assert_eq!(writes, writes_before, "clients rewrote kernel routes");
 

@@ -406,6 +406,10 @@ impl PeerTask {
                     }
                 }
                 () = sleep => {
+                    // What the peer sent before the deadline counts first:
+                    // a task that woke late must not expire a session
+                    // whose KEEPALIVE waits in the socket.
+                    self.read_pending(&mut buf);
                     let now = Instant::now();
                     if self.held_since.is_some_and(|t| now >= t + CONFIRMATION_HOLD) {
                         // Our own attempt is taking too long: stop waiting
@@ -620,6 +624,33 @@ impl PeerTask {
             .close(now, starling_wire::Notification::new(code, 0));
         if let Some(c) = self.replace_conn(None) {
             c.writer_task.abort();
+        }
+    }
+
+    /// Hand the session whatever the connection has ready to read,
+    /// without waiting (a bounded number of reads).
+    fn read_pending(&mut self, buf: &mut [u8]) {
+        for _ in 0..16 {
+            let Some(c) = self.conn.as_ref() else {
+                return;
+            };
+            match c.reader.try_read(buf) {
+                Ok(0) => {
+                    self.detach();
+                    self.session.handle(Instant::now(), Input::Disconnected);
+                    return;
+                }
+                Ok(n) => {
+                    let data = buf.get(..n).unwrap_or_default();
+                    self.session.handle(Instant::now(), Input::Received(data));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.detach();
+                    self.session.handle(Instant::now(), Input::Disconnected);
+                    return;
+                }
+            }
         }
     }
 
