@@ -1018,6 +1018,9 @@ impl State {
         codec.local_ipv4 = None;
         codec.add_path_receive = PerFamily::NONE;
         codec.enhanced_route_refresh = false;
+        codec.peer_as = 0;
+        codec.enforce_first_as = false;
+        codec.mp_errors = Default::default();
         // A route policy decides per peer unless it promises otherwise; a
         // third-party next hop depends on the peer's address; ADD-PATH
         // path ids are kept per peer.
@@ -1028,11 +1031,16 @@ impl State {
             .then_some(address);
         let target = match unique {
             Some(_) => target,
-            // Split horizon is the group's business (see crate::groups).
+            // Split horizon is the group's business (see crate::groups);
+            // export never looks at the peer's AS (eBGP peers in different
+            // ASes are sent the same, as an exchange's members are) nor at
+            // what it may import.
             None => ExportTarget {
                 info: PeerInfo {
                     address: IpAddr::from([0, 0, 0, 0]),
                     router_id: Ipv4Addr::UNSPECIFIED,
+                    asn: 0,
+                    allow_own_as: 0,
                     ..target.info
                 },
                 ..target

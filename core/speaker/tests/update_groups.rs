@@ -325,3 +325,37 @@ async fn a_route_policy_shares_groups_only_among_peers_it_promises_alike() {
     }
     assert_eq!(instance.counts().await.update_groups, 2, "A and B; C");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ebgp_peers_in_different_ases_share_a_group() {
+    let me = [127, 0, 0, ME + 20];
+    let listen = SocketAddr::from((me, free_port(me)));
+    let (instance, _best) = Instance::start(
+        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, ME + 20)),
+        &[listen],
+    )
+    .await
+    .expect("instance");
+    // As an exchange's members: one AS each.
+    let members = [(A, 64512), (B, 65010)];
+    for (n, asn) in members {
+        let mut cfg = passive_peer(ME + 20, n);
+        cfg.remote_as = asn;
+        instance.add_peer(cfg, PeerPolicy::default());
+    }
+    wait_active(&instance, 2).await;
+    let mut peers = Vec::new();
+    for (n, asn) in members {
+        let four_octet = vec![Capability::FourOctetAs(asn)];
+        peers.push(Peer {
+            raw: RawPeer::establish_as([127, 0, 0, n], listen, asn, four_octet).await,
+            view: BTreeMap::new(),
+            tagged: 0,
+        });
+    }
+    let [a, b] = &mut peers[..] else {
+        unreachable!()
+    };
+    settle(&instance, &mut [a, b], 1).await;
+    assert_eq!(instance.counts().await.update_groups, 1);
+}

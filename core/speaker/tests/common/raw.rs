@@ -37,11 +37,31 @@ impl RawPeer {
         Self::open(local, starling, None, extra).await
     }
 
+    /// As `establish_offering`, speaking as `asn` instead of 64512.
+    pub async fn establish_as(
+        local: [u8; 4],
+        starling: SocketAddr,
+        asn: u32,
+        extra: Vec<Capability>,
+    ) -> Self {
+        Self::open_as(local, starling, None, extra, asn).await
+    }
+
     async fn open(
         local: [u8; 4],
         starling: SocketAddr,
         rcvbuf: Option<u32>,
         extra: Vec<Capability>,
+    ) -> Self {
+        Self::open_as(local, starling, rcvbuf, extra, 64512).await
+    }
+
+    async fn open_as(
+        local: [u8; 4],
+        starling: SocketAddr,
+        rcvbuf: Option<u32>,
+        extra: Vec<Capability>,
+        asn: u32,
     ) -> Self {
         let socket = TcpSocket::new_v4().expect("socket");
         if let Some(size) = rcvbuf {
@@ -55,7 +75,7 @@ impl RawPeer {
             their_open: None,
         };
         let open = Open::new(
-            64512,
+            asn,
             90,
             Ipv4Addr::from(local),
             [Capability::Multiprotocol(Family::IPV4_UNICAST)]
