@@ -40,10 +40,26 @@ const SEED: u64 = 0x5eed_cafe_f00d_d00d;
 const BLASTER_AS: u32 = 65001;
 const SINK_AS: u32 = 65002;
 
-/// The address of route-reflector client `i` (the `rr` scenario), on the
-/// namespace's loopback like the others.
+/// The address of route-reflector client or exchange member `i` (the
+/// `rr` and `fanout` scenarios), on the namespace's loopback like the
+/// others.
 fn rr_client(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, 1 + (i % 254) as u8)
+}
+
+/// The AS of exchange member `i` (the `fanout` scenario): private 4-octet
+/// ASes, which the generated AS paths (ASes below 400,000) never contain.
+fn member_as(i: usize) -> u32 {
+    4_200_000_000 + i as u32
+}
+
+/// How the `rr` and `fanout` scenarios' peers relate to the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Peers {
+    /// iBGP route-reflector clients.
+    Clients,
+    /// eBGP peers, one AS each, as an exchange's members.
+    Members,
 }
 
 #[derive(Debug, Parser)]
@@ -92,15 +108,38 @@ enum Cmd {
         #[arg(long, hide = true)]
         inside: bool,
     },
-    /// Run Starling as the daemon under test (used by `rib` and `rr`).
+    /// perf-method.md's S3: eBGP peers, one AS each (an exchange's
+    /// members), every one sends its own routes and must get everyone
+    /// else's (next hop self; not a transparent route server).
+    Fanout {
+        #[arg(long, default_value_t = 100)]
+        peers: usize,
+        /// Routes each peer sends.
+        #[arg(long, default_value_t = 10_000)]
+        routes: usize,
+        #[arg(long, default_value_t = 1_000)]
+        attribute_sets: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, value_delimiter = ',', default_value = "starling,bird,frr")]
+        dut: Vec<Dut>,
+        #[arg(long, default_value_t = 1)]
+        cpu: usize,
+        #[arg(long, hide = true)]
+        inside: bool,
+    },
+    /// Run Starling as the daemon under test (used by `rib`, `rr` and
+    /// `fanout`).
     #[command(hide = true)]
     Dut {
         #[arg(long)]
         port: u16,
-        /// Reflect for this many clients (the `rr` scenario) instead of
-        /// the blaster and the sink.
+        /// Serve this many clients or members (the `rr` and `fanout`
+        /// scenarios) instead of the blaster and the sink.
         #[arg(long, default_value_t = 0)]
         rr_clients: usize,
+        #[arg(long, value_enum, default_value_t = Peers::Clients)]
+        peers: Peers,
     },
 }
 
@@ -120,7 +159,11 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Cmd::Dut { port, rr_clients } => {
+        Cmd::Dut {
+            port,
+            rr_clients,
+            peers,
+        } => {
             // Warnings and errors only (sessions that go down, ...):
             // the benchmark's output stays readable.
             tracing_subscriber::fmt()
@@ -140,7 +183,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             drop(rt);
-            dut.block_on(run_starling_dut(port, rr_clients))
+            dut.block_on(run_starling_dut(port, rr_clients, peers))
         }
         Cmd::Rib { inside: false, .. } => in_namespace(0),
         Cmd::Rr {
@@ -148,6 +191,28 @@ fn main() -> anyhow::Result<()> {
             clients,
             ..
         } => in_namespace(clients),
+        Cmd::Fanout {
+            inside: false,
+            peers,
+            ..
+        } => in_namespace(peers),
+        Cmd::Fanout {
+            peers,
+            routes,
+            attribute_sets,
+            runs,
+            dut,
+            cpu,
+            inside: true,
+        } => rt.block_on(rr(
+            Peers::Members,
+            peers,
+            routes,
+            attribute_sets,
+            runs,
+            &dut,
+            cpu,
+        )),
         Cmd::Rr {
             clients,
             routes,
@@ -156,7 +221,15 @@ fn main() -> anyhow::Result<()> {
             dut,
             cpu,
             inside: true,
-        } => rt.block_on(rr(clients, routes, attribute_sets, runs, &dut, cpu)),
+        } => rt.block_on(rr(
+            Peers::Clients,
+            clients,
+            routes,
+            attribute_sets,
+            runs,
+            &dut,
+            cpu,
+        )),
         Cmd::Rib {
             prefixes,
             attribute_sets,
@@ -221,15 +294,21 @@ fn in_namespace(clients: usize) -> anyhow::Result<()> {
 }
 
 /// Starling with passive sessions: eBGP to the blaster and the sink, or
-/// iBGP to `rr_clients` route-reflector clients.
-async fn run_starling_dut(port: u16, rr_clients: usize) -> anyhow::Result<()> {
+/// to `rr_clients` route-reflector clients (iBGP) or exchange members
+/// (eBGP).
+async fn run_starling_dut(port: u16, rr_clients: usize, kind: Peers) -> anyhow::Result<()> {
     let (instance, mut best) = Instance::start(
         RibConfig::new(DUT_AS, Ipv4Addr::new(192, 0, 2, 200)),
         &[SocketAddr::from((DUT, port))],
     )
     .await?;
     let peers: Vec<(Ipv4Addr, u32)> = if rr_clients > 0 {
-        (0..rr_clients).map(|i| (rr_client(i), DUT_AS)).collect()
+        (0..rr_clients)
+            .map(|i| match kind {
+                Peers::Clients => (rr_client(i), DUT_AS),
+                Peers::Members => (rr_client(i), member_as(i)),
+            })
+            .collect()
     } else {
         vec![(BLASTER, BLASTER_AS), (SINK, SINK_AS)]
     };
@@ -244,7 +323,7 @@ async fn run_starling_dut(port: u16, rr_clients: usize) -> anyhow::Result<()> {
         cfg.local_address = Some(IpAddr::V4(DUT));
         cfg.families = vec![starling_wire::Family::IPV4_UNICAST];
         let policy = PeerPolicy {
-            rr_client: rr_clients > 0,
+            rr_client: rr_clients > 0 && kind == Peers::Clients,
             ..PeerPolicy::default()
         };
         instance.add_peer(cfg, policy);
@@ -288,8 +367,15 @@ fn scratch(name: &str) -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// Start `dut` listening on `port`: for the `rib` scenario with
-/// `rr_clients` 0, else as route reflector for that many clients.
-fn start_dut(dut: Dut, port: u16, cpu: usize, rr_clients: usize) -> anyhow::Result<Daemon> {
+/// `rr_clients` 0, else for that many reflector clients or exchange
+/// members.
+fn start_dut(
+    dut: Dut,
+    port: u16,
+    cpu: usize,
+    rr_clients: usize,
+    kind: Peers,
+) -> anyhow::Result<Daemon> {
     let clients: Vec<Ipv4Addr> = (0..rr_clients).map(rr_client).collect();
     match dut {
         Dut::Frr => {
@@ -304,6 +390,18 @@ fn start_dut(dut: Dut, port: u16, cpu: usize, rr_clients: usize) -> anyhow::Resu
                      neighbor {BLASTER} remote-as {BLASTER_AS}\n neighbor {BLASTER} passive\n\
                      neighbor {SINK} remote-as {SINK_AS}\n neighbor {SINK} passive\n\
                      address-family ipv4 unicast\n  neighbor {BLASTER} activate\n  neighbor {SINK} activate\n\
+                     exit-address-family\n"
+                )
+            } else if kind == Peers::Members {
+                let neighbors: String = clients
+                    .iter()
+                    .map(|c| format!(" neighbor {c} peer-group members\n"))
+                    .collect();
+                format!(
+                    "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n no bgp ebgp-requires-policy\n\
+                     neighbor members peer-group\n neighbor members remote-as external\n neighbor members passive\n\
+                     {neighbors}\
+                     address-family ipv4 unicast\n  neighbor members activate\n\
                      exit-address-family\n"
                 )
             } else {
@@ -348,6 +446,12 @@ fn start_dut(dut: Dut, port: u16, cpu: usize, rr_clients: usize) -> anyhow::Resu
             };
             let neighbors: String = if clients.is_empty() {
                 neighbor(BLASTER, BLASTER_AS) + &neighbor(SINK, SINK_AS)
+            } else if kind == Peers::Members {
+                clients
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| neighbor(*c, member_as(i)))
+                    .collect()
             } else {
                 clients
                     .iter()
@@ -399,6 +503,13 @@ fn start_dut(dut: Dut, port: u16, cpu: usize, rr_clients: usize) -> anyhow::Resu
             let child = command
                 .args(["dut", "--port", &port.to_string()])
                 .args(["--rr-clients", &rr_clients.to_string()])
+                .args([
+                    "--peers",
+                    match kind {
+                        Peers::Clients => "clients",
+                        Peers::Members => "members",
+                    },
+                ])
                 .stderr(Stdio::inherit())
                 .spawn()
                 .context("spawning the Starling DUT")?;
@@ -427,6 +538,18 @@ template bgp p {{
                             "protocol bgp blaster from p {{ neighbor {BLASTER} as {BLASTER_AS}; ipv4 {{ import all; export none; }}; }}\n\
                              protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}"
                         )
+                    } else if kind == Peers::Members {
+                        clients
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| {
+                                format!(
+                                    "protocol bgp m{i} from p {{ neighbor {c} as {}; \
+                                     ipv4 {{ import all; export where source = RTS_BGP; }}; }}\n",
+                                    member_as(i)
+                                )
+                            })
+                            .collect()
                     } else {
                         clients
                             .iter()
@@ -493,7 +616,7 @@ async fn one_run(
     cpu: usize,
 ) -> anyhow::Result<(Duration, u64)> {
     let port = free_port()?;
-    let daemon = start_dut(dut, port, cpu, 0)?;
+    let daemon = start_dut(dut, port, cpu, 0, Peers::Clients)?;
     let target = SocketAddr::from((DUT, port));
     let mut sink = connect(SINK, target, SINK_AS).await?;
     let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
@@ -538,16 +661,21 @@ async fn rib(
 /// until the last client does.
 async fn one_rr_run(
     dut: Dut,
+    kind: Peers,
     streams: &[Vec<u8>],
     want: usize,
     cpu: usize,
 ) -> anyhow::Result<(Duration, u64)> {
     let port = free_port()?;
-    let daemon = start_dut(dut, port, cpu, streams.len())?;
+    let daemon = start_dut(dut, port, cpu, streams.len(), kind)?;
     let target = SocketAddr::from((DUT, port));
     let mut clients = Vec::with_capacity(streams.len());
     for i in 0..streams.len() {
-        clients.push(connect(rr_client(i), target, DUT_AS).await?);
+        let asn = match kind {
+            Peers::Clients => DUT_AS,
+            Peers::Members => member_as(i),
+        };
+        clients.push(connect(rr_client(i), target, asn).await?);
     }
     let t0 = Instant::now();
     let seen: Arc<Vec<AtomicUsize>> =
@@ -594,6 +722,7 @@ async fn one_rr_run(
 }
 
 async fn rr(
+    kind: Peers,
     clients: usize,
     routes: usize,
     sets: usize,
@@ -602,13 +731,15 @@ async fn rr(
     cpu: usize,
 ) -> anyhow::Result<()> {
     if !(2..=254).contains(&clients) {
-        bail!("--clients must be between 2 and 254");
+        bail!("between 2 and 254 clients or members");
     }
     eprintln!("generating {clients} × {routes} prefixes over {sets} attribute sets ...");
     let mut table = table::Table::generate(clients * routes, sets, BLASTER_AS, SEED);
-    for attrs in &mut table.sets {
-        // iBGP: LOCAL_PREF is expected.
-        attrs.local_pref = Some(100);
+    if kind == Peers::Clients {
+        for attrs in &mut table.sets {
+            // iBGP: LOCAL_PREF is expected.
+            attrs.local_pref = Some(100);
+        }
     }
     // Prefix k of the table goes to client k mod N: each gets `routes`,
     // over all the attribute sets.
@@ -628,10 +759,22 @@ async fn rr(
         shares[k % clients].groups[set].push(*nlri);
     }
     let ctx = Context {
-        ebgp: false,
+        ebgp: kind == Peers::Members,
         peer_as: DUT_AS,
         ..Context::default()
     };
+    if kind == Peers::Members {
+        // A member's routes start with its own AS.
+        for (i, share) in shares.iter_mut().enumerate() {
+            for attrs in &mut share.sets {
+                if let Some(path) = &mut attrs.as_path
+                    && let Some(first) = path.segments.first_mut().and_then(|s| s.asns.first_mut())
+                {
+                    *first = member_as(i);
+                }
+            }
+        }
+    }
     let streams: Vec<Vec<u8>> = shares
         .iter()
         .enumerate()
@@ -639,12 +782,15 @@ async fn rr(
         .collect();
     let want = (clients - 1) * routes;
     let results = measure(duts, runs, async |dut| {
-        one_rr_run(dut, &streams, want, cpu).await
+        one_rr_run(dut, kind, &streams, want, cpu).await
     })
     .await?;
-    results.report(&format!(
-        "time until all {clients} clients hold {want} reflected prefixes (s)"
-    ));
+    results.report(&match kind {
+        Peers::Clients => {
+            format!("time until all {clients} clients hold {want} reflected prefixes (s)")
+        }
+        Peers::Members => format!("time until all {clients} members hold {want} prefixes (s)"),
+    });
     Ok(())
 }
 
