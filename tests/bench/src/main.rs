@@ -89,6 +89,23 @@ enum Cmd {
         #[arg(long, hide = true)]
         inside: bool,
     },
+    /// perf-method.md's S6 (a): one full table in, as `rib`; then the
+    /// blaster's session ends, and the clock runs until the sink has had
+    /// every prefix withdrawn.
+    Withdraw {
+        #[arg(long, default_value_t = 1_000_000)]
+        prefixes: usize,
+        #[arg(long, default_value_t = 5_000)]
+        attribute_sets: usize,
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, value_delimiter = ',', default_value = "starling,bird,frr,gobgp")]
+        dut: Vec<Dut>,
+        #[arg(long, default_value_t = 1)]
+        cpu: usize,
+        #[arg(long, hide = true)]
+        inside: bool,
+    },
     /// A route reflector: every client sends its own routes, and every
     /// client must get everyone else's.
     Rr {
@@ -185,7 +202,15 @@ fn main() -> anyhow::Result<()> {
             drop(rt);
             dut.block_on(run_starling_dut(port, rr_clients, peers))
         }
-        Cmd::Rib { inside: false, .. } => in_namespace(0),
+        Cmd::Rib { inside: false, .. } | Cmd::Withdraw { inside: false, .. } => in_namespace(0),
+        Cmd::Withdraw {
+            prefixes,
+            attribute_sets,
+            runs,
+            dut,
+            cpu,
+            inside: true,
+        } => rt.block_on(withdraw(prefixes, attribute_sets, runs, &dut, cpu)),
         Cmd::Rr {
             inside: false,
             clients,
@@ -630,6 +655,68 @@ async fn one_run(
     let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
     drop(blaster);
     Ok((done - t0, rss))
+}
+
+/// One `withdraw` run: the table in, then the blaster gone; the time from
+/// its connection's end until the sink holds nothing.
+async fn one_withdraw_run(
+    dut: Dut,
+    stream: &[u8],
+    prefixes: usize,
+    cpu: usize,
+) -> anyhow::Result<(Duration, u64)> {
+    let port = free_port()?;
+    let daemon = start_dut(dut, port, cpu, 0, Peers::Clients)?;
+    let target = SocketAddr::from((DUT, port));
+    let mut sink = connect(SINK, target, SINK_AS).await?;
+    let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
+    let sink_task = tokio::spawn(async move {
+        let seen = AtomicUsize::new(0);
+        sink.count_until(prefixes, &seen).await?;
+        anyhow::Ok(sink)
+    });
+    blaster.stream.write_all(stream).await?;
+    let mut sink = tokio::time::timeout(Duration::from_secs(600), sink_task)
+        .await
+        .context("the sink did not get every prefix within 600 s")???;
+    // The table is in: the blaster's session ends (no graceful restart
+    // offered, so every daemon withdraws at once).
+    let t0 = Instant::now();
+    drop(blaster);
+    let left = AtomicUsize::new(prefixes);
+    let done = tokio::time::timeout(Duration::from_secs(600), sink.count_down(prefixes, &left))
+        .await
+        .with_context(|| {
+            format!(
+                "the sink still held {} prefixes after 600 s",
+                left.load(Ordering::Relaxed)
+            )
+        })??;
+    let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
+    Ok((done - t0, rss))
+}
+
+async fn withdraw(
+    prefixes: usize,
+    sets: usize,
+    runs: usize,
+    duts: &[Dut],
+    cpu: usize,
+) -> anyhow::Result<()> {
+    eprintln!("generating {prefixes} prefixes over {sets} attribute sets ...");
+    let table = table::Table::generate(prefixes, sets, BLASTER_AS, SEED);
+    let ctx = Context {
+        ebgp: true,
+        peer_as: DUT_AS,
+        ..Context::default()
+    };
+    let stream = table.encode(BLASTER, &ctx);
+    let results = measure(duts, runs, async |dut| {
+        one_withdraw_run(dut, &stream, prefixes, cpu).await
+    })
+    .await?;
+    results.report("time from the blaster's session end until the sink holds nothing (s)");
+    Ok(())
 }
 
 async fn rib(

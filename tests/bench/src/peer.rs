@@ -108,7 +108,26 @@ impl Peer {
         want: usize,
         seen: &std::sync::atomic::AtomicUsize,
     ) -> anyhow::Result<Instant> {
-        let mut have = 0usize;
+        self.count(0, |have| have >= want, seen).await
+    }
+
+    /// Count withdrawals of the `have` prefixes held until none is left;
+    /// returns when.
+    pub(crate) async fn count_down(
+        &mut self,
+        have: usize,
+        seen: &std::sync::atomic::AtomicUsize,
+    ) -> anyhow::Result<Instant> {
+        self.count(have, |have| have == 0, seen).await
+    }
+
+    /// Follow the prefixes held, from `have`, until `done` says so.
+    async fn count(
+        &mut self,
+        mut have: usize,
+        done: impl Fn(usize) -> bool,
+        seen: &std::sync::atomic::AtomicUsize,
+    ) -> anyhow::Result<Instant> {
         let mut start = 0usize;
         // Our own KEEPALIVEs, as a real peer sends them: the daemon's hold
         // timer must not depend on how soon we read its.
@@ -141,7 +160,9 @@ impl Peer {
                     bail!("the DUT sent a NOTIFICATION: {why}");
                 }
                 start += h.len;
-                if have >= want {
+                if done(have) {
+                    // What follows is for the next count.
+                    self.buf.drain(..start);
                     return Ok(Instant::now());
                 }
             }
