@@ -365,6 +365,15 @@ struct Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // SIGTERM first, so a wrapper (a profiler, see
+        // STARLING_BENCH_WRAP) can stop its child and write its data.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(d) = &self._dir {

@@ -70,6 +70,13 @@ impl PrefixIndex {
         }
     }
 
+    /// Keep only the prefixes whose slot `keep` accepts: one pass, where
+    /// removing a whole table prefix by prefix would search for each.
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(Slot) -> bool) {
+        self.v4.retain(&mut keep);
+        self.v6.retain(|_, slot| keep(*slot));
+    }
+
     /// Every prefix and its slot: IPv4 then IPv6, each in address order
     /// (then length).
     pub(super) fn iter(&self) -> impl Iterator<Item = (Prefix, Slot)> + '_ {
@@ -195,6 +202,26 @@ impl Ipv4Index {
         Some(slot)
     }
 
+    fn retain(&mut self, keep: &mut impl FnMut(Slot) -> bool) {
+        let mut len = 0;
+        for bucket in &mut self.buckets {
+            match bucket {
+                Bucket::Sorted(entries) => {
+                    entries.retain(|e| keep(e.slot));
+                    if entries.is_empty() {
+                        *entries = Vec::new();
+                    }
+                    len += entries.len();
+                }
+                Bucket::Tree(tree) => {
+                    tree.retain(|_, slot| keep(*slot));
+                    len += tree.len();
+                }
+            }
+        }
+        self.len = len;
+    }
+
     fn iter(&self) -> impl Iterator<Item = (Ipv4Prefix, Slot)> + '_ {
         self.buckets.iter().enumerate().flat_map(|(high, bucket)| {
             let prefix = move |(low, len): (u16, u8)| {
@@ -272,6 +299,20 @@ mod tests {
         );
         assert_eq!(index.remove(&p("2001:db8::/32")), Some(1));
         assert_eq!(index.len(), 2);
+    }
+
+    #[test]
+    fn retain_keeps_the_slots_asked_for_in_both_families() {
+        let mut index = PrefixIndex::default();
+        let prefixes = ["10.0.0.0/8", "10.0.0.0/24", "192.0.2.0/24", "2001:db8::/32"];
+        for (n, s) in prefixes.iter().enumerate() {
+            index.get_or_insert_with(p(s), || n as Slot);
+        }
+        index.retain(|slot| slot % 2 == 1);
+        let left: Vec<(Prefix, Slot)> = index.iter().collect();
+        assert_eq!(left, vec![(p("10.0.0.0/24"), 1), (p("2001:db8::/32"), 3)]);
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.get(&p("10.0.0.0/8")), None);
     }
 
     #[test]

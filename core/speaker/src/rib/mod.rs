@@ -607,9 +607,44 @@ impl Rib {
 
     /// Remove everything `peer` sent (session down without graceful restart).
     pub fn peer_down(&mut self, peer: IpAddr) -> Vec<BestChange> {
+        // One walk that removes as it goes: a full table's withdrawal
+        // neither lists its paths first nor looks each up again.
+        let source = Source::Peer(peer);
         let mut changes = Vec::new();
-        for (prefix, slot, path_id) in self.keys_of(peer, |_| true) {
-            self.remove_at(Source::Peer(peer), prefix, slot, path_id, &mut changes);
+        let Self {
+            index,
+            destinations,
+            emptied,
+            peers,
+            cfg,
+            track_all_paths,
+            ..
+        } = self;
+        let inputs = (&*peers, &*cfg, *track_all_paths);
+        let before = emptied.len();
+        for (prefix, slot) in index.iter() {
+            let Some(d) = destinations.get_mut(slot as usize) else {
+                continue;
+            };
+            if !d.paths.iter().any(|p| p.source == source) {
+                continue;
+            }
+            let old = d.best_paths();
+            d.paths.retain(|p| p.source != source);
+            if d.paths.len() <= 1 && d.paths.spilled() {
+                d.paths.shrink_to_fit();
+            }
+            d.decide(&old, prefix, slot, inputs, &mut changes);
+            if d.paths.is_empty() {
+                emptied.push(slot);
+            }
+        }
+        if emptied.len() > before {
+            index.retain(|slot| {
+                destinations
+                    .get(slot as usize)
+                    .is_some_and(|d| !d.paths.is_empty())
+            });
         }
         self.received.remove(&peer);
         self.rejected.remove(&peer);
