@@ -8,8 +8,8 @@
 //! it is, and encodes each pass once. Each part of the encoding names its
 //! audience ([`Audience`]): everyone, everyone but the route's source, or
 //! only the source (which must drop the route it had before its own won).
-//! A member with nothing withheld shares the encoded bytes; one with
-//! something withheld gets a copy without it.
+//! Members are sent slices of the one encoding: a member with nothing
+//! withheld one slice, one with something withheld the slices around it.
 //!
 //! The instance decides who belongs together ([`GroupKey`]) and drives
 //! the passes; this module is the bookkeeping and the encoding.
@@ -345,7 +345,6 @@ impl Outgoing {
             }
             mark(&bytes, start, *audience);
         }
-        let shared = bytes.len();
         for ((family, audience), nlri) in self.withdraw.iter().filter(|((_, a), _)| single(a)) {
             let start = bytes.len();
             encode_withdrawals(*family, nlri, ctx, &mut bytes);
@@ -353,7 +352,6 @@ impl Outgoing {
         }
         Encoded {
             bytes: Bytes::from(bytes),
-            shared,
             parts,
         }
     }
@@ -363,38 +361,30 @@ impl Outgoing {
 #[derive(Debug)]
 pub(crate) struct Encoded {
     bytes: Bytes,
-    /// Where the parts for single members begin.
-    shared: usize,
     parts: Vec<(Range<usize>, Audience)>,
 }
 
 impl Encoded {
-    /// What `member` is sent: the shared bytes when it is in the audience
-    /// of all of them, else a copy of its parts; then what it alone is
-    /// told.
+    /// What `member` is sent, as slices of the shared encoding (nothing is
+    /// copied): its parts, with neighbouring ones joined. A member with
+    /// nothing withheld gets one slice of everything before the parts for
+    /// single members; one whose own routes are in the pass, a slice on
+    /// either side of them.
     pub(crate) fn for_member(&self, member: Member) -> SmallVec<[Bytes; 2]> {
         let mut out = SmallVec::new();
-        let (common, single) = self.parts.split_at(
-            self.parts
-                .iter()
-                .position(|(r, _)| r.start >= self.shared)
-                .unwrap_or(self.parts.len()),
-        );
-        if common.iter().all(|(_, a)| a.includes(member)) {
-            if self.shared > 0 {
-                out.push(self.bytes.slice(..self.shared));
-            }
-        } else {
-            let mut own = Vec::new();
-            for (range, _) in common.iter().filter(|(_, a)| a.includes(member)) {
-                own.extend_from_slice(&self.bytes[range.clone()]);
-            }
-            if !own.is_empty() {
-                out.push(Bytes::from(own));
+        let mut run: Option<Range<usize>> = None;
+        for (range, _) in self.parts.iter().filter(|(_, a)| a.includes(member)) {
+            match &mut run {
+                Some(r) if r.end == range.start => r.end = range.end,
+                _ => {
+                    if let Some(r) = run.replace(range.clone()) {
+                        out.push(self.bytes.slice(r));
+                    }
+                }
             }
         }
-        for (range, _) in single.iter().filter(|(_, a)| a.includes(member)) {
-            out.push(self.bytes.slice(range.clone()));
+        if let Some(r) = run {
+            out.push(self.bytes.slice(r));
         }
         out
     }
