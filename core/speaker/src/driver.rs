@@ -28,9 +28,77 @@ use crate::sockopt;
 pub enum PeerEvent {
     StateChanged(State),
     Established(Box<Negotiated>),
-    Update(Box<ParsedUpdate>),
+    /// An UPDATE, and its place in the peer's intake: drop the ticket
+    /// once the UPDATE is applied.
+    Update(Box<ParsedUpdate>, InputTicket),
     RouteRefresh(RouteRefresh),
     Down(DownReason),
+}
+
+/// Prefixes a peer has sent that have not been applied yet: past this
+/// many its connection is not read (TCP holds the rest, and the peer
+/// waits), so a peer that sends faster than the RIB takes routes costs
+/// socket buffers, not a growing queue of decoded UPDATEs.
+const INTAKE_HIGH: usize = 65_536;
+
+/// A peer's UPDATEs between its connection and the RIB.
+#[derive(Debug, Default)]
+struct Intake {
+    prefixes: std::sync::atomic::AtomicUsize,
+    drained: tokio::sync::Notify,
+}
+
+/// One UPDATE's share of its peer's intake, given back when dropped.
+#[derive(Debug, Clone)]
+pub struct InputTicket {
+    /// Held only to be dropped.
+    _share: Arc<TicketInner>,
+}
+
+#[derive(Debug)]
+struct TicketInner {
+    intake: Arc<Intake>,
+    prefixes: usize,
+}
+
+impl Drop for TicketInner {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        let before = self
+            .intake
+            .prefixes
+            .fetch_sub(self.prefixes, Ordering::Relaxed);
+        if before > INTAKE_HIGH && before - self.prefixes <= INTAKE_HIGH {
+            self.intake.drained.notify_one();
+        }
+    }
+}
+
+impl Intake {
+    /// A ticket for `update`, counted in.
+    fn admit(self: &Arc<Self>, update: &ParsedUpdate) -> InputTicket {
+        let u = &update.update;
+        let prefixes = 1
+            + u.nlri.len()
+            + u.withdrawn.len()
+            + u.mp_reach.as_ref().map_or(0, |m| m.nlri.len())
+            + u.mp_unreach.as_ref().map_or(0, |m| m.nlri.len());
+        self.prefixes
+            .fetch_add(prefixes, std::sync::atomic::Ordering::Relaxed);
+        InputTicket {
+            _share: Arc::new(TicketInner {
+                intake: self.clone(),
+                prefixes,
+            }),
+        }
+    }
+
+    /// Wait until the RIB has taken in enough of what was read.
+    async fn room(&self) {
+        while self.prefixes.load(std::sync::atomic::Ordering::Relaxed) > INTAKE_HIGH {
+            self.drained.notified().await;
+        }
+    }
 }
 
 /// A snapshot of one session for status output.
@@ -184,6 +252,7 @@ pub fn spawn_peer(
         connecting: None,
         contender: None,
         held_since: None,
+        intake: Arc::default(),
     };
     let join = tokio::spawn(task.run(rx));
     (
@@ -265,6 +334,8 @@ struct PeerTask {
     /// until one side's BGP Identifier is known, then RFC 4271 §6.8 picks
     /// the survivor.
     contender: Option<Contender>,
+    /// UPDATEs sent to the RIB and not yet applied.
+    intake: Arc<Intake>,
 }
 
 /// The second connection of a collision, with its own state machine.
@@ -326,7 +397,9 @@ impl PeerTask {
                     None => std::future::pending().await,
                 }
             };
+            let intake = self.intake.clone();
             let reading = async {
+                intake.room().await;
                 match self.conn.as_mut() {
                     Some(c) => c.reader.read(&mut buf).await,
                     None => std::future::pending().await,
@@ -705,7 +778,8 @@ impl PeerTask {
                 }
                 Output::Update(u) => {
                     self.update_status(|s| s.updates_received += 1);
-                    let _ = self.events.send((peer, PeerEvent::Update(u)));
+                    let ticket = self.intake.admit(&u);
+                    let _ = self.events.send((peer, PeerEvent::Update(u, ticket)));
                 }
                 Output::RouteRefresh(r) => {
                     let _ = self.events.send((peer, PeerEvent::RouteRefresh(r)));
@@ -958,5 +1032,45 @@ pub async fn accept_loop(listener: TcpListener, speaker: Arc<Mutex<Speaker>>) {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use starling_wire::{Nlri, Prefix, Update};
+
+    use super::*;
+
+    /// An UPDATE announcing `n` prefixes.
+    fn update(n: usize) -> ParsedUpdate {
+        let nlri = (0..n)
+            .map(|i| {
+                let addr = IpAddr::from((0x0a00_0000 + i as u32).to_be_bytes());
+                Nlri::new(Prefix::new(addr, 32).expect("prefix"))
+            })
+            .collect();
+        ParsedUpdate::from(Update {
+            nlri,
+            ..Update::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn reading_waits_while_the_rib_holds_too_many_of_a_peers_prefixes() {
+        let intake = Arc::new(Intake::default());
+        let first = intake.admit(&update(INTAKE_HIGH / 2));
+        let room = || tokio::time::timeout(Duration::from_millis(50), intake.room());
+        assert!(room().await.is_ok(), "half full: reading goes on");
+        let second = intake.admit(&update(INTAKE_HIGH / 2));
+        let copy = second.clone();
+        assert!(room().await.is_err(), "over the limit: reading waits");
+        drop(second);
+        assert!(room().await.is_err(), "a clone still holds its share");
+        drop(copy);
+        assert!(room().await.is_ok(), "applied: reading goes on");
+        drop(first);
+        assert_eq!(intake.prefixes.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 }

@@ -747,7 +747,9 @@ impl State {
                 // A restarting peer is not waited for.
                 self.check_recovery();
             }
-            PeerEvent::Update(parsed) => self.update(address, &parsed),
+            // The ticket goes once the UPDATE is applied: the peer's
+            // reading waits on it.
+            PeerEvent::Update(parsed, _ticket) => self.update(address, &parsed),
             PeerEvent::RouteRefresh(_) => {
                 // Answer by sending the whole Adj-RIB-Out again.
                 self.initial_advertisement(address);

@@ -79,7 +79,7 @@ async fn routes_flow_both_ways_with_bird() {
     let collect = async {
         while eor.len() < 2 {
             match events.recv().await.expect("event stream") {
-                (_, PeerEvent::Update(p)) => {
+                (_, PeerEvent::Update(p, _)) => {
                     assert!(p.problems.is_empty(), "{:?}", p.problems);
                     match p.update.end_of_rib() {
                         Some(f) => eor.push(f),

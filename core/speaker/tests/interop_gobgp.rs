@@ -124,7 +124,9 @@ async fn starling_connects_out_to_gobgp() {
     let announced = timeout(Duration::from_secs(30), async {
         loop {
             match events.recv().await.expect("events") {
-                (_, PeerEvent::Update(p)) if p.update.nlri.iter().any(|n| n.prefix == target) => {
+                (_, PeerEvent::Update(p, _))
+                    if p.update.nlri.iter().any(|n| n.prefix == target) =>
+                {
                     return p;
                 }
                 (_, PeerEvent::Down(r)) => panic!("down: {r:?}"),
@@ -154,7 +156,7 @@ async fn starling_connects_out_to_gobgp() {
     );
     timeout(Duration::from_secs(10), async {
         loop {
-            if let (_, PeerEvent::Update(p)) = events.recv().await.expect("events")
+            if let (_, PeerEvent::Update(p, _)) = events.recv().await.expect("events")
                 && p.update.withdrawn.iter().any(|n| n.prefix == target)
             {
                 return;
