@@ -1071,6 +1071,9 @@ mod tests {
         drop(copy);
         assert!(room().await.is_ok(), "applied: reading goes on");
         drop(first);
-        assert_eq!(intake.prefixes.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(
+            intake.prefixes.load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
     }
 }

@@ -69,43 +69,34 @@ struct Cli {
     command: Cmd,
 }
 
+/// The blaster-and-sink scenarios' options.
+#[derive(Debug, clap::Args)]
+struct TableRun {
+    #[arg(long, default_value_t = 1_000_000)]
+    prefixes: usize,
+    #[arg(long, default_value_t = 5_000)]
+    attribute_sets: usize,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Daemons to measure, in order.
+    #[arg(long, value_delimiter = ',', default_value = "starling,bird,frr,gobgp")]
+    dut: Vec<Dut>,
+    /// Pin the daemon to this CPU (taskset).
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+    /// Already inside the benchmark's namespace (set by the outer run).
+    #[arg(long, hide = true)]
+    inside: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// One full table in, re-advertised to a second peer.
-    Rib {
-        #[arg(long, default_value_t = 1_000_000)]
-        prefixes: usize,
-        #[arg(long, default_value_t = 5_000)]
-        attribute_sets: usize,
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Daemons to measure, in order.
-        #[arg(long, value_delimiter = ',', default_value = "starling,bird,frr,gobgp")]
-        dut: Vec<Dut>,
-        /// Pin the daemon to this CPU (taskset).
-        #[arg(long, default_value_t = 1)]
-        cpu: usize,
-        /// Already inside the benchmark's namespace (set by the outer run).
-        #[arg(long, hide = true)]
-        inside: bool,
-    },
+    Rib(TableRun),
     /// perf-method.md's S6 (a): one full table in, as `rib`; then the
     /// blaster's session ends, and the clock runs until the sink has had
     /// every prefix withdrawn.
-    Withdraw {
-        #[arg(long, default_value_t = 1_000_000)]
-        prefixes: usize,
-        #[arg(long, default_value_t = 5_000)]
-        attribute_sets: usize,
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        #[arg(long, value_delimiter = ',', default_value = "starling,bird,frr,gobgp")]
-        dut: Vec<Dut>,
-        #[arg(long, default_value_t = 1)]
-        cpu: usize,
-        #[arg(long, hide = true)]
-        inside: bool,
-    },
+    Withdraw(TableRun),
     /// A route reflector: every client sends its own routes, and every
     /// client must get everyone else's.
     Rr {
@@ -202,15 +193,10 @@ fn main() -> anyhow::Result<()> {
             drop(rt);
             dut.block_on(run_starling_dut(port, rr_clients, peers))
         }
-        Cmd::Rib { inside: false, .. } | Cmd::Withdraw { inside: false, .. } => in_namespace(0),
-        Cmd::Withdraw {
-            prefixes,
-            attribute_sets,
-            runs,
-            dut,
-            cpu,
-            inside: true,
-        } => rt.block_on(withdraw(prefixes, attribute_sets, runs, &dut, cpu)),
+        Cmd::Rib(TableRun { inside: false, .. })
+        | Cmd::Withdraw(TableRun { inside: false, .. }) => in_namespace(0),
+        Cmd::Rib(run) => rt.block_on(table_run(run, false)),
+        Cmd::Withdraw(run) => rt.block_on(table_run(run, true)),
         Cmd::Rr {
             inside: false,
             clients,
@@ -255,14 +241,6 @@ fn main() -> anyhow::Result<()> {
             &dut,
             cpu,
         )),
-        Cmd::Rib {
-            prefixes,
-            attribute_sets,
-            runs,
-            dut,
-            cpu,
-            inside: true,
-        } => rt.block_on(rib(prefixes, attribute_sets, runs, &dut, cpu)),
     }
 }
 
@@ -643,36 +621,16 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
+/// One `rib` run (the time until the sink holds every prefix) or, with
+/// `then_withdraw`, one `withdraw` run (the table in, then the blaster
+/// gone: the time from its connection's end until the sink holds
+/// nothing).
 async fn one_run(
     dut: Dut,
     stream: &[u8],
     prefixes: usize,
     cpu: usize,
-) -> anyhow::Result<(Duration, u64)> {
-    let port = free_port()?;
-    let daemon = start_dut(dut, port, cpu, 0, Peers::Clients)?;
-    let target = SocketAddr::from((DUT, port));
-    let mut sink = connect(SINK, target, SINK_AS).await?;
-    let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
-    let seen = std::sync::atomic::AtomicUsize::new(0);
-    let sink_task = tokio::spawn(async move { sink.count_until(prefixes, &seen).await });
-    let t0 = Instant::now();
-    blaster.stream.write_all(stream).await?;
-    let done = tokio::time::timeout(Duration::from_secs(600), sink_task)
-        .await
-        .context("the sink did not get every prefix within 600 s")???;
-    let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
-    drop(blaster);
-    Ok((done - t0, rss))
-}
-
-/// One `withdraw` run: the table in, then the blaster gone; the time from
-/// its connection's end until the sink holds nothing.
-async fn one_withdraw_run(
-    dut: Dut,
-    stream: &[u8],
-    prefixes: usize,
-    cpu: usize,
+    then_withdraw: bool,
 ) -> anyhow::Result<(Duration, u64)> {
     let port = free_port()?;
     let daemon = start_dut(dut, port, cpu, 0, Peers::Clients)?;
@@ -681,13 +639,18 @@ async fn one_withdraw_run(
     let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
     let sink_task = tokio::spawn(async move {
         let seen = AtomicUsize::new(0);
-        sink.count_until(prefixes, &seen).await?;
-        anyhow::Ok(sink)
+        let done = sink.count_until(prefixes, &seen).await?;
+        anyhow::Ok((done, sink))
     });
+    let t0 = Instant::now();
     blaster.stream.write_all(stream).await?;
-    let mut sink = tokio::time::timeout(Duration::from_secs(600), sink_task)
+    let (done, mut sink) = tokio::time::timeout(Duration::from_secs(600), sink_task)
         .await
         .context("the sink did not get every prefix within 600 s")???;
+    if !then_withdraw {
+        let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
+        return Ok((done - t0, rss));
+    }
     // The table is in: the blaster's session ends (no graceful restart
     // offered, so every daemon withdraws at once).
     let t0 = Instant::now();
@@ -705,36 +668,9 @@ async fn one_withdraw_run(
     Ok((done - t0, rss))
 }
 
-async fn withdraw(
-    prefixes: usize,
-    sets: usize,
-    runs: usize,
-    duts: &[Dut],
-    cpu: usize,
-) -> anyhow::Result<()> {
-    eprintln!("generating {prefixes} prefixes over {sets} attribute sets ...");
-    let table = table::Table::generate(prefixes, sets, BLASTER_AS, SEED);
-    let ctx = Context {
-        ebgp: true,
-        peer_as: DUT_AS,
-        ..Context::default()
-    };
-    let stream = table.encode(BLASTER, &ctx);
-    let results = measure(duts, runs, async |dut| {
-        one_withdraw_run(dut, &stream, prefixes, cpu).await
-    })
-    .await?;
-    results.report("time from the blaster's session end until the sink holds nothing (s)");
-    Ok(())
-}
-
-async fn rib(
-    prefixes: usize,
-    sets: usize,
-    runs: usize,
-    duts: &[Dut],
-    cpu: usize,
-) -> anyhow::Result<()> {
+/// The blaster's pre-encoded stream: the generated table, as one eBGP
+/// peer sends it.
+fn blaster_stream(prefixes: usize, sets: usize) -> Vec<u8> {
     eprintln!("generating {prefixes} prefixes over {sets} attribute sets ...");
     let table = table::Table::generate(prefixes, sets, BLASTER_AS, SEED);
     let ctx = Context {
@@ -744,11 +680,29 @@ async fn rib(
     };
     let stream = table.encode(BLASTER, &ctx);
     eprintln!("{} MiB of UPDATEs", stream.len() >> 20);
-    let results = measure(duts, runs, async |dut| {
-        one_run(dut, &stream, prefixes, cpu).await
+    stream
+}
+
+/// `rib`, or with `then_withdraw` `withdraw`, `run.runs` times per daemon.
+async fn table_run(run: TableRun, then_withdraw: bool) -> anyhow::Result<()> {
+    let TableRun {
+        prefixes,
+        attribute_sets,
+        runs,
+        dut,
+        cpu,
+        ..
+    } = run;
+    let stream = blaster_stream(prefixes, attribute_sets);
+    let results = measure(&dut, runs, async |dut| {
+        one_run(dut, &stream, prefixes, cpu, then_withdraw).await
     })
     .await?;
-    results.report("time until the sink holds every prefix (s)");
+    results.report(if then_withdraw {
+        "time from the blaster's session end until the sink holds nothing (s)"
+    } else {
+        "time until the sink holds every prefix (s)"
+    });
     Ok(())
 }
 
