@@ -1098,7 +1098,7 @@ impl State {
                     group.members.push((address, member));
                     tracing::debug!(peer = %address, group = id, members = group.members.len(), "joined an update group");
                 }
-                self.send_held(address, Vec::new(), |_| true);
+                self.send_held(address, [], |_| true);
             }
         }
     }
@@ -1259,7 +1259,7 @@ impl State {
             None => return,
             Some(None) => self.join(address),
             // Route refresh: the group's Adj-RIB-Out is what it was sent.
-            Some(Some(_)) => self.send_held(address, Vec::new(), |_| true),
+            Some(Some(_)) => self.send_held(address, [], |_| true),
         }
         let Some(entry) = self.peers.get(&address) else {
             return;
@@ -1286,16 +1286,19 @@ impl State {
         };
         tracing::debug!(peer = %address, "peer caught up; sending what changed");
         let changed = behind.changed;
-        self.send_held(address, behind.withdrawn.into_iter().collect(), |slot| {
-            changed.contains(slot)
-        });
+        self.send_held(address, behind.withdrawn, |slot| changed.contains(slot));
     }
 
     /// Send one member withdrawals of `withdrawn`, then what its group
     /// holds for it in the slots `wanted` picks: for a joining member or a
     /// route refresh every slot, for one that caught up those that
     /// changed meanwhile.
-    fn send_held(&mut self, address: IpAddr, withdrawn: Vec<Nlri>, wanted: impl Fn(Slot) -> bool) {
+    fn send_held(
+        &mut self,
+        address: IpAddr,
+        withdrawn: impl IntoIterator<Item = Nlri>,
+        wanted: impl Fn(Slot) -> bool,
+    ) {
         let Some(entry) = self.peers.get(&address) else {
             return;
         };
