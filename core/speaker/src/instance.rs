@@ -444,6 +444,25 @@ fn keeps_routes(notification_bit: bool, reason: &crate::session::DownReason) -> 
     }
 }
 
+/// Whether a failed attempt to reconnect with a restarting peer leaves its
+/// stale routes in place: yes, unless the peer said it is gone for good
+/// (shut down, deconfigured us, or a Hard Reset).
+fn retry_keeps_stale(reason: &crate::session::DownReason) -> bool {
+    use crate::session::DownReason;
+    match reason {
+        DownReason::ConnectionLost => true,
+        DownReason::Sent(n) | DownReason::Received(n) => {
+            n.code != code::CEASE
+                || !matches!(
+                    n.subcode,
+                    code::cease::ADMIN_SHUTDOWN
+                        | code::cease::PEER_DECONFIGURED
+                        | code::cease::HARD_RESET
+                )
+        }
+    }
+}
+
 impl State {
     async fn run(
         mut self,
@@ -779,6 +798,17 @@ impl State {
                         address,
                         std::time::Duration::from_secs(restart_time.into()),
                     );
+                } else if !was_established
+                    && !entry.awaiting_eor.is_empty()
+                    && retry_keeps_stale(&reason)
+                {
+                    // A reconnection attempt failed while the peer is
+                    // restarting (its listener up before its peers are
+                    // configured, say): its stale routes stay until the
+                    // restart timer, as RFC 4724 §4.2 has it. Flushing here
+                    // cost a restarted reflector's client its routes in
+                    // the lab.
+                    tracing::debug!(peer = %address, ?reason, "reconnection failed; keeping stale routes");
                 } else if was_established || !entry.awaiting_eor.is_empty() {
                     entry.awaiting_eor.clear();
                     entry.restart_generation += 1;
@@ -1850,6 +1880,23 @@ mod tests {
         assert!(!keeps_routes(true, &deconfigured));
         let hold = DownReason::Received(Notification::new(code::HOLD_TIMER_EXPIRED, 0));
         assert!(keeps_routes(true, &hold));
+    }
+
+    #[test]
+    fn which_failed_reconnections_keep_a_restarting_peers_routes() {
+        use crate::session::DownReason;
+        let cease = |subcode| DownReason::Received(Notification::new(code::CEASE, subcode));
+        assert!(retry_keeps_stale(&DownReason::ConnectionLost));
+        assert!(retry_keeps_stale(&cease(code::cease::CONNECTION_REJECTED)));
+        let open_error = Notification::new(code::OPEN_MESSAGE, code::open::BAD_PEER_AS);
+        assert!(retry_keeps_stale(&DownReason::Sent(open_error)));
+        for gone in [
+            code::cease::ADMIN_SHUTDOWN,
+            code::cease::PEER_DECONFIGURED,
+            code::cease::HARD_RESET,
+        ] {
+            assert!(!retry_keeps_stale(&cease(gone)), "Cease/{gone}");
+        }
     }
 
     #[test]

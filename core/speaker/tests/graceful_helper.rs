@@ -1,0 +1,145 @@
+//! Graceful restart as the helper (RFC 4724 §4.2), over live sessions:
+//! a restarting peer's routes stay, stale, through failed attempts to
+//! reconnect (its listener up before it knows its peers, say), and go only
+//! at its End-of-RIB if it does not announce them again.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use common::raw::RawPeer;
+use common::{free_port, passive_peer, routes, wait_active, wait_routes};
+use starling_speaker::config::GracefulRestartConfig;
+use starling_speaker::instance::{Instance, PeerPolicy};
+use starling_speaker::rib::RibConfig;
+use starling_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
+use starling_wire::{
+    AsPath, Context, Family, Message, Nlri, Open, Origin, ParsedUpdate, PathAttributes, Prefix,
+    Update, encode_end_of_rib, peek_header,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+
+const ME: u8 = 180;
+const X: [u8; 4] = [127, 0, 0, 181];
+
+/// Graceful restart as the peer offers it: forwarding kept for IPv4.
+fn graceful(restarting: bool) -> Vec<Capability> {
+    vec![Capability::GracefulRestart(GracefulRestart {
+        restarting,
+        notification: false,
+        reserved_flags: 0,
+        restart_time: 120,
+        families: vec![GracefulRestartFamily {
+            family: Family::IPV4_UNICAST,
+            forwarding_preserved: true,
+            reserved_flags: 0,
+        }],
+    })]
+}
+
+fn announce(prefix: &str) -> Vec<u8> {
+    let update = Update {
+        attributes: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence([64512])),
+            next_hop: Some(Ipv4Addr::from(X)),
+            ..PathAttributes::default()
+        },
+        nlri: vec![Nlri::new(prefix.parse::<Prefix>().expect("prefix"))],
+        ..Update::default()
+    };
+    Message::Update(ParsedUpdate::from(update))
+        .to_bytes(&Context::default())
+        .expect("encode")
+}
+
+fn end_of_rib() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_end_of_rib(Family::IPV4_UNICAST, &mut bytes);
+    bytes
+}
+
+/// Connect from X, send an OPEN, read Starling's OPEN and hang up: a
+/// session that fails in OpenSent, as one to a daemon still starting.
+async fn failed_attempt(listen: SocketAddr) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::from((X, 0))).expect("bind");
+    let mut stream = socket.connect(listen).await.expect("connect");
+    let open = Open::new(64512, 90, Ipv4Addr::from(X), graceful(true));
+    let bytes = Message::Open(open)
+        .to_bytes(&Context::default())
+        .expect("open");
+    stream.write_all(&bytes).await.expect("write");
+    let mut buf = Vec::new();
+    let opened = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Some(h)) = peek_header(&buf, 4096)
+                && buf.len() >= h.len
+            {
+                return Message::decode(&buf[..h.len], &Context::default());
+            }
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "Starling closed before its OPEN");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("Starling's OPEN within 10 s");
+    assert!(matches!(opened, Ok(Message::Open(_))), "{opened:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_routes_outlive_failed_reconnections_until_end_of_rib() {
+    let listen = SocketAddr::from(([127, 0, 0, ME], free_port([127, 0, 0, ME])));
+    let (instance, _best) = Instance::start(
+        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, ME)),
+        &[listen],
+    )
+    .await
+    .expect("instance");
+    let mut cfg = passive_peer(ME, X[3]);
+    cfg.graceful_restart = Some(GracefulRestartConfig {
+        restart_time: 120,
+        ..GracefulRestartConfig::default()
+    });
+    instance.add_peer(cfg, PeerPolicy::default());
+    wait_active(&instance, 1).await;
+
+    let mut x = RawPeer::establish_offering(X, listen, graceful(false)).await;
+    x.send(&announce("203.0.113.0/24")).await;
+    x.send(&end_of_rib()).await;
+    wait_routes(&instance, &["203.0.113.0/24"], Duration::from_secs(10)).await;
+
+    // X crashes: its route stays, stale. Twice it fails to come back.
+    drop(x);
+    for _ in 0..2 {
+        wait_active(&instance, 1).await;
+        failed_attempt(listen).await;
+    }
+
+    // X is back, restarting, and sends a first route. Its arrival means
+    // the failed attempts, queued before it, were handled.
+    wait_active(&instance, 1).await;
+    let mut x = RawPeer::establish_offering(X, listen, graceful(true)).await;
+    x.send(&announce("198.51.100.0/24")).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let have = loop {
+        let have = routes(&instance).await;
+        if have.contains(&"198.51.100.0/24".parse().expect("prefix")) {
+            break have;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{have:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        have.contains(&"203.0.113.0/24".parse().expect("prefix")),
+        "the stale route went with a failed reconnection: {have:?}"
+    );
+
+    // Its End-of-RIB without the old route: the stale route goes.
+    x.send(&end_of_rib()).await;
+    wait_routes(&instance, &["198.51.100.0/24"], Duration::from_secs(10)).await;
+}
