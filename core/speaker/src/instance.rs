@@ -372,7 +372,8 @@ impl PeerEntry {
     }
 
     /// The peer restarted too (the R bit in its OPEN): it waits for our
-    /// table, so we must not wait for its (RFC 4724 §4.1).
+    /// End-of-RIB before it sends its table (RFC 4724 §4.1), so it is
+    /// sent ours at once rather than deferred.
     fn peer_restarting(&self) -> bool {
         self.established_at.is_some() && self.graceful.as_ref().is_some_and(|g| g.restarting)
     }
@@ -763,7 +764,6 @@ impl State {
                 entry.negotiated = Some(*n);
                 self.leave_group(address);
                 self.initial_advertisement(address);
-                // A restarting peer is not waited for.
                 self.check_recovery();
             }
             // The ticket goes once the UPDATE is applied: the peer's
@@ -890,7 +890,7 @@ impl State {
         let waiting: Vec<IpAddr> = self
             .peers
             .iter()
-            .filter(|(_, e)| !e.synced() && !e.peer_restarting())
+            .filter(|(_, e)| !e.synced())
             .map(|(a, _)| *a)
             .collect();
         let late = std::time::Instant::now() >= recovery.until;
@@ -1274,13 +1274,16 @@ impl State {
 
     fn initial_advertisement(&mut self, address: IpAddr) {
         // A peer that kept our routes as stale waits for the whole table;
-        // one that dropped them is better off with part of it now.
-        let holds_our_routes = self
+        // one that dropped them is better off with part of it now. So is a
+        // peer restarting too: it sends its own table only after our
+        // End-of-RIB (RFC 4724 §4.1), and the others still wait for that
+        // table, so they never see an End-of-RIB without its routes.
+        let defer = self
             .peers
             .get(&address)
-            .is_some_and(|e| e.graceful.is_some());
+            .is_some_and(|e| e.graceful.is_some() && !e.peer_restarting());
         if let Some(recovery) = &mut self.recovery
-            && holds_our_routes
+            && defer
         {
             recovery.deferred.insert(address);
             return;

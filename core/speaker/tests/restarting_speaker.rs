@@ -3,7 +3,7 @@
 //! forwarding was kept), and peers that kept our routes as stale get our
 //! table and End-of-RIB only once every peer has sent its own, or the
 //! recovery time is up. A peer without graceful restart is not made to
-//! wait.
+//! wait, nor is a peer restarting too; the others wait for its table.
 
 mod common;
 
@@ -16,7 +16,10 @@ use starling_speaker::config::GracefulRestartConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
-use starling_wire::{AsPath, Family, Message, Origin, PathAttributes, Prefix, encode_end_of_rib};
+use starling_wire::{
+    AsPath, Context, Family, Message, Nlri, Origin, ParsedUpdate, PathAttributes, Prefix, Update,
+    encode_end_of_rib,
+};
 
 const ME: u8 = 140;
 
@@ -180,4 +183,77 @@ async fn recovery_ends_at_its_limit_when_a_peer_never_comes() {
     );
     let eor = next_update(&mut a, Duration::from_secs(5)).await;
     assert!(eor.as_ref().is_some_and(is_end_of_rib), "{eor:?}");
+}
+
+/// A peer that restarted as well (the R bit).
+fn restarting() -> Vec<Capability> {
+    let mut caps = helper();
+    if let Some(Capability::GracefulRestart(g)) = caps.first_mut() {
+        g.restarting = true;
+    }
+    caps
+}
+
+fn announce(prefix: &str, next_hop: Ipv4Addr) -> Vec<u8> {
+    let update = Update {
+        attributes: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence([64512])),
+            next_hop: Some(next_hop),
+            ..PathAttributes::default()
+        },
+        nlri: vec![Nlri::new(prefix.parse::<Prefix>().expect("prefix"))],
+        ..Update::default()
+    };
+    Message::Update(ParsedUpdate::from(update))
+        .to_bytes(&Context::default())
+        .expect("encode")
+}
+
+/// Both ends restarted (a reflector and a client losing power together):
+/// the restarting peer is sent our table at once, since it sends its own
+/// only after our End-of-RIB; the other peers wait for its table, so
+/// their End-of-RIB never comes before its routes (they would sweep them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_restarting_too_is_sent_our_table_and_the_others_wait_for_its_own() {
+    let (_instance, listen) = restarted_instance(Duration::from_secs(60)).await;
+    let mut a = RawPeer::establish_offering([127, 0, 0, 141], listen, helper()).await;
+    send_end_of_rib(&mut a).await;
+    let mut c = RawPeer::establish_offering([127, 0, 0, 143], listen, helper()).await;
+    send_end_of_rib(&mut c).await;
+
+    let mut b = RawPeer::establish_offering([127, 0, 0, 142], listen, restarting()).await;
+    let update = next_update(&mut b, Duration::from_secs(5)).await;
+    assert!(
+        update
+            .as_ref()
+            .is_some_and(|m| announces(m, "198.51.100.0/24")),
+        "{update:?}"
+    );
+    let eor = next_update(&mut b, Duration::from_secs(5)).await;
+    assert!(eor.as_ref().is_some_and(is_end_of_rib), "{eor:?}");
+    let early = next_update(&mut a, Duration::from_millis(1000)).await;
+    assert!(early.is_none(), "sent before B's table came: {early:?}");
+
+    b.send(&announce("203.0.113.0/24", Ipv4Addr::new(127, 0, 0, 142)))
+        .await;
+    send_end_of_rib(&mut b).await;
+    for peer in [&mut a, &mut c] {
+        let mut got = Vec::new();
+        loop {
+            let message = next_update(peer, Duration::from_secs(5))
+                .await
+                .expect("the table, then End-of-RIB");
+            if is_end_of_rib(&message) {
+                break;
+            }
+            got.push(message);
+        }
+        for prefix in ["198.51.100.0/24", "203.0.113.0/24"] {
+            assert!(
+                got.iter().any(|m| announces(m, prefix)),
+                "{prefix} before End-of-RIB: {got:?}"
+            );
+        }
+    }
 }
