@@ -30,7 +30,14 @@ fn ip(args: &[&str]) -> String {
 
 impl Lab {
     fn new() -> Self {
-        let id = std::process::id();
+        // Tests run in parallel in one process: the pid alone is not
+        // enough.
+        static COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("fib-lab-{id}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch");
@@ -352,4 +359,98 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
         metric(&scrape(&a, metrics_port), "starling_fib_repairs_total") == Some(1.0)
     });
     assert_eq!(kernel_summary(&lab.kernel_routes()), want);
+}
+
+/// A write of many routes (a full table arriving) pauses the daemon's
+/// route monitor, whose echoes would cost the kernel a copy each: the
+/// monitor is back afterwards, and a route deleted behind the daemon's
+/// back is repaired, as after a small write.
+#[test]
+fn after_a_large_write_the_monitor_still_repairs() {
+    const ROUTES: usize = 30_000;
+    let mut lab = Lab::new();
+    let dir = lab.dir.clone();
+    let (a, b) = (lab.a.clone(), lab.b.clone());
+    let statics: String = (0..ROUTES)
+        .map(|i| format!("route 10.{}.{}.0/24 blackhole;\n", 100 + i / 256, i % 256))
+        .collect();
+    let bird_conf = dir.join("bird.conf");
+    std::fs::write(
+        &bird_conf,
+        format!(
+            "router id 192.0.2.2;\nprotocol device {{}}\nprotocol static {{ ipv4; {statics} }}\n\
+             protocol bgp starling {{\n  local 192.0.2.2 as 65001;\n  neighbor 192.0.2.1 as 64512;\n\
+               connect retry time 1;\n  ipv4 {{ import none; export all; }};\n}}\n"
+        ),
+    )
+    .expect("bird.conf");
+    let bird_ctl = dir.join("bird.ctl");
+    lab.spawn(
+        &b,
+        "bird",
+        &[
+            "-f",
+            "-c",
+            bird_conf.to_str().expect("utf8"),
+            "-s",
+            bird_ctl.to_str().expect("utf8"),
+        ],
+        "bird.log",
+    );
+    let resources = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
+         spec: {nodeToNodeMeshEnabled: false, asNumber: 64512}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\n\
+         spec: {bgp: {ipv4Address: 192.0.2.1/24}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\n\
+         spec: {peerIP: 192.0.2.2, asNumber: 65001}\n";
+    let out = starling(&dir, &["apply", "-f", "-"], Some(resources));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics_port = 9179;
+    let config = dir.join("starling.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"192.0.2.1\"]\n\
+             [admin]\nsocket = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            dir.join("store").display(),
+            dir.join("admin.sock").display()
+        ),
+    )
+    .expect("config");
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
+    lab.spawn(
+        &a,
+        "env",
+        &[
+            &format!("STARLING_CACHE_DIR={cache}"),
+            env!("CARGO_BIN_EXE_starling"),
+            "run",
+            "-c",
+            config.to_str().expect("utf8"),
+        ],
+        "daemon.log",
+    );
+    wait_for("every route in the kernel", Duration::from_secs(60), || {
+        lab.kernel_routes().len() == ROUTES
+    });
+
+    // The table is in. Someone deletes a route of ours: it comes back.
+    ip(&["-n", &a, "route", "del", "10.100.7.0/24", "proto", "199"]);
+    wait_for(
+        "the deleted route to be repaired",
+        Duration::from_secs(10),
+        || {
+            lab.kernel_routes()
+                .iter()
+                .any(|r| r["dst"].as_str() == Some("10.100.7.0/24"))
+        },
+    );
+    wait_for("the repair to be counted", Duration::from_secs(5), || {
+        metric(&scrape(&a, metrics_port), "starling_fib_repairs_total").is_some_and(|n| n >= 1.0)
+    });
+    assert_eq!(lab.kernel_routes().len(), ROUTES);
 }

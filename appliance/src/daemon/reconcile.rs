@@ -346,6 +346,19 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// How long after a sign of tampering the table is repaired.
 const REPAIR_DELAY: Duration = Duration::from_millis(100);
 
+/// Our own bursts overrun the route monitor (a full table is a million
+/// notifications), and an overrun hides whether anyone else changed a
+/// route meanwhile. Repairing at once would re-read the whole table in
+/// the middle of the burst, again and again; so after an overrun during
+/// our writes, the repair waits until they have been quiet this long.
+const QUIET: Duration = Duration::from_secs(1);
+
+/// A write of at least this many routes pauses the route monitor (see
+/// `RouteMonitor::pause`): the table is compared once the writes are
+/// quiet. Each echo costs the kernel a copy per listener, in our time;
+/// for a full table, a third of the netlink floor.
+const BLIND_WRITE: usize = 20_000;
+
 /// The FIB programmer's task: best paths in, kernel writes out, batched
 /// by collecting changes for a moment before each write.
 pub(super) struct FibTask {
@@ -397,10 +410,16 @@ pub(super) fn spawn_fib(
     let (sweep, mut sweep_now) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(async move {
         let mut desired = fib.installed().clone();
+        // What changed since the last write, each once, in the order the
+        // changes came (the kernel's fastest): each write looks at these
+        // only (and at routes the kernel refused, retried with the next).
+        let mut changed = Changed::default();
         // Adopted routes stay (forwarding continues through the restart)
         // until the sweep; those no best path claimed by then are stale.
         let mut claimed: std::collections::BTreeSet<Destination> = Default::default();
-        let mut swept = false;
+        // Nothing adopted, nothing to sweep: no need to track claims (a
+        // full table's worth of them).
+        let mut swept = adopted == 0;
         // Changes are collected for at most this long before a write, so a
         // burst (a full table arriving) becomes a few large batches.
         let mut write_at: Option<tokio::time::Instant> = None;
@@ -411,15 +430,23 @@ pub(super) fn spawn_fib(
         // When the kernel says someone touched our routes (or that it lost
         // notifications), repair shortly after: a burst becomes one pass.
         let mut repair_at: Option<tokio::time::Instant> = None;
+        let mut last_write: Option<tokio::time::Instant> = None;
+        // An overrun during our writes: repair once they are quiet.
+        let mut repair_when_quiet = false;
         loop {
             tokio::select! {
                 events = monitor.next() => match events {
                     Ok(events) => {
                         if let Some(event) = events.iter().find(|e| fib.disagrees(e)) {
-                            tracing::debug!(?event, "kernel routes differ from ours");
-                            repair_at.get_or_insert_with(|| {
-                                tokio::time::Instant::now() + REPAIR_DELAY
-                            });
+                            let now = tokio::time::Instant::now();
+                            let writing = last_write.is_some_and(|t| now - t < QUIET);
+                            if writing && *event == starling_fib::KernelEvent::Overrun {
+                                repair_when_quiet = true;
+                                repair_at = Some(repair_at.map_or(now + QUIET, |at| at.max(now + QUIET)));
+                            } else {
+                                tracing::debug!(?event, "kernel routes differ from ours");
+                                repair_at.get_or_insert(now + REPAIR_DELAY);
+                            }
                         }
                     }
                     Err(e) => {
@@ -437,6 +464,7 @@ pub(super) fn spawn_fib(
                 },
                 () = sleep_until(repair_at), if repair_at.is_some() => {
                     repair_at = None;
+                    repair_when_quiet = false;
                     match tokio::task::block_in_place(|| fib.resync()) {
                         Ok(c) if c.added + c.replaced + c.deleted > 0 => {
                             tracing::warn!(added = c.added, replaced = c.replaced, deleted = c.deleted, "repaired kernel routes changed behind our back");
@@ -465,12 +493,18 @@ pub(super) fn spawn_fib(
                     // re-learned and write it again (a lost packet).
                     let mut learned = false;
                     while let Ok(changes) = best.try_recv() {
-                        want(&mut desired, Some(&mut claimed), &blackholes, changes);
+                        want(&mut desired, &mut changed, Some(&mut claimed), &blackholes, changes);
                         learned = true;
                     }
                     swept = true;
                     let before = desired.len();
-                    desired.retain(|d, _| claimed.contains(d));
+                    desired.retain(|d, _| {
+                        let keep = claimed.contains(d);
+                        if !keep {
+                            changed.push(*d);
+                        }
+                        keep
+                    });
                     claimed = Default::default();
                     if desired.len() != before {
                         tracing::info!(stale = before - desired.len(), "sweeping routes of the previous run");
@@ -488,7 +522,7 @@ pub(super) fn spawn_fib(
                 changes = best.recv() => {
                     let Some(changes) = changes else { return };
                     tracing::debug!(changes = changes.len(), swept, "best-path changes");
-                    want(&mut desired, (!swept).then_some(&mut claimed), &blackholes, changes);
+                    want(&mut desired, &mut changed, (!swept).then_some(&mut claimed), &blackholes, changes);
                     write_at.get_or_insert_with(|| {
                         tokio::time::Instant::now() + Duration::from_millis(50)
                     });
@@ -496,7 +530,19 @@ pub(super) fn spawn_fib(
                 () = sleep_until(write_at), if write_at.is_some() => {
                     write_at = None;
                     let started = std::time::Instant::now();
-                    let result = tokio::task::block_in_place(|| fib.apply(&desired));
+                    let blind = changed.order.len() >= BLIND_WRITE && monitor.pause().is_ok();
+                    let result = tokio::task::block_in_place(|| fib.apply_changed(&desired, &changed.order));
+                    if blind {
+                        if let Err(e) = monitor.resume() {
+                            tracing::warn!("route monitor: {e}; relying on the periodic check");
+                        }
+                        repair_when_quiet = true;
+                    }
+                    let now = tokio::time::Instant::now();
+                    last_write = Some(now);
+                    if repair_when_quiet {
+                        repair_at = Some(now + QUIET);
+                    }
                     let mut s = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     s.writes += 1;
                     s.write_seconds += started.elapsed().as_secs_f64();
@@ -508,11 +554,16 @@ pub(super) fn spawn_fib(
                             s.replaced += c.replaced as u64;
                             s.deleted += c.deleted as u64;
                             s.refused += c.refused.len() as u64;
+                            changed.clear();
+                            for refused in &c.refused {
+                                changed.push(refused.destination);
+                            }
                             if !c.refused.is_empty() {
                                 tracing::warn!(refused = c.refused.len(), first = ?c.refused.first(), "kernel refused routes");
                             }
                         }
                         Err(e) => {
+                            // `changed` stays: the next write tries again.
                             s.write_errors += 1;
                             tracing::error!("FIB write failed: {e}");
                         }
@@ -529,10 +580,35 @@ pub(super) fn spawn_fib(
     })
 }
 
-/// Record in `desired` the kernel routes `changes` ask for, and before
-/// the sweep mark them `claimed` (learned again since the restart).
+/// Destinations to write, each once, in the order they changed.
+#[derive(Default)]
+struct Changed {
+    order: Vec<Destination>,
+    listed: std::collections::HashSet<Destination>,
+}
+
+impl Changed {
+    fn push(&mut self, dest: Destination) {
+        if self.listed.insert(dest) {
+            self.order.push(dest);
+        }
+    }
+
+    /// Empty, giving back what a full table's burst took.
+    fn clear(&mut self) {
+        self.order.clear();
+        self.listed.clear();
+        self.order.shrink_to(1024);
+        self.listed.shrink_to(1024);
+    }
+}
+
+/// Record in `desired` the kernel routes `changes` ask for, list them in
+/// `changed` for the next write, and before the sweep mark them `claimed`
+/// (learned again since the restart).
 fn want(
     desired: &mut BTreeMap<Destination, Target>,
+    changed: &mut Changed,
     mut claimed: Option<&mut std::collections::BTreeSet<Destination>>,
     blackholes: &std::sync::Mutex<std::collections::BTreeSet<starling_wire::Prefix>>,
     changes: Vec<starling_speaker::rib::BestChange>,
@@ -544,7 +620,8 @@ fn want(
         if let Some(claimed) = claimed.as_deref_mut() {
             claimed.insert(dest);
         }
-        let gateways: Vec<IpAddr> = change
+        changed.push(dest);
+        let gateways: starling_fib::Gateways = change
             .best
             .iter()
             .filter(|p| !matches!(p.source, starling_speaker::rib::Source::Local))

@@ -88,11 +88,15 @@ impl std::str::FromStr for Destination {
     }
 }
 
+/// A route's gateways: one inline (the usual case, so a full table costs
+/// no allocation per route), more on the heap.
+pub type Gateways = smallvec::SmallVec<[IpAddr; 1]>;
+
 /// Where a route sends traffic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Target {
     /// Through one or more gateways (more than one: ECMP), sorted.
-    Via(Vec<IpAddr>),
+    Via(Gateways),
     /// Dropped: Calico originates its aggregate blocks this way.
     Blackhole,
 }
@@ -100,7 +104,8 @@ pub enum Target {
 impl Target {
     /// Gateways in canonical (sorted, deduplicated) order, so equal sets
     /// compare equal.
-    pub fn via(mut gateways: Vec<IpAddr>) -> Self {
+    pub fn via(gateways: impl IntoIterator<Item = IpAddr>) -> Self {
+        let mut gateways: Gateways = gateways.into_iter().collect();
         gateways.sort();
         gateways.dedup();
         Target::Via(gateways)
@@ -169,6 +174,9 @@ impl Changes {
         self.added == 0 && self.replaced == 0 && self.deleted == 0 && self.refused.is_empty()
     }
 }
+
+/// Destinations [`Fib::apply_changed`] writes per pass.
+const APPLY_SLICE: usize = 65_536;
 
 /// The programmer of one table.
 #[derive(Debug)]
@@ -242,7 +250,7 @@ impl Fib {
         if gateways.len() < 2 {
             return Ok(None);
         }
-        let mut set = gateways.clone();
+        let mut set = gateways.to_vec();
         set.sort_unstable();
         if let Some(id) = registry.groups.get(&set) {
             return Ok(Some(*id));
@@ -297,7 +305,7 @@ impl Fib {
             .values()
             .filter_map(|t| match t {
                 Target::Via(g) if g.len() >= 2 => {
-                    let mut set = g.clone();
+                    let mut set = g.to_vec();
                     set.sort_unstable();
                     Some(set)
                 }
@@ -414,6 +422,57 @@ impl Fib {
                 ops.push((Op::Delete, *dest, target.clone()));
             }
         }
+        self.write(ops)
+    }
+
+    /// [`Fib::apply`] for the destinations in `changed` only (each once):
+    /// what a burst of best-path changes touched, without walking the
+    /// whole table. A full table arriving in many bursts would otherwise
+    /// cost a walk of everything per burst.
+    ///
+    /// Adds and replaces go in the order given: the order routes arrived
+    /// in (scattered over the address space) is the kernel's fastest;
+    /// ascending order costs it ~20 % more for a full table (the FIB
+    /// floor, `starling-bench fib`). Deletes go after them, descending
+    /// (per slice of 65,536 destinations).
+    pub fn apply_changed(
+        &mut self,
+        desired: &BTreeMap<Destination, Target>,
+        changed: &[Destination],
+    ) -> Result<Changes, FibError> {
+        // In slices, so a full table's ops (each with its target) are
+        // never all held at once.
+        let mut total = Changes::default();
+        for slice in changed.chunks(APPLY_SLICE) {
+            let done = self.apply_slice(desired, slice)?;
+            total.added += done.added;
+            total.replaced += done.replaced;
+            total.deleted += done.deleted;
+            total.refused.extend(done.refused);
+        }
+        Ok(total)
+    }
+
+    fn apply_slice(
+        &mut self,
+        desired: &BTreeMap<Destination, Target>,
+        changed: &[Destination],
+    ) -> Result<Changes, FibError> {
+        let mut ops: Vec<(Op, Destination, Target)> = Vec::new();
+        let mut deletes = Vec::new();
+        for dest in changed {
+            match (desired.get(dest), self.installed.get(dest)) {
+                (Some(want), None) => ops.push((Op::Add, *dest, want.clone())),
+                (Some(want), Some(have)) if have != want => {
+                    ops.push((Op::Replace, *dest, want.clone()));
+                }
+                (None, Some(have)) => deletes.push((Op::Delete, *dest, have.clone())),
+                _ => {}
+            }
+        }
+        // Descending, as `apply` deletes.
+        deletes.sort_unstable_by_key(|(_, dest, _)| std::cmp::Reverse(*dest));
+        ops.extend(deletes);
         self.write(ops)
     }
 

@@ -62,6 +62,28 @@ impl RouteMonitor {
         })
     }
 
+    /// Stop hearing about route changes, for the length of one of our own
+    /// large writes: a million echoes would overrun the socket anyway, and
+    /// each costs the kernel a copy in the writer's time. Whoever pauses
+    /// must compare the table with the kernel's afterwards
+    /// ([`crate::Fib::resync`]): changes made meanwhile went unseen.
+    pub fn pause(&mut self) -> Result<(), FibError> {
+        let inner = self.socket.socket_mut();
+        for group in GROUPS {
+            inner.drop_membership(group).map_err(FibError::Socket)?;
+        }
+        Ok(())
+    }
+
+    /// Hear about route changes again after [`RouteMonitor::pause`].
+    pub fn resume(&mut self) -> Result<(), FibError> {
+        let inner = self.socket.socket_mut();
+        for group in GROUPS {
+            inner.add_membership(group).map_err(FibError::Socket)?;
+        }
+        Ok(())
+    }
+
     /// The next batch of events (one datagram's worth). Cancel-safe: a
     /// datagram is consumed only when this returns.
     pub async fn next(&mut self) -> Result<Vec<KernelEvent>, FibError> {

@@ -21,7 +21,7 @@ use crate::{Destination, FibConfig, FibError, Op, Target};
 const RT_TABLE_UNSPEC: u8 = 0;
 
 /// A unicast route named without its gateways (for deletes).
-static NO_GATEWAY: Target = Target::Via(Vec::new());
+static NO_GATEWAY: Target = Target::Via(crate::Gateways::new_const());
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;

@@ -200,6 +200,41 @@ fn a_hundred_thousand_routes_installed_changed_and_withdrawn() {
     assert_eq!(ns.routes(), expected(&next));
 }
 
+/// `apply_changed` writes only the named destinations: a change left out
+/// of the list stays unwritten, and a listed one that did not change
+/// writes nothing.
+#[test]
+fn only_the_changed_destinations_are_written() {
+    let ns = Netns::new();
+    let desired = table(1_000);
+    let v4: Vec<Destination> = desired
+        .keys()
+        .copied()
+        .filter(|d| d.addr().is_ipv4())
+        .collect();
+    let mut next = desired.clone();
+    let (moved, gone, unlisted, same) = (v4[1], v4[2], v4[3], v4[4]);
+    next.insert(moved, Target::via(vec![gw(4)]));
+    next.remove(&gone);
+    next.insert(unlisted, Target::via(vec![gw(5)]));
+    let (second, third) = ns.run(|| {
+        let mut fib = Fib::open(config()).expect("open");
+        fib.apply(&desired).expect("install");
+        let mut listed = vec![moved, gone, same];
+        listed.sort_unstable();
+        let second = fib.apply_changed(&next, &listed).expect("changed");
+        let third = fib.apply_changed(&next, &[unlisted]).expect("the rest");
+        (second, third)
+    });
+    assert_eq!(
+        (second.added, second.replaced, second.deleted),
+        (0, 1, 1),
+        "only the two listed changes"
+    );
+    assert_eq!((third.added, third.replaced, third.deleted), (0, 1, 0));
+    assert_eq!(ns.routes(), expected(&next));
+}
+
 /// `ip monitor route` in the namespace, counting the lines it prints
 /// between two sentinel routes the test adds itself.
 struct Monitor {
