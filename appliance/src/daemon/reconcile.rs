@@ -409,11 +409,12 @@ pub(super) fn spawn_fib(
     let (stop, mut stopped) = tokio::sync::oneshot::channel();
     let (sweep, mut sweep_now) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(async move {
-        let mut desired = fib.installed().clone();
-        // What changed since the last write, each once, in the order the
-        // changes came (the kernel's fastest): each write looks at these
-        // only (and at routes the kernel refused, retried with the next).
-        let mut changed = Changed::default();
+        // What the best paths want that the kernel does not have yet:
+        // destination → target (`None`: no route). What the FIB task wants
+        // is what was installed plus these, so it keeps no copy of the
+        // table. Routes the kernel refused stay, retried with the next
+        // write.
+        let mut pending = Pending::new();
         // Adopted routes stay (forwarding continues through the restart)
         // until the sweep; those no best path claimed by then are stale.
         let mut claimed: std::collections::BTreeSet<Destination> = Default::default();
@@ -493,23 +494,22 @@ pub(super) fn spawn_fib(
                     // re-learned and write it again (a lost packet).
                     let mut learned = false;
                     while let Ok(changes) = best.try_recv() {
-                        want(&mut desired, &mut changed, Some(&mut claimed), &blackholes, changes);
+                        want(&mut pending, Some(&mut claimed), &blackholes, changes);
                         learned = true;
                     }
                     swept = true;
-                    let before = desired.len();
-                    desired.retain(|d, _| {
-                        let keep = claimed.contains(d);
-                        if !keep {
-                            changed.push(*d);
+                    let mut stale = 0;
+                    for dest in fib.installed().keys() {
+                        if !claimed.contains(dest) && !pending.contains_key(dest) {
+                            pending.insert(*dest, None);
+                            stale += 1;
                         }
-                        keep
-                    });
-                    claimed = Default::default();
-                    if desired.len() != before {
-                        tracing::info!(stale = before - desired.len(), "sweeping routes of the previous run");
                     }
-                    if learned || desired.len() != before {
+                    claimed = Default::default();
+                    if stale > 0 {
+                        tracing::info!(stale, "sweeping routes of the previous run");
+                    }
+                    if learned || stale > 0 {
                         write_at.get_or_insert_with(tokio::time::Instant::now);
                     }
                 }
@@ -522,7 +522,7 @@ pub(super) fn spawn_fib(
                 changes = best.recv() => {
                     let Some(changes) = changes else { return };
                     tracing::debug!(changes = changes.len(), swept, "best-path changes");
-                    want(&mut desired, &mut changed, (!swept).then_some(&mut claimed), &blackholes, changes);
+                    want(&mut pending, (!swept).then_some(&mut claimed), &blackholes, changes);
                     write_at.get_or_insert_with(|| {
                         tokio::time::Instant::now() + Duration::from_millis(50)
                     });
@@ -530,8 +530,8 @@ pub(super) fn spawn_fib(
                 () = sleep_until(write_at), if write_at.is_some() => {
                     write_at = None;
                     let started = std::time::Instant::now();
-                    let blind = changed.order.len() >= BLIND_WRITE && monitor.pause().is_ok();
-                    let result = tokio::task::block_in_place(|| fib.apply_changed(&desired, &changed.order));
+                    let blind = pending.len() >= BLIND_WRITE && monitor.pause().is_ok();
+                    let result = tokio::task::block_in_place(|| fib.apply_changes(&pending));
                     if blind {
                         if let Err(e) = monitor.resume() {
                             tracing::warn!("route monitor: {e}; relying on the periodic check");
@@ -554,16 +554,17 @@ pub(super) fn spawn_fib(
                             s.replaced += c.replaced as u64;
                             s.deleted += c.deleted as u64;
                             s.refused += c.refused.len() as u64;
-                            changed.clear();
-                            for refused in &c.refused {
-                                changed.push(refused.destination);
-                            }
+                            let refused: HashSet<Destination> =
+                                c.refused.iter().map(|r| r.destination).collect();
+                            pending.retain(|d, _| refused.contains(d));
+                            // Give back what a full table's burst took.
+                            pending.shrink_to(1024);
                             if !c.refused.is_empty() {
                                 tracing::warn!(refused = c.refused.len(), first = ?c.refused.first(), "kernel refused routes");
                             }
                         }
                         Err(e) => {
-                            // `changed` stays: the next write tries again.
+                            // `pending` stays: the next write tries again.
                             s.write_errors += 1;
                             tracing::error!("FIB write failed: {e}");
                         }
@@ -580,35 +581,13 @@ pub(super) fn spawn_fib(
     })
 }
 
-/// Destinations to write, each once, in the order they changed.
-#[derive(Default)]
-struct Changed {
-    order: Vec<Destination>,
-    listed: std::collections::HashSet<Destination>,
-}
+/// Kernel changes not written yet: destination → target (`None`: delete).
+type Pending = HashMap<Destination, Option<Target>>;
 
-impl Changed {
-    fn push(&mut self, dest: Destination) {
-        if self.listed.insert(dest) {
-            self.order.push(dest);
-        }
-    }
-
-    /// Empty, giving back what a full table's burst took.
-    fn clear(&mut self) {
-        self.order.clear();
-        self.listed.clear();
-        self.order.shrink_to(1024);
-        self.listed.shrink_to(1024);
-    }
-}
-
-/// Record in `desired` the kernel routes `changes` ask for, list them in
-/// `changed` for the next write, and before the sweep mark them `claimed`
-/// (learned again since the restart).
+/// Record in `pending` the kernel routes `changes` ask for, and before the
+/// sweep mark them `claimed` (learned again since the restart).
 fn want(
-    desired: &mut BTreeMap<Destination, Target>,
-    changed: &mut Changed,
+    pending: &mut Pending,
     mut claimed: Option<&mut std::collections::BTreeSet<Destination>>,
     blackholes: &std::sync::Mutex<std::collections::BTreeSet<starling_wire::Prefix>>,
     changes: Vec<starling_speaker::rib::BestChange>,
@@ -620,7 +599,6 @@ fn want(
         if let Some(claimed) = claimed.as_deref_mut() {
             claimed.insert(dest);
         }
-        changed.push(dest);
         let gateways: starling_fib::Gateways = change
             .best
             .iter()
@@ -638,13 +616,14 @@ fn want(
                 .first()
                 .is_some_and(|p| matches!(p.source, starling_speaker::rib::Source::Local))
             && blackholes.lock().is_ok_and(|b| b.contains(&change.prefix));
-        if local_blackhole {
-            desired.insert(dest, Target::Blackhole);
+        let target = if local_blackhole {
+            Some(Target::Blackhole)
         } else if gateways.is_empty() {
-            desired.remove(&dest);
+            None
         } else {
-            desired.insert(dest, Target::via(gateways));
-        }
+            Some(Target::via(gateways))
+        };
+        pending.insert(dest, target);
     }
 }
 

@@ -8,7 +8,6 @@
 //! 1,000 per `send`, no ACK but the last (perf-method.md §4.3's fastest
 //! method), into another table of the same namespace.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -53,13 +52,13 @@ fn enter_netns() -> Netns {
 fn fib_rate(c: &mut Criterion) {
     let _ns = enter_netns();
     let gateway = Target::via(vec![IpAddr::from([192, 0, 2, 2])]);
-    let desired: BTreeMap<Destination, Target> = (0..ROUTES)
+    let desired: starling_fib::Routes = (0..ROUTES)
         .map(|i| {
             let addr = IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes());
             (Destination::new(addr, 24).expect("prefix"), gateway.clone())
         })
         .collect();
-    let empty = BTreeMap::new();
+    let empty = starling_fib::Routes::new();
     let mut fib = Fib::open(FibConfig {
         table: 1000,
         ..FibConfig::default()

@@ -77,11 +77,13 @@ impl Netlink {
         let mut refused = Vec::new();
         for chunk in ops.chunks(config.batch.max(1)) {
             self.send.clear();
-            let mut sequences = BTreeMap::new();
+            // Sequence numbers, in the order sent (consecutive but for a
+            // wrap): an error names its message by number.
+            let mut sequences = Vec::with_capacity(chunk.len());
             let last = chunk.len() - 1;
             for (i, (op, dest, target)) in chunk.iter().enumerate() {
                 let sequence = self.next_sequence();
-                sequences.insert(sequence, *dest);
+                sequences.push(sequence);
                 let mut flags = NLM_F_REQUEST;
                 flags |= match op {
                     Op::Add => NLM_F_CREATE | NLM_F_EXCL,
@@ -117,10 +119,10 @@ impl Netlink {
                 self.push(payload, flags, sequence);
             }
             self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
-            let end = *sequences.keys().next_back().unwrap_or(&0);
+            let end = sequences.last().copied().unwrap_or(0);
             self.await_ack(end, |sequence, error| {
-                if let Some(dest) = sequences.get(&sequence) {
-                    refused.push((*dest, error));
+                if let Some(i) = sequences.iter().position(|s| *s == sequence) {
+                    refused.push((chunk[i].1, error));
                 }
             })?;
         }
@@ -348,8 +350,8 @@ impl Netlink {
         &mut self,
         config: &FibConfig,
         groups: &BTreeMap<u32, Vec<IpAddr>>,
-    ) -> Result<BTreeMap<Destination, Target>, FibError> {
-        let mut routes = BTreeMap::new();
+    ) -> Result<crate::Routes, FibError> {
+        let mut routes = crate::Routes::new();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut attempt = 0;
             loop {
@@ -372,7 +374,7 @@ impl Netlink {
         config: &FibConfig,
         family: AddressFamily,
         groups: &BTreeMap<u32, Vec<IpAddr>>,
-    ) -> Result<Option<BTreeMap<Destination, Target>>, FibError> {
+    ) -> Result<Option<crate::Routes>, FibError> {
         let mut request = RouteMessage::default();
         request.header.address_family = family;
         request.header.table = table_byte(config.table);
@@ -386,7 +388,7 @@ impl Netlink {
             sequence,
         );
         self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
-        let mut routes = BTreeMap::new();
+        let mut routes = crate::Routes::new();
         let mut interrupted = false;
         self.receive_until(|message| {
             if message.header.sequence_number != sequence {

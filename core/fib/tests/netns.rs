@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use starling_fib::{Destination, Fib, FibConfig, Target};
+use starling_fib::{Destination, Fib, FibConfig, Routes, Target};
 
 const TABLE: u32 = 1000;
 
@@ -133,8 +133,8 @@ fn gw(last: u8) -> IpAddr {
 
 /// `count` IPv4 /24s from 10.0.0.0 via 192.0.2.2, every 10th ECMP over .2
 /// and .3, every 100th a blackhole, plus a few IPv6 /48s.
-fn table(count: u32) -> BTreeMap<Destination, Target> {
-    let mut desired = BTreeMap::new();
+fn table(count: u32) -> Routes {
+    let mut desired = Routes::new();
     for i in 0..count {
         let addr = IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes());
         let target = match i {
@@ -154,7 +154,7 @@ fn table(count: u32) -> BTreeMap<Destination, Target> {
     desired
 }
 
-fn expected(desired: &BTreeMap<Destination, Target>) -> BTreeMap<String, Vec<String>> {
+fn expected(desired: &Routes) -> BTreeMap<String, Vec<String>> {
     desired
         .iter()
         .map(|(d, t)| {
@@ -200,7 +200,7 @@ fn a_hundred_thousand_routes_installed_changed_and_withdrawn() {
     assert_eq!(ns.routes(), expected(&next));
 }
 
-/// `apply_changed` writes only the named destinations: a change left out
+/// `apply_changes` writes only the named destinations: a change left out
 /// of the list stays unwritten, and a listed one that did not change
 /// writes nothing.
 #[test]
@@ -220,10 +220,14 @@ fn only_the_changed_destinations_are_written() {
     let (second, third) = ns.run(|| {
         let mut fib = Fib::open(config()).expect("open");
         fib.apply(&desired).expect("install");
-        let mut listed = vec![moved, gone, same];
-        listed.sort_unstable();
-        let second = fib.apply_changed(&next, &listed).expect("changed");
-        let third = fib.apply_changed(&next, &[unlisted]).expect("the rest");
+        let listed: std::collections::HashMap<Destination, Option<Target>> = [moved, gone, same]
+            .into_iter()
+            .map(|d| (d, next.get(&d).cloned()))
+            .collect();
+        let second = fib.apply_changes(&listed).expect("changed");
+        let third = fib
+            .apply_changes([(&unlisted, &next.get(&unlisted).cloned())])
+            .expect("the rest");
         (second, third)
     });
     assert_eq!(
@@ -437,7 +441,7 @@ fn refused_routes_are_reported_and_others_installed() {
         "proto",
         "static",
     ]);
-    let mut desired = BTreeMap::new();
+    let mut desired = Routes::new();
     let d = |s: &str| s.parse::<Destination>().expect("prefix");
     desired.insert(d("10.1.0.0/24"), Target::via(vec![gw(2)]));
     desired.insert(
