@@ -10,6 +10,8 @@
 //! prefix, and the daemon's peak RSS. Starling, BIRD 2, FRR and GoBGP run
 //! the same scenario in the same invocation. See docs/performance.md.
 
+mod fib;
+mod kernel;
 mod peer;
 
 use starling_wire::testdata as table;
@@ -93,6 +95,10 @@ struct TableRun {
 enum Cmd {
     /// One full table in, re-advertised to a second peer.
     Rib(TableRun),
+    /// perf-method.md's S1 to the FIB: one full table in, the clock
+    /// until the kernel holds every prefix; next to the harness's own
+    /// netlink floor. Starling as the appliance (`starling run`).
+    Fib(fib::FibRun),
     /// perf-method.md's S6 (a): one full table in, as `rib`; then the
     /// blaster's session ends, and the clock runs until the sink has had
     /// every prefix withdrawn.
@@ -194,19 +200,21 @@ fn main() -> anyhow::Result<()> {
             dut.block_on(run_starling_dut(port, rr_clients, peers))
         }
         Cmd::Rib(TableRun { inside: false, .. })
-        | Cmd::Withdraw(TableRun { inside: false, .. }) => in_namespace(0),
+        | Cmd::Withdraw(TableRun { inside: false, .. }) => in_namespace(0, false),
+        Cmd::Fib(fib::FibRun { inside: false, .. }) => in_namespace(0, true),
+        Cmd::Fib(run) => rt.block_on(fib::run(run)),
         Cmd::Rib(run) => rt.block_on(table_run(run, false)),
         Cmd::Withdraw(run) => rt.block_on(table_run(run, true)),
         Cmd::Rr {
             inside: false,
             clients,
             ..
-        } => in_namespace(clients),
+        } => in_namespace(clients, false),
         Cmd::Fanout {
             inside: false,
             peers,
             ..
-        } => in_namespace(peers),
+        } => in_namespace(peers, false),
         Cmd::Fanout {
             peers,
             routes,
@@ -245,9 +253,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Run this same command again inside a fresh network namespace with the
-/// benchmark's addresses (and `clients` route-reflector client addresses),
-/// and remove the namespace afterwards.
-fn in_namespace(clients: usize) -> anyhow::Result<()> {
+/// benchmark's addresses (and `clients` route-reflector client addresses;
+/// with `fib_link`, the veth pair the FIB's next hop is on), and remove
+/// the namespace afterwards.
+fn in_namespace(clients: usize, fib_link: bool) -> anyhow::Result<()> {
     let ns = format!("starling-bench-{}", std::process::id());
     let ip = |args: &[&str]| -> anyhow::Result<()> {
         let status = Command::new("ip")
@@ -282,6 +291,31 @@ fn in_namespace(clients: usize) -> anyhow::Result<()> {
             "dev",
             LINK,
         ])?;
+    }
+    if fib_link {
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "add",
+            fib::FIB_LINK,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "fib1",
+        ])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            fib::FIB_ADDRESS,
+            "dev",
+            fib::FIB_LINK,
+        ])?;
+        ip(&["-n", &ns, "link", "set", fib::FIB_LINK, "up"])?;
+        ip(&["-n", &ns, "link", "set", "fib1", "up"])?;
     }
     let status = Command::new("ip")
         .args(["netns", "exec", &ns])
@@ -339,6 +373,8 @@ async fn run_starling_dut(port: u16, rr_clients: usize, kind: Peers) -> anyhow::
 struct Daemon {
     child: Child,
     _dir: Option<std::path::PathBuf>,
+    /// Where the daemon serves Prometheus metrics, if it does.
+    metrics: Option<SocketAddr>,
 }
 
 impl Drop for Daemon {
@@ -444,6 +480,7 @@ fn start_dut(
             Ok(Daemon {
                 child,
                 _dir: Some(dir),
+                metrics: None,
             })
         }
         Dut::Gobgp => {
@@ -497,6 +534,7 @@ fn start_dut(
             Ok(Daemon {
                 child,
                 _dir: Some(dir),
+                metrics: None,
             })
         }
         Dut::Starling => {
@@ -525,7 +563,11 @@ fn start_dut(
                 .stderr(Stdio::inherit())
                 .spawn()
                 .context("spawning the Starling DUT")?;
-            Ok(Daemon { child, _dir: None })
+            Ok(Daemon {
+                child,
+                _dir: None,
+                metrics: None,
+            })
         }
         Dut::Bird => {
             let dir = scratch("bird")?;
@@ -576,19 +618,36 @@ template bgp p {{
                     }
                 ),
             )?;
-            let child = pinned(cpu, "bird")
-                .args(["-f", "-c"])
-                .arg(&conf)
-                .arg("-s")
-                .arg(dir.join("bird.ctl"))
-                .spawn()
-                .context("spawning bird")?;
-            Ok(Daemon {
-                child,
-                _dir: Some(dir),
-            })
+            spawn_bird_in(dir, &conf, cpu)
         }
     }
+}
+
+/// BIRD on `config`, pinned to `cpu`, in a scratch directory of its own.
+fn spawn_bird(config: &str, cpu: usize) -> anyhow::Result<Daemon> {
+    let dir = scratch("bird")?;
+    let conf = dir.join("bird.conf");
+    std::fs::write(&conf, config)?;
+    spawn_bird_in(dir, &conf, cpu)
+}
+
+fn spawn_bird_in(
+    dir: std::path::PathBuf,
+    conf: &std::path::Path,
+    cpu: usize,
+) -> anyhow::Result<Daemon> {
+    let child = pinned(cpu, "bird")
+        .args(["-f", "-c"])
+        .arg(conf)
+        .arg("-s")
+        .arg(dir.join("bird.ctl"))
+        .spawn()
+        .context("spawning bird")?;
+    Ok(Daemon {
+        child,
+        _dir: Some(dir),
+        metrics: None,
+    })
 }
 
 /// Peak resident set size of a process, from /proc (VmHWM), in KiB.
@@ -886,12 +945,16 @@ impl Results {
         }
     }
 
-    fn report(mut self, what: &str) {
-        let summary: Vec<(Dut, Stats, Stats)> = self
-            .runs
-            .iter_mut()
-            .map(|(dut, times, sizes)| (*dut, stats(times), stats(sizes)))
-            .collect();
+    /// Per daemon: time and RSS, median (min–max).
+    fn summary(&self) -> Vec<(Dut, Stats, Stats)> {
+        self.runs
+            .iter()
+            .map(|(dut, times, sizes)| (*dut, stats(&mut times.clone()), stats(&mut sizes.clone())))
+            .collect()
+    }
+
+    fn report(self, what: &str) {
+        let summary = self.summary();
         println!();
         println!("| daemon | {what}, median (min–max) | peak RSS (MiB), median (min–max) |");
         println!("|---|---|---|");

@@ -1,0 +1,344 @@
+//! perf-method.md's S1 to the FIB: one full table in, and the clock runs
+//! until the kernel's table holds every prefix — T_fib, reported next to
+//! the floor the harness measures itself in the same namespace (raw
+//! batched netlink, [`kernel`]). Starling runs as the appliance (`starling
+//! run`, Calico's plugins, its FIB programmer), BIRD with its kernel
+//! protocol. FRR and GoBGP reach the kernel through zebra; not measured
+//! here yet.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use starling_wire::{Context, Prefix};
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    BLASTER, BLASTER_AS, DUT, DUT_AS, Daemon, Dut, Results, SEED, Stats, connect, free_port,
+    kernel, peak_rss_kib, pinned, scratch, stats, table,
+};
+
+/// The FIB's next hop: the far end of a veth pair in the benchmark's
+/// namespace (`fib0` holds 203.0.113.1/24), so every daemon installs
+/// ordinary gateway routes.
+pub(super) const GATEWAY: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+pub(super) const FIB_LINK: &str = "fib0";
+pub(super) const FIB_ADDRESS: &str = "203.0.113.1/24";
+
+/// The `rtm_protocol` each daemon marks its routes with.
+fn protocol(dut: Dut) -> anyhow::Result<u8> {
+    match dut {
+        // starling-fib's default; the appliance's configuration keeps it.
+        Dut::Starling => Ok(199),
+        // RTPROT_BIRD.
+        Dut::Bird => Ok(12),
+        Dut::Frr | Dut::Gobgp => {
+            bail!(
+                "{dut:?} programs the kernel through FRR's zebra; the fib scenario has no zebra setup yet"
+            )
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct FibRun {
+    #[arg(long, default_value_t = 1_000_000)]
+    prefixes: usize,
+    #[arg(long, default_value_t = 5_000)]
+    attribute_sets: usize,
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Daemons to measure, in order (Starling and BIRD).
+    #[arg(long, value_delimiter = ',', default_value = "starling,bird")]
+    dut: Vec<Dut>,
+    /// Pin the daemon to this CPU (taskset).
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+    /// The `starling` binary (default: next to this one, as
+    /// `cargo build --release` leaves it).
+    #[arg(long)]
+    starling: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    pub(super) inside: bool,
+}
+
+/// Whether `p` falls inside one of the namespace's own networks, where a
+/// route of the table would collide with a connected one.
+fn clashes(p: &Prefix) -> bool {
+    let Prefix::V4(p) = p else { return true };
+    ["192.0.2.0", "198.51.100.0", "203.0.113.0"]
+        .iter()
+        .any(|net| {
+            let net = u32::from(net.parse::<Ipv4Addr>().expect("network"));
+            p.prefix_len() >= 24 && u32::from(p.addr()) & 0xffff_ff00 == net
+        })
+}
+
+pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
+    let protocols: Vec<(Dut, u8)> = args
+        .dut
+        .iter()
+        .map(|d| protocol(*d).map(|p| (*d, p)))
+        .collect::<anyhow::Result<_>>()?;
+    let starling = match &args.starling {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?.with_file_name("starling"),
+    };
+    if protocols.iter().any(|(d, _)| *d == Dut::Starling) && !starling.exists() {
+        bail!(
+            "{} not found: build it (cargo build --release -p starling) or pass --starling",
+            starling.display()
+        );
+    }
+    eprintln!(
+        "generating {} prefixes over {} attribute sets ...",
+        args.prefixes, args.attribute_sets
+    );
+    let mut table = table::Table::generate(args.prefixes, args.attribute_sets, BLASTER_AS, SEED);
+    for group in &mut table.groups {
+        group.retain(|n| !clashes(&n.prefix));
+    }
+    let routes: Vec<kernel::Route> = table
+        .groups
+        .iter()
+        .flatten()
+        .filter_map(|n| match n.prefix {
+            Prefix::V4(p) => Some((p.addr(), p.prefix_len())),
+            Prefix::V6(_) => None,
+        })
+        .collect();
+    let ctx = Context {
+        ebgp: true,
+        peer_as: DUT_AS,
+        ..Context::default()
+    };
+    let stream = table.encode(GATEWAY, &ctx);
+    eprintln!(
+        "{} prefixes ({} left out: inside the namespace's networks), {} MiB of UPDATEs",
+        routes.len(),
+        args.prefixes - routes.len(),
+        stream.len() >> 20
+    );
+
+    // The floor, in the same namespace, `runs` times: the table in
+    // ascending order (as a sorted writer sends it) and in the order it
+    // arrives. Measured as the daemons are: written from the daemon's
+    // CPU, timed by the same monitor.
+    let mut sorted = routes.clone();
+    sorted.sort_unstable();
+    let mut floor = Vec::new();
+    println!("what,run,seconds");
+    for n in 1..=args.runs {
+        for (name, order) in [("floor_sorted", &sorted), ("floor_arrival", &routes)] {
+            kernel::flush(kernel::FLOOR_PROTOCOL)?;
+            let mut monitor = kernel::Monitor::start(kernel::FLOOR_PROTOCOL)?;
+            let (cpu, writes) = (args.cpu, order.clone());
+            let started = Instant::now();
+            let writer = std::thread::spawn(move || {
+                kernel::pin_thread(cpu)?;
+                kernel::add_floor(&writes, GATEWAY)
+            });
+            let seen = monitor.wait_for(order.len(), Duration::from_secs(600));
+            writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("the floor's writer panicked"))??;
+            let add = seen? - started;
+            let held = kernel::dump(kernel::FLOOR_PROTOCOL)?.len();
+            if held != order.len() {
+                bail!(
+                    "the floor wrote {} routes, the kernel holds {held}",
+                    order.len()
+                );
+            }
+            let mut descending = order.clone();
+            descending.sort_unstable_by(|a, b| b.cmp(a));
+            let delete = kernel::delete_floor(&descending)?;
+            println!("{name}_add,{n},{:.3}", add.as_secs_f64());
+            println!("{name}_delete,{n},{:.3}", delete.as_secs_f64());
+            floor.push((name, add.as_secs_f64(), delete.as_secs_f64()));
+        }
+    }
+    let floor_stats = |name: &str| -> (Stats, Stats) {
+        let (mut adds, mut deletes): (Vec<f64>, Vec<f64>) = floor
+            .iter()
+            .filter(|(n, _, _)| *n == name)
+            .map(|(_, a, d)| (*a, *d))
+            .unzip();
+        (stats(&mut adds), stats(&mut deletes))
+    };
+    let (sorted_add, sorted_delete) = floor_stats("floor_sorted");
+    let (arrival_add, _) = floor_stats("floor_arrival");
+    // The floor is the faster of the two orders.
+    let floor_add = if sorted_add.0 <= arrival_add.0 {
+        sorted_add
+    } else {
+        arrival_add
+    };
+    println!();
+
+    let mut results = Results::default();
+    for &(dut, proto) in &protocols {
+        for n in 1..=args.runs {
+            let (time, rss) = one_run(dut, proto, &stream, routes.len(), &args, &starling).await?;
+            results.add(dut, n, time, rss);
+        }
+    }
+    let summary = results.summary();
+    results.report("T_fib: first UPDATE byte until the kernel holds every prefix (s)");
+    println!();
+    println!(
+        "floor (raw batched netlink, {} routes): add {:.2} ({:.2}–{:.2}) s, sorted order {:.2}, arrival order {:.2}; delete (descending) {:.2} s",
+        routes.len(),
+        floor_add.0,
+        floor_add.1,
+        floor_add.2,
+        sorted_add.0,
+        arrival_add.0,
+        sorted_delete.0
+    );
+    for (dut, t, _) in summary {
+        println!("T_fib/floor {dut:?}: {:.2}", t.0 / floor_add.0);
+    }
+    Ok(())
+}
+
+/// One run: a fresh daemon, the blaster's table, the clock until the
+/// kernel holds `want` routes of the daemon's protocol.
+async fn one_run(
+    dut: Dut,
+    proto: u8,
+    stream: &[u8],
+    want: usize,
+    args: &FibRun,
+    starling: &std::path::Path,
+) -> anyhow::Result<(Duration, u64)> {
+    for p in [kernel::FLOOR_PROTOCOL, 12, 199] {
+        kernel::flush(p)?;
+    }
+    // Subscribed before the daemon starts: no announcement is missed.
+    let mut monitor = kernel::Monitor::start(proto)?;
+    let port = free_port()?;
+    let daemon = match dut {
+        Dut::Starling => start_appliance(starling, port, args.cpu)?,
+        _ => start_bird(port, args.cpu)?,
+    };
+    let target = SocketAddr::from((DUT, port));
+    let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
+    let t0 = Instant::now();
+    blaster.stream.write_all(stream).await?;
+    let done =
+        tokio::task::spawn_blocking(move || monitor.wait_for(want, Duration::from_secs(600)))
+            .await?
+            .with_context(|| format!("{dut:?}: the kernel never held every route"))?;
+    let held = kernel::dump(proto)?.len();
+    if held != want {
+        bail!("{dut:?}: the monitor counted {want} routes, a dump finds {held}");
+    }
+    let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
+    if let Some(metrics) = &daemon.metrics {
+        // Where Starling's time went, for whoever profiles it.
+        let text = scrape(*metrics).await.unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("starling_fib_") && !l.contains("_bucket"))
+            .collect();
+        eprintln!("{}", lines.join("\n"));
+    }
+    drop(blaster);
+    drop(daemon);
+    Ok((done - t0, rss))
+}
+
+/// The daemon's Prometheus text.
+async fn scrape(at: SocketAddr) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::net::TcpStream::connect(at).await?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: starling\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(text)
+}
+
+/// Starling as shipped: `starling run` on an embedded datastore holding
+/// Calico's resources for one node and one eBGP peer (the blaster).
+fn start_appliance(exe: &std::path::Path, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
+    let dir = scratch("starling")?;
+    let store = dir.join("store");
+    let resources = dir.join("bench.yaml");
+    std::fs::write(
+        &resources,
+        format!(
+            "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\n\
+             spec: {{logSeverityScreen: Warning, nodeToNodeMeshEnabled: false, asNumber: {DUT_AS}}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: dut}}\n\
+             spec: {{bgp: {{ipv4Address: {DUT}/24}}}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: blaster}}\n\
+             spec: {{peerIP: {BLASTER}, asNumber: {BLASTER_AS}}}\n"
+        ),
+    )?;
+    let applied = Command::new(exe)
+        .arg("--datastore")
+        .arg(&store)
+        .arg("apply")
+        .arg("-f")
+        .arg(&resources)
+        .output()
+        .context("running starling apply")?;
+    if !applied.status.success() {
+        bail!(
+            "starling apply: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+    }
+    let config = dir.join("starling.toml");
+    let metrics = SocketAddr::from((DUT, free_port()?));
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"dut\"\ndatastore = {store:?}\n[bgp]\nlisten = [\"{DUT}:{port}\"]\n\
+             [admin]\nsocket = {:?}\n[metrics]\nlisten = \"{metrics}\"\n",
+            dir.join("admin.sock"),
+        ),
+    )?;
+    let child = pinned(cpu, exe)
+        .arg("run")
+        .arg("-c")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .context("spawning starling run")?;
+    Ok(Daemon {
+        child,
+        _dir: Some(dir),
+        metrics: Some(metrics),
+    })
+}
+
+/// BIRD 2 with its kernel protocol exporting the BGP routes; the next hop
+/// resolves through the direct route of `fib0`.
+fn start_bird(port: u16, cpu: usize) -> anyhow::Result<Daemon> {
+    super::spawn_bird(
+        &format!(
+            r#"
+router id 192.0.2.200;
+protocol device {{}}
+protocol direct {{ ipv4; interface "{FIB_LINK}"; }}
+protocol kernel {{ ipv4 {{ export where source = RTS_BGP; }}; }}
+protocol bgp blaster {{
+    local {DUT} port {port} as {DUT_AS};
+    neighbor {BLASTER} as {BLASTER_AS};
+    passive on;
+    multihop;
+    strict bind;
+    ipv4 {{ import all; export none; }};
+}}
+"#
+        ),
+        cpu,
+    )
+}
