@@ -76,6 +76,27 @@ impl Lab {
         self.children.len() - 1
     }
 
+    /// BIRD in namespace B on `config`; its control socket.
+    fn start_bird(&mut self, config: &str) -> PathBuf {
+        let conf = self.dir.join("bird.conf");
+        std::fs::write(&conf, config).expect("bird.conf");
+        let ctl = self.dir.join("bird.ctl");
+        let b = self.b.clone();
+        self.spawn(
+            &b,
+            "bird",
+            &[
+                "-f",
+                "-c",
+                conf.to_str().expect("utf8"),
+                "-s",
+                ctl.to_str().expect("utf8"),
+            ],
+            "bird.log",
+        );
+        ctl
+    }
+
     /// Starling's routes in namespace A's main table: destination → JSON.
     fn kernel_routes(&self) -> Vec<Value> {
         let text = ip(&[
@@ -146,6 +167,15 @@ fn kernel_summary(routes: &[Value]) -> Vec<String> {
     out
 }
 
+/// Node n1 at 192.0.2.1 (AS 64512, no mesh) and BIRD, AS 65001, as its
+/// BGPPeer.
+const NODE_AND_TOR: &str = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
+     spec: {nodeToNodeMeshEnabled: false, asNumber: 64512}\n---\n\
+     apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\n\
+     spec: {bgp: {ipv4Address: 192.0.2.1/24}}\n---\n\
+     apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\n\
+     spec: {peerIP: 192.0.2.2, asNumber: 65001}\n";
+
 #[test]
 fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
     if !Path::new("/run/netns").exists() && std::fs::create_dir_all("/run/netns").is_err() {
@@ -153,42 +183,23 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
     }
     let mut lab = Lab::new();
     let dir = lab.dir.clone();
-    let (a, b) = (lab.a.clone(), lab.b.clone());
+    let a = lab.a.clone();
 
-    let bird_conf = dir.join("bird.conf");
-    std::fs::write(
-        &bird_conf,
+    let bird_ctl = lab.start_bird(
         "router id 192.0.2.2;\nprotocol device {}\n\
          protocol static { ipv4; route 203.0.113.0/24 blackhole; }\n\
          protocol bgp starling {\n  local 192.0.2.2 as 65001;\n  neighbor 192.0.2.1 as 64512;\n\
            connect retry time 1;\n  error wait time 1, 2;\n  ipv4 { import all; export all; };\n}\n",
-    )
-    .expect("bird.conf");
-    let bird_ctl = dir.join("bird.ctl");
-    lab.spawn(
-        &b,
-        "bird",
-        &[
-            "-f",
-            "-c",
-            bird_conf.to_str().expect("utf8"),
-            "-s",
-            bird_ctl.to_str().expect("utf8"),
-        ],
-        "bird.log",
     );
 
-    let resources = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
-         spec: {nodeToNodeMeshEnabled: false, asNumber: 64512}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\n\
-         spec: {bgp: {ipv4Address: 192.0.2.1/24}}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\n\
-         spec: {peerIP: 192.0.2.2, asNumber: 65001}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: pods}\n\
-         spec: {cidr: 10.244.0.0/16}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {name: n1-10-244-3-0-26}\n\
-         spec: {node: n1, cidr: 10.244.3.0/26, state: confirmed}\n";
-    let out = starling(&dir, &["apply", "-f", "-"], Some(resources));
+    let resources = format!(
+        "{NODE_AND_TOR}---\n\
+         apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: pods}}\n\
+         spec: {{cidr: 10.244.0.0/16}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {{name: n1-10-244-3-0-26}}\n\
+         spec: {{node: n1, cidr: 10.244.3.0/26, state: confirmed}}\n"
+    );
+    let out = starling(&dir, &["apply", "-f", "-"], Some(&resources));
     assert!(
         out.status.success(),
         "{}",
@@ -370,39 +381,16 @@ fn after_a_large_write_the_monitor_still_repairs() {
     const ROUTES: usize = 30_000;
     let mut lab = Lab::new();
     let dir = lab.dir.clone();
-    let (a, b) = (lab.a.clone(), lab.b.clone());
+    let a = lab.a.clone();
     let statics: String = (0..ROUTES)
         .map(|i| format!("route 10.{}.{}.0/24 blackhole;\n", 100 + i / 256, i % 256))
         .collect();
-    let bird_conf = dir.join("bird.conf");
-    std::fs::write(
-        &bird_conf,
-        format!(
-            "router id 192.0.2.2;\nprotocol device {{}}\nprotocol static {{ ipv4; {statics} }}\n\
-             protocol bgp starling {{\n  local 192.0.2.2 as 65001;\n  neighbor 192.0.2.1 as 64512;\n\
-               connect retry time 1;\n  ipv4 {{ import none; export all; }};\n}}\n"
-        ),
-    )
-    .expect("bird.conf");
-    let bird_ctl = dir.join("bird.ctl");
-    lab.spawn(
-        &b,
-        "bird",
-        &[
-            "-f",
-            "-c",
-            bird_conf.to_str().expect("utf8"),
-            "-s",
-            bird_ctl.to_str().expect("utf8"),
-        ],
-        "bird.log",
-    );
-    let resources = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
-         spec: {nodeToNodeMeshEnabled: false, asNumber: 64512}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\n\
-         spec: {bgp: {ipv4Address: 192.0.2.1/24}}\n---\n\
-         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\n\
-         spec: {peerIP: 192.0.2.2, asNumber: 65001}\n";
+    lab.start_bird(&format!(
+        "router id 192.0.2.2;\nprotocol device {{}}\nprotocol static {{ ipv4; {statics} }}\n\
+         protocol bgp starling {{\n  local 192.0.2.2 as 65001;\n  neighbor 192.0.2.1 as 64512;\n\
+           connect retry time 1;\n  ipv4 {{ import none; export all; }};\n}}\n"
+    ));
+    let resources = NODE_AND_TOR;
     let out = starling(&dir, &["apply", "-f", "-"], Some(resources));
     assert!(
         out.status.success(),

@@ -8,16 +8,13 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::raw::RawPeer;
+use common::raw::{RawPeer, announce, end_of_rib};
 use common::{free_port, passive_peer, routes, wait_active, wait_routes};
 use starling_speaker::config::GracefulRestartConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
-use starling_wire::{
-    AsPath, Context, Family, Message, Nlri, Open, Origin, ParsedUpdate, PathAttributes, Prefix,
-    Update, encode_end_of_rib, peek_header,
-};
+use starling_wire::{Context, Family, Message, Open, peek_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 
@@ -37,28 +34,6 @@ fn graceful(restarting: bool) -> Vec<Capability> {
             reserved_flags: 0,
         }],
     })]
-}
-
-fn announce(prefix: &str) -> Vec<u8> {
-    let update = Update {
-        attributes: PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence([64512])),
-            next_hop: Some(Ipv4Addr::from(X)),
-            ..PathAttributes::default()
-        },
-        nlri: vec![Nlri::new(prefix.parse::<Prefix>().expect("prefix"))],
-        ..Update::default()
-    };
-    Message::Update(ParsedUpdate::from(update))
-        .to_bytes(&Context::default())
-        .expect("encode")
-}
-
-fn end_of_rib() -> Vec<u8> {
-    let mut bytes = Vec::new();
-    encode_end_of_rib(Family::IPV4_UNICAST, &mut bytes);
-    bytes
 }
 
 /// Connect from X, send an OPEN, read Starling's OPEN and hang up: a
@@ -109,7 +84,7 @@ async fn stale_routes_outlive_failed_reconnections_until_end_of_rib() {
     wait_active(&instance, 1).await;
 
     let mut x = RawPeer::establish_offering(X, listen, graceful(false)).await;
-    x.send(&announce("203.0.113.0/24")).await;
+    x.send(&announce("203.0.113.0/24", Ipv4Addr::from(X))).await;
     x.send(&end_of_rib()).await;
     wait_routes(&instance, &["203.0.113.0/24"], Duration::from_secs(10)).await;
 
@@ -124,7 +99,8 @@ async fn stale_routes_outlive_failed_reconnections_until_end_of_rib() {
     // the failed attempts, queued before it, were handled.
     wait_active(&instance, 1).await;
     let mut x = RawPeer::establish_offering(X, listen, graceful(true)).await;
-    x.send(&announce("198.51.100.0/24")).await;
+    x.send(&announce("198.51.100.0/24", Ipv4Addr::from(X)))
+        .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let have = loop {
         let have = routes(&instance).await;

@@ -10,16 +10,13 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::raw::RawPeer;
+use common::raw::{RawPeer, announce};
 use common::{free_port, passive_peer, wait_active};
 use starling_speaker::config::GracefulRestartConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
-use starling_wire::{
-    AsPath, Context, Family, Message, Nlri, Origin, ParsedUpdate, PathAttributes, Prefix, Update,
-    encode_end_of_rib,
-};
+use starling_wire::{AsPath, Family, Message, Origin, PathAttributes, Prefix, encode_end_of_rib};
 
 const ME: u8 = 140;
 
@@ -192,22 +189,6 @@ fn restarting() -> Vec<Capability> {
         g.restarting = true;
     }
     caps
-}
-
-fn announce(prefix: &str, next_hop: Ipv4Addr) -> Vec<u8> {
-    let update = Update {
-        attributes: PathAttributes {
-            origin: Some(Origin::Igp),
-            as_path: Some(AsPath::from_sequence([64512])),
-            next_hop: Some(next_hop),
-            ..PathAttributes::default()
-        },
-        nlri: vec![Nlri::new(prefix.parse::<Prefix>().expect("prefix"))],
-        ..Update::default()
-    };
-    Message::Update(ParsedUpdate::from(update))
-        .to_bytes(&Context::default())
-        .expect("encode")
 }
 
 /// Both ends restarted (a reflector and a client losing power together):

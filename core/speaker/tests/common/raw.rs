@@ -5,7 +5,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use starling_wire::capability::Capability;
-use starling_wire::{Context, Family, Message, Notification, Open, peek_header};
+use starling_wire::{
+    AsPath, Context, Family, Message, Nlri, Notification, Open, Origin, ParsedUpdate,
+    PathAttributes, Prefix, Update, encode_end_of_rib, peek_header,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
@@ -135,4 +138,29 @@ impl RawPeer {
             }
         }
     }
+}
+
+/// An UPDATE announcing `prefix` from AS 64512 with `next_hop`, as the
+/// raw peers' default session (2-octet ASes) encodes it.
+pub fn announce(prefix: &str, next_hop: Ipv4Addr) -> Vec<u8> {
+    let update = Update {
+        attributes: PathAttributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence([64512])),
+            next_hop: Some(next_hop),
+            ..PathAttributes::default()
+        },
+        nlri: vec![Nlri::new(prefix.parse::<Prefix>().expect("prefix"))],
+        ..Update::default()
+    };
+    Message::Update(ParsedUpdate::from(update))
+        .to_bytes(&Context::default())
+        .expect("encode")
+}
+
+/// IPv4 unicast End-of-RIB.
+pub fn end_of_rib() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_end_of_rib(Family::IPV4_UNICAST, &mut bytes);
+    bytes
 }
