@@ -48,6 +48,17 @@ const BATCH: usize = 1000;
 /// An IPv4 prefix as the kernel sees it.
 pub(crate) type Route = (Ipv4Addr, u8);
 
+/// Where the floor's routes point.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Via {
+    /// A gateway, inline in each route (as daemons write them).
+    Gateway(Ipv4Addr),
+    /// A kernel nexthop object (RTA_NH_ID), shared by every route.
+    Nexthop(u32),
+}
+
+const RTA_NH_ID: u16 = 30;
+
 struct Socket {
     fd: OwnedFd,
 }
@@ -200,10 +211,10 @@ fn route_message(
     flags: u16,
     seq: u32,
     (dst, len): Route,
-    gateway: Option<Ipv4Addr>,
+    via: Option<Via>,
     protocol: u8,
 ) {
-    let size = 16 + 12 + 8 + if gateway.is_some() { 8 } else { 0 };
+    let size = 16 + 12 + 8 + if via.is_some() { 8 } else { 0 };
     buf.extend_from_slice(&(size as u32).to_ne_bytes());
     buf.extend_from_slice(&kind.to_ne_bytes());
     buf.extend_from_slice(&flags.to_ne_bytes());
@@ -222,22 +233,24 @@ fn route_message(
         RTN_UNICAST,
     ]);
     buf.extend_from_slice(&0u32.to_ne_bytes());
-    let mut attribute = |kind: u16, address: Ipv4Addr| {
+    let mut attribute = |kind: u16, value: [u8; 4]| {
         buf.extend_from_slice(&8u16.to_ne_bytes());
         buf.extend_from_slice(&kind.to_ne_bytes());
-        buf.extend_from_slice(&address.octets());
+        buf.extend_from_slice(&value);
     };
-    attribute(RTA_DST, dst);
-    if let Some(gateway) = gateway {
-        attribute(RTA_GATEWAY, gateway);
+    attribute(RTA_DST, dst.octets());
+    match via {
+        Some(Via::Gateway(gateway)) => attribute(RTA_GATEWAY, gateway.octets()),
+        Some(Via::Nexthop(id)) => attribute(RTA_NH_ID, id.to_ne_bytes()),
+        None => {}
     }
 }
 
-/// Write `routes` (`via` a gateway: adds; without: deletes) in batches,
+/// Write `routes` (`via` something: adds; without: deletes) in batches,
 /// encoded before the clock starts; the time from the first `send` until
 /// the kernel has acknowledged the last message. Any route the kernel
 /// refuses is an error.
-fn batched(routes: &[Route], via: Option<Ipv4Addr>) -> io::Result<Duration> {
+fn batched(routes: &[Route], via: Option<Via>) -> io::Result<Duration> {
     let socket = Socket::open(0)?;
     let (kind, flags) = match via {
         Some(_) => (RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL),
@@ -317,9 +330,10 @@ fn batched(routes: &[Route], via: Option<Ipv4Addr>) -> io::Result<Duration> {
     Ok(elapsed)
 }
 
-/// The floor: add `routes` via `gateway` (protocol [`FLOOR_PROTOCOL`]).
-pub(crate) fn add_floor(routes: &[Route], gateway: Ipv4Addr) -> io::Result<Duration> {
-    batched(routes, Some(gateway))
+/// The floor: add `routes` `via` a gateway or a nexthop object (protocol
+/// [`FLOOR_PROTOCOL`]).
+pub(crate) fn add_floor(routes: &[Route], via: Via) -> io::Result<Duration> {
+    batched(routes, Some(via))
 }
 
 /// Run the calling thread on `cpu` only (the floor's writer takes the
@@ -525,7 +539,7 @@ mod tests {
     fn a_route_message_reads_back() {
         let mut buf = Vec::new();
         let route = (Ipv4Addr::new(198, 51, 100, 0), 24);
-        let gateway = Some(Ipv4Addr::new(203, 0, 113, 2));
+        let gateway = Some(Via::Gateway(Ipv4Addr::new(203, 0, 113, 2)));
         route_message(&mut buf, RTM_NEWROUTE, NLM_F_REQUEST, 7, route, gateway, 12);
         let all: Vec<_> = messages(&buf).collect();
         assert_eq!(all.len(), 1);
