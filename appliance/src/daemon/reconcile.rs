@@ -414,7 +414,7 @@ pub(super) fn spawn_fib(
         // is what was installed plus these, so it keeps no copy of the
         // table. Routes the kernel refused stay, retried with the next
         // write.
-        let mut pending = Pending::new();
+        let mut pending = Pending::default();
         // Adopted routes stay (forwarding continues through the restart)
         // until the sweep; those no best path claimed by then are stale.
         let mut claimed: std::collections::BTreeSet<Destination> = Default::default();
@@ -582,7 +582,7 @@ pub(super) fn spawn_fib(
 }
 
 /// Kernel changes not written yet: destination → target (`None`: delete).
-type Pending = HashMap<Destination, Option<Target>>;
+type Pending = HashMap<Destination, Option<Target>, starling_fib::RouteHasher>;
 
 /// Record in `pending` the kernel routes `changes` ask for, and before the
 /// sweep mark them `claimed` (learned again since the restart).

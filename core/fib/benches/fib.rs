@@ -58,7 +58,7 @@ fn fib_rate(c: &mut Criterion) {
             (Destination::new(addr, 24).expect("prefix"), gateway.clone())
         })
         .collect();
-    let empty = starling_fib::Routes::new();
+    let empty = starling_fib::Routes::default();
     let mut fib = Fib::open(FibConfig {
         table: 1000,
         ..FibConfig::default()

@@ -92,7 +92,11 @@ impl std::str::FromStr for Destination {
 /// a million point lookups and inserts per burst, where a B-tree's
 /// cache misses cost a third of the daemon's time (perf, `starling-bench
 /// fib`).
-pub type Routes = HashMap<Destination, Target>;
+pub type Routes = HashMap<Destination, Target, RouteHasher>;
+
+/// The hasher of [`Routes`]: fast (SipHash was 2 % of the daemon's time
+/// in a full table), seeded per process, as peers choose the keys.
+pub type RouteHasher = foldhash::fast::RandomState;
 
 /// A route's gateways: one inline (the usual case, so a full table costs
 /// no allocation per route), more on the heap.
@@ -193,6 +197,9 @@ pub struct Fib {
     /// Our nexthop objects; `None` when not used (disabled, or a kernel
     /// without them).
     nexthops: Option<nexthop::Registry>,
+    /// Installed single-gateway routes per gateway: while a gateway has
+    /// any, its nexthop object stays.
+    single: HashMap<IpAddr, usize>,
 }
 
 /// Deletes, highest prefix first: ~4× faster here than ascending (293k/s
@@ -201,6 +208,13 @@ pub struct Fib {
 fn descending(mut deletes: Vec<(Op, Destination, Target)>) -> Vec<(Op, Destination, Target)> {
     deletes.sort_unstable_by_key(|(_, dest, _)| std::cmp::Reverse(*dest));
     deletes
+}
+
+fn single_gateway(target: &Target) -> Option<IpAddr> {
+    match target {
+        Target::Via(g) if g.len() == 1 => Some(g[0]),
+        _ => None,
+    }
 }
 
 fn is_ecmp(target: &Target) -> bool {
@@ -235,8 +249,9 @@ impl Fib {
         Ok(Fib {
             netlink,
             config,
-            installed: Routes::new(),
+            installed: Routes::default(),
             nexthops,
+            single: HashMap::new(),
         })
     }
 
@@ -249,19 +264,34 @@ impl Fib {
     fn group_gateways(&self) -> BTreeMap<u32, Vec<IpAddr>> {
         self.nexthops
             .iter()
-            .flat_map(|r| r.groups.iter().map(|(set, id)| (*id, set.clone())))
+            .flat_map(|r| {
+                let groups = r.groups.iter().map(|(set, id)| (*id, set.clone()));
+                let gateways = r.gateways.iter().map(|(gw, id)| (*id, vec![*gw]));
+                groups.chain(gateways)
+            })
             .collect()
     }
 
-    /// The group for an ECMP gateway set, created when missing. `None`:
-    /// not an ECMP route, no nexthop objects, or the kernel refused one
-    /// (the route then lists its gateways inline, and the kernel's answer
-    /// to that is the refusal the caller sees).
+    /// The nexthop object a route names, created when missing: its
+    /// gateway's object, or for ECMP the group of its gateways. A route
+    /// naming an object costs the kernel about a third less than one
+    /// listing its gateway (no nexthop to build and resolve per route:
+    /// the floor, `starling-bench fib`). `None`: a blackhole, no nexthop
+    /// objects, or the kernel refused one (the route then lists its
+    /// gateways inline, and the kernel's answer to that is the refusal
+    /// the caller sees).
     fn group_for(&mut self, target: &Target) -> Result<Option<u32>, FibError> {
         let (Some(registry), Target::Via(gateways)) = (self.nexthops.as_mut(), target) else {
             return Ok(None);
         };
-        if gateways.len() < 2 {
+        if gateways.is_empty() {
+            return Ok(None);
+        }
+        if let [gateway] = gateways.as_slice() {
+            if let Some(id) = registry.gateways.get(gateway) {
+                return Ok(Some(*id));
+            }
+        } else if gateways.len() < 2 {
             return Ok(None);
         }
         let mut set = gateways.to_vec();
@@ -291,6 +321,9 @@ impl Fib {
             }
             registry.gateways.insert(*gateway, id);
             members.push(id);
+        }
+        if let [id] = members.as_slice() {
+            return Ok(Some(*id));
         }
         let id = registry.allocate();
         let body = nexthop::new_group(id, self.config.protocol, &members);
@@ -332,13 +365,14 @@ impl Fib {
             .filter(|(set, _)| !used.contains(*set))
             .map(|(set, id)| (set.clone(), *id))
             .collect();
-        let still: std::collections::BTreeSet<IpAddr> = registry
+        let mut still: std::collections::BTreeSet<IpAddr> = registry
             .groups
             .keys()
             .filter(|set| used.contains(*set))
             .flatten()
             .copied()
             .collect();
+        still.extend(self.single.keys().copied());
         let unused_gateways: Vec<(IpAddr, u32)> = registry
             .gateways
             .iter()
@@ -413,6 +447,7 @@ impl Fib {
     pub fn adopt(&mut self) -> Result<usize, FibError> {
         let groups = self.group_gateways();
         self.installed = self.netlink.dump(&self.config, &groups)?;
+        self.count_single();
         Ok(self.installed.len())
     }
 
@@ -503,6 +538,7 @@ impl Fib {
         // The repair writes are relative to the kernel's state, so the
         // bookkeeping starts from it.
         let wanted = std::mem::replace(&mut self.installed, kernel);
+        self.count_single();
         let mut changes = self.write(ops)?;
         // Anything the kernel refused stays out; retry through apply.
         let retry = self.apply(&wanted)?;
@@ -515,7 +551,7 @@ impl Fib {
 
     /// Delete every route of ours (a clean shutdown that leaves nothing).
     pub fn clear(&mut self) -> Result<Changes, FibError> {
-        self.apply(&Routes::new())
+        self.apply(&Routes::default())
     }
 
     fn write(&mut self, ops: Vec<(Op, Destination, Target)>) -> Result<Changes, FibError> {
@@ -523,13 +559,13 @@ impl Fib {
         if ops.is_empty() {
             return Ok(changes);
         }
-        let mut groups = BTreeMap::new();
-        for (op, dest, target) in &ops {
-            if *op != Op::Delete
-                && let Some(id) = self.group_for(target)?
-            {
-                groups.insert(*dest, id);
-            }
+        // The nexthop object each op's route names, if any (in order).
+        let mut groups = Vec::with_capacity(ops.len());
+        for (op, _, target) in &ops {
+            groups.push(match op {
+                Op::Delete => None,
+                _ => self.group_for(target)?,
+            });
         }
         // Whether any ECMP route comes or goes: only then can a nexthop
         // group fall out of use (checked before `installed` changes).
@@ -539,16 +575,17 @@ impl Fib {
             });
         let refused = self.netlink.write(&self.config, &ops, &groups)?;
         let refused: BTreeMap<Destination, String> = refused.into_iter().collect();
+        let mut released = false;
         for (op, dest, target) in ops {
             if let Some(error) = refused.get(&dest) {
                 // A delete of a route already gone is done, not refused.
                 if op == Op::Delete && error.contains("No such process") {
-                    self.installed.remove(&dest);
+                    released |= self.uninstall(&dest);
                     changes.deleted += 1;
                     continue;
                 }
                 if op != Op::Delete {
-                    self.installed.remove(&dest);
+                    released |= self.uninstall(&dest);
                 }
                 changes.refused.push(Refused {
                     destination: dest,
@@ -559,22 +596,71 @@ impl Fib {
             match op {
                 Op::Add => {
                     changes.added += 1;
-                    self.installed.insert(dest, target);
+                    released |= self.install(dest, target);
                 }
                 Op::Replace => {
                     changes.replaced += 1;
-                    self.installed.insert(dest, target);
+                    released |= self.install(dest, target);
                 }
                 Op::Delete => {
                     changes.deleted += 1;
-                    self.installed.remove(&dest);
+                    released |= self.uninstall(&dest);
                 }
             }
         }
-        if ecmp_touched {
+        if ecmp_touched || released {
             self.collect_nexthops()?;
         }
         Ok(changes)
+    }
+
+    /// Record `dest` as installed with `target`; whether a gateway lost
+    /// its last single-gateway route.
+    fn install(&mut self, dest: Destination, target: Target) -> bool {
+        let new = single_gateway(&target);
+        let old = self.installed.insert(dest, target);
+        self.recount(old.as_ref().and_then(single_gateway), new)
+    }
+
+    /// Record `dest` as gone; whether a gateway lost its last
+    /// single-gateway route.
+    fn uninstall(&mut self, dest: &Destination) -> bool {
+        let old = self.installed.remove(dest);
+        self.recount(old.as_ref().and_then(single_gateway), None)
+    }
+
+    fn recount(&mut self, old: Option<IpAddr>, new: Option<IpAddr>) -> bool {
+        if self.nexthops.is_none() || old == new {
+            return false;
+        }
+        if let Some(gw) = new {
+            *self.single.entry(gw).or_default() += 1;
+        }
+        let Some(gw) = old else { return false };
+        match self.single.get_mut(&gw) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                self.single.remove(&gw);
+                true
+            }
+        }
+    }
+
+    /// Count single-gateway routes per gateway afresh (the installed set
+    /// was replaced wholesale).
+    fn count_single(&mut self) {
+        self.single.clear();
+        if self.nexthops.is_none() {
+            return;
+        }
+        for target in self.installed.values() {
+            if let Some(gw) = single_gateway(target) {
+                *self.single.entry(gw).or_default() += 1;
+            }
+        }
     }
 }
 

@@ -72,10 +72,11 @@ impl Netlink {
         &mut self,
         config: &FibConfig,
         ops: &[(Op, Destination, Target)],
-        groups: &BTreeMap<Destination, u32>,
+        groups: &[Option<u32>],
     ) -> Result<Vec<(Destination, String)>, FibError> {
         let mut refused = Vec::new();
-        for chunk in ops.chunks(config.batch.max(1)) {
+        let batch = config.batch.max(1);
+        for (chunk, chunk_groups) in ops.chunks(batch).zip(groups.chunks(batch)) {
             self.send.clear();
             // Sequence numbers, in the order sent (consecutive but for a
             // wrap): an error names its message by number.
@@ -113,7 +114,7 @@ impl Netlink {
                         config,
                         dest,
                         target,
-                        groups.get(dest).copied(),
+                        chunk_groups.get(i).copied().flatten(),
                     )),
                 };
                 self.push(payload, flags, sequence);
@@ -351,7 +352,7 @@ impl Netlink {
         config: &FibConfig,
         groups: &BTreeMap<u32, Vec<IpAddr>>,
     ) -> Result<crate::Routes, FibError> {
-        let mut routes = crate::Routes::new();
+        let mut routes = crate::Routes::default();
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut attempt = 0;
             loop {
@@ -388,7 +389,7 @@ impl Netlink {
             sequence,
         );
         self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
-        let mut routes = crate::Routes::new();
+        let mut routes = crate::Routes::default();
         let mut interrupted = false;
         self.receive_until(|message| {
             if message.header.sequence_number != sequence {

@@ -134,7 +134,7 @@ fn gw(last: u8) -> IpAddr {
 /// `count` IPv4 /24s from 10.0.0.0 via 192.0.2.2, every 10th ECMP over .2
 /// and .3, every 100th a blackhole, plus a few IPv6 /48s.
 fn table(count: u32) -> Routes {
-    let mut desired = Routes::new();
+    let mut desired = Routes::default();
     for i in 0..count {
         let addr = IpAddr::from((0x0a00_0000 + (i << 8)).to_be_bytes());
         let target = match i {
@@ -441,7 +441,7 @@ fn refused_routes_are_reported_and_others_installed() {
         "proto",
         "static",
     ]);
-    let mut desired = Routes::new();
+    let mut desired = Routes::default();
     let d = |s: &str| s.parse::<Destination>().expect("prefix");
     desired.insert(d("10.1.0.0/24"), Target::via(vec![gw(2)]));
     desired.insert(
@@ -569,8 +569,8 @@ fn ecmp_routes_share_nexthop_groups() {
     assert_eq!(groups[0]["protocol"], "199");
     assert_eq!(
         objects.len(),
-        3,
-        "the group and its two gateways: {objects:?}"
+        4,
+        "the group, its two gateways, and the IPv6 routes' gateway (single-gateway routes name their gateway's object too): {objects:?}"
     );
     let group_id = groups[0]["id"].clone();
     let t = TABLE.to_string();
@@ -586,6 +586,26 @@ fn ecmp_routes_share_nexthop_groups() {
     ]))
     .expect("json");
     assert_eq!(ecmp[0]["nhid"], group_id, "{ecmp:?}");
+    let single: Vec<Value> = serde_json::from_str(&ns.ip(&[
+        "-j",
+        "route",
+        "show",
+        "table",
+        &t,
+        "proto",
+        "199",
+        "10.0.1.0/24",
+    ]))
+    .expect("json");
+    let gateway_object = objects
+        .iter()
+        .find(|o| o["gateway"] == "192.0.2.2")
+        .map(|o| o["id"].clone());
+    assert_eq!(
+        Some(single[0]["nhid"].clone()),
+        gateway_object,
+        "a single-gateway route names its gateway's object: {single:?}"
+    );
 
     // A restart adopts routes and groups: nothing to write.
     let (again, cleared) = ns.run(|| {
