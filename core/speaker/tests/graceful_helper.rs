@@ -8,62 +8,20 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::raw::{RawPeer, announce, end_of_rib};
+use common::raw::{RawPeer, announce, end_of_rib, graceful_restart};
 use common::{free_port, passive_peer, routes, wait_active, wait_routes};
 use starling_speaker::config::GracefulRestartConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
-use starling_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
-use starling_wire::{Context, Family, Message, Open, peek_header};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
 
 const ME: u8 = 180;
 const X: [u8; 4] = [127, 0, 0, 181];
 
-/// Graceful restart as the peer offers it: forwarding kept for IPv4.
-fn graceful(restarting: bool) -> Vec<Capability> {
-    vec![Capability::GracefulRestart(GracefulRestart {
-        restarting,
-        notification: false,
-        reserved_flags: 0,
-        restart_time: 120,
-        families: vec![GracefulRestartFamily {
-            family: Family::IPV4_UNICAST,
-            forwarding_preserved: true,
-            reserved_flags: 0,
-        }],
-    })]
-}
-
 /// Connect from X, send an OPEN, read Starling's OPEN and hang up: a
 /// session that fails in OpenSent, as one to a daemon still starting.
 async fn failed_attempt(listen: SocketAddr) {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket.bind(SocketAddr::from((X, 0))).expect("bind");
-    let mut stream = socket.connect(listen).await.expect("connect");
-    let open = Open::new(64512, 90, Ipv4Addr::from(X), graceful(true));
-    let bytes = Message::Open(open)
-        .to_bytes(&Context::default())
-        .expect("open");
-    stream.write_all(&bytes).await.expect("write");
-    let mut buf = Vec::new();
-    let opened = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Ok(Some(h)) = peek_header(&buf, 4096)
-                && buf.len() >= h.len
-            {
-                return Message::decode(&buf[..h.len], &Context::default());
-            }
-            let mut chunk = [0u8; 1024];
-            let n = stream.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "Starling closed before its OPEN");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    })
-    .await
-    .expect("Starling's OPEN within 10 s");
-    assert!(matches!(opened, Ok(Message::Open(_))), "{opened:?}");
+    let peer = RawPeer::open_only(X, listen, graceful_restart(true)).await;
+    assert!(peer.their_open.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +41,7 @@ async fn stale_routes_outlive_failed_reconnections_until_end_of_rib() {
     instance.add_peer(cfg, PeerPolicy::default());
     wait_active(&instance, 1).await;
 
-    let mut x = RawPeer::establish_offering(X, listen, graceful(false)).await;
+    let mut x = RawPeer::establish_offering(X, listen, graceful_restart(false)).await;
     x.send(&announce("203.0.113.0/24", Ipv4Addr::from(X))).await;
     x.send(&end_of_rib()).await;
     wait_routes(&instance, &["203.0.113.0/24"], Duration::from_secs(10)).await;
@@ -98,7 +56,7 @@ async fn stale_routes_outlive_failed_reconnections_until_end_of_rib() {
     // X is back, restarting, and sends a first route. Its arrival means
     // the failed attempts, queued before it, were handled.
     wait_active(&instance, 1).await;
-    let mut x = RawPeer::establish_offering(X, listen, graceful(true)).await;
+    let mut x = RawPeer::establish_offering(X, listen, graceful_restart(true)).await;
     x.send(&announce("198.51.100.0/24", Ipv4Addr::from(X)))
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

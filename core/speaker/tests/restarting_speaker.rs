@@ -10,12 +10,12 @@ mod common;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use common::raw::{RawPeer, announce};
+use common::raw::{RawPeer, announce, graceful_restart};
 use common::{free_port, passive_peer, wait_active};
 use starling_speaker::config::GracefulRestartConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;
-use starling_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
+use starling_wire::capability::{Capability, GracefulRestart};
 use starling_wire::{AsPath, Family, Message, Origin, PathAttributes, Prefix, encode_end_of_rib};
 
 const ME: u8 = 140;
@@ -53,17 +53,7 @@ async fn restarted_instance(recovery: Duration) -> (Instance, SocketAddr) {
 
 /// A peer that offers graceful restart (a helper: it kept our routes).
 fn helper() -> Vec<Capability> {
-    vec![Capability::GracefulRestart(GracefulRestart {
-        restarting: false,
-        notification: false,
-        reserved_flags: 0,
-        restart_time: 120,
-        families: vec![GracefulRestartFamily {
-            family: Family::IPV4_UNICAST,
-            forwarding_preserved: true,
-            reserved_flags: 0,
-        }],
-    })]
+    graceful_restart(false)
 }
 
 fn our_graceful_restart(peer: &RawPeer) -> GracefulRestart {
@@ -184,11 +174,7 @@ async fn recovery_ends_at_its_limit_when_a_peer_never_comes() {
 
 /// A peer that restarted as well (the R bit).
 fn restarting() -> Vec<Capability> {
-    let mut caps = helper();
-    if let Some(Capability::GracefulRestart(g)) = caps.first_mut() {
-        g.restarting = true;
-    }
-    caps
+    graceful_restart(true)
 }
 
 /// Both ends restarted (a reflector and a client losing power together):

@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use starling_wire::capability::Capability;
+use starling_wire::capability::{Capability, GracefulRestart, GracefulRestartFamily};
 use starling_wire::{
     AsPath, Context, Family, Message, Nlri, Notification, Open, Origin, ParsedUpdate,
     PathAttributes, Prefix, Update, encode_end_of_rib, peek_header,
@@ -59,7 +59,7 @@ impl RawPeer {
         Self::open_as(local, starling, rcvbuf, extra, 64512).await
     }
 
-    async fn open_as(
+    async fn exchange_opens(
         local: [u8; 4],
         starling: SocketAddr,
         rcvbuf: Option<u32>,
@@ -96,6 +96,23 @@ impl RawPeer {
             panic!("Starling answers with an OPEN");
         };
         peer.their_open = Some(theirs);
+        peer
+    }
+
+    /// Connect from `local`, send an OPEN offering `extra`, and read
+    /// Starling's OPEN: the session stands in OpenSent on our side.
+    pub async fn open_only(local: [u8; 4], starling: SocketAddr, extra: Vec<Capability>) -> Self {
+        Self::exchange_opens(local, starling, None, extra, 64512).await
+    }
+
+    async fn open_as(
+        local: [u8; 4],
+        starling: SocketAddr,
+        rcvbuf: Option<u32>,
+        extra: Vec<Capability>,
+        asn: u32,
+    ) -> Self {
+        let mut peer = Self::exchange_opens(local, starling, rcvbuf, extra, asn).await;
         assert!(matches!(peer.recv().await, Message::Keepalive));
         peer.send(
             &Message::Keepalive
@@ -163,4 +180,20 @@ pub fn end_of_rib() -> Vec<u8> {
     let mut bytes = Vec::new();
     encode_end_of_rib(Family::IPV4_UNICAST, &mut bytes);
     bytes
+}
+
+/// Graceful restart as a peer offers it: forwarding kept for IPv4, a
+/// 120 s restart time, and the R bit if it is `restarting`.
+pub fn graceful_restart(restarting: bool) -> Vec<Capability> {
+    vec![Capability::GracefulRestart(GracefulRestart {
+        restarting,
+        notification: false,
+        reserved_flags: 0,
+        restart_time: 120,
+        families: vec![GracefulRestartFamily {
+            family: Family::IPV4_UNICAST,
+            forwarding_preserved: true,
+            reserved_flags: 0,
+        }],
+    })]
 }
