@@ -12,6 +12,7 @@
 
 mod fib;
 mod kernel;
+mod paths;
 mod peer;
 
 use starling_wire::testdata as table;
@@ -26,6 +27,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use starling_speaker::PeerConfig;
 use starling_speaker::instance::{Instance, PeerPolicy};
+use starling_speaker::policy::{Candidate, Direction, RoutePolicy, Verdict};
 use starling_speaker::rib::RibConfig;
 use starling_wire::Context;
 use tokio::io::AsyncWriteExt;
@@ -62,6 +64,9 @@ enum Peers {
     Clients,
     /// eBGP peers, one AS each, as an exchange's members.
     Members,
+    /// eBGP peers, one AS each, that only send (the `paths` scenario);
+    /// the sink gets the best of their routes.
+    Blasters,
 }
 
 #[derive(Debug, Parser)]
@@ -103,6 +108,11 @@ enum Cmd {
     /// blaster's session ends, and the clock runs until the sink has had
     /// every prefix withdrawn.
     Withdraw(TableRun),
+    /// perf-method.md's S2 and S8: N peers send the same table with
+    /// different AS paths; the clock runs until the sink holds every
+    /// prefix's best path, and RSS against one peer's gives the bytes per
+    /// extra path.
+    Paths(paths::PathsRun),
     /// A route reflector: every client sends its own routes, and every
     /// client must get everyone else's.
     Rr {
@@ -203,6 +213,12 @@ fn main() -> anyhow::Result<()> {
         | Cmd::Withdraw(TableRun { inside: false, .. }) => in_namespace(0, false),
         Cmd::Fib(fib::FibRun { inside: false, .. }) => in_namespace(0, true),
         Cmd::Fib(run) => rt.block_on(fib::run(run)),
+        Cmd::Paths(paths::PathsRun {
+            inside: false,
+            ref peers,
+            ..
+        }) => in_namespace(peers.iter().copied().max().unwrap_or(1), false),
+        Cmd::Paths(run) => rt.block_on(paths::run(run)),
         Cmd::Rib(run) => rt.block_on(table_run(run, false)),
         Cmd::Withdraw(run) => rt.block_on(table_run(run, true)),
         Cmd::Rr {
@@ -339,16 +355,21 @@ async fn run_starling_dut(port: u16, rr_clients: usize, kind: Peers) -> anyhow::
         &[SocketAddr::from((DUT, port))],
     )
     .await?;
-    let peers: Vec<(Ipv4Addr, u32)> = if rr_clients > 0 {
-        (0..rr_clients)
-            .map(|i| match kind {
-                Peers::Clients => (rr_client(i), DUT_AS),
-                Peers::Members => (rr_client(i), member_as(i)),
-            })
-            .collect()
-    } else {
-        vec![(BLASTER, BLASTER_AS), (SINK, SINK_AS)]
+    let peers: Vec<(Ipv4Addr, u32)> = match kind {
+        _ if rr_clients == 0 => vec![(BLASTER, BLASTER_AS), (SINK, SINK_AS)],
+        Peers::Clients => (0..rr_clients).map(|i| (rr_client(i), DUT_AS)).collect(),
+        Peers::Members => (0..rr_clients)
+            .map(|i| (rr_client(i), member_as(i)))
+            .collect(),
+        Peers::Blasters => (0..rr_clients)
+            .map(|i| (rr_client(i), member_as(i)))
+            .chain([(SINK, SINK_AS)])
+            .collect(),
     };
+    if kind == Peers::Blasters {
+        // As the others' `export none` towards the blasters.
+        instance.set_route_policy(Some(Arc::new(SinkOnly)), Vec::new());
+    }
     for (addr, asn) in peers {
         let mut cfg = PeerConfig::new(
             SocketAddr::from((addr, 179)),
@@ -368,6 +389,30 @@ async fn run_starling_dut(port: u16, rr_clients: usize, kind: Peers) -> anyhow::
     // No FIB in these scenarios: drain best-path changes.
     while best.recv().await.is_some() {}
     Ok(())
+}
+
+/// Everything in, and out to the sink only (the `paths` scenario).
+#[derive(Debug)]
+struct SinkOnly;
+
+impl RoutePolicy for SinkOnly {
+    fn evaluate(
+        &self,
+        peer: IpAddr,
+        direction: Direction,
+        routes: &[Candidate<'_>],
+    ) -> Result<Vec<Verdict>, String> {
+        let verdict = if direction == Direction::Import || peer == IpAddr::V4(SINK) {
+            Verdict::Accept
+        } else {
+            Verdict::Reject
+        };
+        Ok(vec![verdict; routes.len()])
+    }
+
+    fn export_class(&self, peer: IpAddr) -> Option<u64> {
+        Some(u64::from(peer == IpAddr::V4(SINK)))
+    }
 }
 
 struct Daemon {
@@ -440,6 +485,22 @@ fn start_dut(
                      address-family ipv4 unicast\n  neighbor {BLASTER} activate\n  neighbor {SINK} activate\n\
                      exit-address-family\n"
                 )
+            } else if kind == Peers::Blasters {
+                // The blasters get nothing, as with BIRD's `export none`.
+                let neighbors: String = clients
+                    .iter()
+                    .map(|c| format!(" neighbor {c} peer-group blasters\n"))
+                    .collect();
+                format!(
+                    "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n no bgp ebgp-requires-policy\n\
+                     neighbor blasters peer-group\n neighbor blasters remote-as external\n neighbor blasters passive\n\
+                     {neighbors}\
+                     neighbor {SINK} remote-as {SINK_AS}\n neighbor {SINK} passive\n\
+                     address-family ipv4 unicast\n  neighbor blasters activate\n  neighbor blasters route-map NOTHING out\n\
+                     neighbor {SINK} activate\n\
+                     exit-address-family\n\
+                     route-map NOTHING deny 10\n"
+                )
             } else if kind == Peers::Members {
                 let neighbors: String = clients
                     .iter()
@@ -495,6 +556,28 @@ fn start_dut(
             };
             let neighbors: String = if clients.is_empty() {
                 neighbor(BLASTER, BLASTER_AS) + &neighbor(SINK, SINK_AS)
+            } else if kind == Peers::Blasters {
+                // GoBGP applies per-neighbor policy to route-server
+                // clients only: the global export policy keeps the
+                // blasters from getting anything.
+                let blasters: Vec<String> = clients.iter().map(|c| format!("\"{c}\"")).collect();
+                clients
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| neighbor(*c, member_as(i)))
+                    .chain([neighbor(SINK, SINK_AS)])
+                    .collect::<String>()
+                    + &format!(
+                        "[[defined-sets.neighbor-sets]]\n  neighbor-set-name = \"blasters\"\n\
+                         neighbor-info-list = [{}]\n\
+                         [[policy-definitions]]\n  name = \"sink-only\"\n\
+                         [[policy-definitions.statements]]\n    name = \"no-blasters\"\n\
+                         [policy-definitions.statements.conditions.match-neighbor-set]\n      neighbor-set = \"blasters\"\n\
+                         [policy-definitions.statements.actions]\n      route-disposition = \"reject-route\"\n\
+                         [global.apply-policy.config]\n  export-policy-list = [\"sink-only\"]\n\
+                         default-export-policy = \"accept-route\"\n",
+                        blasters.join(", ")
+                    )
             } else if kind == Peers::Members {
                 clients
                     .iter()
@@ -558,6 +641,7 @@ fn start_dut(
                     match kind {
                         Peers::Clients => "clients",
                         Peers::Members => "members",
+                        Peers::Blasters => "blasters",
                     },
                 ])
                 .stderr(Stdio::inherit())
@@ -592,6 +676,22 @@ template bgp p {{
                             "protocol bgp blaster from p {{ neighbor {BLASTER} as {BLASTER_AS}; ipv4 {{ import all; export none; }}; }}\n\
                              protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}"
                         )
+                    } else if kind == Peers::Blasters {
+                        clients
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| {
+                                format!(
+                                    "protocol bgp b{i} from p {{ neighbor {c} as {}; \
+                                     ipv4 {{ import all; export none; }}; }}\n",
+                                    member_as(i)
+                                )
+                            })
+                            .chain([format!(
+                                "protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; \
+                                 ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}"
+                            )])
+                            .collect()
                     } else if kind == Peers::Members {
                         clients
                             .iter()
@@ -782,7 +882,7 @@ async fn one_rr_run(
     for i in 0..streams.len() {
         let asn = match kind {
             Peers::Clients => DUT_AS,
-            Peers::Members => member_as(i),
+            Peers::Members | Peers::Blasters => member_as(i),
         };
         clients.push(connect(rr_client(i), target, asn).await?);
     }
@@ -898,7 +998,9 @@ async fn rr(
         Peers::Clients => {
             format!("time until all {clients} clients hold {want} reflected prefixes (s)")
         }
-        Peers::Members => format!("time until all {clients} members hold {want} prefixes (s)"),
+        Peers::Members | Peers::Blasters => {
+            format!("time until all {clients} members hold {want} prefixes (s)")
+        }
     });
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use starling_wire::capability::Capability;
-use starling_wire::{Context, Family, Message, Open, peek_header};
+use starling_wire::{Context, Family, Message, Open, Update, peek_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -128,6 +128,42 @@ impl Peer {
         done: impl Fn(usize) -> bool,
         seen: &std::sync::atomic::AtomicUsize,
     ) -> anyhow::Result<Instant> {
+        self.follow(|update| {
+            let (announced, withdrawn) = count_prefixes(update.get(19..).unwrap_or_default())?;
+            have += announced;
+            have -= withdrawn.min(have);
+            seen.store(have, std::sync::atomic::Ordering::Relaxed);
+            Ok(done(have))
+        })
+        .await
+    }
+
+    /// Decode every UPDATE and hand it to `done` until it says so;
+    /// returns when.
+    pub(crate) async fn follow_decoded(
+        &mut self,
+        mut done: impl FnMut(&Update) -> bool,
+    ) -> anyhow::Result<Instant> {
+        let ctx = self.ctx.clone();
+        self.follow(|bytes| match Message::decode(bytes, &ctx) {
+            Ok(Message::Update(parsed)) => Ok(done(&parsed.update)),
+            Ok(_) => Ok(false),
+            Err(e) => bail!("the DUT sent a malformed UPDATE: {e}"),
+        })
+        .await
+    }
+
+    /// Stay in the session, reading and discarding, until it fails.
+    pub(crate) async fn idle(&mut self) -> anyhow::Result<Instant> {
+        self.follow(|_| Ok(false)).await
+    }
+
+    /// Hand every UPDATE (the whole message) to `done` until it says so,
+    /// answering KEEPALIVEs and sending our own; returns when.
+    async fn follow(
+        &mut self,
+        mut done: impl FnMut(&[u8]) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<Instant> {
         let mut start = 0usize;
         // Our own KEEPALIVEs, as a real peer sends them: the daemon's hold
         // timer must not depend on how soon we read its.
@@ -145,22 +181,23 @@ impl Peer {
                 let Some(msg) = self.buf.get(start..start + h.len) else {
                     break;
                 };
-                if msg.get(18) == Some(&2) {
-                    let (announced, withdrawn) = count_prefixes(msg.get(19..).unwrap_or_default())?;
-                    have += announced;
-                    have -= withdrawn.min(have);
-                    seen.store(have, std::sync::atomic::Ordering::Relaxed);
-                } else if msg.get(18) == Some(&4) {
-                    self.stream
-                        .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
-                        .await?;
-                } else if msg.get(18) == Some(&3) {
-                    let why = Message::decode(msg, &self.ctx)
-                        .map_or_else(|e| e.to_string(), |m| format!("{m:?}"));
-                    bail!("the DUT sent a NOTIFICATION: {why}");
-                }
+                let finished = match msg.get(18) {
+                    Some(&2) => done(msg)?,
+                    Some(&4) => {
+                        self.stream
+                            .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
+                            .await?;
+                        false
+                    }
+                    Some(&3) => {
+                        let why = Message::decode(msg, &self.ctx)
+                            .map_or_else(|e| e.to_string(), |m| format!("{m:?}"));
+                        bail!("the DUT sent a NOTIFICATION: {why}");
+                    }
+                    _ => false,
+                };
                 start += h.len;
-                if done(have) {
+                if finished {
                     // What follows is for the next count.
                     self.buf.drain(..start);
                     return Ok(Instant::now());
