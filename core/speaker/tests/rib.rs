@@ -340,3 +340,85 @@ fn a_walk_over_some_slots_yields_their_best_paths_in_address_order() {
         .collect();
     assert_eq!(walked, [p("10.1.0.0/16"), p("10.3.0.0/16")]);
 }
+
+/// The RIB decides most arrivals by comparing with the best path alone
+/// (when they differ before MED); the full decision process, which an
+/// ECMP-enabled RIB always runs, must agree on the best path after every
+/// announcement and withdrawal, ties, MEDs and iBGP included.
+#[test]
+fn deciding_against_the_best_alone_agrees_with_the_full_process() {
+    let peers = [
+        peer(1, 65001),
+        peer(2, 65001),
+        peer(3, 65002),
+        peer(4, 64512),
+        peer(5, 64512),
+        peer(6, 65003),
+    ];
+    let mut fast = Rib::new(RibConfig::new(64512, Ipv4Addr::new(198, 51, 100, 254)));
+    let mut cfg = RibConfig::new(64512, Ipv4Addr::new(198, 51, 100, 254));
+    cfg.decision.max_paths = 4;
+    let mut full = Rib::new(cfg);
+    for info in &peers {
+        fast.set_peer(info.clone());
+        full.set_peer(info.clone());
+    }
+    let prefixes = ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"];
+    // A fixed xorshift sequence: the same cases on every run.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut wins = 0;
+    for step in 0..5_000 {
+        let info = &peers[next(peers.len() as u64) as usize];
+        let prefix = prefixes[next(prefixes.len() as u64) as usize];
+        let update = if next(5) == 0 {
+            withdraw(&[prefix])
+        } else {
+            let mut path = vec![info.asn; 1 + next(3) as usize];
+            if info.asn == 64512 {
+                path.remove(0);
+            }
+            Update {
+                attributes: PathAttributes {
+                    origin: Some([Origin::Igp, Origin::Egp][next(2) as usize]),
+                    as_path: Some(AsPath::from_sequence(path)),
+                    med: [None, Some(0), Some(50)][next(3) as usize],
+                    local_pref: (!info.ebgp).then(|| [100, 200][next(2) as usize]),
+                    next_hop: Some(Ipv4Addr::new(203, 0, 113, next(4) as u8)),
+                    ..PathAttributes::default()
+                },
+                nlri: vec![Nlri::new(p(prefix))],
+                ..Update::default()
+            }
+            .into()
+        };
+        let before = fast.best(&p(prefix)).first().cloned();
+        let changes = fast.apply_update(info.address, &update);
+        full.apply_update(info.address, &update);
+        let after = fast.best(&p(prefix)).first().cloned();
+        let expected = full.best(&p(prefix)).first().cloned();
+        assert_eq!(
+            after.as_ref().map(|b| (b.source, b.route.clone())),
+            expected.map(|b| (b.source, b.route)),
+            "step {step}: {prefix} from {}",
+            info.address
+        );
+        assert_eq!(fast.paths(&p(prefix)).len(), full.paths(&p(prefix)).len());
+        // A change is reported exactly when the best path changed.
+        assert_eq!(
+            changes.iter().any(|c| c.best_changed),
+            before != after,
+            "step {step}"
+        );
+        wins += usize::from(before.is_some() && before != after);
+    }
+    assert!(
+        wins > 100,
+        "the sequence moves the best path often ({wins})"
+    );
+}

@@ -31,7 +31,7 @@ struct OutSet {
 pub struct SetTable {
     /// Indexed by `SetId`; `None` once dropped.
     sets: Vec<Option<OutSet>>,
-    ids: HashMap<Arc<RouteAttrs>, SetId>,
+    ids: HashMap<Arc<RouteAttrs>, SetId, super::AttrHasher>,
     free: Vec<SetId>,
     /// Sets that may have no user: interned and not (yet) advertised, or
     /// whose last user went.

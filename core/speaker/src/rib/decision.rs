@@ -17,7 +17,7 @@
 //! - Multipath: routes equal through (e) form the ECMP set; among eBGP
 //!   routes they must also share the neighbouring AS.
 
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::net::{IpAddr, Ipv4Addr};
 
 use starling_wire::{Origin, PathAttributes};
@@ -53,14 +53,6 @@ impl Default for DecisionOptions {
 }
 
 impl Candidate<'_> {
-    fn path_len(&self) -> usize {
-        self.attrs.as_path.as_ref().map_or(0, |p| p.len())
-    }
-
-    fn origin(&self) -> u8 {
-        self.attrs.origin.unwrap_or(Origin::Incomplete) as u8
-    }
-
     fn med(&self) -> u32 {
         self.attrs.med.unwrap_or(0)
     }
@@ -79,11 +71,11 @@ impl Candidate<'_> {
 pub fn select(candidates: &[Candidate<'_>], opts: DecisionOptions) -> Vec<usize> {
     let mut alive: Vec<usize> = (0..candidates.len()).collect();
     let c = |i: usize| &candidates[i];
-    // Local routes first.
-    keep_best(&mut alive, |i| u8::from(c(i).local));
-    keep_best(&mut alive, |i| c(i).local_pref);
-    keep_best(&mut alive, |i| std::cmp::Reverse(c(i).path_len()));
-    keep_best(&mut alive, |i| std::cmp::Reverse(c(i).origin()));
+    // Local routes first, then (a)–(c) up to MED: one key, compared
+    // lexicographically (the same as eliminating step by step).
+    keep_best(&mut alive, |i| {
+        rank(c(i).local, c(i).local_pref, c(i).attrs)
+    });
     eliminate_by_med(&mut alive, candidates, opts.always_compare_med);
     keep_best(&mut alive, |i| u8::from(c(i).ebgp));
     // Everything still alive is equally good up to the IGP cost: the
@@ -95,6 +87,22 @@ pub fn select(candidates: &[Candidate<'_>], opts: DecisionOptions) -> Vec<usize>
     }
     alive.truncate(opts.max_paths.max(1));
     alive
+}
+
+/// How a route compares before MED: locally originated first, then
+/// LOCAL_PREF, AS_PATH length and ORIGIN. These steps are transitive, so
+/// a route strictly below the best on this key can never be selected,
+/// and one strictly above it is the only one left: the RIB decides such
+/// arrivals without running the whole process.
+pub type Rank = (bool, u32, Reverse<usize>, Reverse<u8>);
+
+pub fn rank(local: bool, local_pref: u32, attrs: &PathAttributes) -> Rank {
+    (
+        local,
+        local_pref,
+        Reverse(attrs.as_path.as_ref().map_or(0, |p| p.len())),
+        Reverse(attrs.origin.unwrap_or(Origin::Incomplete) as u8),
+    )
 }
 
 /// The final tie-breaks, (f) and (g) of §9.1.2.2 with RFC 4456's changes.
