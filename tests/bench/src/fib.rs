@@ -4,7 +4,9 @@
 //! batched netlink, [`kernel`]). Starling runs as the appliance (`starling
 //! run`, Calico's plugins, its FIB programmer), BIRD with its kernel
 //! protocol. FRR and GoBGP reach the kernel through zebra; not measured
-//! here yet.
+//! here yet. Then perf-method.md's S6 (a) end to end: the blaster's
+//! session ends, and the clock runs until the kernel holds none of the
+//! daemon's routes.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -204,14 +206,39 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
     println!();
 
     let mut results = Results::default();
+    let mut withdrawals: Vec<(Dut, usize, f64)> = Vec::new();
     for &(dut, proto) in &protocols {
         for n in 1..=args.runs {
-            let (time, rss) = one_run(dut, proto, &stream, routes.len(), &args, &starling).await?;
-            results.add(dut, n, time, rss);
+            let run = one_run(dut, proto, &stream, routes.len(), &args, &starling).await?;
+            results.add(dut, n, run.add, run.rss_kib);
+            withdrawals.push((dut, n, run.withdraw.as_secs_f64()));
         }
     }
     let summary = results.summary();
     results.report("T_fib: first UPDATE byte until the kernel holds every prefix (s)");
+    // S6 (a) end to end: the blaster's session ends, the clock runs until
+    // the kernel holds none of the daemon's routes.
+    println!();
+    println!("what,run,seconds");
+    for (dut, n, t) in &withdrawals {
+        println!("{}_withdraw,{n},{t:.3}", format!("{dut:?}").to_lowercase());
+    }
+    println!();
+    for &(dut, _) in &protocols {
+        let mut times: Vec<f64> = withdrawals
+            .iter()
+            .filter(|(d, _, _)| *d == dut)
+            .map(|(_, _, t)| *t)
+            .collect();
+        let t = stats(&mut times);
+        println!(
+            "withdraw to an empty FIB, {dut:?}: {:.2} ({:.2}–{:.2}) s, {:.2} × the floor's delete",
+            t.0,
+            t.1,
+            t.2,
+            t.0 / sorted_delete.0
+        );
+    }
     println!();
     println!(
         "floor (raw batched netlink, {} routes): add {:.2} ({:.2}–{:.2}) s, sorted order {:.2}, arrival order {:.2}; delete (descending) {:.2} s",
@@ -237,8 +264,18 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What one run measured.
+struct FibSample {
+    /// From the first byte until the kernel holds every route.
+    add: Duration,
+    /// From the blaster's session end until the kernel holds none.
+    withdraw: Duration,
+    rss_kib: u64,
+}
+
 /// One run: a fresh daemon, the blaster's table, the clock until the
-/// kernel holds `want` routes of the daemon's protocol.
+/// kernel holds `want` routes of the daemon's protocol; then the
+/// blaster's session ends, and the clock until it holds none.
 async fn one_run(
     dut: Dut,
     proto: u8,
@@ -246,7 +283,7 @@ async fn one_run(
     want: usize,
     args: &FibRun,
     starling: &std::path::Path,
-) -> anyhow::Result<(Duration, u64)> {
+) -> anyhow::Result<FibSample> {
     for p in [kernel::FLOOR_PROTOCOL, 12, 199] {
         kernel::flush(p)?;
     }
@@ -261,10 +298,12 @@ async fn one_run(
     let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
     let t0 = Instant::now();
     blaster.stream.write_all(stream).await?;
-    let done =
-        tokio::task::spawn_blocking(move || monitor.wait_for(want, Duration::from_secs(600)))
-            .await?
-            .with_context(|| format!("{dut:?}: the kernel never held every route"))?;
+    let (done, mut monitor) = tokio::task::spawn_blocking(move || {
+        let done = monitor.wait_for(want, Duration::from_secs(600));
+        (done, monitor)
+    })
+    .await?;
+    let done = done.with_context(|| format!("{dut:?}: the kernel never held every route"))?;
     let held = kernel::dump(proto)?.len();
     if held != want {
         bail!("{dut:?}: the monitor counted {want} routes, a dump finds {held}");
@@ -279,9 +318,61 @@ async fn one_run(
             .collect();
         eprintln!("{}", lines.join("\n"));
     }
+    // From steady state (S6): the daemon's follow-up work on the table
+    // (Starling's resync after a large write) is over before the clock
+    // starts. No graceful restart was offered: every daemon withdraws at
+    // once.
+    settle(daemon.child.id())?;
+    let t1 = Instant::now();
     drop(blaster);
+    let (gone, monitor) = tokio::task::spawn_blocking(move || {
+        let gone = monitor.wait_for(0, Duration::from_secs(600));
+        (gone, monitor)
+    })
+    .await?;
+    let gone = gone.with_context(|| format!("{dut:?}: the kernel kept routes"))?;
+    drop(monitor);
+    let left = kernel::dump(proto)?.len();
+    if left != 0 {
+        bail!("{dut:?}: the monitor saw every route go, a dump finds {left}");
+    }
     drop(daemon);
-    Ok((done - t0, rss))
+    Ok(FibSample {
+        add: done - t0,
+        withdraw: gone - t1,
+        rss_kib: rss,
+    })
+}
+
+/// Wait until process `pid` has used no CPU for half a second (at most
+/// a minute).
+fn settle(pid: u32) -> anyhow::Result<()> {
+    let cpu_ticks = || -> anyhow::Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        // utime and stime: fields 14 and 15, counted after the command
+        // name's closing parenthesis (the name may hold spaces).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |i: usize| -> anyhow::Result<u64> {
+            Ok(fields.get(i).context("a short /proc/<pid>/stat")?.parse()?)
+        };
+        Ok(field(11)? + field(12)?)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut last, mut quiet_since) = (cpu_ticks()?, Instant::now());
+    while quiet_since.elapsed() < Duration::from_millis(500) {
+        if Instant::now() > deadline {
+            bail!("the daemon kept using CPU for a minute after the table was in");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        let now = cpu_ticks()?;
+        if now != last {
+            (last, quiet_since) = (now, Instant::now());
+        }
+    }
+    Ok(())
 }
 
 /// The daemon's Prometheus text.
