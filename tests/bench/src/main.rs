@@ -487,14 +487,10 @@ fn start_dut(
                 )
             } else if kind == Peers::Blasters {
                 // The blasters get nothing, as with BIRD's `export none`.
-                let neighbors: String = clients
-                    .iter()
-                    .map(|c| format!(" neighbor {c} peer-group blasters\n"))
-                    .collect();
+                let group = frr_peer_group("blasters", "external", &clients);
                 format!(
                     "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n no bgp ebgp-requires-policy\n\
-                     neighbor blasters peer-group\n neighbor blasters remote-as external\n neighbor blasters passive\n\
-                     {neighbors}\
+                     {group}\
                      neighbor {SINK} remote-as {SINK_AS}\n neighbor {SINK} passive\n\
                      address-family ipv4 unicast\n  neighbor blasters activate\n  neighbor blasters route-map NOTHING out\n\
                      neighbor {SINK} activate\n\
@@ -502,26 +498,18 @@ fn start_dut(
                      route-map NOTHING deny 10\n"
                 )
             } else if kind == Peers::Members {
-                let neighbors: String = clients
-                    .iter()
-                    .map(|c| format!(" neighbor {c} peer-group members\n"))
-                    .collect();
+                let group = frr_peer_group("members", "external", &clients);
                 format!(
                     "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n no bgp ebgp-requires-policy\n\
-                     neighbor members peer-group\n neighbor members remote-as external\n neighbor members passive\n\
-                     {neighbors}\
+                     {group}\
                      address-family ipv4 unicast\n  neighbor members activate\n\
                      exit-address-family\n"
                 )
             } else {
-                let neighbors: String = clients
-                    .iter()
-                    .map(|c| format!(" neighbor {c} peer-group clients\n"))
-                    .collect();
+                let group = frr_peer_group("clients", &DUT_AS.to_string(), &clients);
                 format!(
                     "router bgp {DUT_AS}\n bgp router-id 192.0.2.200\n\
-                     neighbor clients peer-group\n neighbor clients remote-as {DUT_AS}\n neighbor clients passive\n\
-                     {neighbors}\
+                     {group}\
                      address-family ipv4 unicast\n  neighbor clients activate\n  neighbor clients route-reflector-client\n\
                      exit-address-family\n"
                 )
@@ -721,6 +709,17 @@ template bgp p {{
             spawn_bird_in(dir, &conf, cpu)
         }
     }
+}
+
+/// An FRR peer group of passive neighbors: its declaration and members.
+fn frr_peer_group(name: &str, remote_as: &str, members: &[Ipv4Addr]) -> String {
+    let mut text = format!(
+        " neighbor {name} peer-group\n neighbor {name} remote-as {remote_as}\n neighbor {name} passive\n"
+    );
+    for member in members {
+        text += &format!(" neighbor {member} peer-group {name}\n");
+    }
+    text
 }
 
 /// BIRD on `config`, pinned to `cpu`, in a scratch directory of its own.
