@@ -644,6 +644,12 @@ fn start_dut(
         Dut::Bird => {
             let dir = scratch("bird")?;
             let conf = dir.join("bird.conf");
+            // The sink gets the best BGP routes, next hop self (the
+            // `rib`, `withdraw` and `paths` scenarios).
+            let sink = format!(
+                "protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; \
+                 ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}"
+            );
             std::fs::write(
                 &conf,
                 format!(
@@ -662,7 +668,7 @@ template bgp p {{
                     if clients.is_empty() {
                         format!(
                             "protocol bgp blaster from p {{ neighbor {BLASTER} as {BLASTER_AS}; ipv4 {{ import all; export none; }}; }}\n\
-                             protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}"
+                             {sink}"
                         )
                     } else if kind == Peers::Blasters {
                         clients
@@ -675,10 +681,7 @@ template bgp p {{
                                     member_as(i)
                                 )
                             })
-                            .chain([format!(
-                                "protocol bgp sink from p {{ neighbor {SINK} as {SINK_AS}; \
-                                 ipv4 {{ import none; export where source = RTS_BGP; next hop self; }}; }}"
-                            )])
+                            .chain([sink])
                             .collect()
                     } else if kind == Peers::Members {
                         clients
@@ -751,8 +754,13 @@ fn spawn_bird_in(
 
 /// Peak resident set size of a process, from /proc (VmHWM), in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `/proc/<pid>/status` field given in KiB (`VmHWM:`, `VmRSS:` ...).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 

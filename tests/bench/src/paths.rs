@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{
     DUT, DUT_AS, Dut, Peers, SEED, SINK, SINK_AS, connect, free_port, member_as, peak_rss_kib,
-    rr_client, start_dut,
+    rr_client, start_dut, stats, status_kib,
 };
 
 /// How long one run may take.
@@ -215,7 +215,7 @@ async fn one_run(
         })
         .collect();
     let result = tokio::time::timeout(DEADLINE, sink_task).await;
-    let settled = settled_rss_kib(daemon.child.id()).unwrap_or(0);
+    let settled = status_kib(daemon.child.id(), "VmRSS:").unwrap_or(0);
     let peak = peak_rss_kib(daemon.child.id()).unwrap_or(0);
     for sender in &senders {
         sender.abort();
@@ -234,20 +234,10 @@ async fn one_run(
     })
 }
 
-/// Resident set size now (VmRSS), in KiB.
-fn settled_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// One row per daemon and peer count: time, announcements, memory; then
 /// the bytes each path beyond the first peer's costs.
 fn report(rows: &[(Dut, usize, Vec<Sample>)], prefixes: usize) {
-    let median = |mut v: Vec<f64>| -> (f64, f64, f64) {
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[0], v[v.len() - 1])
-    };
+    let median = |mut v: Vec<f64>| stats(&mut v);
     println!();
     println!(
         "| daemon | peers | time until the sink holds every winner (s), median (min–max) \

@@ -753,7 +753,6 @@ impl Rib {
             return false;
         }
         let added = at.is_none();
-        let inputs = (&self.peers, &self.cfg, self.track_all_paths);
         if self.cfg.decision.max_paths <= 1
             && at != Some(0)
             && d.paths.first().is_some_and(|best| best.selected)
@@ -796,6 +795,7 @@ impl Rib {
             Some(i) => d.paths[i] = path,
             None => d.paths.push(path),
         }
+        let inputs = (&self.peers, &self.cfg, self.track_all_paths);
         d.decide(&old, prefix, slot, inputs, changes);
         added
     }
