@@ -1002,7 +1002,10 @@ impl Speaker {
 
     /// Hand an accepted connection to its peer; unknown sources are closed.
     pub fn dispatch(&self, stream: TcpStream, from: SocketAddr) {
-        match self.peers.get(&from.ip()) {
+        // A dual-stack listener ([::], the appliance's default) sees an
+        // IPv4 peer as ::ffff:a.b.c.d; peers are keyed by their IPv4
+        // address.
+        match self.peers.get(&from.ip().to_canonical()) {
             Some((h, _)) => {
                 let _ = h.tx.send(Command::Incoming(stream));
             }
