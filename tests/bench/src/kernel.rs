@@ -9,7 +9,8 @@
 //! - counting and flushing a protocol's routes, between runs.
 //!
 //! Only the calling thread's network namespace is touched: the benchmark
-//! runs in one it created.
+//! runs in one it created (or, for the mesh, enters each node's with
+//! [`in_namespace`]).
 
 // Raw netlink through libc, so the harness shares no code with the FIB
 // programmer it measures; each call says why it is sound.
@@ -220,6 +221,9 @@ fn route_message(
     buf.extend_from_slice(&flags.to_ne_bytes());
     buf.extend_from_slice(&seq.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
+    // A delete names no type (RTN_UNSPEC): it then matches any, the
+    // blackholes Calico's routing installs included.
+    let kind_of_route = if kind == RTM_DELROUTE { 0 } else { RTN_UNICAST };
     // struct rtmsg: family, dst_len, src_len, tos, table, protocol,
     // scope (universe), type; flags.
     buf.extend_from_slice(&[
@@ -230,7 +234,7 @@ fn route_message(
         RT_TABLE_MAIN,
         protocol,
         0,
-        RTN_UNICAST,
+        kind_of_route,
     ]);
     buf.extend_from_slice(&0u32.to_ne_bytes());
     let mut attribute = |kind: u16, value: [u8; 4]| {
@@ -512,23 +516,73 @@ impl Monitor {
                 }
                 Err(e) => return Err(e),
             };
-            for m in messages(&self.buf[..n]) {
-                match m.kind {
-                    RTM_NEWROUTE => {
-                        if let Some(route) = parse_route(m.body, self.protocol) {
-                            self.held.insert(route);
-                        }
-                    }
-                    RTM_DELROUTE => {
-                        if let Some(route) = parse_route(m.body, self.protocol) {
-                            self.held.remove(&route);
-                        }
-                    }
-                    _ => {}
+            self.absorb(n);
+        }
+    }
+
+    /// Take in every announcement already queued, without waiting: after
+    /// the harness changed the table itself (a flush), `held` counts what
+    /// the kernel holds now.
+    pub(crate) fn drain(&mut self) -> io::Result<()> {
+        loop {
+            match self.socket.recv(&mut self.buf, libc::MSG_DONTWAIT) {
+                Ok(n) => self.absorb(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    return Err(io::Error::other(
+                        "the route monitor lost announcements (receive buffer full)",
+                    ));
                 }
+                Err(e) => return Err(e),
             }
         }
     }
+
+    /// The routes of the protocol the main table holds, as announced.
+    pub(crate) fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Apply the first `n` octets of the buffer: one datagram.
+    fn absorb(&mut self, n: usize) {
+        for m in messages(&self.buf[..n]) {
+            match m.kind {
+                RTM_NEWROUTE => {
+                    if let Some(route) = parse_route(m.body, self.protocol) {
+                        self.held.insert(route);
+                    }
+                }
+                RTM_DELROUTE => {
+                    if let Some(route) = parse_route(m.body, self.protocol) {
+                        self.held.remove(&route);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Run `f` on a thread inside network namespace `name` (`ip netns`'s
+/// `/run/netns/<name>`): the sockets it opens stay bound to that
+/// namespace wherever they are used afterwards.
+pub(crate) fn in_namespace<T: Send>(
+    name: &str,
+    f: impl FnOnce() -> io::Result<T> + Send,
+) -> io::Result<T> {
+    let file = std::fs::File::open(format!("/run/netns/{name}"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns(2) with a namespace descriptor that `file`
+            // keeps open; it moves only this thread, which ends here.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .map_err(|_| io::Error::other("a namespace thread panicked"))?
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 mod fib;
 mod kernel;
+mod mesh;
 mod paths;
 mod peer;
 
@@ -113,6 +114,10 @@ enum Cmd {
     /// prefix's best path, and RSS against one peer's gives the bytes per
     /// extra path.
     Paths(paths::PathsRun),
+    /// perf-method.md's S5: N nodes, a namespace each, in a Calico-like
+    /// iBGP full mesh; the clock runs until every node's kernel holds
+    /// every node's block, then again after nodes restart.
+    Mesh(mesh::MeshRun),
     /// A route reflector: every client sends its own routes, and every
     /// client must get everyone else's.
     Rr {
@@ -213,6 +218,8 @@ fn main() -> anyhow::Result<()> {
         | Cmd::Withdraw(TableRun { inside: false, .. }) => in_namespace(0, false),
         Cmd::Fib(fib::FibRun { inside: false, .. }) => in_namespace(0, true),
         Cmd::Fib(run) => rt.block_on(fib::run(run)),
+        // Builds its own namespaces, one per node.
+        Cmd::Mesh(run) => mesh::run(run),
         Cmd::Paths(paths::PathsRun {
             inside: false,
             ref peers,
@@ -426,8 +433,10 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         // SIGTERM first, so a wrapper (a profiler, see
         // STARLING_BENCH_WRAP) can stop its child and write its data.
+        // (It may be gone already: the mesh stops every node at once.)
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
             .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
