@@ -347,19 +347,7 @@ async fn one_run(
 /// Wait until process `pid` has used no CPU for half a second (at most
 /// a minute).
 fn settle(pid: u32) -> anyhow::Result<()> {
-    let cpu_ticks = || -> anyhow::Result<u64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        // utime and stime: fields 14 and 15, counted after the command
-        // name's closing parenthesis (the name may hold spaces).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let field = |i: usize| -> anyhow::Result<u64> {
-            Ok(fields.get(i).context("a short /proc/<pid>/stat")?.parse()?)
-        };
-        Ok(field(11)? + field(12)?)
-    };
+    let cpu_ticks = || super::cpu_ticks(pid);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut last, mut quiet_since) = (cpu_ticks()?, Instant::now());
     while quiet_since.elapsed() < Duration::from_millis(500) {

@@ -773,6 +773,22 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The CPU time process `pid` has used (user and system), in clock
+/// ticks (`/proc/<pid>/stat`; 100 per second on Linux).
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // utime and stime: fields 14 and 15, counted after the command
+    // name's closing parenthesis (the name may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("a short /proc/<pid>/stat")?.parse()?)
+    };
+    Ok(field(11)? + field(12)?)
+}
+
 /// Connect a peer, retrying while the daemon starts listening.
 async fn connect(local: Ipv4Addr, target: SocketAddr, asn: u32) -> anyhow::Result<peer::Peer> {
     // A daemon takes a moment to listen (gobgpd, bgpd): try for 10 s.

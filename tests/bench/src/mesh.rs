@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{Daemon, Dut, Stats, kernel, scratch, stats, status_kib};
+use super::{Daemon, Dut, Stats, cpu_ticks, kernel, scratch, stats, status_kib};
 
 /// The mesh's AS (Calico's default).
 const MESH_AS: u32 = 64512;
@@ -208,6 +208,8 @@ struct Sample {
     restarts: Vec<Duration>,
     /// Per node, once converged.
     rss_kib: Vec<u64>,
+    /// CPU time all nodes' daemons used until the mesh converged.
+    cpu: Duration,
 }
 
 pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
@@ -238,7 +240,7 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
     for k in &args.restart {
         header.push_str(&format!(",restart_{k}_seconds"));
     }
-    header.push_str(",rss_median_mib,rss_max_mib,rss_total_mib");
+    header.push_str(",rss_median_mib,rss_max_mib,rss_total_mib,cpu_seconds");
     println!("{header}");
     let mut rows: Vec<(Dut, Vec<Sample>)> = Vec::new();
     for &dut in &args.dut {
@@ -257,7 +259,13 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
             for t in &sample.restarts {
                 row.push_str(&format!(",{:.3}", t.as_secs_f64()));
             }
-            row.push_str(&format!(",{:.1},{:.1},{:.1}", rss.0, rss.1, rss.2));
+            row.push_str(&format!(
+                ",{:.1},{:.1},{:.1},{:.2}",
+                rss.0,
+                rss.1,
+                rss.2,
+                sample.cpu.as_secs_f64()
+            ));
             println!("{row}");
             samples.push(sample);
         }
@@ -539,6 +547,12 @@ fn one_run(
     let rss_kib = (0..args.nodes)
         .map(|i| Ok(status_kib(nodes.pid(i)?, "VmRSS:").unwrap_or(0)))
         .collect::<anyhow::Result<Vec<u64>>>()?;
+    let mut ticks = 0;
+    for i in 0..args.nodes {
+        ticks += cpu_ticks(nodes.pid(i)?)?;
+    }
+    // /proc counts in USER_HZ, 100 per second on every Linux.
+    let cpu = Duration::from_millis(ticks * 10);
 
     let mut restarts = Vec::new();
     for &k in &args.restart {
@@ -575,6 +589,7 @@ fn one_run(
         converge,
         restarts,
         rss_kib,
+        cpu,
     })
 }
 
@@ -598,9 +613,9 @@ fn report(rows: &[(Dut, Vec<Sample>)], args: &MeshRun) {
     for k in &args.restart {
         head.push_str(&format!(" | restart {k} (s)"));
     }
-    head.push_str(" | RSS per node (MiB) | RSS, all nodes (MiB) |");
+    head.push_str(" | RSS per node (MiB) | RSS, all nodes (MiB) | CPU until converged (s) |");
     println!("{head}");
-    println!("|---|---{}|---|---|", "|---".repeat(args.restart.len()));
+    println!("|---|---{}|---|---|---|", "|---".repeat(args.restart.len()));
     let mut medians = Vec::new();
     for (dut, samples) in rows {
         let converge = median(samples.iter().map(|s| s.converge.as_secs_f64()).collect());
@@ -621,7 +636,11 @@ fn report(rows: &[(Dut, Vec<Sample>)], args: &MeshRun) {
         }
         let per_node = median(samples.iter().map(|s| rss_stats(&s.rss_kib).0).collect());
         let total = median(samples.iter().map(|s| rss_stats(&s.rss_kib).2).collect());
-        line.push_str(&format!(" | {:.1} | {:.0} |", per_node.0, total.0));
+        let cpu = median(samples.iter().map(|s| s.cpu.as_secs_f64()).collect());
+        line.push_str(&format!(
+            " | {:.1} | {:.0} | {:.2} |",
+            per_node.0, total.0, cpu.0
+        ));
         println!("{line}");
         medians.push((*dut, converge.0, restarts, per_node.0));
     }
