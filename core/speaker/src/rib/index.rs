@@ -102,6 +102,10 @@ struct Ipv4Index {
     /// Empty until the first IPv4 prefix: an instance without IPv4 routes
     /// does not pay for the 1.5 MB table.
     buckets: Vec<Bucket>,
+    /// One bit per bucket, set while it holds a prefix: a walk of a small
+    /// table (a mesh node's fifty blocks, walked at every peer's down)
+    /// visits its few buckets, not all 65,536.
+    occupied: Vec<u64>,
     len: usize,
 }
 
@@ -150,11 +154,12 @@ impl Ipv4Index {
         p: Ipv4Prefix,
         allocate: impl FnOnce() -> Slot,
     ) -> (Slot, bool) {
-        let (bucket, key) = Self::split(p);
+        let (high, key) = Self::split(p);
         if self.buckets.is_empty() {
             self.buckets = (0..=u16::MAX).map(|_| Bucket::Sorted(Vec::new())).collect();
+            self.occupied = vec![0; self.buckets.len() / 64];
         }
-        let bucket = &mut self.buckets[bucket];
+        let bucket = &mut self.buckets[high];
         let slot = match bucket {
             Bucket::Sorted(entries) => match entries.binary_search_by_key(&key, Entry::key) {
                 Ok(i) => return (entries[i].slot, false),
@@ -180,13 +185,39 @@ impl Ipv4Index {
                 TreeEntry::Vacant(v) => *v.insert(allocate()),
             },
         };
+        self.occupied[high / 64] |= 1 << (high % 64);
         self.len += 1;
         (slot, true)
     }
 
+    /// The buckets that hold prefixes, in order.
+    fn occupied_buckets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.occupied.iter().enumerate().flat_map(|(word, &bits)| {
+            let mut bits = bits;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let bit = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    word * 64 + bit
+                })
+            })
+        })
+    }
+
+    /// Clear bucket `high`'s bit if it holds nothing now.
+    fn note_if_empty(&mut self, high: usize) {
+        let empty = match &self.buckets[high] {
+            Bucket::Sorted(entries) => entries.is_empty(),
+            Bucket::Tree(tree) => tree.is_empty(),
+        };
+        if empty {
+            self.occupied[high / 64] &= !(1 << (high % 64));
+        }
+    }
+
     fn remove(&mut self, p: Ipv4Prefix) -> Option<Slot> {
-        let (bucket, key) = Self::split(p);
-        let slot = match self.buckets.get_mut(bucket)? {
+        let (high, key) = Self::split(p);
+        let slot = match self.buckets.get_mut(high)? {
             Bucket::Sorted(entries) => {
                 let i = entries.binary_search_by_key(&key, Entry::key).ok()?;
                 let slot = entries.remove(i).slot;
@@ -198,32 +229,46 @@ impl Ipv4Index {
             }
             Bucket::Tree(tree) => tree.remove(&key)?,
         };
+        self.note_if_empty(high);
         self.len -= 1;
         Some(slot)
     }
 
     fn retain(&mut self, keep: &mut impl FnMut(Slot) -> bool) {
         let mut len = 0;
-        for bucket in &mut self.buckets {
-            match bucket {
-                Bucket::Sorted(entries) => {
-                    entries.retain(|e| keep(e.slot));
-                    if entries.is_empty() {
-                        *entries = Vec::new();
-                    }
-                    len += entries.len();
-                }
-                Bucket::Tree(tree) => {
-                    tree.retain(|_, slot| keep(*slot));
-                    len += tree.len();
-                }
+        for word in 0..self.occupied.len() {
+            let mut bits = self.occupied[word];
+            while bits != 0 {
+                let high = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                len += self.retain_in(high, keep);
             }
         }
         self.len = len;
     }
 
+    /// `retain` in bucket `high`; how many prefixes it keeps.
+    fn retain_in(&mut self, high: usize, keep: &mut impl FnMut(Slot) -> bool) -> usize {
+        let kept = match &mut self.buckets[high] {
+            Bucket::Sorted(entries) => {
+                entries.retain(|e| keep(e.slot));
+                if entries.is_empty() {
+                    *entries = Vec::new();
+                }
+                entries.len()
+            }
+            Bucket::Tree(tree) => {
+                tree.retain(|_, slot| keep(*slot));
+                tree.len()
+            }
+        };
+        self.note_if_empty(high);
+        kept
+    }
+
     fn iter(&self) -> impl Iterator<Item = (Ipv4Prefix, Slot)> + '_ {
-        self.buckets.iter().enumerate().flat_map(|(high, bucket)| {
+        self.occupied_buckets().flat_map(|high| {
+            let bucket = &self.buckets[high];
             let prefix = move |(low, len): (u16, u8)| {
                 let addr = Ipv4Addr::from(((high as u32) << 16) | u32::from(low));
                 Ipv4Prefix::new(addr, len)
@@ -313,6 +358,34 @@ mod tests {
         assert_eq!(left, vec![(p("10.0.0.0/24"), 1), (p("2001:db8::/32"), 3)]);
         assert_eq!(index.len(), 2);
         assert_eq!(index.get(&p("10.0.0.0/8")), None);
+    }
+
+    #[test]
+    fn walks_see_exactly_the_buckets_that_hold_prefixes() {
+        let mut index = PrefixIndex::default();
+        let prefixes = [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "10.0.1.0/24",
+            "255.255.255.255/32",
+        ];
+        for (n, s) in prefixes.iter().enumerate() {
+            index.get_or_insert_with(p(s), || n as Slot);
+        }
+        let buckets = |index: &PrefixIndex| index.v4.occupied_buckets().collect::<Vec<_>>();
+        assert_eq!(buckets(&index), vec![0, 10 << 8, 0xffff]);
+        // The bucket keeps its bit while one of its prefixes is left.
+        index.remove(&p("10.0.0.0/8"));
+        assert_eq!(buckets(&index), vec![0, 10 << 8, 0xffff]);
+        index.remove(&p("10.0.1.0/24"));
+        assert_eq!(buckets(&index), vec![0, 0xffff]);
+        index.retain(|slot| slot != 3);
+        assert_eq!(buckets(&index), vec![0]);
+        let left: Vec<(Prefix, Slot)> = index.iter().collect();
+        assert_eq!(left, vec![(p("0.0.0.0/0"), 0)]);
+        // Refilled after emptying: walked again.
+        index.get_or_insert_with(p("255.255.0.0/16"), || 9);
+        assert_eq!(index.iter().count(), 2);
     }
 
     #[test]
