@@ -8,7 +8,8 @@
 //!
 //! The sandbox:
 //! - **time**: an epoch deadline per call; a ticker thread advances the
-//!   epoch every [`TICK`];
+//!   epoch every [`TICK`] while a call runs (and sleeps otherwise: an idle
+//!   daemon does not wake 100 times a second for nothing);
 //! - **memory**: linear memory and tables capped per store, growth beyond
 //!   the cap traps;
 //! - **stack**: wasm stack capped;
@@ -29,7 +30,7 @@ pub mod pipeline;
 mod plugin;
 mod precompile;
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 pub use metrics::{ErrorKind, LATENCY_BUCKETS, MetricsSnapshot, PluginMetrics};
@@ -151,6 +152,7 @@ pub struct Host {
 #[derive(Debug)]
 struct HostInner {
     engine: wasmtime::Engine,
+    ticker: Arc<Ticker>,
     limits: Limits,
     cache: Option<std::path::PathBuf>,
 }
@@ -167,10 +169,12 @@ impl Host {
         config.wasm_backtrace_max_frames(None);
         let engine =
             wasmtime::Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-        start_ticker(&engine).map_err(|e| PluginError::Engine(format!("epoch thread: {e}")))?;
+        let ticker = Ticker::start(&engine)
+            .map_err(|e| PluginError::Engine(format!("epoch thread: {e}")))?;
         Ok(Host {
             inner: Arc::new(HostInner {
                 engine,
+                ticker,
                 limits,
                 cache: None,
             }),
@@ -182,6 +186,7 @@ impl Host {
     pub fn with_cache(self, dir: impl Into<std::path::PathBuf>) -> Self {
         let inner = HostInner {
             engine: self.inner.engine.clone(),
+            ticker: self.inner.ticker.clone(),
             limits: self.inner.limits.clone(),
             cache: Some(dir.into()),
         };
@@ -216,19 +221,78 @@ impl Host {
     pub(crate) fn cache(&self) -> Option<&std::path::Path> {
         self.inner.cache.as_deref()
     }
+
+    /// Keep the epoch advancing until the returned guard is dropped:
+    /// held around everything that runs guest code under a deadline.
+    pub(crate) fn running(&self) -> Running {
+        self.inner.ticker.enter()
+    }
 }
 
-/// Advance the epoch every tick for as long as the engine lives.
-fn start_ticker(engine: &wasmtime::Engine) -> std::io::Result<()> {
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("plugin-epoch".to_owned())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(TICK);
-            }
-        })?;
-    Ok(())
+/// Advances the engine's epoch every [`TICK`] while at least one call
+/// runs guest code, so deadlines fire; between calls its thread sleeps.
+#[derive(Debug, Default)]
+struct Ticker {
+    /// Calls running now.
+    running: Mutex<usize>,
+    wake: Condvar,
+}
+
+/// A call in progress (see [`Host::running`]).
+pub(crate) struct Running(Arc<Ticker>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        *self
+            .0
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) -= 1;
+    }
+}
+
+impl Ticker {
+    /// How often an idle ticker checks whether its engine is gone.
+    const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+    /// The ticker of `engine`, for as long as the engine lives.
+    fn start(engine: &wasmtime::Engine) -> std::io::Result<Arc<Self>> {
+        let ticker = Arc::new(Ticker::default());
+        let weak = engine.weak();
+        let shared = ticker.clone();
+        std::thread::Builder::new()
+            .name("plugin-epoch".to_owned())
+            .spawn(move || {
+                let lock = || {
+                    shared
+                        .running
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                };
+                loop {
+                    let (idle, _) = shared
+                        .wake
+                        .wait_timeout_while(lock(), Self::IDLE_CHECK, |n| *n == 0)
+                        .unwrap_or_else(PoisonError::into_inner);
+                    drop(idle);
+                    let Some(engine) = weak.upgrade() else { return };
+                    // A deadline counts ticks from when its call started:
+                    // the first one comes a whole TICK after the wake-up.
+                    while *lock() > 0 {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                }
+            })?;
+        Ok(ticker)
+    }
+
+    fn enter(self: &Arc<Self>) -> Running {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        *running += 1;
+        if *running == 1 {
+            self.wake.notify_one();
+        }
+        Running(self.clone())
+    }
 }

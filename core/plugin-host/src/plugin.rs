@@ -242,7 +242,10 @@ impl Sandbox {
         let mut store = Store::new(plugin.inner.host.engine(), state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(deadline_ticks(limits.call_deadline));
-        let bindings = match plugin.inner.pre.instantiate(&mut store) {
+        let running = plugin.inner.host.running();
+        let instantiated = plugin.inner.pre.instantiate(&mut store);
+        drop(running);
+        let bindings = match instantiated {
             Ok(b) => b,
             Err(e) => {
                 let e = classify(plugin, &store, "instantiate", e);
@@ -279,7 +282,9 @@ impl Sandbox {
         self.store.set_epoch_deadline(deadline_ticks(deadline));
         self.store.data_mut().log_budget = plugin.inner.host.limits().log_lines;
         let started = Instant::now();
+        let running = plugin.inner.host.running();
         let result = f(&mut self.store, &self.bindings);
+        drop(running);
         plugin.inner.metrics.call(started.elapsed());
         result.map_err(|e| {
             self.poisoned = true;
