@@ -409,6 +409,33 @@ fn failed_connects_are_retried_quickly_at_first() {
     assert!(retry >= Duration::from_millis(3750), "{retry:?}");
 }
 
+/// A working session whose connection is lost (the peer restarted) listens
+/// again at once, so the restarted peer's connection is accepted; a second
+/// loss soon after waits out an idle hold, as any flapping does.
+#[test]
+fn a_lost_connection_is_listened_for_at_once_the_first_time() {
+    let mut p = Pair::new(cfg(64512, 64513, 1, 179), cfg(64513, 64512, 2, 179));
+    p.start();
+    assert_eq!(p.b.state(), State::Established);
+    // a's host goes away without a NOTIFICATION.
+    p.b.handle(p.now, Input::Disconnected);
+    while p.b.poll_output().is_some() {}
+    assert_eq!(p.b.poll_timeout(), Some(p.now), "no idle hold");
+    p.b.handle_timeout(p.now);
+    assert_eq!(p.b.state(), State::Active, "listening for the peer");
+    // a comes back and connects: accepted.
+    p.a = Session::new(cfg(64512, 64513, 1, 179));
+    p.a.handle(p.now, Input::Start);
+    p.pump();
+    assert_eq!(p.b.state(), State::Established);
+    // Lost again a moment later: now damped.
+    p.b.handle(p.now, Input::Disconnected);
+    while p.b.poll_output().is_some() {}
+    assert_eq!(p.b.state(), State::Idle);
+    let hold = p.b.poll_timeout().expect("idle hold armed") - p.now;
+    assert!(hold >= Duration::from_millis(750), "{hold:?}");
+}
+
 /// Once a peer's OPEN was accepted, the next failed attempt is quick again.
 #[test]
 fn an_accepted_open_restarts_the_quick_retries() {

@@ -629,10 +629,21 @@ impl Session {
             return;
         }
         if error && self.enabled {
-            let backoff = self
-                .cfg
-                .idle_hold
-                .saturating_mul(1 << self.failures.min(16));
+            // A session that worked and lost its connection without a
+            // word (the peer's daemon or host restarted, most often) is
+            // back listening at once, so the peer's reconnection is not
+            // refused by an Idle session: a restarted mesh node found
+            // half its peers in idle hold, and rejoined after three
+            // seconds instead of one. Only repeated losses are damped.
+            let first_loss =
+                self.failures == 0 && matches!(self.last_error, Some(DownReason::ConnectionLost));
+            let backoff = if first_loss {
+                Duration::ZERO
+            } else {
+                self.cfg
+                    .idle_hold
+                    .saturating_mul(1 << self.failures.min(16))
+            };
             let hold = self.jittered(backoff.min(self.cfg.max_idle_hold));
             self.timers.idle_hold = Some(now + hold);
             self.failures = self.failures.saturating_add(1);
