@@ -94,7 +94,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
         ..Default::default()
     }));
     let mut changes = store.watch(start);
-    let host = Host::new(Limits::default())?.with_cache("/var/cache/starling/plugins");
+    let host = Host::new(Limits::default())?.with_cache(crate::plan::cache_dir());
     let mut plugin_set = plugins::PluginSet::load(&host, &config.plugins)?;
     let plugin_list = Arc::new(Mutex::new(plugin_set.all()));
     let policy = Arc::new(Mutex::new(Policy::new(
