@@ -12,7 +12,9 @@
 //! - **restarts**: k nodes reboot — the daemon is killed, its routes
 //!   flushed (a rebooted kernel has none), the daemon started again — and
 //!   the clock runs until every node's kernel holds the whole mesh again;
-//! - every daemon's RSS once the mesh has converged.
+//! - every daemon's RSS and PSS once the mesh has converged (PSS counts
+//!   the pages the nodes share once: what the mesh costs the machine),
+//!   and the CPU time they used until then.
 //!
 //! Starling runs as shipped: `starling run` with Calico's plugins on a
 //! datastore holding the mesh's Node, IPPool and BlockAffinity resources
@@ -209,6 +211,10 @@ struct Sample {
     restarts: Vec<Duration>,
     /// Per node, once converged.
     rss_kib: Vec<u64>,
+    /// Per node, once converged: the proportional set size, where pages
+    /// the nodes share (the daemon's binary, mapped 50 times) count once
+    /// over all of them.
+    pss_kib: Vec<u64>,
     /// CPU time all nodes' daemons used until the mesh converged.
     cpu: Duration,
 }
@@ -245,7 +251,9 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
     for k in &args.restart {
         header.push_str(&format!(",restart_{k}_seconds"));
     }
-    header.push_str(",rss_median_mib,rss_max_mib,rss_total_mib,cpu_seconds");
+    header.push_str(
+        ",rss_median_mib,rss_max_mib,rss_total_mib,pss_median_mib,pss_total_mib,cpu_seconds",
+    );
     println!("{header}");
     let mut rows: Vec<(Dut, Vec<Sample>)> = Vec::new();
     for &dut in &args.dut {
@@ -264,11 +272,14 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
             for t in &sample.restarts {
                 row.push_str(&format!(",{:.3}", t.as_secs_f64()));
             }
+            let pss = rss_stats(&sample.pss_kib);
             row.push_str(&format!(
-                ",{:.1},{:.1},{:.1},{:.2}",
+                ",{:.1},{:.1},{:.1},{:.1},{:.1},{:.2}",
                 rss.0,
                 rss.1,
                 rss.2,
+                pss.0,
+                pss.2,
                 sample.cpu.as_secs_f64()
             ));
             println!("{row}");
@@ -281,7 +292,14 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Median, max and total RSS over the nodes, in MiB.
+/// A process's proportional set size (`Pss:` of smaps_rollup), in KiB.
+fn pss_kib(pid: u32) -> Option<u64> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Median, max and total over the nodes, in MiB.
 fn rss_stats(kib: &[u64]) -> (f64, f64, f64) {
     let mut mib: Vec<f64> = kib.iter().map(|k| *k as f64 / 1024.0).collect();
     let total = mib.iter().sum();
@@ -569,6 +587,9 @@ fn one_run(
     let rss_kib = (0..args.nodes)
         .map(|i| Ok(status_kib(nodes.pid(i)?, "VmRSS:").unwrap_or(0)))
         .collect::<anyhow::Result<Vec<u64>>>()?;
+    let pss_kib = (0..args.nodes)
+        .map(|i| Ok(pss_kib(nodes.pid(i)?).unwrap_or(0)))
+        .collect::<anyhow::Result<Vec<u64>>>()?;
     let mut ticks = 0;
     for i in 0..args.nodes {
         ticks += cpu_ticks(nodes.pid(i)?)?;
@@ -610,6 +631,7 @@ fn one_run(
         converge,
         restarts,
         rss_kib,
+        pss_kib,
         cpu,
     })
 }
@@ -634,9 +656,14 @@ fn report(rows: &[(Dut, Vec<Sample>)], args: &MeshRun) {
     for k in &args.restart {
         head.push_str(&format!(" | restart {k} (s)"));
     }
-    head.push_str(" | RSS per node (MiB) | RSS, all nodes (MiB) | CPU until converged (s) |");
+    head.push_str(
+        " | RSS per node (MiB) | PSS per node (MiB) | PSS, all nodes (MiB) | CPU until converged (s) |",
+    );
     println!("{head}");
-    println!("|---|---{}|---|---|---|", "|---".repeat(args.restart.len()));
+    println!(
+        "|---|---{}|---|---|---|---|",
+        "|---".repeat(args.restart.len())
+    );
     let mut medians = Vec::new();
     for (dut, samples) in rows {
         let converge = median(samples.iter().map(|s| s.converge.as_secs_f64()).collect());
@@ -656,14 +683,15 @@ fn report(rows: &[(Dut, Vec<Sample>)], args: &MeshRun) {
             restarts.push(t.0);
         }
         let per_node = median(samples.iter().map(|s| rss_stats(&s.rss_kib).0).collect());
-        let total = median(samples.iter().map(|s| rss_stats(&s.rss_kib).2).collect());
+        let pss = median(samples.iter().map(|s| rss_stats(&s.pss_kib).0).collect());
+        let total = median(samples.iter().map(|s| rss_stats(&s.pss_kib).2).collect());
         let cpu = median(samples.iter().map(|s| s.cpu.as_secs_f64()).collect());
         line.push_str(&format!(
-            " | {:.1} | {:.0} | {:.2} |",
-            per_node.0, total.0, cpu.0
+            " | {:.1} | {:.1} | {:.0} | {:.2} |",
+            per_node.0, pss.0, total.0, cpu.0
         ));
         println!("{line}");
-        medians.push((*dut, converge.0, restarts, per_node.0));
+        medians.push((*dut, converge.0, restarts, total.0));
     }
     if let [(first, c, r, m), rest @ ..] = medians.as_slice() {
         println!();
@@ -675,7 +703,7 @@ fn report(rows: &[(Dut, Vec<Sample>)], args: &MeshRun) {
                 .map(|((a, b), k)| format!("restart {k} {:.2}", a / b))
                 .collect();
             println!(
-                "ratio {first:?}/{other:?}: converge {:.2}, {}, RSS per node {:.2}",
+                "ratio {first:?}/{other:?}: converge {:.2}, {}, memory (PSS, all nodes) {:.2}",
                 c / oc,
                 restarts.join(", "),
                 m / om

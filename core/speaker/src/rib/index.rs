@@ -48,14 +48,14 @@ impl PrefixIndex {
     pub(super) fn prefetch(&self, prefixes: &[Prefix]) {
         for prefix in prefixes {
             if let Prefix::V4(p) = prefix
-                && let Some(bucket) = self.v4.buckets.get(Ipv4Index::split(*p).0)
+                && let Some(bucket) = self.v4.bucket(Ipv4Index::split(*p).0)
             {
                 prefetch(bucket);
             }
         }
         for prefix in prefixes {
             if let Prefix::V4(p) = prefix
-                && let Some(Bucket::Sorted(entries)) = self.v4.buckets.get(Ipv4Index::split(*p).0)
+                && let Some(Bucket::Sorted(entries)) = self.v4.bucket(Ipv4Index::split(*p).0)
                 && let Some(middle) = entries.get(entries.len() / 2)
             {
                 prefetch(middle);
@@ -92,16 +92,18 @@ impl PrefixIndex {
 
 /// IPv4 prefixes by their first 16 address bits: a table of 65,536
 /// buckets, each a short sorted array of the rest. A lookup is two memory
-/// accesses (the bucket, its array) where a B-tree over a full table takes
-/// six or seven, most of them cache misses when prefixes arrive in random
-/// order; an entry costs 8 bytes. A bucket that grows past
+/// accesses (the bucket, its array; the chunk pointers before them stay
+/// in cache) where a B-tree over a full table takes six or seven, most of
+/// them cache misses when prefixes arrive in random order; an entry costs
+/// 8 bytes. A bucket that grows past
 /// [`Ipv4Index::TREE_AT`] entries (a /16 full of host routes) becomes a
 /// B-tree, so no insert costs more than a few thousand bytes of moves.
 #[derive(Debug, Default)]
 struct Ipv4Index {
-    /// Empty until the first IPv4 prefix: an instance without IPv4 routes
-    /// does not pay for the 1.5 MB table.
-    buckets: Vec<Bucket>,
+    /// The buckets in chunks of [`Ipv4Index::CHUNK`], each allocated with
+    /// its first prefix: a full table has them all (2 MiB), a mesh node's
+    /// fifty blocks one or two (8 KiB each).
+    chunks: Vec<Option<Box<[Bucket]>>>,
     /// One bit per bucket, set while it holds a prefix: a walk of a small
     /// table (a mesh node's fifty blocks, walked at every peer's down)
     /// visits its few buckets, not all 65,536.
@@ -132,6 +134,21 @@ impl Entry {
 
 impl Ipv4Index {
     const TREE_AT: usize = 1024;
+    const CHUNK: usize = 256;
+
+    fn bucket(&self, high: usize) -> Option<&Bucket> {
+        self.chunks
+            .get(high / Self::CHUNK)?
+            .as_ref()?
+            .get(high % Self::CHUNK)
+    }
+
+    fn bucket_mut(&mut self, high: usize) -> Option<&mut Bucket> {
+        self.chunks
+            .get_mut(high / Self::CHUNK)?
+            .as_mut()?
+            .get_mut(high % Self::CHUNK)
+    }
 
     fn split(p: Ipv4Prefix) -> (usize, (u16, u8)) {
         let addr = u32::from(p.addr());
@@ -140,7 +157,7 @@ impl Ipv4Index {
 
     fn get(&self, p: Ipv4Prefix) -> Option<Slot> {
         let (bucket, key) = Self::split(p);
-        match self.buckets.get(bucket)? {
+        match self.bucket(bucket)? {
             Bucket::Sorted(entries) => entries
                 .binary_search_by_key(&key, Entry::key)
                 .ok()
@@ -155,11 +172,17 @@ impl Ipv4Index {
         allocate: impl FnOnce() -> Slot,
     ) -> (Slot, bool) {
         let (high, key) = Self::split(p);
-        if self.buckets.is_empty() {
-            self.buckets = (0..=u16::MAX).map(|_| Bucket::Sorted(Vec::new())).collect();
-            self.occupied = vec![0; self.buckets.len() / 64];
+        if self.chunks.is_empty() {
+            let buckets = usize::from(u16::MAX) + 1;
+            self.chunks = (0..buckets / Self::CHUNK).map(|_| None).collect();
+            self.occupied = vec![0; buckets / 64];
         }
-        let bucket = &mut self.buckets[high];
+        let chunk = self.chunks[high / Self::CHUNK].get_or_insert_with(|| {
+            (0..Self::CHUNK)
+                .map(|_| Bucket::Sorted(Vec::new()))
+                .collect()
+        });
+        let bucket = &mut chunk[high % Self::CHUNK];
         let slot = match bucket {
             Bucket::Sorted(entries) => match entries.binary_search_by_key(&key, Entry::key) {
                 Ok(i) => return (entries[i].slot, false),
@@ -206,9 +229,10 @@ impl Ipv4Index {
 
     /// Clear bucket `high`'s bit if it holds nothing now.
     fn note_if_empty(&mut self, high: usize) {
-        let empty = match &self.buckets[high] {
-            Bucket::Sorted(entries) => entries.is_empty(),
-            Bucket::Tree(tree) => tree.is_empty(),
+        let empty = match self.bucket(high) {
+            None => true,
+            Some(Bucket::Sorted(entries)) => entries.is_empty(),
+            Some(Bucket::Tree(tree)) => tree.is_empty(),
         };
         if empty {
             self.occupied[high / 64] &= !(1 << (high % 64));
@@ -217,7 +241,7 @@ impl Ipv4Index {
 
     fn remove(&mut self, p: Ipv4Prefix) -> Option<Slot> {
         let (high, key) = Self::split(p);
-        let slot = match self.buckets.get_mut(high)? {
+        let slot = match self.bucket_mut(high)? {
             Bucket::Sorted(entries) => {
                 let i = entries.binary_search_by_key(&key, Entry::key).ok()?;
                 let slot = entries.remove(i).slot;
@@ -249,7 +273,10 @@ impl Ipv4Index {
 
     /// `retain` in bucket `high`; how many prefixes it keeps.
     fn retain_in(&mut self, high: usize, keep: &mut impl FnMut(Slot) -> bool) -> usize {
-        let kept = match &mut self.buckets[high] {
+        let Some(bucket) = self.bucket_mut(high) else {
+            return 0;
+        };
+        let kept = match bucket {
             Bucket::Sorted(entries) => {
                 entries.retain(|e| keep(e.slot));
                 if entries.is_empty() {
@@ -268,7 +295,7 @@ impl Ipv4Index {
 
     fn iter(&self) -> impl Iterator<Item = (Ipv4Prefix, Slot)> + '_ {
         self.occupied_buckets().flat_map(|high| {
-            let bucket = &self.buckets[high];
+            let bucket = self.bucket(high).expect("an occupied bucket exists");
             let prefix = move |(low, len): (u16, u8)| {
                 let addr = Ipv4Addr::from(((high as u32) << 16) | u32::from(low));
                 Ipv4Prefix::new(addr, len)
@@ -374,6 +401,8 @@ mod tests {
         }
         let buckets = |index: &PrefixIndex| index.v4.occupied_buckets().collect::<Vec<_>>();
         assert_eq!(buckets(&index), vec![0, 10 << 8, 0xffff]);
+        // Only the chunks these buckets are in were allocated.
+        assert_eq!(index.v4.chunks.iter().flatten().count(), 3);
         // The bucket keeps its bit while one of its prefixes is left.
         index.remove(&p("10.0.0.0/8"));
         assert_eq!(buckets(&index), vec![0, 10 << 8, 0xffff]);
@@ -405,7 +434,10 @@ mod tests {
         }
         index.get_or_insert_with(p("198.51.0.0/16"), || 9_999);
         index.get_or_insert_with(p("10.0.0.0/8"), || 10_000);
-        assert!(matches!(index.v4.buckets[198 << 8 | 51], Bucket::Tree(_)));
+        assert!(matches!(
+            index.v4.bucket(198 << 8 | 51),
+            Some(Bucket::Tree(_))
+        ));
         assert_eq!(index.len(), 2_002);
         assert_eq!(index.get(&host(1_234)), Some(1_234));
         assert_eq!(index.get_or_insert_with(host(7), || 0), (7, false));
