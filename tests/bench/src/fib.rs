@@ -9,7 +9,6 @@
 //! daemon's routes.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,8 +17,8 @@ use starling_wire::{Context, Prefix};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    BLASTER, BLASTER_AS, DUT, DUT_AS, Daemon, Dut, Results, SEED, Stats, connect, free_port,
-    kernel, peak_rss_kib, pinned, scratch, stats, table,
+    ApplianceRuns, BLASTER, BLASTER_AS, DUT, DUT_AS, Daemon, Dut, Results, SEED, Stats, connect,
+    free_port, kernel, peak_rss_kib, pinned, scratch, stats, table,
 };
 
 /// The FIB's next hop: the far end of a veth pair in the benchmark's
@@ -52,18 +51,8 @@ pub(super) struct FibRun {
     prefixes: usize,
     #[arg(long, default_value_t = 5_000)]
     attribute_sets: usize,
-    #[arg(long, default_value_t = 5)]
-    runs: usize,
-    /// Daemons to measure, in order (Starling and BIRD).
-    #[arg(long, value_delimiter = ',', default_value = "starling,bird")]
-    dut: Vec<Dut>,
-    /// Pin the daemon to this CPU (taskset).
-    #[arg(long, default_value_t = 1)]
-    cpu: usize,
-    /// The `starling` binary (default: next to this one, as
-    /// `cargo build --release` leaves it).
-    #[arg(long)]
-    starling: Option<PathBuf>,
+    #[command(flatten)]
+    daemons: ApplianceRuns,
     #[arg(long, hide = true)]
     pub(super) inside: bool,
 }
@@ -82,20 +71,12 @@ fn clashes(p: &Prefix) -> bool {
 
 pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
     let protocols: Vec<(Dut, u8)> = args
+        .daemons
         .dut
         .iter()
         .map(|d| protocol(*d).map(|p| (*d, p)))
         .collect::<anyhow::Result<_>>()?;
-    let starling = match &args.starling {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("starling"),
-    };
-    if protocols.iter().any(|(d, _)| *d == Dut::Starling) && !starling.exists() {
-        bail!(
-            "{} not found: build it (cargo build --release -p starling) or pass --starling",
-            starling.display()
-        );
-    }
+    let starling = args.daemons.starling_binary()?;
     eprintln!(
         "generating {} prefixes over {} attribute sets ...",
         args.prefixes, args.attribute_sets
@@ -145,7 +126,7 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
     let mut floor = Vec::new();
     println!("what,run,seconds");
     let gateway = kernel::Via::Gateway(GATEWAY);
-    for n in 1..=args.runs {
+    for n in 1..=args.daemons.runs {
         for (name, order, via) in [
             ("floor_sorted", &sorted, gateway),
             ("floor_arrival", &routes, gateway),
@@ -157,7 +138,7 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
         ] {
             kernel::flush(kernel::FLOOR_PROTOCOL)?;
             let mut monitor = kernel::Monitor::start(kernel::FLOOR_PROTOCOL)?;
-            let (cpu, writes) = (args.cpu, order.clone());
+            let (cpu, writes) = (args.daemons.cpu, order.clone());
             let started = Instant::now();
             let writer = std::thread::spawn(move || {
                 kernel::pin_thread(cpu)?;
@@ -208,7 +189,7 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
     let mut results = Results::default();
     let mut withdrawals: Vec<(Dut, usize, f64)> = Vec::new();
     for &(dut, proto) in &protocols {
-        for n in 1..=args.runs {
+        for n in 1..=args.daemons.runs {
             let run = one_run(dut, proto, &stream, routes.len(), &args, &starling).await?;
             results.add(dut, n, run.add, run.rss_kib);
             withdrawals.push((dut, n, run.withdraw.as_secs_f64()));
@@ -291,8 +272,8 @@ async fn one_run(
     let mut monitor = kernel::Monitor::start(proto)?;
     let port = free_port()?;
     let daemon = match dut {
-        Dut::Starling => start_appliance(starling, port, args.cpu)?,
-        _ => start_bird(port, args.cpu)?,
+        Dut::Starling => start_appliance(starling, port, args.daemons.cpu)?,
+        _ => start_bird(port, args.daemons.cpu)?,
     };
     let target = SocketAddr::from((DUT, port));
     let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;

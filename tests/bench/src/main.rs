@@ -275,22 +275,62 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `ip` with `args`; failure is an error that names the command.
+fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("ip")
+        .args(args)
+        .status()
+        .context("running ip")?;
+    if !status.success() {
+        bail!("ip {} failed (the benchmark needs root)", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The options of the scenarios that run Starling as the appliance
+/// (`starling run`) next to BIRD: `fib` and `mesh`.
+#[derive(Debug, clap::Args)]
+struct ApplianceRuns {
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Daemons to measure, in order (Starling and BIRD).
+    #[arg(long, value_delimiter = ',', default_value = "starling,bird")]
+    dut: Vec<Dut>,
+    /// Pin the daemons to this CPU (taskset).
+    #[arg(long, default_value_t = 1)]
+    cpu: usize,
+    /// The `starling` binary (default: next to this one, as
+    /// `cargo build --release` leaves it).
+    #[arg(long)]
+    starling: Option<std::path::PathBuf>,
+}
+
+impl ApplianceRuns {
+    /// Check the options; the `starling` binary to run.
+    fn starling_binary(&self) -> anyhow::Result<std::path::PathBuf> {
+        if self.runs == 0 {
+            bail!("--runs must be at least 1");
+        }
+        let starling = match &self.starling {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("starling"),
+        };
+        if self.dut.contains(&Dut::Starling) && !starling.exists() {
+            bail!(
+                "{} not found: build it (cargo build --release -p starling) or pass --starling",
+                starling.display()
+            );
+        }
+        Ok(starling)
+    }
+}
+
 /// Run this same command again inside a fresh network namespace with the
 /// benchmark's addresses (and `clients` route-reflector client addresses;
 /// with `fib_link`, the veth pair the FIB's next hop is on), and remove
 /// the namespace afterwards.
 fn in_namespace(clients: usize, fib_link: bool) -> anyhow::Result<()> {
     let ns = format!("starling-bench-{}", std::process::id());
-    let ip = |args: &[&str]| -> anyhow::Result<()> {
-        let status = Command::new("ip")
-            .args(args)
-            .status()
-            .context("running ip")?;
-        if !status.success() {
-            bail!("ip {} failed (the benchmark needs root)", args.join(" "));
-        }
-        Ok(())
-    };
     ip(&["netns", "add", &ns])?;
     struct Remove(String);
     impl Drop for Remove {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{Daemon, Dut, Stats, cpu_ticks, kernel, scratch, stats, status_kib};
+use super::{ApplianceRuns, Daemon, Dut, Stats, cpu_ticks, ip, kernel, scratch, stats, status_kib};
 
 /// The mesh's AS (Calico's default).
 const MESH_AS: u32 = 64512;
@@ -47,17 +47,8 @@ pub(crate) struct MeshRun {
     /// (different nodes each time).
     #[arg(long, value_delimiter = ',', default_value = "1,5")]
     restart: Vec<usize>,
-    #[arg(long, default_value_t = 5)]
-    runs: usize,
-    /// Daemons to measure, in order (perf-method.md: Starling and BIRD).
-    #[arg(long, value_delimiter = ',', default_value = "starling,bird")]
-    dut: Vec<Dut>,
-    /// Pin every node's daemon to this CPU (taskset).
-    #[arg(long, default_value_t = 1)]
-    cpu: usize,
-    /// The `starling` binary (default: next to this one).
-    #[arg(long)]
-    starling: Option<PathBuf>,
+    #[command(flatten)]
+    daemons: ApplianceRuns,
 }
 
 /// Node `i`'s address on the mesh's bridge.
@@ -102,16 +93,6 @@ impl Topology {
         };
         // Built into `topology`, so whatever was made is removed when a
         // step fails.
-        let ip = |args: &[&str]| -> anyhow::Result<()> {
-            let status = Command::new("ip")
-                .args(args)
-                .status()
-                .context("running ip")?;
-            if !status.success() {
-                bail!("ip {} failed (the benchmark needs root)", args.join(" "));
-            }
-            Ok(())
-        };
         let hub = topology.hub.as_str();
         ip(&["netns", "add", hub])?;
         ip(&["-n", hub, "link", "add", "br0", "type", "bridge"])?;
@@ -223,9 +204,7 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
     if !(2..=MAX_NODES).contains(&args.nodes) {
         bail!("--nodes must be 2 to {MAX_NODES}");
     }
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
+    let starling = args.daemons.starling_binary()?;
     if args.restart.contains(&0) || args.restart.iter().sum::<usize>() > args.nodes {
         bail!(
             "cannot restart {:?} of {} nodes: each restart takes nodes not restarted before",
@@ -233,17 +212,7 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
             args.nodes
         );
     }
-    let starling = match &args.starling {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?.with_file_name("starling"),
-    };
-    if args.dut.contains(&Dut::Starling) && !starling.exists() {
-        bail!(
-            "{} not found: build it (cargo build --release -p starling) or pass --starling",
-            starling.display()
-        );
-    }
-    for dut in &args.dut {
+    for dut in &args.daemons.dut {
         protocol(*dut)?;
     }
     let topology = Topology::build(args.nodes)?;
@@ -256,11 +225,11 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
     );
     println!("{header}");
     let mut rows: Vec<(Dut, Vec<Sample>)> = Vec::new();
-    for &dut in &args.dut {
+    for &dut in &args.daemons.dut {
         let dir = scratch(&format!("mesh-{dut:?}"))?;
         let prepared = prepare(dut, &dir, args.nodes, &starling)?;
         let mut samples = Vec::new();
-        for run in 1..=args.runs {
+        for run in 1..=args.daemons.runs {
             let sample = one_run(dut, &prepared, &topology, &args)
                 .with_context(|| format!("{dut:?}, run {run}"))?;
             let rss = rss_stats(&sample.rss_kib);
@@ -577,7 +546,7 @@ fn one_run(
     for i in 0..args.nodes {
         nodes
             .daemons
-            .push(Some(spawn(prepared, topology, i, args.cpu)?));
+            .push(Some(spawn(prepared, topology, i, args.daemons.cpu)?));
     }
     let done = wait_all(&mut monitors, want)
         .map_err(|e| with_logs(e, prepared, args.nodes))
@@ -614,7 +583,7 @@ fn one_run(
         }
         let t0 = Instant::now();
         for &i in &down {
-            nodes.daemons[i] = Some(spawn(prepared, topology, i, args.cpu)?);
+            nodes.daemons[i] = Some(spawn(prepared, topology, i, args.daemons.cpu)?);
         }
         // Announcements already queued (a peer that dropped the node's
         // block) count before the wait starts.
