@@ -47,9 +47,24 @@ async fn starling(
     mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
     Arc<Mutex<Speaker>>,
 ) {
-    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, me], 0)))
-        .await
-        .expect("bind");
+    let listen = SocketAddr::from(([127, 0, 0, me], 0));
+    starling_on(listen, me, bird, password, ttl_security).await
+}
+
+/// As `starling`, listening on `listen`: on `[::]`, the appliance's
+/// default, BIRD's IPv4 connection arrives IPv4-mapped.
+async fn starling_on(
+    listen: SocketAddr,
+    me: u8,
+    bird: u8,
+    password: Option<&str>,
+    ttl_security: Option<u8>,
+) -> (
+    u16,
+    mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
+    Arc<Mutex<Speaker>>,
+) {
+    let listener = TcpListener::bind(listen).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let speaker = Arc::new(Mutex::new(Speaker::default()));
     let (tx, rx) = mpsc::unbounded_channel();
@@ -126,6 +141,38 @@ async fn gtsm_drops_a_peer_that_does_not_send_ttl_255() {
     // BIRD multihop without GTSM sends with TTL 64; we accept only 255.
     let (port, mut events, _s) = starling(56, 57, None, Some(1)).await;
     let bird = Bird::start(&bird_conf(57, 56, port, "").replace("multihop;", "multihop 64;"));
+    assert!(
+        !established(&mut events, Duration::from_secs(6)).await,
+        "established despite TTL 64"
+    );
+    assert!(!bird.cli("show protocols starling").contains("Established"));
+}
+
+/// TCP-MD5 and GTSM hold on the appliance's default listener too: one
+/// dual-stack socket on `[::]`, where an IPv4 peer's key is installed for
+/// its IPv4-mapped address and its TTL checked on the IPv4 header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn md5_and_gtsm_hold_on_a_dual_stack_listener() {
+    let any = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
+    let (port, mut events, _s) = starling_on(any, 58, 59, Some("s3cret-key"), Some(1)).await;
+    let bird = Bird::start(&bird_conf(
+        59,
+        58,
+        port,
+        r#"password "s3cret-key"; ttl security on;"#,
+    ));
+    assert!(
+        established(&mut events, Duration::from_secs(30)).await,
+        "{}",
+        bird.cli("show protocols all starling")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gtsm_drops_ttl_64_on_a_dual_stack_listener() {
+    let any = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
+    let (port, mut events, _s) = starling_on(any, 60, 61, None, Some(1)).await;
+    let bird = Bird::start(&bird_conf(61, 60, port, "").replace("multihop;", "multihop 64;"));
     assert!(
         !established(&mut events, Duration::from_secs(6)).await,
         "established despite TTL 64"
