@@ -59,13 +59,12 @@ async fn wait_async<F: std::future::Future<Output = bool>>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starling_reflects_between_two_bird_clients() {
-    let port = common::free_port([127, 0, 0, 30]);
-    let (instance, _best) = Instance::start(
+    let (instance, _best, listen) = common::start_listening(
+        [127, 0, 0, 30],
         RibConfig::new(64512, Ipv4Addr::new(192, 0, 2, 30)),
-        &[SocketAddr::from(([127, 0, 0, 30], port))],
     )
-    .await
-    .expect("instance");
+    .await;
+    let port = listen.port();
     for id in [31u8, 32] {
         let mut cfg = peer([127, 0, 0, id], 179, [127, 0, 0, 30]);
         cfg.passive = true;

@@ -131,6 +131,29 @@ pub fn free_port(ip: [u8; 4]) -> u16 {
         .port()
 }
 
+/// An instance listening on `ip`, at a port found free. Another socket
+/// can take a port `free_port` found before the instance binds it (CI
+/// saw it once: AddrInUse in interop_rr); a start that loses that race
+/// takes another port, and no test depends on which.
+pub async fn start_listening(
+    ip: [u8; 4],
+    rib: starling_speaker::rib::RibConfig,
+) -> (
+    starling_speaker::instance::Instance,
+    starling_speaker::instance::BestPathStream,
+    std::net::SocketAddr,
+) {
+    for _ in 0..20 {
+        let listen = std::net::SocketAddr::from((ip, free_port(ip)));
+        match starling_speaker::instance::Instance::start(rib.clone(), &[listen]).await {
+            Ok((instance, best)) => return (instance, best, listen),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => panic!("instance on {listen}: {e}"),
+        }
+    }
+    panic!("no port on {ip:?} stayed free long enough to listen on");
+}
+
 /// The prefixes in an instance's Loc-RIB, sorted.
 pub async fn routes(instance: &starling_speaker::instance::Instance) -> Vec<starling_wire::Prefix> {
     let mut r: Vec<_> = instance
