@@ -373,20 +373,7 @@ fn start_appliance(exe: &std::path::Path, port: u16, cpu: usize) -> anyhow::Resu
              spec: {{peerIP: {BLASTER}, asNumber: {BLASTER_AS}}}\n"
         ),
     )?;
-    let applied = Command::new(exe)
-        .arg("--datastore")
-        .arg(&store)
-        .arg("apply")
-        .arg("-f")
-        .arg(&resources)
-        .output()
-        .context("running starling apply")?;
-    if !applied.status.success() {
-        bail!(
-            "starling apply: {}",
-            String::from_utf8_lossy(&applied.stderr)
-        );
-    }
+    super::starling_apply(exe, &store, &resources, None)?;
     let config = dir.join("starling.toml");
     let metrics = SocketAddr::from((DUT, free_port()?));
     std::fs::write(

@@ -287,6 +287,33 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `starling apply -f resources` into the embedded datastore `store`
+/// (with `cache`, compiling Calico's plugin into that plugin cache).
+fn starling_apply(
+    exe: &std::path::Path,
+    store: &std::path::Path,
+    resources: &std::path::Path,
+    cache: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let mut command = Command::new(exe);
+    command
+        .arg("--datastore")
+        .arg(store)
+        .args(["apply", "-f"])
+        .arg(resources);
+    if let Some(cache) = cache {
+        command.env("STARLING_CACHE_DIR", cache);
+    }
+    let applied = command.output().context("running starling apply")?;
+    if !applied.status.success() {
+        bail!(
+            "starling apply: {}",
+            String::from_utf8_lossy(&applied.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// The options of the scenarios that run Starling as the appliance
 /// (`starling run`) next to BIRD: `fib` and `mesh`.
 #[derive(Debug, clap::Args)]

@@ -30,7 +30,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{ApplianceRuns, Daemon, Dut, Stats, cpu_ticks, ip, kernel, scratch, stats, status_kib};
+use super::{
+    ApplianceRuns, Daemon, Dut, Stats, cpu_ticks, ip, kernel, scratch, starling_apply, stats,
+    status_kib,
+};
 
 /// The mesh's AS (Calico's default).
 const MESH_AS: u32 = 64512;
@@ -262,7 +265,7 @@ pub(crate) fn run(args: MeshRun) -> anyhow::Result<()> {
 }
 
 /// A process's proportional set size (`Pss:` of smaps_rollup), in KiB.
-fn pss_kib(pid: u32) -> Option<u64> {
+fn pss_of(pid: u32) -> Option<u64> {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     let line = rollup.lines().find(|l| l.starts_with("Pss:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
@@ -297,20 +300,7 @@ fn prepare(dut: Dut, dir: &Path, nodes: usize, starling: &Path) -> anyhow::Resul
             std::fs::write(&resources, calico_resources(nodes))?;
             // `apply` validates through Calico's plugin: that compiles it
             // into the cache every node then loads it from.
-            let applied = Command::new(starling)
-                .arg("--datastore")
-                .arg(&template)
-                .args(["apply", "-f"])
-                .arg(&resources)
-                .env("STARLING_CACHE_DIR", &cache)
-                .output()
-                .context("running starling apply")?;
-            if !applied.status.success() {
-                bail!(
-                    "starling apply: {}",
-                    String::from_utf8_lossy(&applied.stderr)
-                );
-            }
+            starling_apply(starling, &template, &resources, Some(&cache))?;
             for i in 0..nodes {
                 let node = dir.join(format!("node{i}"));
                 std::fs::create_dir_all(&node)?;
@@ -553,15 +543,13 @@ fn one_run(
         .context("the mesh never converged")?;
     let converge = done - t0;
     confirm(topology, proto, want)?;
-    let rss_kib = (0..args.nodes)
-        .map(|i| Ok(status_kib(nodes.pid(i)?, "VmRSS:").unwrap_or(0)))
-        .collect::<anyhow::Result<Vec<u64>>>()?;
-    let pss_kib = (0..args.nodes)
-        .map(|i| Ok(pss_kib(nodes.pid(i)?).unwrap_or(0)))
-        .collect::<anyhow::Result<Vec<u64>>>()?;
-    let mut ticks = 0;
+    // One pass over the nodes: memory and the CPU used so far.
+    let (mut rss_kib, mut pss_kib, mut ticks) = (Vec::new(), Vec::new(), 0);
     for i in 0..args.nodes {
-        ticks += cpu_ticks(nodes.pid(i)?)?;
+        let pid = nodes.pid(i)?;
+        rss_kib.push(status_kib(pid, "VmRSS:").unwrap_or(0));
+        pss_kib.push(pss_of(pid).unwrap_or(0));
+        ticks += cpu_ticks(pid)?;
     }
     // /proc counts in USER_HZ, 100 per second on every Linux.
     let cpu = Duration::from_millis(ticks * 10);

@@ -215,16 +215,10 @@ impl Ipv4Index {
 
     /// The buckets that hold prefixes, in order.
     fn occupied_buckets(&self) -> impl Iterator<Item = usize> + '_ {
-        self.occupied.iter().enumerate().flat_map(|(word, &bits)| {
-            let mut bits = bits;
-            std::iter::from_fn(move || {
-                (bits != 0).then(|| {
-                    let bit = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    word * 64 + bit
-                })
-            })
-        })
+        self.occupied
+            .iter()
+            .enumerate()
+            .flat_map(|(word, &bits)| set_bits(word, bits))
     }
 
     /// Clear bucket `high`'s bit if it holds nothing now.
@@ -260,11 +254,9 @@ impl Ipv4Index {
 
     fn retain(&mut self, keep: &mut impl FnMut(Slot) -> bool) {
         let mut len = 0;
+        // Word by word: `retain_in` clears bits as buckets empty.
         for word in 0..self.occupied.len() {
-            let mut bits = self.occupied[word];
-            while bits != 0 {
-                let high = word * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
+            for high in set_bits(word, self.occupied[word]) {
                 len += self.retain_in(high, keep);
             }
         }
@@ -289,7 +281,9 @@ impl Ipv4Index {
                 tree.len()
             }
         };
-        self.note_if_empty(high);
+        if kept == 0 {
+            self.occupied[high / 64] &= !(1 << (high % 64));
+        }
         kept
     }
 
@@ -311,6 +305,17 @@ impl Ipv4Index {
             entries.filter_map(move |(key, slot)| prefix(key).map(|p| (p, slot)))
         })
     }
+}
+
+/// The bucket numbers of the set bits of `bits`, word `word` of a bitmap.
+fn set_bits(word: usize, mut bits: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let bit = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            word * 64 + bit
+        })
+    })
 }
 
 /// A hint to load `value`'s cache line.
