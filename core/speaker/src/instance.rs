@@ -1046,11 +1046,14 @@ impl State {
             },
             local_as: entry.policy.local_as,
             extended_next_hop: n.codec.extended_next_hop,
-            // Only an eBGP peer's automatic next hop looks at the subnet.
-            shared_subnet: entry
-                .policy
-                .shared_subnet
-                .filter(|_| entry.cfg.is_ebgp() && entry.policy.next_hop == NextHopMode::Auto),
+            // Only an eBGP peer's automatic next hop looks at the subnet,
+            // and only a peer on it can be sent a third-party next hop:
+            // peers elsewhere export alike and may share a group.
+            shared_subnet: entry.policy.shared_subnet.filter(|&subnet| {
+                entry.cfg.is_ebgp()
+                    && entry.policy.next_hop == NextHopMode::Auto
+                    && crate::rib::export::within(address, subnet)
+            }),
         };
         // What only decoding looks at does not split groups.
         let mut codec = n.codec.clone();

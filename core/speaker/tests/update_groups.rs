@@ -359,3 +359,53 @@ async fn ebgp_peers_in_different_ases_share_a_group() {
     settle(&instance, &mut [a, b], 1).await;
     assert_eq!(instance.counts().await.update_groups, 1);
 }
+
+/// The node's subnet (a ToR's, say) matters only to eBGP peers on it: a
+/// third-party next hop can go to them alone. Peers elsewhere still
+/// share a group however many there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_ebgp_peers_on_the_shared_subnet_are_grouped_alone() {
+    let me = [127, 0, 0, ME + 21];
+    let listen = SocketAddr::from((me, free_port(me)));
+    let (instance, _best) = Instance::start(
+        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, ME + 21)),
+        &[listen],
+    )
+    .await
+    .expect("instance");
+    let elsewhere = (IpAddr::from([192, 0, 2, 0]), 24);
+    let here = (IpAddr::from([127, 0, 0, 0]), 8);
+    let members = [
+        (A, 64512, elsewhere),
+        (B, 65010, elsewhere),
+        (C, 65011, here),
+    ];
+    for (n, asn, subnet) in members {
+        let mut cfg = passive_peer(ME + 21, n);
+        cfg.remote_as = asn;
+        let policy = PeerPolicy {
+            shared_subnet: Some(subnet),
+            ..PeerPolicy::default()
+        };
+        instance.add_peer(cfg, policy);
+    }
+    wait_active(&instance, 3).await;
+    let mut peers = Vec::new();
+    for (n, asn, _) in members {
+        let four_octet = vec![Capability::FourOctetAs(asn)];
+        peers.push(Peer {
+            raw: RawPeer::establish_as([127, 0, 0, n], listen, asn, four_octet).await,
+            view: BTreeMap::new(),
+            tagged: 0,
+        });
+    }
+    let [a, b, c] = &mut peers[..] else {
+        unreachable!()
+    };
+    settle(&instance, &mut [a, b, c], 1).await;
+    assert_eq!(
+        instance.counts().await.update_groups,
+        2,
+        "A and B (off the subnet) share one; C (on it) has its own"
+    );
+}

@@ -40,7 +40,7 @@ pub struct ExportTarget {
 }
 
 /// Whether `a` lies in the network `net`/`len`.
-fn within(a: IpAddr, (net, len): (IpAddr, u8)) -> bool {
+pub(crate) fn within(a: IpAddr, (net, len): (IpAddr, u8)) -> bool {
     match (a, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = u32::MAX
