@@ -189,17 +189,24 @@ impl RoutePolicy for PluginPolicy {
         }
     }
 
-    /// Sessions whose context differs only in its name share verdicts:
-    /// plugins decide on the context's other fields (the WIT contract of
-    /// `route-policy.evaluate`), so such peers share an update group.
+    /// Sessions whose context differs only in its name and external AS
+    /// share verdicts: plugins decide on the context's other fields and,
+    /// on export, look at the peer AS only to tell iBGP from eBGP (the
+    /// WIT contract of `route-policy.evaluate`), so such peers share an
+    /// update group. A hundred eBGP peers with the same filters are one
+    /// export evaluation, not a hundred.
     fn export_class(&self, peer: IpAddr) -> Option<u64> {
-        use std::hash::{DefaultHasher, Hash, Hasher};
-        let session = self.sessions.get(&peer)?;
-        // Deterministic (fixed keys): classes from successive plans compare.
-        let mut hasher = DefaultHasher::new();
-        (session.peer_as, session.local_as, &session.filters).hash(&mut hasher);
-        Some(hasher.finish())
+        self.sessions.get(&peer).map(export_class)
     }
+}
+
+fn export_class(session: &SessionContext) -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let internal = session.peer_as == session.local_as;
+    // Deterministic (fixed keys): classes from successive plans compare.
+    let mut hasher = DefaultHasher::new();
+    (internal, session.local_as, &session.filters).hash(&mut hasher);
+    hasher.finish()
 }
 
 fn family_of(c: &Candidate<'_>) -> sdk::Family {
@@ -261,6 +268,25 @@ fn apply(original: &PathAttributes, changed: &sdk::Attributes) -> PathAttributes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn export_classes_part_ibgp_from_ebgp_and_filters_not_external_ases() {
+        let session = |name: &str, peer_as: u32, filters: &[&str]| SessionContext {
+            name: name.to_owned(),
+            peer_as,
+            local_as: 64512,
+            filters: filters.iter().map(|f| (*f).to_owned()).collect(),
+        };
+        let class = |s: SessionContext| export_class(&s);
+        let tor = class(session("tor-a", 65001, &["f"]));
+        assert_eq!(tor, class(session("tor-b", 65002, &["f"])));
+        assert_ne!(tor, class(session("mesh", 64512, &["f"])), "iBGP");
+        assert_ne!(tor, class(session("tor-c", 65001, &["g"])), "filters");
+        assert_ne!(tor, class(session("tor-d", 65001, &[])), "no filters");
+        let mut other_local = session("tor-e", 65001, &["f"]);
+        other_local.local_as = 64513;
+        assert_ne!(tor, class(other_local), "another local AS");
+    }
 
     #[test]
     fn changes_apply_to_what_plugins_see_and_keep_the_rest() {
