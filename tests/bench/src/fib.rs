@@ -327,7 +327,7 @@ async fn one_run(
 
 /// Wait until process `pid` has used no CPU for half a second (at most
 /// a minute).
-fn settle(pid: u32) -> anyhow::Result<()> {
+pub(super) fn settle(pid: u32) -> anyhow::Result<()> {
     let cpu_ticks = || super::cpu_ticks(pid);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut last, mut quiet_since) = (cpu_ticks()?, Instant::now());

@@ -15,6 +15,7 @@ mod kernel;
 mod mesh;
 mod paths;
 mod peer;
+mod policy;
 
 use starling_wire::testdata as table;
 
@@ -118,6 +119,10 @@ enum Cmd {
     /// iBGP full mesh; the clock runs until every node's kernel holds
     /// every node's block, then again after nodes restart.
     Mesh(mesh::MeshRun),
+    /// perf-method.md's S7: N peers send their routes through an import
+    /// filter (a prefix list and a community); the filter is replaced,
+    /// and the clock runs until the sink holds what the new one accepts.
+    Policy(policy::PolicyRun),
     /// A route reflector: every client sends its own routes, and every
     /// client must get everyone else's.
     Rr {
@@ -226,6 +231,12 @@ fn main() -> anyhow::Result<()> {
             ..
         }) => in_namespace(peers.iter().copied().max().unwrap_or(1), false),
         Cmd::Paths(run) => rt.block_on(paths::run(run)),
+        Cmd::Policy(policy::PolicyRun {
+            inside: false,
+            peers,
+            ..
+        }) => in_namespace(peers, false),
+        Cmd::Policy(run) => rt.block_on(policy::run(run)),
         Cmd::Rib(run) => rt.block_on(table_run(run, false)),
         Cmd::Withdraw(run) => rt.block_on(table_run(run, true)),
         Cmd::Rr {
@@ -549,7 +560,7 @@ fn start_dut(
     match dut {
         Dut::Frr => {
             let dir = scratch("frr")?;
-            let conf = dir.join("bgpd.conf");
+            let conf = dir.join(BGPD_CONF);
             // Same policy as the others: everything from the blaster,
             // re-advertised to the sink with next hop self (eBGP default);
             // or every client's routes reflected to every other client.
@@ -591,22 +602,7 @@ fn start_dut(
                 )
             };
             std::fs::write(&conf, text)?;
-            let child = pinned(cpu, "/usr/lib/frr/bgpd")
-                .arg("-f")
-                .arg(&conf)
-                .arg("-i")
-                .arg(dir.join("bgpd.pid"))
-                .arg("--vty_socket")
-                .arg(&dir)
-                .args(["-S", "-Z", "-n", "-P", "0", "-u", "root", "-g", "root"])
-                .args(["-p", &port.to_string(), "-l", &DUT.to_string()])
-                .spawn()
-                .context("spawning FRR's bgpd")?;
-            Ok(Daemon {
-                child,
-                _dir: Some(dir),
-                metrics: None,
-            })
+            spawn_bgpd(dir, port, cpu)
         }
         Dut::Gobgp => {
             let dir = scratch("gobgp")?;
@@ -801,6 +797,31 @@ fn frr_peer_group(name: &str, remote_as: &str, members: &[Ipv4Addr]) -> String {
     text
 }
 
+/// The name of FRR's configuration in its scratch directory.
+const BGPD_CONF: &str = "bgpd.conf";
+
+/// FRR's bgpd alone (no zebra) on `dir`'s [`BGPD_CONF`], listening on
+/// `port`, pinned to `cpu`; its vty socket in `dir` too (for `vtysh
+/// --vty_socket`).
+fn spawn_bgpd(dir: std::path::PathBuf, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
+    let child = pinned(cpu, "/usr/lib/frr/bgpd")
+        .arg("-f")
+        .arg(dir.join(BGPD_CONF))
+        .arg("-i")
+        .arg(dir.join("bgpd.pid"))
+        .arg("--vty_socket")
+        .arg(&dir)
+        .args(["-S", "-Z", "-n", "-P", "0", "-u", "root", "-g", "root"])
+        .args(["-p", &port.to_string(), "-l", &DUT.to_string()])
+        .spawn()
+        .context("spawning FRR's bgpd")?;
+    Ok(Daemon {
+        child,
+        _dir: Some(dir),
+        metrics: None,
+    })
+}
+
 /// BIRD on `config`, pinned to `cpu`, in a scratch directory of its own.
 fn spawn_bird(config: &str, cpu: usize) -> anyhow::Result<Daemon> {
     let dir = scratch("bird")?;
@@ -858,10 +879,20 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
 
 /// Connect a peer, retrying while the daemon starts listening.
 async fn connect(local: Ipv4Addr, target: SocketAddr, asn: u32) -> anyhow::Result<peer::Peer> {
+    connect_with(local, target, asn, &[]).await
+}
+
+/// [`connect`], offering the `extra` capabilities too.
+async fn connect_with(
+    local: Ipv4Addr,
+    target: SocketAddr,
+    asn: u32,
+    extra: &[starling_wire::capability::Capability],
+) -> anyhow::Result<peer::Peer> {
     // A daemon takes a moment to listen (gobgpd, bgpd): try for 10 s.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match peer::Peer::connect(local, target, asn, DUT_AS).await {
+        match peer::Peer::connect(local, target, asn, DUT_AS, extra).await {
             Ok(peer) => return Ok(peer),
             Err(e) if Instant::now() > deadline => return Err(e.context(local)),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,

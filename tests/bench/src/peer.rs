@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// A third of the 90 s hold time every daemon here offers.
-const KEEPALIVE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 pub(crate) struct Peer {
     pub(crate) stream: TcpStream,
@@ -21,12 +21,14 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
-    /// Connect from `local` to `dut` as `asn` and reach Established.
+    /// Connect from `local` to `dut` as `asn` and reach Established,
+    /// offering IPv4 unicast and the `extra` capabilities.
     pub(crate) async fn connect(
         local: Ipv4Addr,
         dut: SocketAddr,
         asn: u32,
         dut_as: u32,
+        extra: &[Capability],
     ) -> anyhow::Result<Self> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let stream = loop {
@@ -53,12 +55,11 @@ impl Peer {
             buf: Vec::with_capacity(1 << 20),
             ctx,
         };
-        let open = Open::new(
-            asn,
-            240,
-            local,
-            vec![Capability::Multiprotocol(Family::IPV4_UNICAST)],
-        );
+        let capabilities = [Capability::Multiprotocol(Family::IPV4_UNICAST)]
+            .into_iter()
+            .chain(extra.iter().cloned())
+            .collect();
+        let open = Open::new(asn, 240, local, capabilities);
         peer.stream
             .write_all(&Message::Open(open).to_bytes(&Context::default())?)
             .await?;
@@ -128,12 +129,45 @@ impl Peer {
         done: impl Fn(usize) -> bool,
         seen: &std::sync::atomic::AtomicUsize,
     ) -> anyhow::Result<Instant> {
-        self.follow(|update| {
+        self.follow_updates(|update| {
             let (announced, withdrawn) = count_prefixes(update.get(19..).unwrap_or_default())?;
             have += announced;
             have -= withdrawn.min(have);
             seen.store(have, std::sync::atomic::Ordering::Relaxed);
             Ok(done(have))
+        })
+        .await
+    }
+
+    /// Hand each UPDATE's prefixes to `update` (`true`: announced,
+    /// `false`: withdrawn; each as its [`prefix_key`]) until it says it
+    /// is done; returns when.
+    pub(crate) async fn follow_prefixes(
+        &mut self,
+        mut update: impl FnMut(&[(bool, u64)]) -> bool,
+    ) -> anyhow::Result<Instant> {
+        let mut changes = Vec::new();
+        self.follow_updates(|message| {
+            changes.clear();
+            for_each_prefix(message.get(19..).unwrap_or_default(), |announced, key| {
+                changes.push((announced, key));
+            })?;
+            Ok(update(&changes))
+        })
+        .await
+    }
+
+    /// Send `stream`, then stay in the session and send it again each
+    /// time the DUT asks for a ROUTE-REFRESH, until the session fails.
+    /// What the DUT sends is read and discarded.
+    pub(crate) async fn serve(&mut self, stream: &[u8]) -> anyhow::Result<Instant> {
+        self.stream.write_all(stream).await?;
+        self.follow(|kind, _| {
+            Ok(if kind == ROUTE_REFRESH {
+                Step::Send(stream)
+            } else {
+                Step::Continue
+            })
         })
         .await
     }
@@ -145,7 +179,7 @@ impl Peer {
         mut done: impl FnMut(&Update) -> bool,
     ) -> anyhow::Result<Instant> {
         let ctx = self.ctx.clone();
-        self.follow(|bytes| match Message::decode(bytes, &ctx) {
+        self.follow_updates(|bytes| match Message::decode(bytes, &ctx) {
             Ok(Message::Update(parsed)) => Ok(done(&parsed.update)),
             Ok(_) => Ok(false),
             Err(e) => bail!("the DUT sent a malformed UPDATE: {e}"),
@@ -155,25 +189,41 @@ impl Peer {
 
     /// Stay in the session, reading and discarding, until it fails.
     pub(crate) async fn idle(&mut self) -> anyhow::Result<Instant> {
-        self.follow(|_| Ok(false)).await
+        self.follow_updates(|_| Ok(false)).await
     }
 
-    /// Hand every UPDATE (the whole message) to `done` until it says so,
-    /// answering KEEPALIVEs and sending our own; returns when.
-    async fn follow(
+    /// Hand every UPDATE (the whole message) to `done` until it says so.
+    async fn follow_updates(
         &mut self,
         mut done: impl FnMut(&[u8]) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<Instant> {
+        self.follow(|kind, msg| {
+            Ok(if kind == UPDATE && done(msg)? {
+                Step::Done
+            } else {
+                Step::Continue
+            })
+        })
+        .await
+    }
+
+    /// Hand every message but KEEPALIVEs and NOTIFICATIONs to `handle`
+    /// (its type and the whole message) until it says it is done,
+    /// answering KEEPALIVEs and sending our own; returns when.
+    async fn follow<'s>(
+        &mut self,
+        mut handle: impl FnMut(u8, &[u8]) -> anyhow::Result<Step<'s>>,
     ) -> anyhow::Result<Instant> {
         let mut start = 0usize;
         // Our own KEEPALIVEs, as a real peer sends them: the daemon's hold
         // timer must not depend on how soon we read its.
-        let mut keepalive_at = Instant::now() + KEEPALIVE;
+        let mut keepalive_at = Instant::now() + KEEPALIVE_INTERVAL;
         loop {
             if Instant::now() >= keepalive_at {
                 self.stream
                     .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
                     .await?;
-                keepalive_at = Instant::now() + KEEPALIVE;
+                keepalive_at = Instant::now() + KEEPALIVE_INTERVAL;
             }
             while let Some(h) = peek_header(self.buf.get(start..).unwrap_or_default(), 65535)
                 .map_err(|n| anyhow::anyhow!("bad header: {n}"))?
@@ -181,20 +231,26 @@ impl Peer {
                 let Some(msg) = self.buf.get(start..start + h.len) else {
                     break;
                 };
-                let finished = match msg.get(18) {
-                    Some(&2) => done(msg)?,
-                    Some(&4) => {
+                let finished = match msg.get(18).copied().unwrap_or_default() {
+                    KEEPALIVE => {
                         self.stream
                             .write_all(&Message::Keepalive.to_bytes(&Context::default())?)
                             .await?;
                         false
                     }
-                    Some(&3) => {
+                    NOTIFICATION => {
                         let why = Message::decode(msg, &self.ctx)
                             .map_or_else(|e| e.to_string(), |m| format!("{m:?}"));
                         bail!("the DUT sent a NOTIFICATION: {why}");
                     }
-                    _ => false,
+                    kind => match handle(kind, msg)? {
+                        Step::Continue => false,
+                        Step::Done => true,
+                        Step::Send(bytes) => {
+                            self.stream.write_all(bytes).await?;
+                            false
+                        }
+                    },
                 };
                 start += h.len;
                 if finished {
@@ -214,11 +270,48 @@ impl Peer {
     }
 }
 
-/// Announced and withdrawn IPv4 prefixes in an UPDATE body, counted from
-/// the length octets alone: a reflector's clients receive a hundred million
-/// of them, and a full decode would make the instrument the bottleneck.
-/// (No ADD-PATH, and IPv4 unicast travels in the classic fields.)
-fn count_prefixes(body: &[u8]) -> anyhow::Result<(usize, usize)> {
+const UPDATE: u8 = 2;
+const NOTIFICATION: u8 = 3;
+const KEEPALIVE: u8 = 4;
+const ROUTE_REFRESH: u8 = 5;
+
+/// What [`Peer::follow`] does after a message.
+enum Step<'s> {
+    Continue,
+    Done,
+    /// Send these bytes, then go on.
+    Send(&'s [u8]),
+}
+
+/// An IPv4 prefix as one number: the address's 32 bits over the length's
+/// 8, so the sinks can keep a million of them in a set cheaply.
+pub(crate) fn prefix_key(addr: Ipv4Addr, len: u8) -> u64 {
+    (u64::from(u32::from(addr)) << 8) | u64::from(len)
+}
+
+/// Each announced (`true`) and withdrawn (`false`) IPv4 prefix of an
+/// UPDATE body, as its [`prefix_key`], read from the classic fields
+/// alone (no ADD-PATH).
+fn for_each_prefix(body: &[u8], mut each: impl FnMut(bool, u64)) -> anyhow::Result<()> {
+    let (withdrawn, nlri) = prefix_fields(body)?;
+    for (announced, mut field) in [(false, withdrawn), (true, nlri)] {
+        while let Some(&bits) = field.first() {
+            let size = 1 + usize::from(bits).div_ceil(8);
+            let bytes = field
+                .get(1..size)
+                .ok_or_else(|| anyhow::anyhow!("truncated prefix"))?;
+            let mut octets = [0u8; 4];
+            let n = bytes.len().min(4);
+            octets[..n].copy_from_slice(&bytes[..n]);
+            each(announced, prefix_key(Ipv4Addr::from(octets), bits));
+            field = &field[size..];
+        }
+    }
+    Ok(())
+}
+
+/// An UPDATE body's withdrawn-routes field and its NLRI.
+fn prefix_fields(body: &[u8]) -> anyhow::Result<(&[u8], &[u8])> {
     let field = |at: usize| -> anyhow::Result<(&[u8], usize)> {
         let len = body
             .get(at..at + 2)
@@ -229,6 +322,16 @@ fn count_prefixes(body: &[u8]) -> anyhow::Result<(usize, usize)> {
             .ok_or_else(|| anyhow::anyhow!("short UPDATE"))?;
         Ok((bytes, at + 2 + len))
     };
+    let (withdrawn, next) = field(0)?;
+    let (_, nlri_at) = field(next)?;
+    Ok((withdrawn, &body[nlri_at..]))
+}
+
+/// Announced and withdrawn IPv4 prefixes in an UPDATE body, counted from
+/// the length octets alone: a reflector's clients receive a hundred million
+/// of them, and a full decode would make the instrument the bottleneck.
+/// (No ADD-PATH, and IPv4 unicast travels in the classic fields.)
+fn count_prefixes(body: &[u8]) -> anyhow::Result<(usize, usize)> {
     let count = |mut nlri: &[u8]| -> anyhow::Result<usize> {
         let mut n = 0;
         while let Some(&bits) = nlri.first() {
@@ -240,9 +343,8 @@ fn count_prefixes(body: &[u8]) -> anyhow::Result<(usize, usize)> {
         }
         Ok(n)
     };
-    let (withdrawn, next) = field(0)?;
-    let (_, nlri_at) = field(next)?;
-    Ok((count(&body[nlri_at..])?, count(withdrawn)?))
+    let (withdrawn, nlri) = prefix_fields(body)?;
+    Ok((count(nlri)?, count(withdrawn)?))
 }
 
 #[cfg(test)]
