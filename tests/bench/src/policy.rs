@@ -308,19 +308,21 @@ fn report(duts: &[Dut], samples: &[(Dut, Sample)]) {
             .collect();
         stats(&mut v)
     };
+    let table_in = |s: &Sample| s.table_in.as_secs_f64();
     let completion = |s: &Sample| s.completion.as_secs_f64();
     let stall = |s: &Sample| s.stall.as_secs_f64();
     let first = |s: &Sample| s.first.as_secs_f64();
     let rss = |s: &Sample| s.rss_kib as f64 / 1024.0;
     println!();
     println!(
-        "| daemon | completion (s) | stall (s) | first UPDATE (s) | peak RSS (MiB) |\n|---|---|---|---|---|"
+        "| daemon | table in (s) | completion (s) | stall (s) | first UPDATE (s) | peak RSS (MiB) |\n|---|---|---|---|---|---|"
     );
     let cell =
         |(m, lo, hi): Stats, digits: usize| format!("{m:.digits$} ({lo:.digits$}–{hi:.digits$})");
     for &dut in duts {
         println!(
-            "| {dut:?} | {} | {} | {} | {} |",
+            "| {dut:?} | {} | {} | {} | {} | {} |",
+            cell(of(dut, table_in), 2),
             cell(of(dut, completion), 2),
             cell(of(dut, stall), 2),
             cell(of(dut, first), 2),
@@ -331,7 +333,8 @@ fn report(duts: &[Dut], samples: &[(Dut, Sample)]) {
         println!();
         for &other in rest {
             println!(
-                "ratio {head:?}/{other:?}: completion {:.2}, stall {:.2}, RSS {:.2}",
+                "ratio {head:?}/{other:?}: table in {:.2}, completion {:.2}, stall {:.2}, RSS {:.2}",
+                of(*head, table_in).0 / of(other, table_in).0,
                 of(*head, completion).0 / of(other, completion).0,
                 of(*head, stall).0 / of(other, stall).0,
                 of(*head, rss).0 / of(other, rss).0
