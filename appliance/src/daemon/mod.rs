@@ -140,6 +140,9 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
     // What each session's import decisions depend on, to know which peers
     // must resend their routes when it changes.
     let mut import_inputs: HashMap<IpAddr, u64> = HashMap::new();
+    // And its export decisions: when none changes, a new plan's policy
+    // exports what the last one did, and the table is not exported again.
+    let mut export_inputs: HashMap<IpAddr, u64> = HashMap::new();
     let mut route_plugin: Option<Plugin> = None;
     let started = std::time::Instant::now();
     loop {
@@ -305,16 +308,25 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     .map(|(a, _)| *a)
                     .collect();
                 import_inputs = inputs;
+                let exports = export_fingerprints(&contexts, &docs);
+                let reexport = replaced
+                    || exports
+                        .iter()
+                        .any(|(a, f)| export_inputs.get(a).is_some_and(|old| old != f));
+                export_inputs = exports;
                 route_plugin = Some(plugin.clone());
-                running.set_route_policy(
-                    Some(Arc::new(route_policy::PluginPolicy::new(
-                        config.node_name.clone(),
-                        plugin,
-                        snapshot,
-                        contexts,
-                    ))),
-                    refresh,
-                );
+                let route_policy = Some(Arc::new(route_policy::PluginPolicy::new(
+                    config.node_name.clone(),
+                    plugin,
+                    snapshot,
+                    contexts,
+                ))
+                    as Arc<dyn starling_speaker::policy::RoutePolicy>);
+                if reexport {
+                    running.set_route_policy(route_policy, refresh);
+                } else {
+                    running.set_route_policy_keeping_exports(route_policy, refresh);
+                }
                 if std::mem::take(&mut recover) {
                     // Peers kept our routes as stale: they get our table
                     // once we have theirs (RFC 4724 §4.1), as the FIB
@@ -422,6 +434,43 @@ fn import_fingerprints(
                 doc["metadata"]["name"].to_string().hash(&mut h);
                 doc["spec"].to_string().hash(&mut h);
             }
+            (*address, h.finish())
+        })
+        .collect()
+}
+
+/// What each session's export decisions depend on: its context and
+/// everything the plugin sees (Secrets never reach it) but the import
+/// rules of BGPFilters. A BGPFilter's resource version is left out too:
+/// editing its import rules alone bumps it.
+fn export_fingerprints(
+    contexts: &HashMap<IpAddr, route_policy::SessionContext>,
+    docs: &[serde_json::Value],
+) -> HashMap<IpAddr, u64> {
+    use std::hash::{Hash, Hasher};
+    let mut snapshot = std::collections::hash_map::DefaultHasher::new();
+    for doc in docs.iter().filter(|d| d["kind"] != "Secret") {
+        if doc["kind"] == "BGPFilter" {
+            let mut exports = doc.clone();
+            if let Some(metadata) = exports["metadata"].as_object_mut() {
+                metadata.remove("resourceVersion");
+            }
+            if let Some(spec) = exports["spec"].as_object_mut() {
+                spec.remove("importV4");
+                spec.remove("importV6");
+            }
+            exports.to_string().hash(&mut snapshot);
+        } else {
+            doc.to_string().hash(&mut snapshot);
+        }
+    }
+    let snapshot = snapshot.finish();
+    contexts
+        .iter()
+        .map(|(address, context)| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            snapshot.hash(&mut h);
+            context.hash(&mut h);
             (*address, h.finish())
         })
         .collect()
@@ -552,4 +601,56 @@ fn reload(
     config.fib.clean_on_exit = fresh.fib.clean_on_exit;
     tracing::info!("SIGHUP: configuration reloaded");
     swap(set, policy, list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(version: &str, import: &str, export: &str) -> serde_json::Value {
+        serde_json::json!({
+            "kind": "BGPFilter",
+            "metadata": {"name": "f", "resourceVersion": version},
+            "spec": {
+                "importV4": [{"action": "Reject", "matchOperator": "In", "cidr": import}],
+                "exportV4": [{"action": "Reject", "matchOperator": "In", "cidr": export}],
+            },
+        })
+    }
+
+    #[test]
+    fn only_import_rules_leave_export_fingerprints_alone() {
+        let contexts: HashMap<IpAddr, route_policy::SessionContext> = [(
+            IpAddr::from([192, 0, 2, 1]),
+            route_policy::SessionContext {
+                name: "tor".to_owned(),
+                peer_as: 65001,
+                local_as: 64512,
+                filters: vec!["f".to_owned()],
+            },
+        )]
+        .into();
+        let pool = serde_json::json!({
+            "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16"},
+        });
+        let print = |docs: &[serde_json::Value]| export_fingerprints(&contexts, docs);
+        let before = print(&[pool.clone(), filter("1", "10.0.0.0/8", "10.1.0.0/16")]);
+        assert_eq!(
+            before,
+            print(&[pool.clone(), filter("2", "172.16.0.0/12", "10.1.0.0/16")]),
+            "an import rule changed"
+        );
+        assert_ne!(
+            before,
+            print(&[pool.clone(), filter("2", "10.0.0.0/8", "10.2.0.0/16")]),
+            "an export rule changed"
+        );
+        let mut other_pool = pool.clone();
+        other_pool["spec"]["cidr"] = "10.9.0.0/16".into();
+        assert_ne!(
+            before,
+            print(&[other_pool, filter("1", "10.0.0.0/8", "10.1.0.0/16")]),
+            "another resource changed"
+        );
+    }
 }

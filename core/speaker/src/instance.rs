@@ -60,6 +60,14 @@ impl Default for PeerPolicy {
 /// A change of best paths, for the FIB programmer.
 pub type BestPathStream = mpsc::UnboundedReceiver<Vec<BestChange>>;
 
+/// Whether a new route policy's exports must be re-evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reexport {
+    All,
+    /// The caller knows they are unchanged.
+    None,
+}
+
 enum Command {
     /// A peer's restart (or stale-path) timer fired.
     RestartTimer(IpAddr, u64),
@@ -73,7 +81,7 @@ enum Command {
     RemovePeer(IpAddr, Option<Notification>),
     Originate(Prefix, Box<PathAttributes>),
     Withdraw(Prefix),
-    SetRoutePolicy(Option<Arc<dyn RoutePolicy>>, Vec<IpAddr>),
+    SetRoutePolicy(Option<Arc<dyn RoutePolicy>>, Vec<IpAddr>, Reexport),
     UpdatePeerPolicy(IpAddr, PeerPolicy),
     SetPassive(IpAddr, bool),
     Reconfigure(RibConfig),
@@ -221,7 +229,25 @@ impl Instance {
     /// their routes again (ROUTE-REFRESH), so new import rules apply to
     /// what they sent before.
     pub fn set_route_policy(&self, policy: Option<Arc<dyn RoutePolicy>>, refresh: Vec<IpAddr>) {
-        let _ = self.tx.send(Command::SetRoutePolicy(policy, refresh));
+        let _ = self
+            .tx
+            .send(Command::SetRoutePolicy(policy, refresh, Reexport::All));
+    }
+
+    /// [`Instance::set_route_policy`] for a policy whose export verdicts
+    /// are the current one's (only import rules changed, or nothing the
+    /// policy reads): what peers were sent stands, and nothing is
+    /// re-evaluated for export but what the refreshed imports change. A
+    /// full table times a few update groups is seconds of plugin calls
+    /// that the session loop would spend re-deriving what peers have.
+    pub fn set_route_policy_keeping_exports(
+        &self,
+        policy: Option<Arc<dyn RoutePolicy>>,
+        refresh: Vec<IpAddr>,
+    ) {
+        let _ = self
+            .tx
+            .send(Command::SetRoutePolicy(policy, refresh, Reexport::None));
     }
 
     pub async fn peers(&self) -> Vec<PeerStatus> {
@@ -625,13 +651,19 @@ impl State {
                 let changes = self.rib.withdraw_local(prefix);
                 self.propagate(changes);
             }
-            Command::SetRoutePolicy(policy, refresh) => {
+            Command::SetRoutePolicy(policy, refresh, reexport) => {
                 self.route_policy = policy;
                 // Peers with a policy are each in a group of their own.
-                self.regroup();
-                self.readvertise_all();
+                let moved = self.regroup();
+                // Asked first: the peers resend while exports are
+                // re-evaluated.
                 for address in refresh {
                     self.request_refresh(address);
+                }
+                // A peer whose export class changed is re-evaluated
+                // whatever the caller said.
+                if reexport == Reexport::All || moved {
+                    self.readvertise_all();
                 }
             }
             Command::UpdatePeerPolicy(address, policy) => {
@@ -646,7 +678,7 @@ impl State {
                 // Routes from this peer may export differently now, and
                 // routes to it may no longer export as to its group.
                 self.exports.clear(&mut self.exported);
-                self.regroup();
+                let _ = self.regroup();
                 self.readvertise_all();
             }
             Command::SetPassive(address, passive) => {
@@ -1202,7 +1234,10 @@ impl State {
     /// or went, its own policy changed) into a group of its own, holding
     /// what it holds now; the pass that follows sends it the differences.
     /// Groups do not merge again until their members' sessions restart.
-    fn regroup(&mut self) {
+    /// Whether any peer changed group (its new one holds what it was
+    /// sent, for a pass of exports to correct).
+    fn regroup(&mut self) -> bool {
+        let mut moved = false;
         let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
         for address in addresses {
             let Some((key, target)) = self.group_key(address) else {
@@ -1221,6 +1256,7 @@ impl State {
                 continue;
             }
             tracing::debug!(peer = %address, group = id, "peer leaves its update group");
+            moved = true;
             if group.members.len() == 1 {
                 // Alone already: the group changes with it. Entries of its
                 // own routes are withdrawn by the next pass, unheard by it.
@@ -1240,6 +1276,7 @@ impl State {
                 entry.group = Some(new_id);
             }
         }
+        moved
     }
 
     fn all_best(&self) -> Vec<BestChange> {

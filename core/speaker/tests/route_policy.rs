@@ -220,3 +220,66 @@ async fn policy_decides_imports_and_exports() {
     let x_counts = instance.counts().await.peers[&IpAddr::from(X)];
     assert_eq!((x_counts.accepted, x_counts.rejected), (3, 0));
 }
+
+/// Accepts everything; counts the routes it is asked to export.
+#[derive(Debug, Default)]
+struct CountingPolicy {
+    exported: std::sync::atomic::AtomicUsize,
+}
+
+impl RoutePolicy for CountingPolicy {
+    fn evaluate(
+        &self,
+        _peer: IpAddr,
+        direction: Direction,
+        routes: &[Candidate<'_>],
+    ) -> Result<Vec<Verdict>, String> {
+        if direction == Direction::Export {
+            self.exported
+                .fetch_add(routes.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(vec![Verdict::Accept; routes.len()])
+    }
+}
+
+/// A policy whose exports are known unchanged (an import filter edited)
+/// costs no export pass over the table; any other replacement does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_keeping_exports_is_not_asked_to_export_the_table_again() {
+    let (me, from, to) = ([127, 0, 0, 128], [127, 0, 0, 129], [127, 0, 0, 130]);
+    let listen = SocketAddr::from((me, free_port(me)));
+    let (instance, _best) = Instance::start(
+        RibConfig::new(64513, Ipv4Addr::new(192, 0, 2, 128)),
+        &[listen],
+    )
+    .await
+    .expect("instance");
+    let policy = Arc::new(CountingPolicy::default());
+    instance.set_route_policy(Some(policy.clone()), Vec::new());
+    instance.add_peer(passive_peer(128, 129), PeerPolicy::default());
+    instance.add_peer(passive_peer(128, 130), PeerPolicy::default());
+    wait_active(&instance, 2).await;
+    let mut sender =
+        RawPeer::establish_offering(from, listen, vec![Capability::RouteRefresh]).await;
+    let mut receiver = RawPeer::establish(to, listen).await;
+    sender.send(&update(&[[198, 51, 100], [192, 0, 2]])).await;
+    announced(&mut receiver, "198.51.100.0/24").await;
+    let exported = || policy.exported.load(std::sync::atomic::Ordering::Relaxed);
+    // Commands run in order: once `routes()` answers, a pass is over.
+    assert_eq!(instance.routes().await.len(), 2);
+    let before = exported();
+
+    instance.set_route_policy_keeping_exports(Some(policy.clone()), vec![IpAddr::from(from)]);
+    assert_eq!(instance.routes().await.len(), 2);
+    assert_eq!(exported(), before, "no export pass");
+    // The refresh is still asked for: import rules changed.
+    loop {
+        if let Message::RouteRefresh(_) = sender.recv().await {
+            break;
+        }
+    }
+
+    instance.set_route_policy(Some(policy.clone()), Vec::new());
+    assert_eq!(instance.routes().await.len(), 2);
+    assert!(exported() >= before + 2, "every best route exported again");
+}
