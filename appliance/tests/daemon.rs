@@ -736,6 +736,30 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
     assert!(routes.contains("10.244.3.0/26"), "{routes}");
     assert_eq!(established(), 1, "the session was reset");
 
+    // Editing the attached filter's export rules re-exports: the session's
+    // context is the same, what its filter says is not.
+    starling_ok(
+        &dir.0,
+        &[
+            "patch",
+            "bgpfilter",
+            "tor-out",
+            "-p",
+            r#"{"spec": {"exportV4": [{"action": "Reject", "cidr": "10.96.0.0/12", "matchOperator": "Equal"}]}}"#,
+        ],
+        None,
+    );
+    wait_for(
+        "the edited filter to apply at BIRD",
+        Duration::from_secs(30),
+        || {
+            routes = bird_routes(&dir.0);
+            !routes.contains("198.51.100.0/24") && routes.contains("10.244.3.0/26")
+        },
+    );
+    assert!(!routes.contains("10.96.0.0/12"), "{routes}");
+    assert_eq!(established(), 1, "the session was reset");
+
     // Changes that do not touch the OPEN are applied without a reset:
     // the node becomes a route reflector, the peer gets next-hop-self.
     for (kind, name, patch) in [

@@ -431,8 +431,10 @@ fn import_fingerprints(
                         .as_str()
                         .is_some_and(|n| context.filters.iter().any(|f| f == n))
             }) {
+                // Export rules change nothing a peer must resend.
                 doc["metadata"]["name"].to_string().hash(&mut h);
-                doc["spec"].to_string().hash(&mut h);
+                doc["spec"]["importV4"].to_string().hash(&mut h);
+                doc["spec"]["importV6"].to_string().hash(&mut h);
             }
             (*address, h.finish())
         })
@@ -619,8 +621,24 @@ mod tests {
     }
 
     #[test]
-    fn only_import_rules_leave_export_fingerprints_alone() {
-        let contexts: HashMap<IpAddr, route_policy::SessionContext> = [(
+    fn only_import_rules_change_import_fingerprints() {
+        let contexts = contexts();
+        let print = |docs: &[serde_json::Value]| import_fingerprints(&contexts, docs);
+        let before = print(&[filter("1", "10.0.0.0/8", "10.1.0.0/16")]);
+        assert_eq!(
+            before,
+            print(&[filter("2", "10.0.0.0/8", "10.2.0.0/16")]),
+            "an export rule changed"
+        );
+        assert_ne!(
+            before,
+            print(&[filter("2", "172.16.0.0/12", "10.1.0.0/16")]),
+            "an import rule changed"
+        );
+    }
+
+    fn contexts() -> HashMap<IpAddr, route_policy::SessionContext> {
+        [(
             IpAddr::from([192, 0, 2, 1]),
             route_policy::SessionContext {
                 name: "tor".to_owned(),
@@ -629,7 +647,12 @@ mod tests {
                 filters: vec!["f".to_owned()],
             },
         )]
-        .into();
+        .into()
+    }
+
+    #[test]
+    fn only_import_rules_leave_export_fingerprints_alone() {
+        let contexts = contexts();
         let pool = serde_json::json!({
             "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16"},
         });
