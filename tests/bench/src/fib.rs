@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{
     ApplianceRuns, BLASTER, BLASTER_AS, DUT, DUT_AS, Daemon, Dut, Results, SEED, Stats, connect,
-    free_port, kernel, peak_rss_kib, pinned, scratch, stats, table,
+    free_port, kernel, peak_rss_kib, scratch, stats, table,
 };
 
 /// The FIB's next hop: the far end of a veth pair in the benchmark's
@@ -384,14 +384,7 @@ fn start_appliance(exe: &std::path::Path, port: u16, cpu: usize) -> anyhow::Resu
             dir.join("admin.sock"),
         ),
     )?;
-    let child = pinned(cpu, exe)
-        .arg("run")
-        .arg("-c")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .context("spawning starling run")?;
+    let child = super::spawn_appliance(exe, &config, cpu)?;
     Ok(Daemon {
         child,
         _dir: Some(dir),

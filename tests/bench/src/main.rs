@@ -325,6 +325,22 @@ fn starling_apply(
     Ok(())
 }
 
+/// `starling run -c config`, pinned to `cpu`, its warnings on our stderr.
+fn spawn_appliance(
+    exe: &std::path::Path,
+    config: &std::path::Path,
+    cpu: usize,
+) -> anyhow::Result<Child> {
+    pinned(cpu, exe)
+        .arg("run")
+        .arg("-c")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("spawning starling run")
+}
+
 /// The options of the scenarios that run Starling as the appliance
 /// (`starling run`) next to BIRD: `fib` and `mesh`.
 #[derive(Debug, clap::Args)]

@@ -25,8 +25,8 @@ use starling_wire::{Context, PathAttributes, Prefix};
 
 use super::{
     ApplianceRuns, BGPD_CONF, DUT, DUT_AS, Daemon, Dut, SEED, SINK, SINK_AS, Stats, connect,
-    connect_with, free_port, frr_peer_group, member_as, peak_rss_kib, peer, pinned, rr_client,
-    scratch, spawn_bgpd, spawn_bird_in, stats, table,
+    connect_with, free_port, frr_peer_group, member_as, peak_rss_kib, peer, rr_client, scratch,
+    spawn_bgpd, spawn_bird_in, stats, table,
 };
 
 /// How long the table may take to arrive, and the new filter to apply.
@@ -584,14 +584,7 @@ fn start_starling(
             SocketAddr::from((DUT, free_port()?)),
         ),
     )?;
-    let child = pinned(cpu, exe)
-        .arg("run")
-        .arg("-c")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .context("spawning starling run")?;
+    let child = super::spawn_appliance(exe, &config, cpu)?;
     Ok(Started {
         daemon: Daemon {
             child,
