@@ -444,14 +444,19 @@ fn import_fingerprints(
 /// What each session's export decisions depend on: its context and
 /// everything the plugin sees (Secrets never reach it) but the import
 /// rules of BGPFilters. A BGPFilter's resource version is left out too:
-/// editing its import rules alone bumps it.
+/// editing its import rules alone bumps it. So are CalicoNodeStatus
+/// resources: their status is our own report, rewritten every period,
+/// and like their writes (which plan nothing) it decides no route.
 fn export_fingerprints(
     contexts: &HashMap<IpAddr, route_policy::SessionContext>,
     docs: &[serde_json::Value],
 ) -> HashMap<IpAddr, u64> {
     use std::hash::{Hash, Hasher};
     let mut snapshot = std::collections::hash_map::DefaultHasher::new();
-    for doc in docs.iter().filter(|d| d["kind"] != "Secret") {
+    for doc in docs
+        .iter()
+        .filter(|d| d["kind"] != "Secret" && d["kind"] != "CalicoNodeStatus")
+    {
         if doc["kind"] == "BGPFilter" {
             let mut exports = doc.clone();
             if let Some(metadata) = exports["metadata"].as_object_mut() {
@@ -667,6 +672,26 @@ mod tests {
             before,
             print(&[pool.clone(), filter("2", "10.0.0.0/8", "10.2.0.0/16")]),
             "an export rule changed"
+        );
+        let report = |at: &str| {
+            serde_json::json!({
+                "kind": "CalicoNodeStatus", "metadata": {"name": "n1", "resourceVersion": at},
+                "spec": {"node": "n1", "updatePeriodSeconds": 10},
+                "status": {"lastUpdated": at},
+            })
+        };
+        assert_eq!(
+            print(&[
+                pool.clone(),
+                filter("1", "10.0.0.0/8", "10.1.0.0/16"),
+                report("1")
+            ]),
+            print(&[
+                pool.clone(),
+                filter("1", "10.0.0.0/8", "10.1.0.0/16"),
+                report("2")
+            ]),
+            "our own status report was rewritten"
         );
         let mut other_pool = pool.clone();
         other_pool["spec"]["cidr"] = "10.9.0.0/16".into();
