@@ -1096,38 +1096,15 @@ async fn rr(
             attrs.local_pref = Some(100);
         }
     }
-    // Prefix k of the table goes to client k mod N: each gets `routes`,
-    // over all the attribute sets.
-    let mut shares: Vec<table::Table> = (0..clients)
-        .map(|_| table::Table {
-            sets: table.sets.clone(),
-            groups: vec![Vec::new(); table.sets.len()],
-        })
-        .collect();
-    for (k, (set, nlri)) in table
-        .groups
-        .iter()
-        .enumerate()
-        .flat_map(|(set, group)| group.iter().map(move |n| (set, n)))
-        .enumerate()
-    {
-        shares[k % clients].groups[set].push(*nlri);
-    }
+    let mut shares = split_shares(&table, clients);
     let ctx = Context {
         ebgp: kind == Peers::Members,
         peer_as: DUT_AS,
         ..Context::default()
     };
     if kind == Peers::Members {
-        // A member's routes start with its own AS.
         for (i, share) in shares.iter_mut().enumerate() {
-            for attrs in &mut share.sets {
-                if let Some(path) = &mut attrs.as_path
-                    && let Some(first) = path.segments.first_mut().and_then(|s| s.asns.first_mut())
-                {
-                    *first = member_as(i);
-                }
-            }
+            lead_with(share, member_as(i));
         }
     }
     let streams: Vec<Vec<u8>> = shares
@@ -1149,6 +1126,37 @@ async fn rr(
         }
     });
     Ok(())
+}
+
+/// `table` dealt to `peers` peers: prefix k of the table goes to peer k
+/// mod N, so each gets its share over all the attribute sets.
+fn split_shares(table: &table::Table, peers: usize) -> Vec<table::Table> {
+    let mut shares: Vec<table::Table> = (0..peers)
+        .map(|_| table::Table {
+            sets: table.sets.clone(),
+            groups: vec![Vec::new(); table.sets.len()],
+        })
+        .collect();
+    let prefixes = table
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(set, group)| group.iter().map(move |n| (set, n)));
+    for (k, (set, nlri)) in prefixes.enumerate() {
+        shares[k % peers].groups[set].push(*nlri);
+    }
+    shares
+}
+
+/// Make an eBGP peer's share start its AS paths with the peer's own AS.
+fn lead_with(share: &mut table::Table, asn: u32) {
+    for attrs in &mut share.sets {
+        if let Some(path) = &mut attrs.as_path
+            && let Some(first) = path.segments.first_mut().and_then(|s| s.asns.first_mut())
+        {
+            *first = asn;
+        }
+    }
 }
 
 /// `runs` fresh runs of each daemon in turn, in one invocation: the time

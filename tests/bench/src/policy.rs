@@ -25,8 +25,8 @@ use starling_wire::{Context, PathAttributes, Prefix};
 
 use super::{
     ApplianceRuns, BGPD_CONF, DUT, DUT_AS, Daemon, Dut, SEED, SINK, SINK_AS, Stats, connect,
-    connect_with, free_port, frr_peer_group, member_as, peak_rss_kib, peer, rr_client, scratch,
-    spawn_bgpd, spawn_bird_in, stats, table,
+    connect_with, free_port, frr_peer_group, lead_with, member_as, peak_rss_kib, peer, rr_client,
+    scratch, spawn_bgpd, spawn_bird_in, split_shares, stats, table,
 };
 
 /// How long the table may take to arrive, and the new filter to apply.
@@ -52,6 +52,7 @@ pub(super) struct PolicyRun {
 /// equal to) one of `networks`, or carrying `community`; accept the
 /// rest. The same semantics in every daemon's language: Calico's `In`
 /// operator, BIRD's `net ~ [ n+ ]`, FRR's `le 32`.
+#[derive(Clone)]
 struct Filter {
     networks: Vec<(Ipv4Addr, u8)>,
     community: (u16, u16),
@@ -159,27 +160,16 @@ impl Workload {
             }
         }
         let mut rejected = [HashSet::new(), HashSet::new()];
-        // Prefix k of the table goes to peer k mod N, over all the
-        // attribute sets, as in `fanout`.
-        let mut shares: Vec<table::Table> = (0..peers)
-            .map(|_| table::Table {
-                sets: table.sets.clone(),
-                groups: vec![Vec::new(); table.sets.len()],
-            })
-            .collect();
-        let mut k = 0;
         for (set, group) in table.groups.iter().enumerate() {
-            for nlri in group {
-                if let Prefix::V4(p) = nlri.prefix {
-                    let key = peer::prefix_key(p.addr(), p.prefix_len());
-                    for (filter, rejected) in filters.iter().zip(&mut rejected) {
-                        if filter.rejects(p.addr(), p.prefix_len(), &table.sets[set]) {
-                            rejected.insert(key);
-                        }
+            for p in group.iter().filter_map(|n| match n.prefix {
+                Prefix::V4(p) => Some(p),
+                Prefix::V6(_) => None,
+            }) {
+                for (filter, rejected) in filters.iter().zip(&mut rejected) {
+                    if filter.rejects(p.addr(), p.prefix_len(), &table.sets[set]) {
+                        rejected.insert(peer::prefix_key(p.addr(), p.prefix_len()));
                     }
                 }
-                shares[k % peers].groups[set].push(*nlri);
-                k += 1;
             }
         }
         let ctx = Context {
@@ -187,22 +177,15 @@ impl Workload {
             peer_as: DUT_AS,
             ..Context::default()
         };
-        let streams = shares
+        let streams = split_shares(&table, peers)
             .iter_mut()
             .enumerate()
             .map(|(i, share)| {
-                // A peer's routes start with its own AS.
-                for attrs in &mut share.sets {
-                    if let Some(path) = &mut attrs.as_path
-                        && let Some(first) =
-                            path.segments.first_mut().and_then(|s| s.asns.first_mut())
-                    {
-                        *first = member_as(i);
-                    }
-                }
+                lead_with(share, member_as(i));
                 share.encode(rr_client(i), &ctx)
             })
             .collect();
+        let k = table.len();
         eprintln!(
             "version 1 rejects {}, version 2 {} of {k} prefixes",
             rejected[0].len(),
@@ -407,7 +390,7 @@ async fn one_run(
     let t0 = Instant::now();
     let change = tokio::task::spawn_blocking({
         let reload = started.reload.clone();
-        let filter = Filter::version(2);
+        let filter = filters[1].clone();
         move || reload.apply(&filter)
     });
     let reloaded = async {
