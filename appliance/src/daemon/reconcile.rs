@@ -602,7 +602,7 @@ fn want(
         let gateways: starling_fib::Gateways = change
             .best
             .iter()
-            .filter(|p| !matches!(p.source, starling_speaker::rib::Source::Local))
+            .filter(|p| !p.is_local())
             .map(|p| match p.route.next_hop {
                 NextHop::V4(a) => IpAddr::V4(a),
                 NextHop::V6 { global, .. } => IpAddr::V6(global),
@@ -611,10 +611,7 @@ fn want(
         // A locally originated block is a blackhole, as Calico's; other
         // local routes stay out of the kernel.
         let local_blackhole = gateways.is_empty()
-            && change
-                .best
-                .first()
-                .is_some_and(|p| matches!(p.source, starling_speaker::rib::Source::Local))
+            && change.best.first().is_some_and(|p| p.is_local())
             && blackholes.lock().is_ok_and(|b| b.contains(&change.prefix));
         let target = if local_blackhole {
             Some(Target::Blackhole)

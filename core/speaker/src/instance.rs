@@ -20,7 +20,7 @@ use crate::groups::{Audience, GroupKey, Member, Members, Outgoing, UpdateGroup};
 use crate::policy::{Candidate, Direction, RoutePolicy, Verdict as PolicyVerdict};
 use crate::rib::adj_out::{PathIds, SetId, SetTable};
 use crate::rib::export::{ExportTarget, NextHopMode, export};
-use crate::rib::{BestChange, Path, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source};
+use crate::rib::{BestChange, Path, PeerInfo, Rib, RibConfig, RouteAttrs, Slot, Source, SourceRef};
 use crate::session::Negotiated;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
@@ -433,7 +433,7 @@ type GroupId = u32;
 
 /// A best path's identity for export caching: its source and its interned
 /// attribute set (compared by address, never dereferenced).
-type ExportKey = (Source, usize);
+type ExportKey = (SourceRef, usize);
 
 /// How long after a failed export the peer's whole table is evaluated
 /// again.
@@ -672,8 +672,9 @@ impl State {
                 };
                 entry.policy = policy;
                 if let Some(n) = &entry.negotiated {
-                    let info = entry.info(address, n);
-                    self.rib.set_peer(info);
+                    // Known to the RIB since it was established: this
+                    // only updates what the RIB knows, which cannot fail.
+                    let _ = self.rib.set_peer(entry.info(address, n));
                 }
                 // Routes from this peer may export differently now, and
                 // routes to it may no longer export as to its group.
@@ -699,7 +700,7 @@ impl State {
                     .map(|(prefix, path, best)| RibPath {
                         prefix,
                         route: (*path.route).clone(),
-                        source: path.source,
+                        source: self.rib.source_of(path),
                         best,
                     })
                     .collect();
@@ -740,7 +741,7 @@ impl State {
                 let routes = self
                     .rib
                     .iter_best()
-                    .map(|(p, _, path)| (p, (*path.route).clone(), path.source))
+                    .map(|(p, _, path)| (p, (*path.route).clone(), self.rib.source_of(path)))
                     .collect();
                 let _ = reply.send(routes);
             }
@@ -753,7 +754,14 @@ impl State {
                 let Some(entry) = self.peers.get_mut(&address) else {
                     return;
                 };
-                self.rib.set_peer(entry.info(address, &n));
+                if let Err(e) = self.rib.set_peer(entry.info(address, &n)) {
+                    tracing::error!(peer = %address, "{e}: closing the session");
+                    entry.handle.close(Notification::new(
+                        code::CEASE,
+                        code::cease::OUT_OF_RESOURCES,
+                    ));
+                    return;
+                }
                 // Its routes' export may depend on what was negotiated.
                 self.exports.clear(&mut self.exported);
                 if !entry.awaiting_eor.is_empty() {
@@ -1197,7 +1205,7 @@ impl State {
         };
         let families = group.key.codec.families;
         for (prefix, slot, path) in rib.iter_best() {
-            if path.source != Source::Peer(sole)
+            if rib.source_of(path) != Source::Peer(sole)
                 || !families.get(family_of(&prefix))
                 || group.adj_out.get(slot).is_some()
             {
@@ -1493,7 +1501,7 @@ impl State {
                     .map(|(prefix, path)| Candidate {
                         prefix,
                         route: &path.route,
-                        from_peer: matches!(path.source, Source::Peer(_)),
+                        from_peer: !path.is_local(),
                     })
                     .collect();
                 match policy.evaluate(peer, Direction::Export, &candidates) {
@@ -1538,11 +1546,12 @@ impl State {
             for path in w.paths {
                 let verdict = verdicts.as_mut().and_then(Iterator::next);
                 if let Some(set) = exporter.export(group.sole, path, verdict) {
+                    let source = exporter.rib.source_of(path);
                     let path_id = match w.every_path {
-                        true => path_ids.get(path.source, path.path_id),
+                        true => path_ids.get(source, path.path_id),
                         false => 0,
                     };
-                    let from = match path.source {
+                    let from = match source {
                         Source::Peer(a) => members.of(a),
                         Source::Local => 0,
                     };
@@ -1643,13 +1652,11 @@ impl Exporter<'_> {
         verdict: Option<PolicyVerdict>,
     ) -> Option<SetId> {
         let rib = self.rib;
-        if split_horizon.is_some_and(|peer| path.source == Source::Peer(peer)) {
+        let source = rib.source_of(path);
+        if split_horizon.is_some_and(|peer| source == Source::Peer(peer)) {
             return None;
         }
-        let source_info = match path.source {
-            Source::Peer(a) => rib.peer(a),
-            Source::Local => None,
-        };
+        let source_info = rib.peer_of(path);
         match verdict {
             Some(PolicyVerdict::Reject) => None,
             Some(PolicyVerdict::Replace(attrs)) => {
@@ -1657,17 +1664,11 @@ impl Exporter<'_> {
                     attrs: *attrs,
                     next_hop: path.route.next_hop,
                 };
-                export(
-                    rib.config(),
-                    path.source,
-                    source_info,
-                    &changed,
-                    self.target,
-                )
-                .map(|r| self.sets.intern(r))
+                export(rib.config(), source, source_info, &changed, self.target)
+                    .map(|r| self.sets.intern(r))
             }
             None | Some(PolicyVerdict::Accept) => {
-                let key = (path.source, Arc::as_ptr(&path.route) as usize);
+                let key = (path.source_ref(), Arc::as_ptr(&path.route) as usize);
                 if let Some((k, v)) = self.last
                     && k == key
                 {
@@ -1679,7 +1680,7 @@ impl Exporter<'_> {
                     &path.route,
                     self.sets,
                     |sets| {
-                        export(rib.config(), path.source, source_info, &path.route, target)
+                        export(rib.config(), source, source_info, &path.route, target)
                             .map(|r| sets.intern(r))
                     },
                 );

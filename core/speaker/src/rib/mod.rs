@@ -8,6 +8,8 @@ pub mod adj_out;
 pub mod decision;
 pub mod export;
 mod index;
+mod path;
+mod peers;
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,6 +21,9 @@ use starling_wire::{NextHop, Nlri, ParsedUpdate, PathAttributes, Prefix, Verdict
 
 use decision::{Candidate, DecisionOptions};
 use index::PrefixIndex;
+pub use path::{Path, Source, SourceRef};
+use peers::PeerTable;
+pub use peers::{PeerInfo, PeerTableFull};
 
 use crate::policy::{
     Candidate as PolicyCandidate, Direction, RoutePolicy, Verdict as PolicyVerdict,
@@ -67,58 +72,6 @@ impl Interner {
         self.0.is_empty()
     }
 }
-
-/// Where a path came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Source {
-    Local,
-    Peer(IpAddr),
-}
-
-/// One candidate path for a prefix.
-#[derive(Debug, Clone)]
-pub struct Path {
-    pub source: Source,
-    /// ADD-PATH path identifier as received (0 without ADD-PATH).
-    pub path_id: u32,
-    pub route: Arc<RouteAttrs>,
-    /// Kept through a graceful restart until the peer refreshes it.
-    pub stale: bool,
-    /// Chosen by the decision process (the best path or ECMP). Kept here
-    /// rather than as a count in the destination because it fits in the
-    /// path's padding: a full table's destinations are 8 MB smaller.
-    selected: bool,
-}
-
-/// The same path, whether or not it is selected.
-impl PartialEq for Path {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-            && self.path_id == other.path_id
-            && self.route == other.route
-            && self.stale == other.stale
-    }
-}
-
-impl Eq for Path {}
-
-/// What the RIB needs to know about a peer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PeerInfo {
-    pub address: IpAddr,
-    pub router_id: Ipv4Addr,
-    pub asn: u32,
-    pub ebgp: bool,
-    /// The peer is our route-reflector client.
-    pub rr_client: bool,
-    /// How often our own AS may appear in a received AS_PATH.
-    pub allow_own_as: usize,
-}
-
-/// The peers the RIB knows, by address. The decision process looks a
-/// path's peer up for every candidate it compares: a fast hash (the
-/// addresses are configured, not chosen by a peer).
-type PeerTable = rustc_hash::FxHashMap<IpAddr, PeerInfo>;
 
 /// RIB-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +133,7 @@ struct Destination {
 
 impl Destination {
     fn selected(&self) -> &[Path] {
-        let selected = self.paths.iter().take_while(|p| p.selected).count();
+        let selected = self.paths.iter().take_while(|p| p.selected()).count();
         &self.paths[..selected]
     }
 
@@ -274,12 +227,29 @@ impl Rib {
         self.track_all_paths = on;
     }
 
-    pub fn set_peer(&mut self, info: PeerInfo) {
-        self.peers.insert(info.address, info);
+    /// Add a peer, or update what the RIB knows about it.
+    pub fn set_peer(&mut self, info: PeerInfo) -> Result<(), PeerTableFull> {
+        self.peers.set(info).map(drop)
     }
 
     pub fn peer(&self, address: IpAddr) -> Option<&PeerInfo> {
-        self.peers.get(&address)
+        self.peers.by_address(address)
+    }
+
+    /// The peer `path` came from; `None` for a local path.
+    pub fn peer_of(&self, path: &Path) -> Option<&PeerInfo> {
+        self.peers.by_number(path.source_ref())
+    }
+
+    /// Where `path` came from.
+    pub fn source_of(&self, path: &Path) -> Source {
+        self.peers.source(path.source_ref())
+    }
+
+    /// The number paths from `source` carry, if it is local or a peer
+    /// the RIB knows.
+    pub fn source_ref(&self, source: Source) -> Option<SourceRef> {
+        self.peers.number_of(source)
     }
 
     /// Number of prefixes with a best path.
@@ -342,7 +312,7 @@ impl Rib {
     /// with whether each is selected.
     pub fn iter_paths(&self) -> impl Iterator<Item = (Prefix, &Path, bool)> {
         self.iter_destinations()
-            .flat_map(|(p, _, d)| d.paths.iter().map(move |path| (p, path, path.selected)))
+            .flat_map(|(p, _, d)| d.paths.iter().map(move |path| (p, path, path.selected())))
     }
 
     /// The best path of every slot `wanted` selects, with its prefix, in
@@ -374,19 +344,24 @@ impl Rib {
     /// (make-before-break), so it walks the table: only call it while
     /// sessions are leaving.
     pub fn sole_paths(&self, leaving: &HashSet<IpAddr>) -> HashMap<IpAddr, usize> {
-        let from_leaving = |p: &Path| matches!(p.source, Source::Peer(a) if leaving.contains(&a));
+        let numbers: HashMap<SourceRef, IpAddr> = leaving
+            .iter()
+            .filter_map(|&a| Some((self.peers.number(a)?, a)))
+            .collect();
+        let from_leaving = |p: &Path| numbers.contains_key(&p.source_ref());
         let mut counts: HashMap<IpAddr, usize> = leaving.iter().map(|a| (*a, 0)).collect();
         for d in &self.destinations {
             if d.paths.is_empty() || !d.paths.iter().all(from_leaving) {
                 continue;
             }
-            let mut seen: SmallVec<[IpAddr; 2]> = SmallVec::new();
+            let mut seen: SmallVec<[SourceRef; 2]> = SmallVec::new();
             for p in &d.paths {
-                if let Source::Peer(a) = p.source
-                    && !seen.contains(&a)
+                let number = p.source_ref();
+                if !seen.contains(&number)
+                    && let Some(&address) = numbers.get(&number)
                 {
-                    seen.push(a);
-                    *counts.entry(a).or_default() += 1;
+                    seen.push(number);
+                    *counts.entry(address).or_default() += 1;
                 }
             }
         }
@@ -418,7 +393,9 @@ impl Rib {
         let mut changes = Vec::new();
         let mut tally = Tally::default();
         let update = &parsed.update;
-        let source = Source::Peer(peer);
+        // A peer the RIB does not know has no paths to withdraw, and its
+        // announcements are dropped (see `apply_reachable`).
+        let source = self.peers.number(peer);
         let treat_as_withdraw = parsed.verdict == Verdict::TreatAsWithdraw;
         // Most peers have no rejected routes: skip the per-prefix lookup.
         let any_rejected = self.rejected.get(&peer).is_some_and(|s| !s.is_empty());
@@ -432,8 +409,10 @@ impl Rib {
             if any_rejected {
                 self.unreject(peer, nlri.prefix, path_id);
             }
-            tally.removed +=
-                usize::from(self.remove_path(source, nlri.prefix, path_id, &mut changes));
+            if let Some(source) = source {
+                tally.removed +=
+                    usize::from(self.remove_path(source, nlri.prefix, path_id, &mut changes));
+            }
         }
         if !treat_as_withdraw {
             self.apply_reachable(peer, update, import, any_rejected, &mut tally, &mut changes);
@@ -456,7 +435,6 @@ impl Rib {
         tally: &mut Tally,
         changes: &mut Vec<BestChange>,
     ) {
-        let source = Source::Peer(peer);
         let reachable: Vec<(&Nlri, NextHop)> = update
             .nlri
             .iter()
@@ -471,7 +449,10 @@ impl Rib {
         if reachable.is_empty() {
             return;
         }
-        let Some(info) = self.peers.get(&peer).cloned() else {
+        let Some(source) = self.peers.number(peer) else {
+            return;
+        };
+        let Some(info) = self.peers.by_number(source).cloned() else {
             return;
         };
         let mut attrs = update.attributes.clone();
@@ -552,13 +533,7 @@ impl Rib {
             if any_rejected || verdicts.is_some() {
                 self.unreject(peer, nlri.prefix, path_id);
             }
-            let path = Path {
-                source,
-                path_id,
-                route,
-                stale: false,
-                selected: false,
-            };
+            let path = Path::new(source, path_id, route);
             tally.added += usize::from(self.insert_path(nlri.prefix, path, changes));
         }
     }
@@ -596,24 +571,14 @@ impl Rib {
         attrs.local_pref.get_or_insert(self.cfg.default_local_pref);
         let route = self.intern(RouteAttrs { attrs, next_hop });
         let mut changes = Vec::new();
-        self.insert_path(
-            prefix,
-            Path {
-                source: Source::Local,
-                path_id: 0,
-                route,
-                stale: false,
-                selected: false,
-            },
-            &mut changes,
-        );
+        self.insert_path(prefix, Path::new(SourceRef::LOCAL, 0, route), &mut changes);
         changes
     }
 
     /// Stop originating `prefix`.
     pub fn withdraw_local(&mut self, prefix: Prefix) -> Vec<BestChange> {
         let mut changes = Vec::new();
-        self.remove_path(Source::Local, prefix, 0, &mut changes);
+        self.remove_path(SourceRef::LOCAL, prefix, 0, &mut changes);
         changes
     }
 
@@ -621,8 +586,12 @@ impl Rib {
     pub fn peer_down(&mut self, peer: IpAddr) -> Vec<BestChange> {
         // One walk that removes as it goes: a full table's withdrawal
         // neither lists its paths first nor looks each up again.
-        let source = Source::Peer(peer);
         let mut changes = Vec::new();
+        self.received.remove(&peer);
+        self.rejected.remove(&peer);
+        let Some(source) = self.peers.number(peer) else {
+            return changes;
+        };
         let Self {
             index,
             destinations,
@@ -638,11 +607,11 @@ impl Rib {
             let Some(d) = destinations.get_mut(slot as usize) else {
                 continue;
             };
-            if !d.paths.iter().any(|p| p.source == source) {
+            if !d.paths.iter().any(|p| p.source_ref() == source) {
                 continue;
             }
             let old = d.best_paths();
-            d.paths.retain(|p| p.source != source);
+            d.paths.retain(|p| p.source_ref() != source);
             if d.paths.len() <= 1 && d.paths.spilled() {
                 d.paths.shrink_to_fit();
             }
@@ -658,21 +627,18 @@ impl Rib {
                     .is_some_and(|d| !d.paths.is_empty())
             });
         }
-        self.received.remove(&peer);
-        self.rejected.remove(&peer);
         changes
     }
 
     /// Graceful restart helper (RFC 4724 §4.2): keep the peer's paths but
     /// mark them stale.
     pub fn mark_stale(&mut self, peer: IpAddr) {
+        let Some(source) = self.peers.number(peer) else {
+            return;
+        };
         for d in &mut self.destinations {
-            for p in d
-                .paths
-                .iter_mut()
-                .filter(|p| p.source == Source::Peer(peer))
-            {
-                p.stale = true;
+            for p in d.paths.iter_mut().filter(|p| p.source_ref() == source) {
+                p.set_stale();
             }
         }
     }
@@ -685,18 +651,15 @@ impl Rib {
         family: Option<starling_wire::Family>,
     ) -> Vec<BestChange> {
         let mut changes = Vec::new();
-        let stale = self.keys_of(peer, |(prefix, path)| {
-            path.stale && family.is_none_or(|f| f.afi == prefix.afi())
+        let Some(source) = self.peers.number(peer) else {
+            return changes;
+        };
+        let stale = self.keys_of(source, |(prefix, path)| {
+            path.stale() && family.is_none_or(|f| f.afi == prefix.afi())
         });
         let mut removed = 0;
         for (prefix, slot, path_id) in stale {
-            removed += usize::from(self.remove_at(
-                Source::Peer(peer),
-                prefix,
-                slot,
-                path_id,
-                &mut changes,
-            ));
+            removed += usize::from(self.remove_at(source, prefix, slot, path_id, &mut changes));
         }
         if let Some(n) = self.received.get_mut(&peer) {
             *n = n.saturating_sub(removed);
@@ -717,12 +680,12 @@ impl Rib {
     /// selects.
     fn keys_of(
         &self,
-        peer: IpAddr,
+        source: SourceRef,
         keep: impl Fn((Prefix, &Path)) -> bool,
     ) -> Vec<(Prefix, Slot, u32)> {
         self.iter_destinations()
             .flat_map(|(prefix, slot, d)| d.paths.iter().map(move |p| (prefix, slot, p)))
-            .filter(|(_, _, p)| p.source == Source::Peer(peer))
+            .filter(|(_, _, p)| p.source_ref() == source)
             .filter(|&(prefix, _, p)| keep((prefix, p)))
             .map(|(prefix, slot, p)| (prefix, slot, p.path_id))
             .collect()
@@ -746,7 +709,7 @@ impl Rib {
         let at = d
             .paths
             .iter()
-            .position(|p| p.source == path.source && p.path_id == path.path_id);
+            .position(|p| p.same_key(path.source_ref(), path.path_id));
         if let Some(i) = at
             && d.paths[i] == path
         {
@@ -755,7 +718,7 @@ impl Rib {
         let added = at.is_none();
         if self.cfg.decision.max_paths <= 1
             && at != Some(0)
-            && d.paths.first().is_some_and(|best| best.selected)
+            && d.paths.first().is_some_and(Path::selected)
         {
             // One best path, and it stays in place: the new path needs
             // comparing with it alone, unless they tie before MED. With a
@@ -766,7 +729,7 @@ impl Rib {
             if new != best {
                 let wins = new > best;
                 let mut path = path;
-                path.selected = wins;
+                path.set_selected(wins);
                 match at {
                     Some(i) if wins => {
                         d.paths.remove(i);
@@ -777,7 +740,7 @@ impl Rib {
                     None => d.paths.push(path),
                 }
                 if wins {
-                    d.paths[1].selected = false;
+                    d.paths[1].set_selected(false);
                 }
                 if wins || self.track_all_paths {
                     changes.push(BestChange {
@@ -803,7 +766,7 @@ impl Rib {
     /// Remove one path; `true` when there was one.
     fn remove_path(
         &mut self,
-        source: Source,
+        source: SourceRef,
         prefix: Prefix,
         path_id: u32,
         changes: &mut Vec<BestChange>,
@@ -816,7 +779,7 @@ impl Rib {
 
     fn remove_at(
         &mut self,
-        source: Source,
+        source: SourceRef,
         prefix: Prefix,
         slot: Slot,
         path_id: u32,
@@ -825,11 +788,7 @@ impl Rib {
         let Some(d) = self.destinations.get_mut(slot as usize) else {
             return false;
         };
-        let Some(i) = d
-            .paths
-            .iter()
-            .position(|p| p.source == source && p.path_id == path_id)
-        else {
+        let Some(i) = d.paths.iter().position(|p| p.same_key(source, path_id)) else {
             return false;
         };
         let old = d.best_paths();
@@ -863,7 +822,7 @@ struct Tally {
 fn rank_of(path: &Path, cfg: &RibConfig) -> decision::Rank {
     let attrs = &path.route.attrs;
     decision::rank(
-        path.source == Source::Local,
+        path.is_local(),
         attrs.local_pref.unwrap_or(cfg.default_local_pref),
         attrs,
     )
@@ -873,7 +832,7 @@ fn select_best(d: &mut Destination, peers: &PeerTable, cfg: &RibConfig) {
     if d.paths.len() <= 1 {
         // The common case needs no decision process.
         if let Some(only) = d.paths.first_mut() {
-            only.selected = true;
+            only.set_selected(true);
         }
         return;
     }
@@ -881,17 +840,14 @@ fn select_best(d: &mut Destination, peers: &PeerTable, cfg: &RibConfig) {
         .paths
         .iter()
         .map(|p| {
-            let peer = match p.source {
-                Source::Peer(a) => peers.get(&a),
-                Source::Local => None,
-            };
+            let peer = peers.by_number(p.source_ref());
             Candidate {
                 attrs: &p.route.attrs,
                 local_pref: p.route.attrs.local_pref.unwrap_or(cfg.default_local_pref),
                 ebgp: peer.is_some_and(|i| i.ebgp),
                 peer_id: peer.map_or(cfg.router_id, |i| i.router_id),
                 peer_address: peer.map_or(IpAddr::from([0, 0, 0, 0]), |i| i.address),
-                local: p.source == Source::Local,
+                local: p.is_local(),
             }
         })
         .collect();
@@ -904,11 +860,32 @@ fn select_best(d: &mut Destination, peers: &PeerTable, cfg: &RibConfig) {
         }
     }
     for path in &mut d.paths {
-        path.selected = true;
+        path.set_selected(true);
     }
     d.paths
         .extend(unsorted.into_iter().flatten().map(|mut path| {
-            path.selected = false;
+            path.set_selected(false);
             path
         }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_with_one_path_holds_it_inline_in_24_bytes() {
+        assert_eq!(std::mem::size_of::<Destination>(), 24);
+        let d = Destination {
+            paths: smallvec::smallvec![Path::new(
+                SourceRef::LOCAL,
+                0,
+                Arc::new(RouteAttrs {
+                    attrs: PathAttributes::default(),
+                    next_hop: NextHop::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                }),
+            )],
+        };
+        assert!(!d.paths.spilled());
+    }
 }
