@@ -123,14 +123,19 @@ enum Cmd {
     /// filter (a prefix list and a community); the filter is replaced,
     /// and the clock runs until the sink holds what the new one accepts.
     Policy(policy::PolicyRun),
-    /// A route reflector: every client sends its own routes, and every
-    /// client must get everyone else's.
+    /// A route reflector: clients send their own routes, and every
+    /// client must get everyone else's. With `--originators`, only that
+    /// many clients send (perf-method.md's S4: 200 clients, 100k routes
+    /// from 2 originators).
     Rr {
         #[arg(long, default_value_t = 100)]
         clients: usize,
-        /// Routes each client sends.
+        /// Routes each sending client sends.
         #[arg(long, default_value_t = 10_000)]
         routes: usize,
+        /// How many of the clients send routes (default: all of them).
+        #[arg(long)]
+        originators: Option<usize>,
         #[arg(long, default_value_t = 1_000)]
         attribute_sets: usize,
         #[arg(long, default_value_t = 5)]
@@ -259,7 +264,7 @@ fn main() -> anyhow::Result<()> {
             inside: true,
         } => rt.block_on(rr(
             Peers::Members,
-            peers,
+            (peers, peers),
             routes,
             attribute_sets,
             runs,
@@ -269,6 +274,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Rr {
             clients,
             routes,
+            originators,
             attribute_sets,
             runs,
             dut,
@@ -276,7 +282,7 @@ fn main() -> anyhow::Result<()> {
             inside: true,
         } => rt.block_on(rr(
             Peers::Clients,
-            clients,
+            (clients, originators.unwrap_or(clients)),
             routes,
             attribute_sets,
             runs,
@@ -331,7 +337,7 @@ fn spawn_appliance(
     config: &std::path::Path,
     cpu: usize,
 ) -> anyhow::Result<Child> {
-    pinned(cpu, exe)
+    under_profiler(cpu, exe)
         .arg("run")
         .arg("-c")
         .arg(config)
@@ -555,6 +561,21 @@ fn pinned(cpu: usize, program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
+/// Starling pinned to `cpu`, under the profiler STARLING_BENCH_WRAP names
+/// if any (heaptrack, valgrind ...), e.g.
+/// STARLING_BENCH_WRAP="heaptrack -o /tmp/dut".
+fn under_profiler(cpu: usize, exe: impl AsRef<std::ffi::OsStr>) -> Command {
+    match std::env::var("STARLING_BENCH_WRAP") {
+        Ok(wrap) if !wrap.trim().is_empty() => {
+            let mut words = wrap.split_whitespace();
+            let mut command = pinned(cpu, words.next().unwrap_or_default());
+            command.args(words).arg(exe);
+            command
+        }
+        _ => pinned(cpu, exe),
+    }
+}
+
 /// A scratch directory for one comparator run.
 fn scratch(name: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("starling-bench-{name}-{}", std::process::id()));
@@ -698,18 +719,7 @@ fn start_dut(
         }
         Dut::Starling => {
             let exe = std::env::current_exe()?;
-            // A profiler to run the daemon under (heaptrack, valgrind ...),
-            // e.g. STARLING_BENCH_WRAP="heaptrack -o /tmp/dut".
-            let mut command = match std::env::var("STARLING_BENCH_WRAP") {
-                Ok(wrap) if !wrap.trim().is_empty() => {
-                    let mut words = wrap.split_whitespace();
-                    let mut c = pinned(cpu, words.next().unwrap_or_default());
-                    c.args(words).arg(exe);
-                    c
-                }
-                _ => pinned(cpu, exe),
-            };
-            let child = command
+            let child = under_profiler(cpu, exe)
                 .args(["dut", "--port", &port.to_string()])
                 .args(["--rr-clients", &rr_clients.to_string()])
                 .args([
@@ -1012,13 +1022,13 @@ async fn table_run(run: TableRun, then_withdraw: bool) -> anyhow::Result<()> {
 }
 
 /// One route-reflector run: every client sends its stream at once and
-/// counts what it is sent until it holds `want` prefixes; the time is
-/// until the last client does.
+/// counts what it is sent until it holds its `wants` prefixes; the time
+/// is until the last client does.
 async fn one_rr_run(
     dut: Dut,
     kind: Peers,
     streams: &[Vec<u8>],
-    want: usize,
+    wants: &[usize],
     cpu: usize,
 ) -> anyhow::Result<(Duration, u64)> {
     let port = free_port()?;
@@ -1037,14 +1047,15 @@ async fn one_rr_run(
         Arc::new(streams.iter().map(|_| AtomicUsize::new(0)).collect());
     let tasks: Vec<_> = clients
         .into_iter()
-        .zip(streams.iter().cloned())
+        .zip(streams.iter().cloned().zip(wants.iter().copied()))
         .enumerate()
-        .map(|(i, (mut client, stream))| {
+        .map(|(i, (mut client, (stream, want)))| {
             let seen = seen.clone();
             tokio::spawn(async move {
-                // A client's own routes are a few tens of KiB: they fit in
-                // the socket buffer, so writing before reading cannot
-                // stall against the daemon.
+                // A client's own routes are a few hundred KiB at most:
+                // they fit in the socket buffers, and a daemon keeps
+                // reading while its writes to us wait, so writing before
+                // reading cannot stall against the daemon.
                 client.stream.write_all(&stream).await?;
                 let done = client.count_until(want, &seen[i]).await?;
                 // Stay connected until every client is done: a client
@@ -1059,10 +1070,11 @@ async fn one_rr_run(
     for task in tasks {
         let Ok(done) = tokio::time::timeout_at(deadline, task).await else {
             let counts: Vec<usize> = seen.iter().map(|s| s.load(Ordering::Relaxed)).collect();
-            let short = counts.iter().filter(|&&c| c < want).count();
+            let short = counts.iter().zip(wants).filter(|(c, w)| c < w).count();
             bail!(
                 "{short} clients did not get every prefix within {RR_DEADLINE:?} \
-                 (want {want}; least {:?}, most {:?})",
+                 (want {:?}; least {:?}, most {:?})",
+                wants.iter().max(),
                 counts.iter().min(),
                 counts.iter().max()
             );
@@ -1076,9 +1088,11 @@ async fn one_rr_run(
     Ok((last - t0, rss))
 }
 
+/// `rr` and `fanout`: `clients` peers of `kind`, the first `originators`
+/// of which send `routes` routes each.
 async fn rr(
     kind: Peers,
-    clients: usize,
+    (clients, originators): (usize, usize),
     routes: usize,
     sets: usize,
     runs: usize,
@@ -1088,15 +1102,18 @@ async fn rr(
     if !(2..=254).contains(&clients) {
         bail!("between 2 and 254 clients or members");
     }
-    eprintln!("generating {clients} × {routes} prefixes over {sets} attribute sets ...");
-    let mut table = table::Table::generate(clients * routes, sets, BLASTER_AS, SEED);
+    if !(1..=clients).contains(&originators) {
+        bail!("between 1 and {clients} originators");
+    }
+    eprintln!("generating {originators} × {routes} prefixes over {sets} attribute sets ...");
+    let mut table = table::Table::generate(originators * routes, sets, BLASTER_AS, SEED);
     if kind == Peers::Clients {
         for attrs in &mut table.sets {
             // iBGP: LOCAL_PREF is expected.
             attrs.local_pref = Some(100);
         }
     }
-    let mut shares = split_shares(&table, clients);
+    let mut shares = split_shares(&table, originators);
     let ctx = Context {
         ebgp: kind == Peers::Members,
         peer_as: DUT_AS,
@@ -1107,21 +1124,29 @@ async fn rr(
             lead_with(share, member_as(i));
         }
     }
-    let streams: Vec<Vec<u8>> = shares
-        .iter()
-        .enumerate()
-        .map(|(i, share)| share.encode(rr_client(i), &ctx))
-        .collect();
-    let want = (clients - 1) * routes;
+    // Each client's stream (empty for those that only listen) and what
+    // it must end up holding: every route but its own.
+    let (streams, wants): (Vec<Vec<u8>>, Vec<usize>) = (0..clients)
+        .map(|i| match shares.get(i) {
+            Some(share) => (share.encode(rr_client(i), &ctx), (originators - 1) * routes),
+            None => (Vec::new(), originators * routes),
+        })
+        .unzip();
     let results = measure(duts, runs, async |dut| {
-        one_rr_run(dut, kind, &streams, want, cpu).await
+        one_rr_run(dut, kind, &streams, &wants, cpu).await
     })
     .await?;
+    let want = originators * routes;
     results.report(&match kind {
+        Peers::Clients if originators < clients => format!(
+            "time until all {clients} clients hold the {want} prefixes of {originators} (s)"
+        ),
         Peers::Clients => {
+            let want = want - routes;
             format!("time until all {clients} clients hold {want} reflected prefixes (s)")
         }
         Peers::Members | Peers::Blasters => {
+            let want = want - routes;
             format!("time until all {clients} members hold {want} prefixes (s)")
         }
     });
