@@ -29,6 +29,17 @@ const NLMSG_DONE: u16 = 3;
 /// How often a dump interrupted by concurrent changes is retried.
 const DUMP_RETRIES: usize = 5;
 
+/// What [`Netlink::dump_each`] hands over.
+#[derive(Debug)]
+pub(crate) enum Dumped {
+    Route(Destination, Target),
+    /// The dump of one family was interrupted: its routes handed over so
+    /// far are void, and it starts again.
+    Restart {
+        ipv6: bool,
+    },
+}
+
 /// One rtnetlink socket.
 #[derive(Debug)]
 pub struct Netlink {
@@ -353,29 +364,50 @@ impl Netlink {
         groups: &BTreeMap<u32, Vec<IpAddr>>,
     ) -> Result<crate::Routes, FibError> {
         let mut routes = crate::Routes::default();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut attempt = 0;
-            loop {
-                match self.dump_family(config, family, groups)? {
-                    Some(found) => {
-                        routes.extend(found);
-                        break;
-                    }
-                    None if attempt < DUMP_RETRIES => attempt += 1,
-                    None => return Err(FibError::DumpInterrupted),
-                }
+        self.dump_each(config, groups, |dumped| match dumped {
+            Dumped::Route(dest, target) => {
+                routes.insert(dest, target);
             }
-        }
+            Dumped::Restart { ipv6 } => routes.retain(|dest, _| dest.addr().is_ipv6() != ipv6),
+        })?;
         Ok(routes)
     }
 
-    /// One dump; `None` when the kernel flagged it as interrupted.
+    /// Hand each route of our protocol in our table to `each`, both
+    /// families, without making a copy of the table. A dump the kernel
+    /// interrupts (the table changed under it) is repeated: `each` is told
+    /// to forget the family's routes so far, then gets them again.
+    pub(crate) fn dump_each(
+        &mut self,
+        config: &FibConfig,
+        groups: &BTreeMap<u32, Vec<IpAddr>>,
+        mut each: impl FnMut(Dumped),
+    ) -> Result<(), FibError> {
+        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+            let mut attempt = 0;
+            while !self.dump_family(config, family, groups, &mut |d, t| {
+                each(Dumped::Route(d, t));
+            })? {
+                if attempt == DUMP_RETRIES {
+                    return Err(FibError::DumpInterrupted);
+                }
+                attempt += 1;
+                each(Dumped::Restart {
+                    ipv6: family == AddressFamily::Inet6,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// One dump; `false` when the kernel flagged it as interrupted.
     fn dump_family(
         &mut self,
         config: &FibConfig,
         family: AddressFamily,
         groups: &BTreeMap<u32, Vec<IpAddr>>,
-    ) -> Result<Option<crate::Routes>, FibError> {
+        each: &mut dyn FnMut(Destination, Target),
+    ) -> Result<bool, FibError> {
         let mut request = RouteMessage::default();
         request.header.address_family = family;
         request.header.table = table_byte(config.table);
@@ -389,7 +421,6 @@ impl Netlink {
             sequence,
         );
         self.socket.send(&self.send, 0).map_err(FibError::Socket)?;
-        let mut routes = crate::Routes::default();
         let mut interrupted = false;
         self.receive_until(|message| {
             if message.header.sequence_number != sequence {
@@ -403,14 +434,14 @@ impl Netlink {
                 NetlinkPayload::Error(e) if e.code.is_some() => Err(FibError::Socket(e.to_io())),
                 NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
                     if let Some((dest, target)) = ours(config, &route, groups) {
-                        routes.insert(dest, target);
+                        each(dest, target);
                     }
                     Ok(false)
                 }
                 _ => Ok(false),
             }
         })?;
-        Ok((!interrupted).then_some(routes))
+        Ok(!interrupted)
     }
 }
 

@@ -372,7 +372,7 @@ fn tampering_is_repaired_and_foreign_routes_left_alone() {
     let ns = Netns::new();
     let desired = table(500);
     let t = TABLE.to_string();
-    let changes = ns.run(|| {
+    let (changes, again) = ns.run(|| {
         let mut fib = Fib::open(config()).expect("open");
         fib.apply(&desired).expect("install");
         // While it runs, someone deletes one of our routes, re-points
@@ -411,13 +411,16 @@ fn tampering_is_repaired_and_foreign_routes_left_alone() {
             "proto",
             "static",
         ]);
-        fib.resync().expect("resync")
+        let changes = fib.resync().expect("resync");
+        // Repaired, the table matches: nothing more to write.
+        (changes, fib.resync().expect("second resync"))
     });
     assert!(changes.refused.is_empty(), "{changes:?}");
     assert_eq!(
         (changes.added, changes.replaced, changes.deleted),
         (1, 1, 1)
     );
+    assert_eq!((again.added, again.replaced, again.deleted), (0, 0, 0));
     assert_eq!(ns.routes(), expected(&desired));
     assert!(
         ns.ip(&["route", "show", "table", &t, "proto", "static"])

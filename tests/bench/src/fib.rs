@@ -188,11 +188,13 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
 
     let mut results = Results::default();
     let mut withdrawals: Vec<(Dut, usize, f64)> = Vec::new();
+    let mut settled: Vec<(Dut, usize, f64)> = Vec::new();
     for &(dut, proto) in &protocols {
         for n in 1..=args.daemons.runs {
             let run = one_run(dut, proto, &stream, routes.len(), &args, &starling).await?;
             results.add(dut, n, run.add, run.rss_kib);
             withdrawals.push((dut, n, run.withdraw.as_secs_f64()));
+            settled.push((dut, n, run.settled_rss_kib as f64 / 1024.0));
         }
     }
     let summary = results.summary();
@@ -203,6 +205,15 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
     println!("what,run,seconds");
     for (dut, n, t) in &withdrawals {
         println!("{}_withdraw,{n},{t:.3}", format!("{dut:?}").to_lowercase());
+    }
+    // Peak RSS again once the daemon's follow-up work on the table is
+    // over (Starling compares the kernel's table with its own after a
+    // large write): what the table cost at its highest.
+    println!();
+    println!("what,run,peak_rss_mib");
+    for (dut, n, mib) in &settled {
+        let dut = format!("{dut:?}").to_lowercase();
+        println!("{dut}_peak_rss_after_settling,{n},{mib:.1}");
     }
     println!();
     for &(dut, _) in &protocols {
@@ -252,6 +263,8 @@ struct FibSample {
     /// From the blaster's session end until the kernel holds none.
     withdraw: Duration,
     rss_kib: u64,
+    /// Peak RSS once the daemon is idle with the whole table.
+    settled_rss_kib: u64,
 }
 
 /// One run: a fresh daemon, the blaster's table, the clock until the
@@ -304,6 +317,7 @@ async fn one_run(
     // starts. No graceful restart was offered: every daemon withdraws at
     // once.
     settle(daemon.child.id())?;
+    let settled_rss_kib = peak_rss_kib(daemon.child.id()).unwrap_or(0);
     let t1 = Instant::now();
     drop(blaster);
     let (gone, monitor) = tokio::task::spawn_blocking(move || {
@@ -322,6 +336,7 @@ async fn one_run(
         add: done - t0,
         withdraw: gone - t1,
         rss_kib: rss,
+        settled_rss_kib,
     })
 }
 
