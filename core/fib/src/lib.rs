@@ -15,6 +15,7 @@
 //! deleted by the next `apply`. [`Fib::resync`] repairs whatever someone
 //! else changed. Routes of other protocols are never touched.
 
+mod installed;
 mod monitor;
 mod netlink;
 mod nexthop;
@@ -23,6 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
+pub use installed::Installed;
 pub use monitor::{KernelEvent, RouteMonitor};
 use netlink::Dumped;
 pub use netlink::Netlink;
@@ -194,7 +196,7 @@ const APPLY_SLICE: usize = 65_536;
 pub struct Fib {
     netlink: Netlink,
     config: FibConfig,
-    installed: Routes,
+    installed: Installed,
     /// Our nexthop objects; `None` when not used (disabled, or a kernel
     /// without them).
     nexthops: Option<nexthop::Registry>,
@@ -218,7 +220,7 @@ struct Scan {
 }
 
 impl Scan {
-    fn see(&mut self, installed: &Routes, dumped: Dumped) {
+    fn see(&mut self, installed: &Installed, dumped: Dumped) {
         match dumped {
             Dumped::Route(dest, target) => {
                 if installed.get(&dest) == Some(&target) {
@@ -279,7 +281,7 @@ impl Fib {
         Ok(Fib {
             netlink,
             config,
-            installed: Routes::default(),
+            installed: Installed::default(),
             nexthops,
             single: HashMap::new(),
         })
@@ -379,8 +381,8 @@ impl Fib {
         };
         let used: std::collections::BTreeSet<Vec<IpAddr>> = self
             .installed
-            .values()
-            .filter_map(|t| match t {
+            .targets()
+            .filter_map(|(t, _)| match t {
                 Target::Via(g) if g.len() >= 2 => {
                     let mut set = g.to_vec();
                     set.sort_unstable();
@@ -436,7 +438,7 @@ impl Fib {
     }
 
     /// What Starling believes it has installed.
-    pub fn installed(&self) -> &Routes {
+    pub fn installed(&self) -> &Installed {
         &self.installed
     }
 
@@ -476,7 +478,15 @@ impl Fib {
     /// previous run). Returns how many.
     pub fn adopt(&mut self) -> Result<usize, FibError> {
         let groups = self.group_gateways();
-        self.installed = self.netlink.dump(&self.config, &groups)?;
+        let mut adopted = Installed::default();
+        self.netlink
+            .dump_each(&self.config, &groups, |dumped| match dumped {
+                Dumped::Route(dest, target) => {
+                    adopted.insert(dest, target);
+                }
+                Dumped::Restart { ipv6 } => adopted.retain(|d| d.addr().is_ipv6() != ipv6),
+            })?;
+        self.installed = adopted;
         self.count_single();
         Ok(self.installed.len())
     }
@@ -730,9 +740,9 @@ impl Fib {
         if self.nexthops.is_none() {
             return;
         }
-        for target in self.installed.values() {
+        for (target, uses) in self.installed.targets() {
             if let Some(gw) = single_gateway(target) {
-                *self.single.entry(gw).or_default() += 1;
+                *self.single.entry(gw).or_default() += uses;
             }
         }
     }
@@ -746,7 +756,7 @@ mod tests {
     fn a_resync_scan_keeps_only_differences_and_forgets_an_interrupted_family() {
         let d = |s: &str| s.parse::<Destination>().expect("parse");
         let via = |last: u8| Target::via([IpAddr::from([192, 0, 2, last])]);
-        let mut installed = Routes::default();
+        let mut installed = Installed::default();
         installed.insert(d("10.0.0.0/24"), via(1));
         installed.insert(d("10.0.1.0/24"), via(1));
         installed.insert(d("2001:db8::/48"), via(1));

@@ -357,22 +357,6 @@ impl Netlink {
         }
     }
 
-    /// The routes of our protocol in our table, both families.
-    pub(crate) fn dump(
-        &mut self,
-        config: &FibConfig,
-        groups: &BTreeMap<u32, Vec<IpAddr>>,
-    ) -> Result<crate::Routes, FibError> {
-        let mut routes = crate::Routes::default();
-        self.dump_each(config, groups, |dumped| match dumped {
-            Dumped::Route(dest, target) => {
-                routes.insert(dest, target);
-            }
-            Dumped::Restart { ipv6 } => routes.retain(|dest, _| dest.addr().is_ipv6() != ipv6),
-        })?;
-        Ok(routes)
-    }
-
     /// Hand each route of our protocol in our table to `each`, both
     /// families, without making a copy of the table. A dump the kernel
     /// interrupts (the table changed under it) is repeated: `each` is told
