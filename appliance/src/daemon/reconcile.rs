@@ -531,7 +531,7 @@ pub(super) fn spawn_fib(
                     write_at = None;
                     let started = std::time::Instant::now();
                     let blind = pending.len() >= BLIND_WRITE && monitor.pause().is_ok();
-                    let result = tokio::task::block_in_place(|| fib.apply_changes(&pending));
+                    let result = tokio::task::block_in_place(|| fib.apply_changes(pending.iter()));
                     if blind {
                         if let Err(e) = monitor.resume() {
                             tracing::warn!("route monitor: {e}; relying on the periodic check");
@@ -556,7 +556,7 @@ pub(super) fn spawn_fib(
                             s.refused += c.refused.len() as u64;
                             let refused: HashSet<Destination> =
                                 c.refused.iter().map(|r| r.destination).collect();
-                            pending.retain(|d, _| refused.contains(d));
+                            pending.retain(|d| refused.contains(d));
                             // Give back what a full table's burst took.
                             pending.shrink_to(1024);
                             if !c.refused.is_empty() {
@@ -582,7 +582,8 @@ pub(super) fn spawn_fib(
 }
 
 /// Kernel changes not written yet: destination → target (`None`: delete).
-type Pending = HashMap<Destination, Option<Target>, starling_fib::RouteHasher>;
+/// Up to a full table while it arrives: the targets are interned.
+type Pending = starling_fib::PendingChanges;
 
 /// Record in `pending` the kernel routes `changes` ask for, and before the
 /// sweep mark them `claimed` (learned again since the restart).

@@ -15,19 +15,19 @@
 //! deleted by the next `apply`. [`Fib::resync`] repairs whatever someone
 //! else changed. Routes of other protocols are never touched.
 
-mod installed;
 mod monitor;
 mod netlink;
 mod nexthop;
+mod route_map;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
-pub use installed::Installed;
 pub use monitor::{KernelEvent, RouteMonitor};
 use netlink::Dumped;
 pub use netlink::Netlink;
+pub use route_map::{Installed, PendingChanges, RouteMap};
 
 /// Routes Starling writes carry this `rtm_protocol` unless configured
 /// otherwise. Not RTPROT_BGP (186), which BIRD, FRR and GoBGP share, so
