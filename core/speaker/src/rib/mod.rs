@@ -246,12 +246,6 @@ impl Rib {
         self.peers.source(path.source_ref())
     }
 
-    /// The number paths from `source` carry, if it is local or a peer
-    /// the RIB knows.
-    pub fn source_ref(&self, source: Source) -> Option<SourceRef> {
-        self.peers.number_of(source)
-    }
-
     /// Number of prefixes with a best path.
     pub fn len(&self) -> usize {
         self.index.len()

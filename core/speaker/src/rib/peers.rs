@@ -69,14 +69,6 @@ impl PeerTable {
             None => Source::Local,
         }
     }
-
-    /// The number `source` has, if it is local or a known peer.
-    pub(super) fn number_of(&self, source: Source) -> Option<SourceRef> {
-        match source {
-            Source::Local => Some(SourceRef::LOCAL),
-            Source::Peer(address) => self.number(address),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -105,8 +97,6 @@ mod tests {
         assert_eq!(table.by_number(a).map(|i| i.asn), Some(65010));
         assert_eq!(table.source(b), Source::Peer(IpAddr::from([192, 0, 2, 2])));
         assert_eq!(table.source(SourceRef::LOCAL), Source::Local);
-        assert_eq!(table.number_of(Source::Local), Some(SourceRef::LOCAL));
-        let unknown = Source::Peer(IpAddr::from([192, 0, 2, 3]));
-        assert_eq!(table.number_of(unknown), None);
+        assert_eq!(table.number(IpAddr::from([192, 0, 2, 3])), None);
     }
 }
