@@ -422,3 +422,41 @@ fn deciding_against_the_best_alone_agrees_with_the_full_process() {
         "the sequence moves the best path often ({wins})"
     );
 }
+
+#[test]
+fn sessions_ending_together_leave_what_ending_one_by_one_leaves() {
+    let (a, b, c) = (
+        IpAddr::from([192, 0, 2, 1]),
+        IpAddr::from([192, 0, 2, 2]),
+        IpAddr::from([192, 0, 2, 3]),
+    );
+    let load = || {
+        let mut r = rib();
+        r.apply_update(a, &announce(&[65001], &["10.0.0.0/24", "10.0.1.0/24"]));
+        r.apply_update(
+            b,
+            &announce(&[65002, 65009], &["10.0.0.0/24", "10.0.2.0/24"]),
+        );
+        r.apply_update(c, &announce(&[65003, 65009, 1], &["10.0.0.0/24"]));
+        r
+    };
+    let mut one_by_one = load();
+    one_by_one.peer_down(a);
+    one_by_one.peer_down(b);
+    let mut together = load();
+    let changes = together.peers_down(&[b, a, b]);
+    let state = |r: &Rib| -> Vec<(String, Option<Source>)> {
+        ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]
+            .into_iter()
+            .map(|s| (s.to_owned(), best_source(r, s)))
+            .collect()
+    };
+    assert_eq!(state(&together), state(&one_by_one));
+    assert_eq!(best_source(&together, "10.0.0.0/24"), Some(Source::Peer(c)));
+    assert_eq!((together.len(), together.received_count(a)), (1, 0));
+    // One change per prefix: the walk saw each destination once.
+    let mut prefixes: Vec<String> = changes.iter().map(|c| c.prefix.to_string()).collect();
+    prefixes.sort();
+    assert_eq!(prefixes, ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]);
+    assert!(changes.iter().filter(|c| c.best.is_empty()).count() == 2);
+}

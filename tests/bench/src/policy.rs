@@ -253,6 +253,9 @@ struct Sample {
     /// The longest the sink waited for an UPDATE, `first` included.
     stall: Duration,
     rss_kib: u64,
+    /// Then every peer's session ends at once: from then until the sink
+    /// holds nothing.
+    teardown: Duration,
 }
 
 pub(super) async fn run(args: PolicyRun) -> anyhow::Result<()> {
@@ -262,18 +265,19 @@ pub(super) async fn run(args: PolicyRun) -> anyhow::Result<()> {
     let starling = args.daemons.starling_binary()?;
     let filters = [Filter::version(1), Filter::version(2)];
     let work = Workload::build(&args, &filters);
-    println!("dut,run,table_in_s,completion_s,first_update_s,stall_s,peak_rss_mib");
+    println!("dut,run,table_in_s,completion_s,first_update_s,stall_s,peak_rss_mib,teardown_s");
     let mut samples: Vec<(Dut, Sample)> = Vec::new();
     for &dut in &args.daemons.dut {
         for n in 1..=args.daemons.runs {
             let s = one_run(dut, &work, &filters, &args, &starling).await?;
             println!(
-                "{dut:?},{n},{:.3},{:.3},{:.3},{:.3},{:.1}",
+                "{dut:?},{n},{:.3},{:.3},{:.3},{:.3},{:.1},{:.3}",
                 s.table_in.as_secs_f64(),
                 s.completion.as_secs_f64(),
                 s.first.as_secs_f64(),
                 s.stall.as_secs_f64(),
-                s.rss_kib as f64 / 1024.0
+                s.rss_kib as f64 / 1024.0,
+                s.teardown.as_secs_f64()
             );
             samples.push((dut, s));
         }
@@ -296,31 +300,34 @@ fn report(duts: &[Dut], samples: &[(Dut, Sample)]) {
     let stall = |s: &Sample| s.stall.as_secs_f64();
     let first = |s: &Sample| s.first.as_secs_f64();
     let rss = |s: &Sample| s.rss_kib as f64 / 1024.0;
+    let teardown = |s: &Sample| s.teardown.as_secs_f64();
     println!();
     println!(
-        "| daemon | table in (s) | completion (s) | stall (s) | first UPDATE (s) | peak RSS (MiB) |\n|---|---|---|---|---|---|"
+        "| daemon | table in (s) | completion (s) | stall (s) | first UPDATE (s) | peak RSS (MiB) | all sessions end: until the sink holds nothing (s) |\n|---|---|---|---|---|---|---|"
     );
     let cell =
         |(m, lo, hi): Stats, digits: usize| format!("{m:.digits$} ({lo:.digits$}–{hi:.digits$})");
     for &dut in duts {
         println!(
-            "| {dut:?} | {} | {} | {} | {} | {} |",
+            "| {dut:?} | {} | {} | {} | {} | {} | {} |",
             cell(of(dut, table_in), 2),
             cell(of(dut, completion), 2),
             cell(of(dut, stall), 2),
             cell(of(dut, first), 2),
-            cell(of(dut, rss), 0)
+            cell(of(dut, rss), 0),
+            cell(of(dut, teardown), 2)
         );
     }
     if let [head, rest @ ..] = duts {
         println!();
         for &other in rest {
             println!(
-                "ratio {head:?}/{other:?}: table in {:.2}, completion {:.2}, stall {:.2}, RSS {:.2}",
+                "ratio {head:?}/{other:?}: table in {:.2}, completion {:.2}, stall {:.2}, RSS {:.2}, teardown {:.2}",
                 of(*head, table_in).0 / of(other, table_in).0,
                 of(*head, completion).0 / of(other, completion).0,
                 of(*head, stall).0 / of(other, stall).0,
-                of(*head, rss).0 / of(other, rss).0
+                of(*head, rss).0 / of(other, rss).0,
+                of(*head, teardown).0 / of(other, teardown).0
             );
         }
     }
@@ -412,7 +419,23 @@ async fn one_run(
     };
     change.await??;
     let rss_kib = peak_rss_kib(pid).unwrap_or(0);
+    // Every session ends at once (a switch restarting, say; no graceful
+    // restart offered): the clock runs until the sink holds nothing.
+    tokio::task::spawn_blocking(move || super::fib::settle(pid)).await??;
+    let down = Instant::now();
     serving.abort_all();
+    let emptied = sink.follow_prefixes(|changes| {
+        held.apply(changes);
+        held.prefixes.is_empty()
+    });
+    let emptied = tokio::time::timeout(DEADLINE, emptied)
+        .await
+        .with_context(|| {
+            format!(
+                "{dut:?}: {DEADLINE:?} after the sessions ended the sink held {} prefixes",
+                held.prefixes.len()
+            )
+        })??;
     let mut last = t0;
     let mut stall = Duration::ZERO;
     for &at in &arrivals {
@@ -425,6 +448,7 @@ async fn one_run(
         first: arrivals.first().map_or(Duration::ZERO, |&at| at - t0),
         stall,
         rss_kib,
+        teardown: emptied - down,
     })
 }
 
