@@ -587,7 +587,6 @@ impl Fib {
                     }
                     Dumped::Restart { ipv6 } => kernel.retain(|d| d.addr().is_ipv6() != ipv6),
                 })?;
-            let installed = &self.installed;
             installed
                 .keys()
                 .filter(|dest| !kernel.contains(*dest))

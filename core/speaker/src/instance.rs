@@ -1681,11 +1681,11 @@ impl Exporter<'_> {
         verdict: Option<PolicyVerdict>,
     ) -> Option<SetId> {
         let rib = self.rib;
-        let source = rib.source_of(path);
-        if split_horizon.is_some_and(|peer| source == Source::Peer(peer)) {
+        let source_info = rib.peer_of(path);
+        if split_horizon.is_some_and(|peer| source_info.is_some_and(|i| i.address == peer)) {
             return None;
         }
-        let source_info = rib.peer_of(path);
+        let source = source_info.map_or(Source::Local, |i| Source::Peer(i.address));
         match verdict {
             Some(PolicyVerdict::Reject) => None,
             Some(PolicyVerdict::Replace(attrs)) => {

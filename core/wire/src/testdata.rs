@@ -135,6 +135,14 @@ impl Table {
         self.groups.iter().map(Vec::len).sum()
     }
 
+    /// Every prefix with the index of its attribute set, set by set.
+    pub fn routes(&self) -> impl Iterator<Item = (usize, &Nlri)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .flat_map(|(set, group)| group.iter().map(move |nlri| (set, nlri)))
+    }
+
     /// The whole table as UPDATE messages with `next_hop`, then End-of-RIB.
     pub fn encode(&self, next_hop: Ipv4Addr, ctx: &Context) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.len() * 5);

@@ -1162,12 +1162,7 @@ fn split_shares(table: &table::Table, peers: usize) -> Vec<table::Table> {
             groups: vec![Vec::new(); table.sets.len()],
         })
         .collect();
-    let prefixes = table
-        .groups
-        .iter()
-        .enumerate()
-        .flat_map(|(set, group)| group.iter().map(move |n| (set, n)));
-    for (k, (set, nlri)) in prefixes.enumerate() {
+    for (k, (set, nlri)) in table.routes().enumerate() {
         shares[k % peers].groups[set].push(*nlri);
     }
     shares

@@ -130,12 +130,7 @@ fn peer_stream(table: &Table, n: usize, p: usize) -> Vec<u8> {
         }
     }
     let mut groups = vec![Vec::new(); sets.len()];
-    let prefixes = table
-        .groups
-        .iter()
-        .enumerate()
-        .flat_map(|(set, group)| group.iter().map(move |nlri| (set, nlri)));
-    for (g, (set, nlri)) in prefixes.enumerate() {
+    for (g, (set, nlri)) in table.routes().enumerate() {
         groups[set * n + (g + p) % n].push(*nlri);
     }
     let ctx = Context {

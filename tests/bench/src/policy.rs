@@ -160,15 +160,14 @@ impl Workload {
             }
         }
         let mut rejected = [HashSet::new(), HashSet::new()];
-        for (set, group) in table.groups.iter().enumerate() {
-            for p in group.iter().filter_map(|n| match n.prefix {
-                Prefix::V4(p) => Some(p),
-                Prefix::V6(_) => None,
-            }) {
-                for (filter, rejected) in filters.iter().zip(&mut rejected) {
-                    if filter.rejects(p.addr(), p.prefix_len(), &table.sets[set]) {
-                        rejected.insert(peer::prefix_key(p.addr(), p.prefix_len()));
-                    }
+        let v4 = table.routes().filter_map(|(set, n)| match n.prefix {
+            Prefix::V4(p) => Some((set, p)),
+            Prefix::V6(_) => None,
+        });
+        for (set, p) in v4 {
+            for (filter, rejected) in filters.iter().zip(&mut rejected) {
+                if filter.rejects(p.addr(), p.prefix_len(), &table.sets[set]) {
+                    rejected.insert(peer::prefix_key(p.addr(), p.prefix_len()));
                 }
             }
         }
