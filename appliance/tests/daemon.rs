@@ -23,7 +23,12 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            // The failure may point at a log in here: keep it.
+            eprintln!("kept {} (the test failed)", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -108,10 +113,17 @@ fn dashboard_and_docs_match(metrics: &str) {
     }
 }
 
+/// Where a test's daemon serves metrics: its own loopback address, which
+/// no other test binds, at the usual port (a port found "free" on a
+/// shared address can be taken again before the daemon binds it).
+fn metrics_at(ip: [u8; 4]) -> std::net::SocketAddr {
+    std::net::SocketAddr::from((ip, 9179))
+}
+
 /// GET /metrics.
-fn scrape(port: u16) -> String {
+fn scrape(at: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+    let Ok(mut stream) = std::net::TcpStream::connect(at) else {
         return String::new();
     };
     let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -217,7 +229,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     let starling_port = free_port([127, 0, 0, 130]);
     let bird_port = free_port([127, 0, 0, 131]);
     let socket = dir.0.join("admin.sock");
-    let metrics_port = free_port([127, 0, 0, 1]);
+    let metrics_addr = metrics_at([127, 0, 0, 130]);
 
     let _bird = bird(
         &dir.0,
@@ -231,7 +243,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         &dir.0,
         "127.0.0.130",
         None,
-        &format!("[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"),
+        &format!("[metrics]\nlisten = \"{metrics_addr}\"\n"),
     );
     let mut daemon = run_daemon(&dir.0, &config);
 
@@ -269,7 +281,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         "BIRD's route in the metrics",
         Duration::from_secs(30),
         || {
-            metrics = scrape(metrics_port);
+            metrics = scrape(metrics_addr);
             metrics.contains(&format!("starling_bgp_prefixes_received{{{labels}}} 1\n"))
         },
     );
@@ -426,7 +438,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     wait_for(
         "the new route-policy plugin",
         Duration::from_secs(10),
-        || scrape(metrics_port).contains("starling_plugin_calls_total{plugin=\"prefix-guard\"}"),
+        || scrape(metrics_addr).contains("starling_plugin_calls_total{plugin=\"prefix-guard\"}"),
     );
     assert_eq!(
         session_state(&dir.0, &socket).as_deref(),
@@ -615,7 +627,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
     let starling_port = free_port([127, 0, 0, 134]);
     let bird_port = free_port([127, 0, 0, 135]);
     let socket = dir.0.join("admin.sock");
-    let metrics_port = free_port([127, 0, 0, 1]);
+    let metrics_addr = metrics_at([127, 0, 0, 134]);
     let _bird = bird(
         &dir.0,
         ([127, 0, 0, 135], bird_port),
@@ -646,7 +658,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
         None,
         &format!(
             "originate = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+             [metrics]\nlisten = \"{metrics_addr}\"\n"
         ),
     );
     let _daemon = run_daemon(&dir.0, &config);
@@ -702,7 +714,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
     // prefix comes; the session stays up throughout.
     // How often the session reached Established: a reset would count.
     let established = || {
-        scrape(metrics_port)
+        scrape(metrics_addr)
             .lines()
             .filter(|l| l.starts_with("starling_bgp_established_transitions_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())

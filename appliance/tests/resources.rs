@@ -65,7 +65,12 @@ impl Datastore {
 
 impl Drop for Datastore {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if std::thread::panicking() {
+            // The failure may point at a log in here: keep it.
+            eprintln!("kept {} (the test failed)", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
