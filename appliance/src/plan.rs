@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use serde_json::{Value, json};
+use starling_plugin_host::contract::{Family, NextHopMode, Role, Session};
 use starling_plugin_host::pipeline::{Plan, Roles};
-use starling_plugin_host::sdk::{Family, NextHopMode, Role, Session};
 use starling_plugin_host::{Host, Limits, Plugin, PluginError};
 use starling_store::ResourceSet;
 

@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
+use starling_plugin_host::contract::Family;
 use starling_plugin_host::pipeline::{Outcome, Policy};
-use starling_plugin_host::sdk::Family;
 use starling_plugin_host::{Host, Limits, Plugin};
 use starling_speaker::instance::Instance;
 use starling_speaker::rib::RibConfig;

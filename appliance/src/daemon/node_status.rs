@@ -100,7 +100,7 @@ fn human_time(rfc3339: &str) -> String {
 
 async fn status(
     instance: Option<&Instance>,
-    sessions: &BTreeMap<String, (starling_plugin_host::sdk::Family, std::net::IpAddr)>,
+    sessions: &BTreeMap<String, (starling_plugin_host::contract::Family, std::net::IpAddr)>,
     classes: &[String],
     router_id: Option<std::net::Ipv4Addr>,
     boot: &str,
@@ -142,7 +142,7 @@ async fn status(
             let peer = peers.iter().find(|p| p.remote.ip() == *address);
             let state = peer.map_or(State::Idle, |p| p.state);
             let since = peer.map_or(0, |p| clock.saturating_duration_since(p.since).as_secs());
-            let v = if *family == starling_plugin_host::sdk::Family::Ipv4 {
+            let v = if *family == starling_plugin_host::contract::Family::Ipv4 {
                 "V4"
             } else {
                 "V6"

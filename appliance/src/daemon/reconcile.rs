@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use starling_fib::{Destination, Fib, FibConfig, Target};
-use starling_plugin_host::sdk::{Family, NextHopMode, Session};
+use starling_plugin_host::contract::{Family, NextHopMode, Session};
 use starling_speaker::config::{GracefulRestartConfig, PeerConfig, Secret};
 use starling_speaker::instance::{BestPathStream, Instance, PeerPolicy};
 use starling_speaker::rib::RibConfig;

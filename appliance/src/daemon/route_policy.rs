@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use starling_plugin_host::sdk::{self, Object};
+use starling_plugin_host::contract::{self as sdk, Object};
 use starling_plugin_host::{Evaluation, Plugin};
 use starling_speaker::policy::{Candidate, Direction, RoutePolicy, Verdict};
 use starling_wire::attr::{AsPath, Community, LargeCommunity};
@@ -33,7 +33,7 @@ pub(super) struct SessionContext {
 
 impl SessionContext {
     /// What the plugin is told about a planned session.
-    pub(super) fn of(s: &starling_plugin_host::sdk::Session) -> Self {
+    pub(super) fn of(s: &starling_plugin_host::contract::Session) -> Self {
         SessionContext {
             name: s.name.clone(),
             peer_as: s.peer_as,

@@ -11,12 +11,13 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use starling_calico::Calico;
-use starling_plugin_host::pipeline::Roles;
-use starling_plugin_host::sdk::{
-    Attributes, Direction, Family, Object, PeerSelection, Prefix, Route, RouteContext, RoutePolicy,
-    Snapshot,
+use starling_plugin_host::contract::{
+    Attributes, Direction, Family, Object, Prefix, Route, RouteContext,
 };
+// The native side of the comparison runs the plugin as the SDK does.
+use starling_plugin_host::pipeline::Roles;
 use starling_plugin_host::{Host, Limits};
+use starling_plugin_sdk::{PeerSelection, RoutePolicy, Snapshot};
 
 const NODES: u32 = 5_000;
 const REFLECTORS: u32 = 10;

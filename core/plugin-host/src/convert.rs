@@ -1,7 +1,7 @@
 //! Conversions between the generated binding types and the SDK's plain
 //! Rust types, which the rest of Starling uses.
 
-use starling_plugin_sdk as sdk;
+use starling_contract as sdk;
 
 use crate::bindings::exports::starling::policy::route_policy as rp;
 use crate::bindings::exports::starling::policy::snapshot as snap;

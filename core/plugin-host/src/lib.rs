@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use metrics::{ErrorKind, LATENCY_BUCKETS, MetricsSnapshot, PluginMetrics};
 pub use plugin::{Evaluation, Plugin};
-pub use starling_plugin_sdk as sdk;
+pub use starling_contract as contract;
 
 /// How often the epoch advances; call deadlines are rounded up to it.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -86,7 +86,10 @@ pub enum PluginError {
     )]
     Incompatible { plugin: String, message: String },
     #[error("plugin '{plugin}' does not fill the {role:?} role")]
-    MissingRole { plugin: String, role: sdk::Role },
+    MissingRole {
+        plugin: String,
+        role: contract::Role,
+    },
     #[error("plugin '{plugin}' exceeded its {deadline:?} deadline in {call}")]
     Timeout {
         plugin: String,
@@ -108,7 +111,7 @@ pub enum PluginError {
     #[error("plugin '{plugin}' refused the resources: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid {
         plugin: String,
-        problems: Vec<sdk::Problem>,
+        problems: Vec<contract::Problem>,
     },
     #[error("plugin '{plugin}' returned an error from {call}: {message}")]
     Failed {

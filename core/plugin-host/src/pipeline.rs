@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use starling_plugin_sdk::{Family, NodeFacts, NodePlan, Object, Role};
+use starling_contract::{Family, NodeFacts, NodePlan, Object, Role};
 
 use crate::{Evaluation, Host, Plugin, PluginError};
 

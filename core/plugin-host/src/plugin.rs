@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use starling_plugin_sdk as sdk;
+use starling_contract as sdk;
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
 use wasmtime::{ResourceLimiter, Store};
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use starling_plugin_host::contract::{Family, Object};
 use starling_plugin_host::pipeline::{Outcome, Policy, Reloading, Roles};
-use starling_plugin_host::sdk::{Family, Object};
 use starling_plugin_host::{ErrorKind, Host, Limits};
 
 fn object(kind: &str, name: &str, labels: &[(&str, &str)], spec: &str) -> Object {
@@ -211,7 +211,7 @@ fn compiled_plugins_are_cached() {
 
 #[test]
 fn changed_facts_reach_the_plugin() {
-    use starling_plugin_host::sdk::NodeFacts;
+    use starling_plugin_host::contract::NodeFacts;
     let host = host();
     let calico = host
         .load("calico", starling_plugins::CALICO)

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use starling_plugin_host::sdk::{Family, Object, Role};
+use starling_plugin_host::contract::{Family, Object, Role};
 use starling_plugin_host::{ErrorKind, Host, Limits, PluginError};
 
 fn object(kind: &str, name: &str, spec: &str) -> Object {
@@ -185,7 +185,9 @@ fn a_plugin_built_for_another_wit_version_is_refused() {
 
 #[test]
 fn the_prefix_guard_example_refuses_too_specific_exports() {
-    use starling_plugin_host::sdk::{Attributes, Direction, Prefix, Route, RouteContext, Verdicts};
+    use starling_plugin_host::contract::{
+        Attributes, Direction, Prefix, Route, RouteContext, Verdicts,
+    };
     let plugin = host()
         .load("prefix-guard", starling_plugins::EXAMPLE_PREFIX_GUARD)
         .expect("load");

@@ -6,7 +6,6 @@
 //! is valid, is for the plugins that own the kind.
 
 mod embedded;
-pub mod kinds;
 pub mod meta;
 mod patch;
 
@@ -16,8 +15,8 @@ use base64::Engine as _;
 pub use embedded::Embedded;
 pub use patch::merge_patch;
 use serde_json::{Map, Value};
-pub use starling_plugin_sdk::Object;
-use starling_plugin_sdk::SecretRef;
+use starling_resources::SecretRef;
+pub use starling_resources::{Object, kinds, to_object};
 
 /// The API group and version of Calico's resources.
 pub const CALICO_API: &str = "projectcalico.org/v3";
@@ -74,31 +73,6 @@ pub enum Change {
     /// The watch could not resume where it stopped (the history it needed
     /// was compacted away): re-read everything; `revision` is current.
     Resync { revision: u64 },
-}
-
-/// The plugins' view of a stored document.
-pub fn to_object(doc: &Value) -> Object {
-    let labels = doc["metadata"]["labels"]
-        .as_object()
-        .map(|l| {
-            l.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
-        .unwrap_or_default();
-    Object {
-        api_version: doc["apiVersion"].as_str().unwrap_or_default().to_owned(),
-        kind: doc["kind"].as_str().unwrap_or_default().to_owned(),
-        name: doc["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        labels,
-        spec: match &doc["spec"] {
-            Value::Null => "{}".to_owned(),
-            spec => spec.to_string(),
-        },
-    }
 }
 
 /// The current time as RFC 3339 UTC (`2026-11-25T22:40:00Z`).

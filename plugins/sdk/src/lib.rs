@@ -27,14 +27,13 @@
 //! not provide), and [`log`] rather than printing.
 
 pub mod selector;
-mod types;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod wasm;
 
 pub use selector::{Selector, SelectorError};
-pub use types::*;
+pub use starling_contract::*;
 
 /// Loading a snapshot: the part every plugin has.
 pub trait Snapshot: Sized + 'static {
