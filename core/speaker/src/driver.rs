@@ -74,6 +74,14 @@ impl Drop for TicketInner {
     }
 }
 
+impl InputTicket {
+    /// A ticket of no intake, for driving the instance without peer tasks.
+    #[cfg(test)]
+    pub(crate) fn detached(update: &ParsedUpdate) -> Self {
+        Arc::new(Intake::default()).admit(update)
+    }
+}
+
 impl Intake {
     /// A ticket for `update`, counted in.
     fn admit(self: &Arc<Self>, update: &ParsedUpdate) -> InputTicket {
@@ -117,7 +125,7 @@ pub struct PeerStatus {
     pub collisions: u64,
 }
 
-enum Command {
+enum PeerCommand {
     Start,
     Stop,
     Close(starling_wire::Notification),
@@ -133,7 +141,7 @@ enum Command {
 /// Handle to a running peer task.
 #[derive(Debug, Clone)]
 pub struct PeerHandle {
-    tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::UnboundedSender<PeerCommand>,
     status: Arc<Mutex<PeerStatus>>,
     /// The current connection's writer, for [`PeerHandle::backlog`].
     writer: Arc<Mutex<Option<Arc<WriteProgress>>>>,
@@ -142,7 +150,7 @@ pub struct PeerHandle {
     password: Option<crate::config::Secret>,
 }
 
-impl std::fmt::Debug for Command {
+impl std::fmt::Debug for PeerCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Start => "Start",
@@ -159,28 +167,28 @@ impl std::fmt::Debug for Command {
 
 impl PeerHandle {
     pub fn start(&self) {
-        let _ = self.tx.send(Command::Start);
+        let _ = self.tx.send(PeerCommand::Start);
     }
 
     pub fn stop(&self) {
-        let _ = self.tx.send(Command::Stop);
+        let _ = self.tx.send(PeerCommand::Stop);
     }
 
     /// Start or stop connecting out; the session is not touched.
     pub fn set_passive(&self, passive: bool) {
-        let _ = self.tx.send(Command::SetPassive(passive));
+        let _ = self.tx.send(PeerCommand::SetPassive(passive));
     }
 
     /// Set or clear the R bit of the next OPEN (we are recovering from a
     /// restart).
     pub fn set_restarting(&self, restarting: bool) {
-        let _ = self.tx.send(Command::SetRestarting(restarting));
+        let _ = self.tx.send(PeerCommand::SetRestarting(restarting));
     }
 
     /// Close the session with this NOTIFICATION; it restarts after the
     /// idle-hold backoff.
     pub fn close(&self, notification: starling_wire::Notification) {
-        let _ = self.tx.send(Command::Close(notification));
+        let _ = self.tx.send(PeerCommand::Close(notification));
     }
 
     /// Octets queued on the session's connection and not yet written: how
@@ -207,7 +215,7 @@ impl PeerHandle {
         let bytes = bytes.into();
         let len = bytes.len();
         self.unforwarded.fetch_add(len, Ordering::Relaxed);
-        if self.tx.send(Command::Send(bytes, kind)).is_err() {
+        if self.tx.send(PeerCommand::Send(bytes, kind)).is_err() {
             self.unforwarded.fetch_sub(len, Ordering::Relaxed);
         }
     }
@@ -359,7 +367,7 @@ fn collision_cease() -> starling_wire::Notification {
 }
 
 impl PeerTask {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<PeerCommand>) {
         let mut buf = vec![0u8; 64 * 1024];
         let mut contender_buf = vec![0u8; 4096];
         loop {
@@ -413,12 +421,12 @@ impl PeerTask {
             };
             tokio::select! {
                 cmd = commands.recv() => match cmd {
-                    cmd @ (None | Some(Command::Shutdown(_))) => {
+                    cmd @ (None | Some(PeerCommand::Shutdown(_))) => {
                         // The peer was removed from the configuration:
                         // Cease / Peer De-configured (RFC 4486), unless the
                         // caller says why (an administrative shutdown).
                         let cease = match cmd {
-                            Some(Command::Shutdown(Some(n))) => n,
+                            Some(PeerCommand::Shutdown(Some(n))) => n,
                             _ => starling_wire::Notification::new(
                                 starling_wire::notification::code::CEASE,
                                 starling_wire::notification::code::cease::PEER_DECONFIGURED,
@@ -431,16 +439,16 @@ impl PeerTask {
                         self.drain_outputs();
                         return;
                     }
-                    Some(Command::Start) => self.session.handle(Instant::now(), Input::Start),
-                    Some(Command::Stop) => self.session.handle(Instant::now(), Input::Stop),
-                    Some(Command::Close(n)) => self.session.close(Instant::now(), n),
-                    Some(Command::Send(bytes, kind)) => {
+                    Some(PeerCommand::Start) => self.session.handle(Instant::now(), Input::Start),
+                    Some(PeerCommand::Stop) => self.session.handle(Instant::now(), Input::Stop),
+                    Some(PeerCommand::Close(n)) => self.session.close(Instant::now(), n),
+                    Some(PeerCommand::Send(bytes, kind)) => {
                         self.unforwarded.fetch_sub(bytes.len(), std::sync::atomic::Ordering::Relaxed);
                         self.session.send_encoded(Instant::now(), bytes, kind);
                     }
-                    Some(Command::SetPassive(passive)) => self.session.set_passive(Instant::now(), passive),
-                    Some(Command::SetRestarting(restarting)) => self.session.set_restarting(restarting),
-                    Some(Command::Incoming(stream)) => self.incoming(stream),
+                    Some(PeerCommand::SetPassive(passive)) => self.session.set_passive(Instant::now(), passive),
+                    Some(PeerCommand::SetRestarting(restarting)) => self.session.set_restarting(restarting),
+                    Some(PeerCommand::Incoming(stream)) => self.incoming(stream),
                 },
                 result = connecting => {
                     self.connecting = None;
@@ -918,14 +926,14 @@ async fn write_loop(
 
 /// The set of peers and the listeners that feed them.
 #[derive(Debug, Default)]
-pub struct Speaker {
+pub struct PeerRegistry {
     peers: HashMap<IpAddr, (PeerHandle, JoinHandle<()>)>,
     /// Listening sockets, which need each peer's TCP-MD5 key before the
     /// peer's SYN arrives.
     listeners: Vec<Arc<TcpListener>>,
 }
 
-impl Speaker {
+impl PeerRegistry {
     /// Register a listener; existing peers' keys are installed on it.
     pub fn add_listener(&mut self, listener: Arc<TcpListener>) -> io::Result<()> {
         let v6 = listener.local_addr()?.is_ipv6();
@@ -965,7 +973,7 @@ impl Speaker {
             }
         }
         if let Some((old, join)) = self.peers.remove(&ip) {
-            let _ = old.tx.send(Command::Shutdown(None));
+            let _ = old.tx.send(PeerCommand::Shutdown(None));
             join.abort();
         }
         let (handle, join) = spawn_peer(cfg, events);
@@ -986,7 +994,7 @@ impl Speaker {
         notification: Option<starling_wire::Notification>,
     ) {
         if let Some((handle, _join)) = self.peers.remove(&ip) {
-            let _ = handle.tx.send(Command::Shutdown(notification));
+            let _ = handle.tx.send(PeerCommand::Shutdown(notification));
             if handle.password.is_some() {
                 for listener in &self.listeners {
                     let v6 = listener.local_addr().is_ok_and(|a| a.is_ipv6());
@@ -1007,7 +1015,7 @@ impl Speaker {
         // address.
         match self.peers.get(&from.ip().to_canonical()) {
             Some((h, _)) => {
-                let _ = h.tx.send(Command::Incoming(stream));
+                let _ = h.tx.send(PeerCommand::Incoming(stream));
             }
             None => tracing::info!(%from, "connection from an unconfigured address refused"),
         }
@@ -1015,7 +1023,7 @@ impl Speaker {
 }
 
 /// Accept connections on `listener` forever, dispatching them to peers.
-pub async fn accept_loop(listener: TcpListener, speaker: Arc<Mutex<Speaker>>) {
+pub async fn accept_loop(listener: TcpListener, speaker: Arc<Mutex<PeerRegistry>>) {
     let listener = Arc::new(listener);
     let registered = speaker
         .lock()

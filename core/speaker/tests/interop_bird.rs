@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Bird, wait_for};
 use starling_speaker::PeerConfig;
-use starling_speaker::driver::{PeerEvent, Speaker, accept_loop};
+use starling_speaker::driver::{PeerEvent, PeerRegistry, accept_loop};
 use starling_speaker::session::State;
 use starling_wire::{
     AsPath, Community, Family, MessageType, NextHop, Nlri, Origin, PathAttributes, ReachEncoder,
@@ -57,7 +57,7 @@ async fn routes_flow_both_ways_with_bird() {
     let listener = TcpListener::bind("127.0.0.12:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
 
-    let speaker = Arc::new(Mutex::new(Speaker::default()));
+    let speaker = Arc::new(Mutex::new(PeerRegistry::default()));
     tokio::spawn(accept_loop(listener, speaker.clone()));
     let (tx, mut events) = mpsc::unbounded_channel();
     let mut cfg = PeerConfig::new(

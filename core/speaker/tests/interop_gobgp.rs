@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{Scratch, require, wait_for};
 use starling_speaker::PeerConfig;
-use starling_speaker::driver::{PeerEvent, Speaker};
+use starling_speaker::driver::{PeerEvent, PeerRegistry};
 use starling_wire::{Community, Prefix};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -108,7 +108,7 @@ async fn starling_connects_out_to_gobgp() {
             .0
     );
 
-    let speaker = Arc::new(Mutex::new(Speaker::default()));
+    let speaker = Arc::new(Mutex::new(PeerRegistry::default()));
     let (tx, mut events) = mpsc::unbounded_channel();
     let mut cfg = PeerConfig::new(
         SocketAddr::from(([127, 0, 0, 21], port)),

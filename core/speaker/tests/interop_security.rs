@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::Bird;
 use starling_speaker::PeerConfig;
 use starling_speaker::config::Secret;
-use starling_speaker::driver::{PeerEvent, Speaker, accept_loop};
+use starling_speaker::driver::{PeerEvent, PeerRegistry, accept_loop};
 use starling_speaker::session::State;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -45,7 +45,7 @@ async fn starling(
 ) -> (
     u16,
     mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
-    Arc<Mutex<Speaker>>,
+    Arc<Mutex<PeerRegistry>>,
 ) {
     let listen = SocketAddr::from(([127, 0, 0, me], 0));
     starling_on(listen, me, bird, password, ttl_security).await
@@ -62,11 +62,11 @@ async fn starling_on(
 ) -> (
     u16,
     mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
-    Arc<Mutex<Speaker>>,
+    Arc<Mutex<PeerRegistry>>,
 ) {
     let listener = TcpListener::bind(listen).await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let speaker = Arc::new(Mutex::new(Speaker::default()));
+    let speaker = Arc::new(Mutex::new(PeerRegistry::default()));
     let (tx, rx) = mpsc::unbounded_channel();
     let mut cfg = PeerConfig::new(
         SocketAddr::from(([127, 0, 0, bird], 179)),

@@ -1,0 +1,272 @@
+//! The tokio shell around [`Core`]: the handle the rest of Starling holds,
+//! and the one task that feeds the core its channels and its timers.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use starling_wire::notification::code;
+use starling_wire::{Notification, PathAttributes, Prefix};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use super::core::Core;
+use super::links::DriverLinks;
+use super::requests::Request;
+use super::{Counts, PeerEvent, PeerPolicy, RibPath};
+use crate::config::PeerConfig;
+use crate::driver::{PeerRegistry, PeerStatus, accept_loop};
+use crate::policy::RoutePolicy;
+use crate::rib::{BestChange, RibConfig, RouteAttrs, Source};
+
+/// A change of best paths, for the FIB programmer.
+pub type BestPathStream = mpsc::UnboundedReceiver<Vec<BestChange>>;
+
+/// At most this many peer events are handled before the changes they made
+/// go out.
+const EVENT_BATCH: usize = 256;
+
+/// What the handle sends the task.
+enum Message {
+    Request(Request),
+    Query(Query),
+}
+
+/// Questions answered from the core's state as it is.
+enum Query {
+    Peers(oneshot::Sender<Vec<PeerStatus>>),
+    Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
+    Counts(oneshot::Sender<Counts>),
+    Paths(oneshot::Sender<Vec<RibPath>>),
+    SolePaths(HashSet<IpAddr>, oneshot::Sender<HashMap<IpAddr, usize>>),
+}
+
+/// Handle to a running instance.
+#[derive(Clone)]
+pub struct Instance {
+    tx: mpsc::UnboundedSender<Message>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Instance")
+    }
+}
+
+impl Instance {
+    /// Start an instance listening on `listen` (none: outbound only).
+    /// Returns the handle and the stream of best-path changes.
+    pub async fn start(
+        cfg: RibConfig,
+        listen: &[SocketAddr],
+    ) -> std::io::Result<(Self, BestPathStream)> {
+        let registry = Arc::new(Mutex::new(PeerRegistry::default()));
+        for addr in listen {
+            let listener = TcpListener::bind(addr).await?;
+            tokio::spawn(accept_loop(listener, registry.clone()));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (best_tx, best_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let core = Core::new(cfg, DriverLinks::new(registry, events_tx), Instant::now());
+        tokio::spawn(run(core, rx, events_rx, best_tx));
+        Ok((Self { tx }, best_rx))
+    }
+
+    fn request(&self, request: Request) {
+        let _ = self.tx.send(Message::Request(request));
+    }
+
+    async fn query<T: Default>(&self, ask: impl FnOnce(oneshot::Sender<T>) -> Query) -> T {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Message::Query(ask(tx)));
+        rx.await.unwrap_or_default()
+    }
+
+    pub fn add_peer(&self, cfg: PeerConfig, policy: PeerPolicy) {
+        self.request(Request::AddPeer(Box::new(cfg), policy));
+    }
+
+    /// We restarted with our forwarding state kept (RFC 4724 §4.1): until
+    /// every peer has sent us its table (End-of-RIB), or `limit` passes,
+    /// our OPENs carry the Restart State bit and peers that kept our
+    /// routes as stale are sent nothing, so they never see a partial
+    /// table followed by an End-of-RIB that sweeps the rest. Call it
+    /// after adding the peers known at start.
+    pub fn recover(&self, limit: std::time::Duration) {
+        self.request(Request::Recover(limit));
+    }
+
+    pub fn remove_peer(&self, address: IpAddr) {
+        self.request(Request::RemovePeer(address, None));
+    }
+
+    /// Administrative shutdown of every peer (RFC 8203/9003: Cease /
+    /// Administrative Shutdown with `message`), all removed.
+    pub fn shutdown(&self, addresses: impl IntoIterator<Item = IpAddr>, message: &str) {
+        for address in addresses {
+            let notification =
+                Notification::cease_with_message(code::cease::ADMIN_SHUTDOWN, message);
+            self.request(Request::RemovePeer(address, Some(notification)));
+        }
+    }
+
+    /// Originate `prefix` with `attrs` (next hop: ourselves).
+    pub fn originate(&self, prefix: Prefix, attrs: PathAttributes) {
+        self.request(Request::Originate(prefix, Box::new(attrs)));
+    }
+
+    pub fn withdraw(&self, prefix: Prefix) {
+        self.request(Request::Withdraw(prefix));
+    }
+
+    /// Decide imports and exports with `policy` from now on (`None`:
+    /// accept everything). What every peer has is re-evaluated at once and
+    /// corrected with the difference; peers in `refresh` are asked to send
+    /// their routes again (ROUTE-REFRESH), so new import rules apply to
+    /// what they sent before.
+    pub fn set_route_policy(&self, policy: Option<Arc<dyn RoutePolicy>>, refresh: Vec<IpAddr>) {
+        self.request(Request::SetRoutePolicy {
+            policy,
+            refresh,
+            keep_exports: false,
+        });
+    }
+
+    /// [`Instance::set_route_policy`] for a policy whose export verdicts
+    /// are the current one's (only import rules changed, or nothing the
+    /// policy reads): what peers were sent stands, and nothing is
+    /// re-evaluated for export but what the refreshed imports change. A
+    /// full table times a few update groups is seconds of plugin calls
+    /// that the session loop would spend re-deriving what peers have.
+    pub fn set_route_policy_keeping_exports(
+        &self,
+        policy: Option<Arc<dyn RoutePolicy>>,
+        refresh: Vec<IpAddr>,
+    ) {
+        self.request(Request::SetRoutePolicy {
+            policy,
+            refresh,
+            keep_exports: true,
+        });
+    }
+
+    pub async fn peers(&self) -> Vec<PeerStatus> {
+        self.query(Query::Peers).await
+    }
+
+    /// Change a running peer's policy without resetting its session: what
+    /// every peer is sent is re-evaluated (a new client changes what is
+    /// reflected to everyone). Changes that need a new OPEN
+    /// (`local_as`) are the caller's to apply by replacing the peer.
+    pub fn update_peer_policy(&self, address: IpAddr, policy: PeerPolicy) {
+        self.request(Request::UpdatePeerPolicy(address, policy));
+    }
+
+    /// Make a running peer passive or active without resetting it.
+    pub fn set_passive(&self, address: IpAddr, passive: bool) {
+        self.request(Request::SetPassive(address, passive));
+    }
+
+    /// Change the local AS, router id or cluster id. Sessions keep running
+    /// (their OPENs carry their own AS and identifier: replace those whose
+    /// configuration changes); every Adj-RIB-Out is re-evaluated.
+    pub fn reconfigure(&self, cfg: RibConfig) {
+        self.request(Request::Reconfigure(cfg));
+    }
+
+    /// Every path of every prefix, selected ones first within a prefix.
+    pub async fn paths(&self) -> Vec<RibPath> {
+        self.query(Query::Paths).await
+    }
+
+    /// For each peer in `leaving`, how many prefixes only `leaving` peers
+    /// give a path to (see [`crate::rib::Rib::sole_paths`]). It walks the
+    /// table.
+    pub async fn sole_paths(&self, leaving: HashSet<IpAddr>) -> HashMap<IpAddr, usize> {
+        self.query(|tx| Query::SolePaths(leaving, tx)).await
+    }
+
+    /// Route counts for metrics.
+    pub async fn counts(&self) -> Counts {
+        self.query(Query::Counts).await
+    }
+
+    /// Loc-RIB: every prefix with its best path.
+    pub async fn routes(&self) -> Vec<(Prefix, RouteAttrs, Source)> {
+        self.query(Query::Routes).await
+    }
+}
+
+/// The instance's task: requests, batches of peer events and timers in;
+/// best-path changes out. It ends when every handle is gone.
+async fn run(
+    mut core: Core<DriverLinks>,
+    mut messages: mpsc::UnboundedReceiver<Message>,
+    mut events: mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
+    best: mpsc::UnboundedSender<Vec<BestChange>>,
+) {
+    loop {
+        let deadline = core.poll_timeout();
+        tokio::select! {
+            message = messages.recv() => match message {
+                Some(Message::Request(request)) => core.handle_request(request, Instant::now()),
+                Some(Message::Query(query)) => answer(&core, query),
+                None => return,
+            },
+            Some((peer, event)) = events.recv() => {
+                core.handle_event(peer, event, Instant::now());
+                // Whatever else peers have sent meanwhile joins this
+                // batch: many small UPDATEs (a reflector's clients, one
+                // prefix each) then cost one pass over the peers and fill
+                // whole messages, instead of a pass and a tiny message per
+                // UPDATE per peer.
+                for _ in 1..EVENT_BATCH {
+                    if core.batch_full() {
+                        break;
+                    }
+                    match events.try_recv() {
+                        Ok((peer, event)) => core.handle_event(peer, event, Instant::now()),
+                        Err(_) => break,
+                    }
+                }
+                core.finish_batch();
+            }
+            () = sleep_until(deadline), if deadline.is_some() => {
+                core.handle_timeout(Instant::now());
+            }
+        }
+        while let Some(changes) = core.poll_best_changes() {
+            if best.send(changes).is_err() {
+                tracing::debug!("nobody takes best-path changes");
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(at) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+    }
+}
+
+fn answer(core: &Core<DriverLinks>, query: Query) {
+    match query {
+        Query::Peers(reply) => {
+            let _ = reply.send(core.peers());
+        }
+        Query::Routes(reply) => {
+            let _ = reply.send(core.routes());
+        }
+        Query::Counts(reply) => {
+            let _ = reply.send(core.counts(Instant::now()));
+        }
+        Query::Paths(reply) => {
+            let _ = reply.send(core.paths());
+        }
+        Query::SolePaths(leaving, reply) => {
+            let _ = reply.send(core.sole_paths(&leaving));
+        }
+    }
+}
