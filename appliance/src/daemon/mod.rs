@@ -14,13 +14,14 @@
 //! those that changed are replaced.
 
 pub(crate) mod admin;
+mod calico_node_status;
 pub(crate) mod config;
+mod fib;
 mod metrics;
-mod node_status;
 mod origination;
 mod plugins;
-mod reconcile;
 mod route_policy;
+mod sessions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -40,7 +41,7 @@ use starling_store::{Change, ResourceSet, to_object};
 use crate::datastore::Datastore;
 
 use config::{Config, FibMode};
-use reconcile::Sessions;
+use sessions::Sessions;
 
 /// How often the datastore journal is checked for changes.
 const POLL: Duration = Duration::from_millis(200);
@@ -135,7 +136,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
         .context("installing the SIGHUP handler")?;
     let mut config = config;
     let mut replan = false;
-    let mut reporter = node_status::Reporter::default();
+    let mut reporter = calico_node_status::Reporter::default();
     let mut originated = origination::Originated::default();
     // What each session's import decisions depend on, to know which peers
     // must resend their routes when it changes.
@@ -260,13 +261,13 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     let (started, best) =
                         started.with_context(|| format!("listening on {listen:?}"))?;
                     if config.fib.mode == FibMode::Program {
-                        let task = reconcile::spawn_fib(
+                        let task = fib::start(
                             &config.fib,
                             best,
                             fib_stats.clone(),
                             originated.blackholes(),
                         )?;
-                        recover = task.adopted > 0;
+                        recover = task.adopted() > 0;
                         sessions.forwarding_preserved = recover;
                         fib_task = Some(task);
                     } else {
@@ -284,7 +285,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
             }
             if let Some((running, rib)) = &instance {
                 let desired: Vec<_> = node_plans.iter().flat_map(|p| p.sessions.iter()).collect();
-                let subnets = reconcile::node_subnets(&config.node_name, &docs);
+                let subnets = sessions::node_subnets(&config.node_name, &docs);
                 let plugin = policy
                     .lock()
                     .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))?
@@ -338,7 +339,7 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
                     // restart).
                     running.recover(SWEEP_DEADLINE);
                 }
-                let nodes = reconcile::node_addresses(&docs);
+                let nodes = sessions::node_addresses(&docs);
                 sessions.reconcile(running, rib, &desired, &secrets, &subnets, &nodes);
                 originated.apply(
                     running,

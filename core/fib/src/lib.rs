@@ -14,10 +14,15 @@
 //! same routes writes nothing (zero churn) and a route no longer wanted is
 //! deleted by the next `apply`. [`Fib::resync`] repairs whatever someone
 //! else changed. Routes of other protocols are never touched.
+//!
+//! [`Programmer`] is the loop the daemon runs around all this: a stream of
+//! wanted routes in, batched writes, adoption and the sweep after a
+//! restart, the route monitor's repairs and the periodic resync.
 
 mod monitor;
 mod netlink;
 mod nexthop;
+mod programmer;
 mod route_map;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -27,6 +32,7 @@ use std::net::IpAddr;
 pub use monitor::{KernelEvent, RouteMonitor};
 use netlink::Dumped;
 pub use netlink::Netlink;
+pub use programmer::{Pacing, Programmer, Report, Translate};
 pub use route_map::{Installed, PendingChanges, RouteMap};
 
 /// Routes Starling writes carry this `rtm_protocol` unless configured

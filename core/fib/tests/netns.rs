@@ -77,16 +77,18 @@ impl Netns {
     fn routes(&self) -> BTreeMap<String, Vec<String>> {
         let mut out = BTreeMap::new();
         for family in ["-4", "-6"] {
-            let text = self.ip(&[
-                family,
-                "-j",
-                "route",
-                "show",
-                "table",
-                &TABLE.to_string(),
-                "proto",
-                "199",
-            ]);
+            let table = TABLE.to_string();
+            let args = [
+                "-n", &self.name, family, "-j", "route", "show", "table", &table, "proto", "199",
+            ];
+            let shown = Command::new("ip").args(args).output().expect("run ip");
+            if !shown.status.success() {
+                // A table the kernel has no route in does not exist.
+                let stderr = String::from_utf8_lossy(&shown.stderr);
+                assert!(stderr.contains("does not exist"), "ip {args:?}: {stderr}");
+                continue;
+            }
+            let text = String::from_utf8(shown.stdout).expect("utf8");
             let routes: Vec<Value> = serde_json::from_str(&text).expect("ip -j");
             for r in routes {
                 let mut gateways: Vec<String> = r["gateway"]
@@ -620,4 +622,127 @@ fn ecmp_routes_share_nexthop_groups() {
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(cleared.deleted, desired.len());
     assert!(nexthops(&ns).is_empty(), "{:?}", nexthops(&ns));
+}
+
+/// Poll `check` until it holds, for at most 10 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+type Wanted = Vec<(Destination, Option<Target>)>;
+
+/// A programmer on `changes`, with short delays, reporting into `reports`.
+fn programmer(
+    changes: tokio::sync::mpsc::UnboundedReceiver<Wanted>,
+    reports: std::sync::Arc<std::sync::Mutex<Vec<starling_fib::Report>>>,
+) -> starling_fib::Programmer {
+    let pacing = starling_fib::Pacing {
+        batch_delay: Duration::from_millis(10),
+        repair_delay: Duration::from_millis(10),
+        quiet: Duration::from_millis(100),
+        ..starling_fib::Pacing::default()
+    };
+    starling_fib::Programmer::start(
+        config(),
+        pacing,
+        changes,
+        Box::new(
+            |batch: Wanted, want: &mut dyn FnMut(Destination, Option<Target>)| {
+                for (dest, target) in batch {
+                    want(dest, target);
+                }
+            },
+        ),
+        Box::new(move |report| reports.lock().expect("reports").push(report)),
+    )
+    .expect("programmer")
+}
+
+fn multi_threaded() -> tokio::runtime::Runtime {
+    // Writes block in place, which needs worker threads; they inherit the
+    // namespace of the thread that builds the runtime.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The whole loop: batches in, the table follows; a withdrawal deletes;
+/// a route someone deletes is put back and reported; a clean stop
+/// leaves nothing behind.
+#[test]
+fn the_programmer_keeps_the_kernel_table_equal_to_what_it_is_sent() {
+    let ns = Netns::new();
+    let desired = table(300);
+    let t = TABLE.to_string();
+    ns.run(|| {
+        multi_threaded().block_on(async {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let reports = std::sync::Arc::default();
+            let programmer = programmer(rx, std::sync::Arc::clone(&reports));
+            assert_eq!(programmer.adopted(), 0);
+            let wanted: Wanted = desired.iter().map(|(d, t)| (*d, Some(t.clone()))).collect();
+            tx.send(wanted).expect("send");
+            eventually("the table", || ns.routes() == expected(&desired)).await;
+
+            let gone = Destination::new(IpAddr::from([10, 0, 1, 0]), 24).expect("prefix");
+            tx.send(vec![(gone, None)]).expect("send");
+            eventually("the withdrawal", || {
+                !ns.routes().contains_key("10.0.1.0/24")
+            })
+            .await;
+
+            ns.ip(&["route", "del", "10.0.2.0/24", "table", &t, "proto", "199"]);
+            eventually("the repair", || ns.routes().contains_key("10.0.2.0/24")).await;
+            let repaired = reports
+                .lock()
+                .expect("reports")
+                .iter()
+                .any(|r| matches!(r, starling_fib::Report::Repaired(1)));
+            assert!(repaired, "the repair is reported");
+
+            programmer.stop(true).await;
+            assert!(ns.routes().is_empty(), "a clean stop removes our routes");
+        });
+    });
+}
+
+/// A restart: the next programmer adopts what the last one left, keeps it
+/// through the restart, and at the sweep deletes only what nobody
+/// claimed meanwhile.
+#[test]
+fn the_programmer_adopts_then_sweeps_what_nobody_claimed() {
+    let ns = Netns::new();
+    let desired = table(100);
+    ns.run(|| {
+        multi_threaded().block_on(async {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let first = programmer(rx, std::sync::Arc::default());
+            let wanted: Wanted = desired.iter().map(|(d, t)| (*d, Some(t.clone()))).collect();
+            tx.send(wanted.clone()).expect("send");
+            eventually("the table", || ns.routes() == expected(&desired)).await;
+            first.stop(false).await;
+            assert_eq!(ns.routes(), expected(&desired), "kept for the next run");
+
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut second = programmer(rx, std::sync::Arc::default());
+            assert_eq!(second.adopted(), desired.len());
+            let (claimed, unclaimed) = wanted.split_at(wanted.len() / 2);
+            tx.send(claimed.to_vec()).expect("send");
+            second.sweep();
+            assert!(second.swept());
+            let kept: Routes = claimed
+                .iter()
+                .filter_map(|(d, t)| Some((*d, t.clone()?)))
+                .collect();
+            eventually("the sweep", || ns.routes() == expected(&kept)).await;
+            assert!(!unclaimed.is_empty());
+            second.stop(true).await;
+        });
+    });
 }
