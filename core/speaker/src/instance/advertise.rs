@@ -14,9 +14,9 @@ use super::export_cache::Exporter;
 use super::links::{Link, Links};
 use super::peer::{Behind, GroupId};
 use super::timers::Timer;
-use crate::groups::{Audience, GroupKey, Member, Outgoing, UpdateGroup};
+use crate::groups::{Audience, GroupAdjOut, GroupKey, Member, Members, Outgoing, UpdateGroup};
 use crate::policy::{Candidate, Direction, Verdict};
-use crate::rib::adj_out::SetId;
+use crate::rib::adj_out::{AddPathOut, PathIds, SetId};
 use crate::rib::export::{ExportTarget, NextHopMode};
 use crate::rib::{BestChange, Path, PeerInfo, Slot, Source};
 
@@ -475,58 +475,24 @@ impl<L: Links> Core<L> {
             last: None,
         };
         let mut outgoing = Outgoing::tracking_slots(!behind.is_empty());
-        let mut wanted: SmallVec<[(u32, SetId, Member); 4]> = SmallVec::new();
-        let mut paths: SmallVec<[(u32, SetId); 4]> = SmallVec::new();
-        let (mut gone, mut sent) = (Vec::new(), Vec::new());
+        let mut pass = Pass {
+            sole: group.sole,
+            adj_out: &mut group.adj_out,
+            add_path_out: &mut group.add_path_out,
+            exporter: &mut exporter,
+            members,
+            path_ids,
+            outgoing: &mut outgoing,
+            wanted: SmallVec::new(),
+            paths: SmallVec::new(),
+            gone: Vec::new(),
+            sent: Vec::new(),
+        };
         for w in work {
-            if policy_failed && !w.paths.is_empty() {
-                continue;
-            }
-            let prefix = w.change.prefix;
-            let slot = w.change.slot;
-            wanted.clear();
-            for path in w.paths {
-                let verdict = verdicts.as_mut().and_then(Iterator::next);
-                if let Some(set) = exporter.export(group.sole, path, verdict) {
-                    let source = exporter.rib.source_of(path);
-                    let path_id = match w.every_path {
-                        true => path_ids.get(source, path.path_id),
-                        false => 0,
-                    };
-                    let from = match source {
-                        Source::Peer(a) => members.of(a),
-                        Source::Local => 0,
-                    };
-                    wanted.push((path_id, set, from));
-                }
-            }
-            if w.every_path {
-                // Unique groups only: the member is never a path's source.
-                paths.clear();
-                paths.extend(wanted.iter().map(|&(id, set, _)| (id, set)));
-                group
-                    .add_path_out
-                    .sync(exporter.sets, slot, &paths, &mut gone, &mut sent);
-                for id in gone.drain(..) {
-                    outgoing.withdraw(w.family, Audience::All, Nlri::with_path_id(prefix, id));
-                }
-                for (id, set) in sent.drain(..) {
-                    let nlri = Nlri::with_path_id(prefix, id);
-                    outgoing.announce(w.family, set, Audience::All, slot, nlri);
-                }
-            } else if let Some(&(_, set, from)) = wanted.first() {
-                let before = group.adj_out.get(slot);
-                if group.adj_out.advertise(exporter.sets, slot, set, from) {
-                    let audience = Audience::of_route_from(from);
-                    outgoing.announce(w.family, set, audience, slot, Nlri::new(prefix));
-                    if from != 0 && before.is_some_and(|(_, f)| f != from) {
-                        // Its own route won over what it had: that goes.
-                        outgoing.withdraw(w.family, Audience::Only(from), Nlri::new(prefix));
-                    }
-                }
-            } else if let Some(from) = group.adj_out.withdraw(exporter.sets, slot) {
-                let audience = Audience::of_route_from(from);
-                outgoing.withdraw(w.family, audience, Nlri::new(prefix));
+            // Routes a failed policy would decide on stay as they are; a
+            // prefix that is gone goes all the same.
+            if !policy_failed || w.paths.is_empty() {
+                pass.change(&w, &mut verdicts);
             }
         }
         if !outgoing.is_empty() {
@@ -584,6 +550,82 @@ impl<L: Links> Core<L> {
             behind.push(address);
         }
         Some((live, behind))
+    }
+}
+
+/// One export pass of one group: what each change means for it, into
+/// its Adj-RIB-Out and the UPDATEs that go out.
+struct Pass<'p, 'e> {
+    /// The group's only member, whose own routes it is not sent.
+    sole: Option<IpAddr>,
+    adj_out: &'p mut GroupAdjOut,
+    add_path_out: &'p mut AddPathOut,
+    exporter: &'p mut Exporter<'e>,
+    members: &'p mut Members,
+    path_ids: &'p mut PathIds,
+    outgoing: &'p mut Outgoing,
+    // Scratch space, reused across changes.
+    wanted: SmallVec<[(u32, SetId, Member); 4]>,
+    paths: SmallVec<[(u32, SetId); 4]>,
+    gone: Vec<u32>,
+    sent: Vec<(u32, SetId)>,
+}
+
+impl Pass<'_, '_> {
+    /// Export `w`'s paths (with the policy's verdicts, one per path, when
+    /// there is a policy) and record what the group must be sent.
+    fn change(&mut self, w: &Work<'_>, verdicts: &mut Option<std::vec::IntoIter<Verdict>>) {
+        let (prefix, slot) = (w.change.prefix, w.change.slot);
+        self.wanted.clear();
+        for path in w.paths {
+            let verdict = verdicts.as_mut().and_then(Iterator::next);
+            if let Some(set) = self.exporter.export(self.sole, path, verdict) {
+                let source = self.exporter.rib.source_of(path);
+                let path_id = match w.every_path {
+                    true => self.path_ids.get(source, path.path_id),
+                    false => 0,
+                };
+                let from = match source {
+                    Source::Peer(a) => self.members.of(a),
+                    Source::Local => 0,
+                };
+                self.wanted.push((path_id, set, from));
+            }
+        }
+        let sets = &mut *self.exporter.sets;
+        if w.every_path {
+            // Unique groups only: the member is never a path's source.
+            self.paths.clear();
+            self.paths
+                .extend(self.wanted.iter().map(|&(id, set, _)| (id, set)));
+            self.add_path_out
+                .sync(sets, slot, &self.paths, &mut self.gone, &mut self.sent);
+            for id in self.gone.drain(..) {
+                let nlri = Nlri::with_path_id(prefix, id);
+                self.outgoing.withdraw(w.family, Audience::All, nlri);
+            }
+            for (id, set) in self.sent.drain(..) {
+                let nlri = Nlri::with_path_id(prefix, id);
+                self.outgoing
+                    .announce(w.family, set, Audience::All, slot, nlri);
+            }
+        } else if let Some(&(_, set, from)) = self.wanted.first() {
+            let before = self.adj_out.get(slot);
+            if self.adj_out.advertise(sets, slot, set, from) {
+                let audience = Audience::of_route_from(from);
+                self.outgoing
+                    .announce(w.family, set, audience, slot, Nlri::new(prefix));
+                if from != 0 && before.is_some_and(|(_, f)| f != from) {
+                    // Its own route won over what it had: that goes.
+                    self.outgoing
+                        .withdraw(w.family, Audience::Only(from), Nlri::new(prefix));
+                }
+            }
+        } else if let Some(from) = self.adj_out.withdraw(sets, slot) {
+            let audience = Audience::of_route_from(from);
+            self.outgoing
+                .withdraw(w.family, audience, Nlri::new(prefix));
+        }
     }
 }
 
