@@ -72,10 +72,9 @@ fn a_restarting_speaker_sends_its_table_at_the_limit_without_a_silent_peer() {
     assert!(sim.core.recovery.is_none());
 }
 
-/// As helper: a peer that restarts gracefully keeps its routes as stale
-/// until its restart time runs out, and not a moment longer.
-#[test]
-fn a_helper_keeps_stale_routes_until_the_restart_timer() {
+/// Peer 1 (restart time 120 s) sent two routes, then its connection was
+/// lost without a NOTIFICATION.
+fn a_graceful_peer_lost_with_two_routes() -> Sim {
     let mut sim = Sim::new();
     sim.add_peer(1, 65001, true);
     sim.establish(1, 120, false);
@@ -83,6 +82,14 @@ fn a_helper_keeps_stale_routes_until_the_restart_timer() {
     sim.finish();
     sim.down(1, DownReason::ConnectionLost);
     sim.finish();
+    sim
+}
+
+/// As helper: a peer that restarts gracefully keeps its routes as stale
+/// until its restart time runs out, and not a moment longer.
+#[test]
+fn a_helper_keeps_stale_routes_until_the_restart_timer() {
+    let mut sim = a_graceful_peer_lost_with_two_routes();
     assert_eq!(sim.routes().len(), 2, "kept as stale");
 
     sim.advance(Duration::from_secs(119));
@@ -98,13 +105,7 @@ fn a_helper_keeps_stale_routes_until_the_restart_timer() {
 /// not is swept at its End-of-RIB, and the old restart timer is void.
 #[test]
 fn a_helper_sweeps_what_a_returning_peer_did_not_send_again_at_end_of_rib() {
-    let mut sim = Sim::new();
-    sim.add_peer(1, 65001, true);
-    sim.establish(1, 120, false);
-    sim.announce(1, &["203.0.113.0/24", "198.51.100.0/24"]);
-    sim.finish();
-    sim.down(1, DownReason::ConnectionLost);
-    sim.finish();
+    let mut sim = a_graceful_peer_lost_with_two_routes();
     sim.advance(Duration::from_secs(10));
     sim.establish(1, 120, false);
     sim.announce(1, &["203.0.113.0/24"]);
