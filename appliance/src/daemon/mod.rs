@@ -1,17 +1,27 @@
 //! `starling run`: the appliance daemon.
 //!
-//! One loop, data flowing one way:
+//! Named parts, data flowing one way, wired by [`daemon`]:
 //!
 //! ```text
-//! datastore journal ──▶ plugins (blocking thread) ──▶ sessions of this node ──▶ speaker
-//!                                                                                 │
-//!                                   kernel FIB ◀── FIB programmer ◀── best paths ◀┘
+//! datastore ──▶ planner ──▶ route policy updates ──▶ speaker ──▶ best paths ──▶ fib (Programmer) ──▶ kernel
+//! (watch)      (plugins,    session reconciler ───▶   │
+//!               blocking)   originator ───────────▶   └──▶ status reporter (node status, CalicoNodeStatus, metrics)
 //! ```
+//!
+//! | module | part |
+//! |---|---|
+//! | `planner.rs` | datastore snapshot → this node's plan; a refused snapshot keeps the last good plan |
+//! | `policy_updates.rs` | plan → the speaker's route policy; which peers resend, whether to re-export |
+//! | `sessions.rs` | plan → the speaker's peers, make-before-break |
+//! | `origination.rs` | plan → the prefixes this node originates |
+//! | `fib.rs` | best paths → kernel routes, through `starling_fib::Programmer` |
+//! | `calico_node_status.rs`, `admin.rs`, `metrics.rs` | status out |
+//! | `reload.rs` | plugin files and SIGHUP |
 //!
 //! A datastore change re-plans (through the plugins, off the async
 //! runtime, under their deadline); a failed plan keeps the last good one,
-//! so running sessions are untouched. Sessions are reconciled by name: only
-//! those that changed are replaced.
+//! so running sessions are untouched. Sessions are reconciled by name:
+//! only those that changed are replaced.
 
 pub(crate) mod admin;
 mod calico_node_status;
@@ -19,28 +29,33 @@ pub(crate) mod config;
 mod fib;
 mod metrics;
 mod origination;
+mod planner;
 mod plugins;
+mod policy_updates;
+mod reload;
 mod route_policy;
 mod sessions;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use starling_plugin_host::contract::Family;
-use starling_plugin_host::pipeline::{Outcome, Policy};
+use starling_fib::Programmer;
+use starling_plugin_host::contract::{Family, Session};
 use starling_plugin_host::{Host, Limits, Plugin};
 use starling_speaker::instance::Instance;
 use starling_speaker::rib::RibConfig;
-use starling_store::{Change, ResourceSet, to_object};
+use starling_store::Change;
 
 use crate::datastore::Datastore;
 
 use config::{Config, FibMode};
+use planner::{NoPlan, Planned, Planner};
+use policy_updates::RoutePolicyUpdates;
 use sessions::Sessions;
 
 /// How often the datastore journal is checked for changes.
@@ -86,402 +101,382 @@ pub(crate) struct Shared {
 }
 
 async fn daemon(config: Config) -> anyhow::Result<()> {
-    let store = Datastore::open(&config.datastore)
-        .await
-        .with_context(|| format!("opening the {}", config.datastore))?;
-    let start = store.revision().await?;
-    let datastore_stats = Arc::new(Mutex::new(metrics::DatastoreStats {
-        revision: start,
-        ..Default::default()
-    }));
-    let mut changes = store.watch(start);
-    let host = Host::new(Limits::default())?.with_cache(crate::plan::cache_dir());
-    let mut plugin_set = plugins::PluginSet::load(&host, &config.plugins)?;
-    let plugin_list = Arc::new(Mutex::new(plugin_set.all()));
-    let policy = Arc::new(Mutex::new(Policy::new(
-        plugin_set.roles()?,
-        Some(vec![config.node_name.clone()]),
-        vec![Family::Ipv4, Family::Ipv6],
-    )));
-    let shared = Arc::new(Mutex::new(Shared::default()));
-    let admin = admin::serve(&config.admin.socket, shared.clone())?;
-    let fib_stats = Arc::new(Mutex::new(metrics::FibStats::default()));
-    let _metrics = if config.metrics.enabled {
-        let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
+    let mut daemon = Daemon::open(config).await?;
+    let mut changes = daemon.store.watch(daemon.revision);
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    // The datastore changed since the last plan (`stale`), or the plugins
+    // did (`replan`).
+    let (mut stale, mut replan) = (true, false);
+    loop {
+        if (stale || replan) && daemon.replan().await? {
+            (stale, replan) = (false, false);
+        }
+        daemon.converge().await;
+        daemon.report().await;
+        match next_event(&mut shutdown, &mut hangup, &mut changes).await {
+            Event::Shutdown => break,
+            Event::Changed(change) => stale |= daemon.take_changes(change, &mut changes),
+            Event::WatchEnded => anyhow::bail!("the datastore watch ended"),
+            Event::Hangup => replan |= daemon.reload_configuration(),
+            Event::Tick => replan |= daemon.reload_changed_plugins(),
+        }
+    }
+    daemon.stop().await;
+    Ok(())
+}
+
+/// The speaker and what hangs off it, once the first plan has given the
+/// node its AS and router id.
+struct Running {
+    instance: Instance,
+    rib: RibConfig,
+    /// The kernel FIB programmer, unless the FIB is left alone.
+    fib: Option<Programmer>,
+}
+
+/// The daemon's parts, each with one job; [`daemon`] wires them.
+///
+/// - the planner: a datastore snapshot → this node's plan (last good kept);
+/// - the route policy updates: plan → the speaker's route policy;
+/// - the session reconciler ([`Sessions`]): plan → the speaker's peers;
+/// - the originator ([`origination::Originated`]): plan → our prefixes;
+/// - the status reporter: `starling node status` (through [`Shared`]),
+///   CalicoNodeStatus, and metrics.
+struct Daemon {
+    config: Config,
+    store: Datastore,
+    /// The datastore revision the watch starts from.
+    revision: u64,
+    planner: Planner,
+    plugin_set: plugins::PluginSet,
+    running: Option<Running>,
+    sessions: Sessions,
+    route_policy: RoutePolicyUpdates,
+    originated: origination::Originated,
+    reporter: calico_node_status::Reporter,
+    /// What the admin socket and the metrics endpoint read.
+    shared: Arc<Mutex<Shared>>,
+    plugin_list: Arc<Mutex<Vec<Plugin>>>,
+    fib_stats: Arc<Mutex<metrics::FibStats>>,
+    datastore_stats: Arc<Mutex<metrics::DatastoreStats>>,
+    /// Recovering from a restart that kept our routes in the kernel: set
+    /// once the FIB has adopted them, acted on once the first sessions
+    /// exist.
+    recover: bool,
+    started: Instant,
+    /// The admin socket's server task.
+    admin_task: tokio::task::JoinHandle<()>,
+    /// The metrics endpoint's server task, when enabled.
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Daemon {
+    async fn open(config: Config) -> anyhow::Result<Self> {
+        let store = Datastore::open(&config.datastore)
             .await
-            .with_context(|| format!("metrics.listen {}", config.metrics.listen))?;
-        Some(metrics::serve(
-            listener,
-            Arc::new(metrics::Sources {
+            .with_context(|| format!("opening the {}", config.datastore))?;
+        let revision = store.revision().await?;
+        let datastore_stats = Arc::new(Mutex::new(metrics::DatastoreStats {
+            revision,
+            ..Default::default()
+        }));
+        let host = Host::new(Limits::default())?.with_cache(crate::plan::cache_dir());
+        let plugin_set = plugins::PluginSet::load(&host, &config.plugins)?;
+        let plugin_list = Arc::new(Mutex::new(plugin_set.all()));
+        let planner = Planner::new(
+            plugin_set.roles()?,
+            config.node_name.clone(),
+            config.router_id,
+        );
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let admin = admin::serve(&config.admin.socket, shared.clone())?;
+        let fib_stats = Arc::new(Mutex::new(metrics::FibStats::default()));
+        let metrics = if config.metrics.enabled {
+            let listener = tokio::net::TcpListener::bind(&config.metrics.listen)
+                .await
+                .with_context(|| format!("metrics.listen {}", config.metrics.listen))?;
+            let sources = metrics::Sources {
                 shared: shared.clone(),
                 plugins: plugin_list.clone(),
                 fib: fib_stats.clone(),
                 datastore: datastore_stats.clone(),
-            }),
-        ))
-    } else {
-        None
-    };
-    tracing::info!(node = config.node_name, "starling running");
+            };
+            Some(metrics::serve(listener, Arc::new(sources)))
+        } else {
+            None
+        };
+        tracing::info!(node = config.node_name, "starling running");
+        Ok(Self {
+            config,
+            store,
+            revision,
+            planner,
+            plugin_set,
+            running: None,
+            sessions: Sessions::default(),
+            route_policy: RoutePolicyUpdates::default(),
+            originated: origination::Originated::default(),
+            reporter: calico_node_status::Reporter::default(),
+            shared,
+            plugin_list,
+            fib_stats,
+            datastore_stats,
+            recover: false,
+            started: Instant::now(),
+            admin_task: admin,
+            metrics_task: metrics,
+        })
+    }
 
-    let mut sessions = Sessions::default();
-    let mut instance: Option<(Instance, RibConfig)> = None;
-    let mut fib_task = None;
-    // Recovering from a restart that kept our routes in the kernel: set
-    // once the FIB has adopted them, acted on once the first sessions exist.
-    let mut recover = false;
-    let mut stale = true;
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("installing the SIGHUP handler")?;
-    let mut config = config;
-    let mut replan = false;
-    let mut reporter = calico_node_status::Reporter::default();
-    let mut originated = origination::Originated::default();
-    // What each session's import decisions depend on, to know which peers
-    // must resend their routes when it changes.
-    let mut import_inputs: HashMap<IpAddr, u64> = HashMap::new();
-    // And its export decisions: when none changes, a new plan's policy
-    // exports what the last one did, and the table is not exported again.
-    let mut export_inputs: HashMap<IpAddr, u64> = HashMap::new();
-    let mut route_plugin: Option<Plugin> = None;
-    let started = std::time::Instant::now();
-    loop {
-        'plan: {
-            if !stale && !replan {
-                break 'plan;
+    /// Plan the datastore's current content and apply the plan. Whether
+    /// the datastore could be read (if not, the last plan keeps running
+    /// and the next tick tries again).
+    async fn replan(&mut self) -> anyhow::Result<bool> {
+        let docs = match self.store.everything().await {
+            Ok(docs) => docs,
+            Err(e) => {
+                tracing::warn!("reading the datastore: {e}");
+                if let Ok(mut s) = self.datastore_stats.lock() {
+                    s.read_errors += 1;
+                }
+                return Ok(false);
             }
-            let docs = match store.everything().await {
-                Ok(docs) => docs,
-                Err(e) => {
-                    // The last plan keeps running; the next tick tries again.
-                    tracing::warn!("reading the datastore: {e}");
-                    if let Ok(mut s) = datastore_stats.lock() {
-                        s.read_errors += 1;
-                    }
-                    break 'plan;
-                }
-            };
-            (stale, replan) = (false, false);
-            let mut secrets = ResourceSet::default();
-            let objects: Vec<_> = docs
-                .iter()
-                .filter(|d| {
-                    if d["kind"] == "Secret" {
-                        let _ = secrets.add_secret(d);
-                        false
-                    } else {
-                        true
-                    }
-                })
-                .map(to_object)
-                .collect();
-            let snapshot = objects.clone();
-            let planner = policy.clone();
-            // Plugins run on a blocking thread, never on the tasks that
-            // drive BGP sessions.
-            let outcome = tokio::task::spawn_blocking(move || {
-                planner
-                    .lock()
-                    .map(|mut p| p.update(&objects))
-                    .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))
-            })
-            .await??;
-            let plan = match outcome {
-                Outcome::Planned(plan) => {
-                    if let Ok(mut s) = shared.lock() {
-                        s.plan_error = None;
-                    }
-                    plan
-                }
-                Outcome::KeptLastGood { error, .. } => {
-                    tracing::error!("datastore change not applied: {error}");
-                    if let Ok(mut s) = shared.lock() {
-                        let since = s.plan_error.take().map_or_else(unix_now, |(_, t)| t);
-                        s.plan_error = Some((error.to_string(), since));
-                    }
-                    break 'plan;
-                }
-            };
-            let Some(facts) = plan.facts(&config.node_name) else {
+        };
+        match self.planner.plan(&docs).await? {
+            Ok(planned) => {
+                self.status()?.plan_error = None;
+                self.apply(planned, &docs).await?;
+            }
+            Err(NoPlan::Refused(error)) => {
+                tracing::error!("datastore change not applied: {error}");
+                let mut status = self.status()?;
+                let since = status.plan_error.take().map_or_else(unix_now, |(_, t)| t);
+                status.plan_error = Some((error, since));
+            }
+            Err(NoPlan::UnknownNode) => {
                 tracing::warn!(
-                    node = config.node_name,
+                    node = self.config.node_name,
                     "no Node resource for this node yet"
                 );
-                break 'plan;
-            };
-            let node_plans: Vec<_> = plan
-                .nodes
-                .values()
-                .filter_map(|plans| plans.first())
-                .collect();
-            let router_id = config.router_id.or_else(|| {
-                node_plans
-                    .iter()
-                    .find_map(|p| p.router_id.as_deref()?.parse().ok())
-            });
-            let Some(router_id) = router_id else {
+            }
+            Err(NoPlan::NoRouterId) => {
                 tracing::error!("no router id: the node has no IPv4 address; set router_id");
-                break 'plan;
-            };
-            let mut rib = RibConfig::new(facts.local_as, router_id);
-            rib.cluster_id = facts.cluster_id.as_deref().and_then(|c| c.parse().ok());
-            match &mut instance {
-                Some((running, current))
-                    if (current.local_as, current.router_id, current.cluster_id)
-                        != (rib.local_as, rib.router_id, rib.cluster_id) =>
+            }
+        }
+        Ok(true)
+    }
+
+    /// Make the speaker what `planned` says: its identity, route policy,
+    /// sessions and originated prefixes.
+    async fn apply(&mut self, planned: Planned, docs: &[serde_json::Value]) -> anyhow::Result<()> {
+        let running = match &mut self.running {
+            Some(running) => {
+                let (now, next) = (&running.rib, &planned.rib);
+                if (now.local_as, now.router_id, now.cluster_id)
+                    != (next.local_as, next.router_id, next.cluster_id)
                 {
                     // Sessions whose OPEN changes (AS, identifier) are
                     // replaced by the reconcile below; the rest stay up.
                     tracing::info!(
-                        local_as = rib.local_as,
-                        router_id = %rib.router_id,
-                        cluster_id = ?rib.cluster_id,
+                        local_as = next.local_as,
+                        router_id = %next.router_id,
+                        cluster_id = ?next.cluster_id,
                         "local AS, router id or cluster id changed"
                     );
-                    running.reconfigure(rib.clone());
-                    *current = rib.clone();
+                    running.instance.reconfigure(next.clone());
+                    running.rib = next.clone();
                 }
-                Some(_) => {}
-                None => {
-                    let port = node_plans.iter().find_map(|p| p.listen_port).unwrap_or(179);
-                    let listen = config.listen(port);
-                    let started = match Instance::start(rib.clone(), &listen).await {
-                        // A host without IPv6 cannot bind [::]: fall back
-                        // to IPv4 when the listen addresses were defaulted.
-                        Err(e)
-                            if config.bgp.listen.is_none()
-                                && e.kind() == std::io::ErrorKind::AddrNotAvailable =>
-                        {
-                            let v4 = [std::net::SocketAddr::from(([0, 0, 0, 0], port))];
-                            Instance::start(rib.clone(), &v4).await
-                        }
-                        other => other,
-                    };
-                    let (started, best) =
-                        started.with_context(|| format!("listening on {listen:?}"))?;
-                    if config.fib.mode == FibMode::Program {
-                        let task = fib::start(
-                            &config.fib,
-                            best,
-                            fib_stats.clone(),
-                            originated.blackholes(),
-                        )?;
-                        recover = task.adopted() > 0;
-                        sessions.forwarding_preserved = recover;
-                        fib_task = Some(task);
-                    } else {
-                        tokio::spawn(async move {
-                            let mut best = best;
-                            while best.recv().await.is_some() {}
-                        });
-                    }
-                    shared
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("status lock poisoned"))?
-                        .instance = Some(started.clone());
-                    instance = Some((started, rib));
-                }
+                running
             }
-            if let Some((running, rib)) = &instance {
-                let desired: Vec<_> = node_plans.iter().flat_map(|p| p.sessions.iter()).collect();
-                let subnets = sessions::node_subnets(&config.node_name, &docs);
-                let plugin = policy
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("plugin policy lock poisoned"))?
-                    .roles()
-                    .route_policy
-                    .clone();
-                // The policy must know every session before the speaker
-                // does: a new peer can be up, and send, within a
-                // millisecond of being added.
-                let contexts = sessions.contexts_with(&desired);
-                let replaced = route_plugin
-                    .as_ref()
-                    .is_none_or(|p| !Plugin::same(p, &plugin));
-                let inputs = import_fingerprints(&contexts, &docs);
-                let refresh: Vec<IpAddr> = inputs
-                    .iter()
-                    .filter(|(a, f)| {
-                        import_inputs.get(a).is_some_and(|old| old != *f)
-                            || (replaced && import_inputs.contains_key(a))
-                    })
-                    .map(|(a, _)| *a)
-                    .collect();
-                import_inputs = inputs;
-                let exports = export_fingerprints(&contexts, &docs);
-                let reexport = replaced
-                    || exports
-                        .iter()
-                        .any(|(a, f)| export_inputs.get(a).is_some_and(|old| old != f));
-                export_inputs = exports;
-                route_plugin = Some(plugin.clone());
-                let route_policy = Some(Arc::new(route_policy::PluginPolicy::new(
-                    config.node_name.clone(),
-                    plugin,
-                    snapshot,
-                    contexts,
-                ))
-                    as Arc<dyn starling_speaker::policy::RoutePolicy>);
-                if reexport {
-                    running.set_route_policy(route_policy, refresh);
-                } else {
-                    running.set_route_policy_keeping_exports(route_policy, refresh);
-                }
-                if std::mem::take(&mut recover) {
-                    // Peers kept our routes as stale: they get our table
-                    // once we have theirs (RFC 4724 §4.1), as the FIB
-                    // sweeps what the previous run left once every
-                    // session has synced. Before the peers are added: a
-                    // session that came up first would be sent a partial
-                    // table and End-of-RIB, and its peer would sweep the
-                    // rest (seen under load in the lab's reflector
-                    // restart).
-                    running.recover(SWEEP_DEADLINE);
-                }
-                let nodes = sessions::node_addresses(&docs);
-                sessions.reconcile(running, rib, &desired, &secrets, &subnets, &nodes);
-                originated.apply(
-                    running,
-                    origination::desired(&config.node_name, &docs, &config.originate()),
-                );
-                let mut status = shared
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("status lock poisoned"))?;
-                status.sessions = sessions.names();
+            None => {
+                let running = self.start_speaker(&planned).await?;
+                self.status()?.instance = Some(running.instance.clone());
+                self.running.insert(running)
             }
+        };
+        let node = &self.config.node_name;
+        let desired: Vec<&Session> = planned.sessions.iter().collect();
+        // The policy must know every session before the speaker does: a
+        // new peer can be up, and send, within a millisecond of being
+        // added.
+        let contexts = self.sessions.contexts_with(&desired);
+        self.route_policy.apply(
+            &running.instance,
+            node,
+            planned.route_plugin,
+            planned.objects,
+            contexts,
+            docs,
+        );
+        if std::mem::take(&mut self.recover) {
+            // Peers kept our routes as stale: they get our table once we
+            // have theirs (RFC 4724 §4.1), as the FIB sweeps what the
+            // previous run left once every session has synced. Before the
+            // peers are added: a session that came up first would be sent
+            // a partial table and End-of-RIB, and its peer would sweep the
+            // rest (seen under load in the lab's reflector restart).
+            running.instance.recover(SWEEP_DEADLINE);
         }
-        if let Some((running, _)) = &instance {
-            // Routes adopted from the previous run and not learned again
-            // go once every session has sent its table, or after the
-            // graceful-restart time peers give us.
-            if let Some(task) = fib_task.as_mut().filter(|t| !t.swept())
-                && (started.elapsed() >= SWEEP_DEADLINE || sessions.all_synced(running).await)
+        let subnets = sessions::node_subnets(node, docs);
+        let nodes = sessions::node_addresses(docs);
+        self.sessions.reconcile(
+            &running.instance,
+            &running.rib,
+            &desired,
+            &planned.secrets,
+            &subnets,
+            &nodes,
+        );
+        let originate = origination::desired(node, docs, &self.config.originate());
+        self.originated.apply(&running.instance, originate);
+        self.status()?.sessions = self.sessions.names();
+        Ok(())
+    }
+
+    /// Start the speaker on the first plan, and the FIB programmer on its
+    /// best paths.
+    async fn start_speaker(&mut self, planned: &Planned) -> anyhow::Result<Running> {
+        let listen = self.config.listen(planned.listen_port);
+        let rib = planned.rib.clone();
+        let started = match Instance::start(rib.clone(), &listen).await {
+            // A host without IPv6 cannot bind [::]: fall back to IPv4 when
+            // the listen addresses were defaulted.
+            Err(e)
+                if self.config.bgp.listen.is_none()
+                    && e.kind() == std::io::ErrorKind::AddrNotAvailable =>
             {
-                task.sweep();
+                let v4 = [std::net::SocketAddr::from((
+                    [0, 0, 0, 0],
+                    planned.listen_port,
+                ))];
+                Instance::start(rib.clone(), &v4).await
             }
-            sessions.retire(running).await;
-            if let Ok(mut status) = shared.lock() {
-                status.sessions = sessions.names();
-            }
+            other => other,
+        };
+        let (instance, best) = started.with_context(|| format!("listening on {listen:?}"))?;
+        let fib = if self.config.fib.mode == FibMode::Program {
+            let programmer = fib::start(
+                &self.config.fib,
+                best,
+                self.fib_stats.clone(),
+                self.originated.blackholes(),
+            )?;
+            self.recover = programmer.adopted() > 0;
+            self.sessions.forwarding_preserved = self.recover;
+            Some(programmer)
+        } else {
+            tokio::spawn(async move {
+                let mut best = best;
+                while best.recv().await.is_some() {}
+            });
+            None
+        };
+        Ok(Running { instance, rib, fib })
+    }
+
+    /// Between plans: sweep the previous run's routes once the routing
+    /// has converged, and retire replaced sessions once their successors
+    /// are ready.
+    async fn converge(&mut self) {
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        // Routes adopted from the previous run and not learned again go
+        // once every session has sent its table, or after the
+        // graceful-restart time peers give us.
+        if let Some(fib) = running.fib.as_mut().filter(|f| !f.swept())
+            && (self.started.elapsed() >= SWEEP_DEADLINE
+                || self.sessions.all_synced(&running.instance).await)
+        {
+            fib.sweep();
         }
-        let router_id = instance.as_ref().map(|(_, rib)| rib.router_id);
-        if let Err(e) = reporter
-            .tick(&store, &config.node_name, router_id, &shared)
+        self.sessions.retire(&running.instance).await;
+        if let Ok(mut status) = self.shared.lock() {
+            status.sessions = self.sessions.names();
+        }
+    }
+
+    /// Write this node's CalicoNodeStatus when its period is due.
+    async fn report(&mut self) {
+        let router_id = self.running.as_ref().map(|r| r.rib.router_id);
+        let node = &self.config.node_name;
+        if let Err(e) = self
+            .reporter
+            .tick(&self.store, node, router_id, &self.shared)
             .await
         {
             tracing::warn!("CalicoNodeStatus: {e}");
         }
-        match next_event(&mut shutdown, &mut hangup, &mut changes).await {
-            Event::Shutdown => break,
-            Event::Changed(change) => {
-                // Take every change already queued: one plan for a burst.
-                let mut change = Some(change);
-                while let Some(c) = change.take().or_else(|| changes.try_recv().ok()) {
-                    if let Ok(mut s) = datastore_stats.lock() {
-                        s.record(&c);
-                    }
-                    // Our own CalicoNodeStatus writes change nothing to plan.
-                    stale |= match &c {
-                        Change::Events(events) => {
-                            events.iter().any(|e| e.kind != "CalicoNodeStatus")
-                        }
-                        Change::Resync { .. } => true,
-                    };
-                }
-            }
-            Event::WatchEnded => anyhow::bail!("the datastore watch ended"),
-            Event::Hangup => replan |= reload(&mut config, &mut plugin_set, &policy, &plugin_list),
-            Event::Tick => {
-                replan |= plugin_set.reload_changed() && swap(&plugin_set, &policy, &plugin_list);
-            }
-        }
     }
-    tracing::info!("shutting down");
-    // The FIB stops first: closing the sessions withdraws their routes from
-    // the RIB, and those withdrawals must not reach the kernel when its
-    // routes are to outlive this run.
-    if let Some(task) = fib_task {
-        task.stop(config.fib.clean_on_exit).await;
-    }
-    if let Some((running, _)) = &instance {
-        // Cease / Administrative Shutdown, with a message, to every peer.
-        sessions.shutdown(running, "starling is shutting down");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    drop(admin);
-    let _ = std::fs::remove_file(&config.admin.socket);
-    Ok(())
-}
 
-/// Per session: a digest of what its import decisions depend on (its
-/// context and the BGPFilters it names).
-fn import_fingerprints(
-    contexts: &HashMap<IpAddr, route_policy::SessionContext>,
-    docs: &[serde_json::Value],
-) -> HashMap<IpAddr, u64> {
-    use std::hash::{Hash, Hasher};
-    contexts
-        .iter()
-        .map(|(address, context)| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            context.hash(&mut h);
-            for doc in docs.iter().filter(|d| {
-                d["kind"] == "BGPFilter"
-                    && d["metadata"]["name"]
-                        .as_str()
-                        .is_some_and(|n| context.filters.iter().any(|f| f == n))
-            }) {
-                // Export rules change nothing a peer must resend.
-                doc["metadata"]["name"].to_string().hash(&mut h);
-                doc["spec"]["importV4"].to_string().hash(&mut h);
-                doc["spec"]["importV6"].to_string().hash(&mut h);
+    /// Count `change` and every change already queued behind it (one plan
+    /// for a burst). Whether any of them calls for a new plan: our own
+    /// CalicoNodeStatus writes do not.
+    fn take_changes(
+        &mut self,
+        change: Change,
+        queued: &mut tokio::sync::mpsc::Receiver<Change>,
+    ) -> bool {
+        let mut stale = false;
+        let mut change = Some(change);
+        while let Some(c) = change.take().or_else(|| queued.try_recv().ok()) {
+            if let Ok(mut s) = self.datastore_stats.lock() {
+                s.record(&c);
             }
-            (*address, h.finish())
-        })
-        .collect()
-}
-
-/// What each session's export decisions depend on: its context and
-/// everything the plugin sees (Secrets never reach it) but the import
-/// rules of BGPFilters. A BGPFilter's resource version is left out too:
-/// editing its import rules alone bumps it. So are CalicoNodeStatus
-/// resources: their status is our own report, rewritten every period,
-/// and like their writes (which plan nothing) it decides no route.
-fn export_fingerprints(
-    contexts: &HashMap<IpAddr, route_policy::SessionContext>,
-    docs: &[serde_json::Value],
-) -> HashMap<IpAddr, u64> {
-    use std::hash::{Hash, Hasher};
-    let mut snapshot = std::collections::hash_map::DefaultHasher::new();
-    for doc in docs
-        .iter()
-        .filter(|d| d["kind"] != "Secret" && d["kind"] != "CalicoNodeStatus")
-    {
-        if doc["kind"] == "BGPFilter" {
-            let mut exports = doc.clone();
-            if let Some(metadata) = exports["metadata"].as_object_mut() {
-                metadata.remove("resourceVersion");
-            }
-            if let Some(spec) = exports["spec"].as_object_mut() {
-                spec.remove("importV4");
-                spec.remove("importV6");
-            }
-            exports.to_string().hash(&mut snapshot);
-        } else {
-            doc.to_string().hash(&mut snapshot);
+            stale |= match &c {
+                Change::Events(events) => events.iter().any(|e| e.kind != "CalicoNodeStatus"),
+                Change::Resync { .. } => true,
+            };
         }
+        stale
     }
-    let snapshot = snapshot.finish();
-    contexts
-        .iter()
-        .map(|(address, context)| {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            snapshot.hash(&mut h);
-            context.hash(&mut h);
-            (*address, h.finish())
-        })
-        .collect()
+
+    /// SIGHUP. Whether to plan again.
+    fn reload_configuration(&mut self) -> bool {
+        let Self {
+            config,
+            plugin_set,
+            planner,
+            plugin_list,
+            ..
+        } = self;
+        reload::reload(config, plugin_set, planner, plugin_list)
+    }
+
+    /// Plugin files that changed on disk. Whether to plan again.
+    fn reload_changed_plugins(&mut self) -> bool {
+        self.plugin_set.reload_changed()
+            && reload::swap(&self.plugin_set, &mut self.planner, &self.plugin_list)
+    }
+
+    fn status(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Shared>> {
+        self.shared
+            .lock()
+            .map_err(|_| anyhow::anyhow!("status lock poisoned"))
+    }
+
+    async fn stop(self) {
+        tracing::info!("shutting down");
+        if let Some(mut running) = self.running {
+            // The FIB stops first: closing the sessions withdraws their
+            // routes from the RIB, and those withdrawals must not reach the
+            // kernel when its routes are to outlive this run.
+            if let Some(fib) = running.fib.take() {
+                fib.stop(self.config.fib.clean_on_exit).await;
+            }
+            // Cease / Administrative Shutdown, with a message, to every peer.
+            let mut sessions = self.sessions;
+            sessions.shutdown(&running.instance, "starling is shutting down");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        self.admin_task.abort();
+        if let Some(metrics) = self.metrics_task {
+            metrics.abort();
+        }
+        let _ = std::fs::remove_file(&self.config.admin.socket);
+    }
 }
 
 async fn shutdown_signal() {
@@ -523,183 +518,4 @@ pub(super) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Give the policy the plugin set's current plugins.
-fn swap(
-    set: &plugins::PluginSet,
-    policy: &Arc<Mutex<Policy>>,
-    list: &Arc<Mutex<Vec<Plugin>>>,
-) -> bool {
-    match set.roles() {
-        Ok(roles) => {
-            if let Ok(mut p) = policy.lock() {
-                p.set_roles(roles);
-            }
-            if let Ok(mut l) = list.lock() {
-                *l = set.all();
-            }
-            true
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            false
-        }
-    }
-}
-
-/// SIGHUP: read the configuration again. A file that does not load
-/// changes nothing; plugin changes apply at once; other changes need a
-/// restart and say so. Returns whether to re-plan.
-fn reload(
-    config: &mut Config,
-    set: &mut plugins::PluginSet,
-    policy: &Arc<Mutex<Policy>>,
-    list: &Arc<Mutex<Vec<Plugin>>>,
-) -> bool {
-    let Some(path) = config.path.clone() else {
-        return false;
-    };
-    let fresh = match Config::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("SIGHUP: configuration not reloaded, nothing changed: {e:#}");
-            return false;
-        }
-    };
-    let new_set = match plugins::PluginSet::load(set.host(), &fresh.plugins) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("SIGHUP: plugins not reloaded, nothing changed: {e:#}");
-            return false;
-        }
-    };
-    let mut restart_needed = Vec::new();
-    if fresh.node_name != config.node_name {
-        restart_needed.push("node_name");
-    }
-    if fresh.datastore != config.datastore {
-        restart_needed.push("datastore");
-    }
-    if fresh.router_id != config.router_id {
-        restart_needed.push("router_id");
-    }
-    if fresh.bgp.listen != config.bgp.listen {
-        restart_needed.push("bgp.listen");
-    }
-    if fresh.fib.mode != config.fib.mode
-        || fresh.fib.table != config.fib.table
-        || fresh.fib.protocol != config.fib.protocol
-    {
-        restart_needed.push("fib");
-    }
-    if fresh.admin.socket != config.admin.socket {
-        restart_needed.push("admin.socket");
-    }
-    if fresh.metrics.listen != config.metrics.listen
-        || fresh.metrics.enabled != config.metrics.enabled
-    {
-        restart_needed.push("metrics");
-    }
-    if !restart_needed.is_empty() {
-        tracing::warn!(keys = ?restart_needed, "SIGHUP: these settings apply at the next restart");
-    }
-    *set = new_set;
-    config.plugins = fresh.plugins.clone();
-    config.fib.clean_on_exit = fresh.fib.clean_on_exit;
-    tracing::info!("SIGHUP: configuration reloaded");
-    swap(set, policy, list)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn filter(version: &str, import: &str, export: &str) -> serde_json::Value {
-        serde_json::json!({
-            "kind": "BGPFilter",
-            "metadata": {"name": "f", "resourceVersion": version},
-            "spec": {
-                "importV4": [{"action": "Reject", "matchOperator": "In", "cidr": import}],
-                "exportV4": [{"action": "Reject", "matchOperator": "In", "cidr": export}],
-            },
-        })
-    }
-
-    #[test]
-    fn only_import_rules_change_import_fingerprints() {
-        let contexts = contexts();
-        let print = |docs: &[serde_json::Value]| import_fingerprints(&contexts, docs);
-        let before = print(&[filter("1", "10.0.0.0/8", "10.1.0.0/16")]);
-        assert_eq!(
-            before,
-            print(&[filter("2", "10.0.0.0/8", "10.2.0.0/16")]),
-            "an export rule changed"
-        );
-        assert_ne!(
-            before,
-            print(&[filter("2", "172.16.0.0/12", "10.1.0.0/16")]),
-            "an import rule changed"
-        );
-    }
-
-    fn contexts() -> HashMap<IpAddr, route_policy::SessionContext> {
-        [(
-            IpAddr::from([192, 0, 2, 1]),
-            route_policy::SessionContext {
-                name: "tor".to_owned(),
-                peer_as: 65001,
-                local_as: 64512,
-                filters: vec!["f".to_owned()],
-            },
-        )]
-        .into()
-    }
-
-    #[test]
-    fn only_import_rules_leave_export_fingerprints_alone() {
-        let contexts = contexts();
-        let pool = serde_json::json!({
-            "kind": "IPPool", "metadata": {"name": "p"}, "spec": {"cidr": "10.0.0.0/16"},
-        });
-        let print = |docs: &[serde_json::Value]| export_fingerprints(&contexts, docs);
-        let before = print(&[pool.clone(), filter("1", "10.0.0.0/8", "10.1.0.0/16")]);
-        assert_eq!(
-            before,
-            print(&[pool.clone(), filter("2", "172.16.0.0/12", "10.1.0.0/16")]),
-            "an import rule changed"
-        );
-        assert_ne!(
-            before,
-            print(&[pool.clone(), filter("2", "10.0.0.0/8", "10.2.0.0/16")]),
-            "an export rule changed"
-        );
-        let report = |at: &str| {
-            serde_json::json!({
-                "kind": "CalicoNodeStatus", "metadata": {"name": "n1", "resourceVersion": at},
-                "spec": {"node": "n1", "updatePeriodSeconds": 10},
-                "status": {"lastUpdated": at},
-            })
-        };
-        assert_eq!(
-            print(&[
-                pool.clone(),
-                filter("1", "10.0.0.0/8", "10.1.0.0/16"),
-                report("1")
-            ]),
-            print(&[
-                pool.clone(),
-                filter("1", "10.0.0.0/8", "10.1.0.0/16"),
-                report("2")
-            ]),
-            "our own status report was rewritten"
-        );
-        let mut other_pool = pool.clone();
-        other_pool["spec"]["cidr"] = "10.9.0.0/16".into();
-        assert_ne!(
-            before,
-            print(&[other_pool, filter("1", "10.0.0.0/8", "10.1.0.0/16")]),
-            "another resource changed"
-        );
-    }
 }
