@@ -2,6 +2,7 @@
 //! daemon's state at each scrape. Every metric is listed in
 //! docs/metrics.md.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -11,6 +12,8 @@ use prometheus::{
 };
 use starling_plugin_host::{LATENCY_BUCKETS, Plugin};
 use starling_speaker::State;
+use starling_speaker::driver::PeerStatus;
+use starling_speaker::instance::{Counts, PeerCounts};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -149,113 +152,175 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         Some(i) => i.counts().await,
         None => starling_speaker::instance::Counts::default(),
     };
-
-    let labels = ["session", "peer"];
-    let up = IntGaugeVec::new(
-        Opts::new("bgp_peer_up", "1 when the session is Established"),
-        &labels,
-    )?;
-    let state = IntGaugeVec::new(
-        Opts::new(
-            "bgp_peer_state",
-            "BGP FSM state: 0 Idle, 1 Connect, 2 Active, 3 OpenSent, 4 OpenConfirm, 5 Established",
-        ),
-        &labels,
-    )?;
-    let uptime = GaugeVec::new(
-        Opts::new(
-            "bgp_peer_uptime_seconds",
-            "Seconds since the session reached Established (0 when down)",
-        ),
-        &labels,
-    )?;
-    let received = IntCounterVec::new(
-        Opts::new(
-            "bgp_messages_received_total",
-            "BGP messages received, by type",
-        ),
-        &["session", "peer", "type"],
-    )?;
-    let sent = IntCounterVec::new(
-        Opts::new("bgp_messages_sent_total", "BGP messages sent, by type"),
-        &["session", "peer", "type"],
-    )?;
-    let errors = IntCounterVec::new(
-        Opts::new(
-            "bgp_update_errors_total",
-            "Malformed UPDATEs, by RFC 7606 action",
-        ),
-        &["session", "peer", "action"],
-    )?;
-    let established = IntCounterVec::new(
-        Opts::new(
-            "bgp_established_transitions_total",
-            "Times the session reached Established",
-        ),
-        &labels,
-    )?;
-    let prefixes = IntGaugeVec::new(
-        Opts::new(
-            "bgp_prefixes_received",
-            "Paths the peer has sent and not withdrawn, before import policy",
-        ),
-        &labels,
-    )?;
-    let accepted = IntGaugeVec::new(
-        Opts::new(
-            "bgp_prefixes_accepted",
-            "Paths from the peer that import policy accepted",
-        ),
-        &labels,
-    )?;
-    let advertised = IntGaugeVec::new(
-        Opts::new(
-            "bgp_prefixes_advertised",
-            "Prefixes advertised to the peer (its Adj-RIB-Out)",
-        ),
-        &labels,
-    )?;
-    let now = Instant::now();
+    let mut bgp = SessionMetrics::new()?;
     for (name, (_, address)) in &sessions {
         let peer = peers.iter().find(|p| p.remote.ip() == *address);
-        let l = [name.as_str(), &address.to_string()];
+        let c = counts.peers.get(address).copied().unwrap_or_default();
+        bgp.record(name, *address, peer, c);
+    }
+    bgp.register(&registry)?;
+    register_rib(&registry, &counts)?;
+    let plugins = sources
+        .plugins
+        .lock()
+        .map(|p| p.clone())
+        .unwrap_or_default();
+    register_plugins(&registry, &plugins)?;
+    let fib = sources.fib.lock().map(|f| f.clone()).unwrap_or_default();
+    register_fib(&registry, &fib)?;
+    let store = sources
+        .datastore
+        .lock()
+        .map(|s| s.clone())
+        .unwrap_or_default();
+    register_datastore(&registry, &store)?;
+    let mut out = Vec::new();
+    TextEncoder::new().encode(&registry.gather(), &mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Per-session BGP series, labelled by session name and peer address.
+struct SessionMetrics {
+    up: IntGaugeVec,
+    state: IntGaugeVec,
+    uptime: GaugeVec,
+    received: IntCounterVec,
+    sent: IntCounterVec,
+    errors: IntCounterVec,
+    established: IntCounterVec,
+    prefixes: IntGaugeVec,
+    accepted: IntGaugeVec,
+    advertised: IntGaugeVec,
+    now: Instant,
+}
+
+impl SessionMetrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        let labels = ["session", "peer"];
+        let gauge = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &labels);
+        let counter = |name: &str, help: &str, extra: Option<&str>| {
+            let mut l = labels.to_vec();
+            l.extend(extra);
+            IntCounterVec::new(Opts::new(name, help), &l)
+        };
+        Ok(Self {
+            up: gauge("bgp_peer_up", "1 when the session is Established")?,
+            state: gauge(
+                "bgp_peer_state",
+                "BGP FSM state: 0 Idle, 1 Connect, 2 Active, 3 OpenSent, 4 OpenConfirm, 5 Established",
+            )?,
+            uptime: GaugeVec::new(
+                Opts::new(
+                    "bgp_peer_uptime_seconds",
+                    "Seconds since the session reached Established (0 when down)",
+                ),
+                &labels,
+            )?,
+            received: counter(
+                "bgp_messages_received_total",
+                "BGP messages received, by type",
+                Some("type"),
+            )?,
+            sent: counter(
+                "bgp_messages_sent_total",
+                "BGP messages sent, by type",
+                Some("type"),
+            )?,
+            errors: counter(
+                "bgp_update_errors_total",
+                "Malformed UPDATEs, by RFC 7606 action",
+                Some("action"),
+            )?,
+            established: counter(
+                "bgp_established_transitions_total",
+                "Times the session reached Established",
+                None,
+            )?,
+            prefixes: gauge(
+                "bgp_prefixes_received",
+                "Paths the peer has sent and not withdrawn, before import policy",
+            )?,
+            accepted: gauge(
+                "bgp_prefixes_accepted",
+                "Paths from the peer that import policy accepted",
+            )?,
+            advertised: gauge(
+                "bgp_prefixes_advertised",
+                "Prefixes advertised to the peer (its Adj-RIB-Out)",
+            )?,
+            now: Instant::now(),
+        })
+    }
+
+    fn record(
+        &mut self,
+        name: &str,
+        address: IpAddr,
+        peer: Option<&PeerStatus>,
+        counts: PeerCounts,
+    ) {
+        let address = address.to_string();
+        let l = [name, address.as_str()];
         let (st, secs) = match peer {
             Some(p) => (
                 p.state,
-                now.saturating_duration_since(p.since).as_secs_f64(),
+                self.now.saturating_duration_since(p.since).as_secs_f64(),
             ),
             None => (State::Idle, 0.0),
         };
         let established_now = st == State::Established;
-        up.with_label_values(&l).set(i64::from(established_now));
-        state.with_label_values(&l).set(state_number(st));
-        uptime
+        self.up
+            .with_label_values(&l)
+            .set(i64::from(established_now));
+        self.state.with_label_values(&l).set(state_number(st));
+        self.uptime
             .with_label_values(&l)
             .set(if established_now { secs } else { 0.0 });
-        let c = counts.peers.get(address).copied().unwrap_or_default();
-        prefixes
+        self.prefixes
             .with_label_values(&l)
-            .set((c.accepted + c.rejected) as i64);
-        accepted.with_label_values(&l).set(c.accepted as i64);
-        advertised.with_label_values(&l).set(c.advertised as i64);
-        if let Some(p) = peer {
-            for (index, kind) in MESSAGE_TYPES {
-                received
-                    .with_label_values(&[l[0], l[1], kind])
-                    .inc_by(p.counters.messages_in[index]);
-                sent.with_label_values(&[l[0], l[1], kind])
-                    .inc_by(p.counters.messages_out[index]);
-            }
-            for action in ["attr_discard", "treat_as_withdraw", "session_reset"] {
-                errors
-                    .with_label_values(&[l[0], l[1], action])
-                    .inc_by(p.counters.update_errors(action));
-            }
-            established
-                .with_label_values(&l)
-                .inc_by(p.counters.established_transitions);
+            .set((counts.accepted + counts.rejected) as i64);
+        self.accepted
+            .with_label_values(&l)
+            .set(counts.accepted as i64);
+        self.advertised
+            .with_label_values(&l)
+            .set(counts.advertised as i64);
+        let Some(p) = peer else {
+            return;
+        };
+        for (index, kind) in MESSAGE_TYPES {
+            self.received
+                .with_label_values(&[l[0], l[1], kind])
+                .inc_by(p.counters.messages_in[index]);
+            self.sent
+                .with_label_values(&[l[0], l[1], kind])
+                .inc_by(p.counters.messages_out[index]);
         }
+        for action in ["attr_discard", "treat_as_withdraw", "session_reset"] {
+            self.errors
+                .with_label_values(&[l[0], l[1], action])
+                .inc_by(p.counters.update_errors(action));
+        }
+        self.established
+            .with_label_values(&l)
+            .inc_by(p.counters.established_transitions);
     }
+
+    fn register(self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.up))?;
+        registry.register(Box::new(self.state))?;
+        registry.register(Box::new(self.uptime))?;
+        registry.register(Box::new(self.received))?;
+        registry.register(Box::new(self.sent))?;
+        registry.register(Box::new(self.errors))?;
+        registry.register(Box::new(self.established))?;
+        registry.register(Box::new(self.prefixes))?;
+        registry.register(Box::new(self.accepted))?;
+        registry.register(Box::new(self.advertised))
+    }
+}
+
+fn register_rib(registry: &Registry, counts: &Counts) -> Result<(), prometheus::Error> {
     let loc_rib = IntGauge::new("bgp_loc_rib_prefixes", "Prefixes in the Loc-RIB")?;
     loc_rib.set(counts.loc_rib as i64);
     let update_groups = IntGauge::new(
@@ -263,7 +328,11 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         "Update groups: sets of established peers sent the same UPDATEs",
     )?;
     update_groups.set(counts.update_groups as i64);
+    registry.register(Box::new(loc_rib))?;
+    registry.register(Box::new(update_groups))
+}
 
+fn register_plugins(registry: &Registry, plugins: &[Plugin]) -> Result<(), prometheus::Error> {
     let calls = IntCounterVec::new(
         Opts::new("plugin_calls_total", "Calls into the plugin"),
         &["plugin"],
@@ -277,17 +346,12 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
             .buckets(LATENCY_BUCKETS.to_vec()),
         &["plugin"],
     )?;
-    let plugins = sources
-        .plugins
-        .lock()
-        .map(|p| p.clone())
-        .unwrap_or_default();
-    let mut seen = Vec::new();
-    for plugin in &plugins {
+    let mut seen: Vec<&Plugin> = Vec::new();
+    for plugin in plugins {
         if seen.iter().any(|p| Plugin::same(p, plugin)) {
             continue;
         }
-        seen.push(plugin.clone());
+        seen.push(plugin);
         let m = plugin.metrics().snapshot();
         calls.with_label_values(&[plugin.name()]).inc_by(m.calls);
         for (kind, n) in &m.errors {
@@ -306,8 +370,12 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
             below = *cumulative;
         }
     }
+    registry.register(Box::new(calls))?;
+    registry.register(Box::new(plugin_errors))?;
+    registry.register(Box::new(latency))
+}
 
-    let fib = sources.fib.lock().map(|f| f.clone()).unwrap_or_default();
+fn register_fib(registry: &Registry, fib: &FibStats) -> Result<(), prometheus::Error> {
     let fib_routes = IntGauge::new("fib_routes", "Routes Starling has installed in the kernel")?;
     fib_routes.set(fib.installed as i64);
     let fib_ops = IntCounterVec::new(
@@ -339,12 +407,19 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
     fib_seconds.inc_by(fib.write_seconds);
     let fib_writes = prometheus::IntCounter::new("fib_writes_total", "Batched FIB write passes")?;
     fib_writes.inc_by(fib.writes);
+    registry.register(Box::new(fib_routes))?;
+    registry.register(Box::new(fib_ops))?;
+    registry.register(Box::new(fib_refused))?;
+    registry.register(Box::new(fib_seconds))?;
+    registry.register(Box::new(fib_writes))?;
+    registry.register(Box::new(fib_repaired))?;
+    registry.register(Box::new(fib.write_latency.clone()))
+}
 
-    let store = sources
-        .datastore
-        .lock()
-        .map(|s| s.clone())
-        .unwrap_or_default();
+fn register_datastore(
+    registry: &Registry,
+    store: &DatastoreStats,
+) -> Result<(), prometheus::Error> {
     let revision = IntGauge::new(
         "datastore_revision",
         "The latest datastore revision the daemon has seen",
@@ -379,40 +454,10 @@ async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
         "Failed reads of the datastore (the last good plan keeps running)",
     )?;
     store_errors.inc_by(store.read_errors);
-
-    for c in [
-        Box::new(up) as Box<dyn prometheus::core::Collector>,
-        Box::new(state),
-        Box::new(uptime),
-        Box::new(received),
-        Box::new(sent),
-        Box::new(errors),
-        Box::new(established),
-        Box::new(prefixes),
-        Box::new(accepted),
-        Box::new(advertised),
-        Box::new(loc_rib),
-        Box::new(update_groups),
-        Box::new(calls),
-        Box::new(plugin_errors),
-        Box::new(latency),
-        Box::new(fib_routes),
-        Box::new(fib_ops),
-        Box::new(fib_refused),
-        Box::new(fib_seconds),
-        Box::new(fib_writes),
-        Box::new(fib_repaired),
-        Box::new(fib.write_latency.clone()),
-        Box::new(revision),
-        Box::new(store_events),
-        Box::new(store_resyncs),
-        Box::new(store_errors),
-    ] {
-        registry.register(c)?;
-    }
-    let mut out = Vec::new();
-    TextEncoder::new().encode(&registry.gather(), &mut out)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    registry.register(Box::new(revision))?;
+    registry.register(Box::new(store_events))?;
+    registry.register(Box::new(store_resyncs))?;
+    registry.register(Box::new(store_errors))
 }
 
 fn state_number(s: State) -> i64 {
