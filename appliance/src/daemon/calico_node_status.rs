@@ -100,108 +100,123 @@ fn human_time(rfc3339: &str) -> String {
 
 async fn status(
     instance: Option<&Instance>,
-    sessions: &BTreeMap<String, (starling_plugin_host::contract::Family, std::net::IpAddr)>,
+    sessions: &Sessions,
     classes: &[String],
     router_id: Option<std::net::Ipv4Addr>,
     boot: &str,
 ) -> Value {
     let now = starling_store::now_rfc3339();
     let mut status = json!({"lastUpdated": now});
-    let peers = match instance {
-        Some(i) => i.peers().await,
-        None => Vec::new(),
-    };
-    if classes.iter().any(|c| c == "Agent") {
-        let agent = |ready: bool| match (ready, router_id) {
-            (true, Some(id)) => json!({
-                "state": "Ready",
-                "version": concat!("starling-", env!("CARGO_PKG_VERSION")),
-                "routerID": id.to_string(),
-                "lastBootTime": boot,
-                "lastReconfigurationTime": boot,
-            }),
-            _ => json!({"state": "NotReady"}),
+    let wants = |class: &str| classes.iter().any(|c| c == class);
+    if wants("Agent") {
+        let agent = agent_status(instance.is_some(), router_id, boot);
+        status["agent"] = json!({"birdV4": agent.clone(), "birdV6": agent});
+    }
+    if wants("BGP") {
+        let peers = match instance {
+            Some(i) => i.peers().await,
+            None => Vec::new(),
         };
-        status["agent"] =
-            json!({"birdV4": agent(instance.is_some()), "birdV6": agent(instance.is_some())});
+        status["bgp"] = bgp_status(sessions, &peers);
     }
-    if classes.iter().any(|c| c == "BGP") {
-        let mut bgp = json!({
-            "numberEstablishedV4": 0, "numberNotEstablishedV4": 0,
-            "numberEstablishedV6": 0, "numberNotEstablishedV6": 0,
-            "peersV4": [], "peersV6": [],
-        });
-        let clock = Instant::now();
-        for (name, (family, address)) in sessions {
-            let kind = match name.split('_').next() {
-                Some("Mesh") => "NodeMesh",
-                Some("Node") => "NodePeer",
-                Some("Global") => "GlobalPeer",
-                _ => continue,
-            };
-            let peer = peers.iter().find(|p| p.remote.ip() == *address);
-            let state = peer.map_or(State::Idle, |p| p.state);
-            let since = peer.map_or(0, |p| clock.saturating_duration_since(p.since).as_secs());
-            let v = if *family == starling_plugin_host::contract::Family::Ipv4 {
-                "V4"
-            } else {
-                "V6"
-            };
-            let counter = if state == State::Established {
-                format!("numberEstablished{v}")
-            } else {
-                format!("numberNotEstablished{v}")
-            };
-            bgp[&counter] = json!(bgp[&counter].as_u64().unwrap_or(0) + 1);
-            if let Some(list) = bgp[format!("peers{v}")].as_array_mut() {
-                list.push(json!({
-                    "peerIP": address.to_string(),
-                    "type": kind,
-                    "state": state.name(),
-                    "since": since_text(since),
-                }));
-            }
-        }
-        status["bgp"] = bgp;
-    }
-    if classes.iter().any(|c| c == "Routes")
+    if wants("Routes")
         && let Some(i) = instance
     {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
-        for path in i.paths().await {
-            let (prefix, route, source) = (path.prefix, path.route, path.source);
-            let (gateway, learned) = match source {
-                Source::Local => ("N/A".to_owned(), json!({"sourceType": "Static"})),
-                Source::Peer(ip) => {
-                    let gw = match route.next_hop {
-                        starling_wire::NextHop::V4(a) => a.to_string(),
-                        starling_wire::NextHop::V6 { global, .. } => global.to_string(),
-                    };
-                    let mesh = sessions
-                        .iter()
-                        .any(|(n, (_, a))| *a == ip && n.starts_with("Mesh_"));
-                    let kind = if mesh { "NodeMesh" } else { "BGPPeer" };
-                    (gw, json!({"sourceType": kind, "peerIP": ip.to_string()}))
-                }
-            };
-            let entry = json!({
-                // Calico's names: the selected route is what the FIB has;
-                // the alternatives are RIB entries.
-                "type": if path.best { "FIB" } else { "RIB" },
-                "destination": prefix.to_string(),
-                "gateway": gateway,
-                "learnedFrom": learned,
-            });
-            if prefix.addr().is_ipv4() {
-                v4.push(entry);
-            } else {
-                v6.push(entry);
-            }
-        }
-        status["routes"] = json!({"routesV4": v4, "routesV6": v6});
+        status["routes"] = routes_status(sessions, i.paths().await);
     }
     status
+}
+
+/// Session name → (family, peer address).
+type Sessions = BTreeMap<String, (starling_plugin_host::contract::Family, std::net::IpAddr)>;
+
+fn agent_status(running: bool, router_id: Option<std::net::Ipv4Addr>, boot: &str) -> Value {
+    match (running, router_id) {
+        (true, Some(id)) => json!({
+            "state": "Ready",
+            "version": concat!("starling-", env!("CARGO_PKG_VERSION")),
+            "routerID": id.to_string(),
+            "lastBootTime": boot,
+            "lastReconfigurationTime": boot,
+        }),
+        _ => json!({"state": "NotReady"}),
+    }
+}
+
+fn bgp_status(sessions: &Sessions, peers: &[starling_speaker::driver::PeerStatus]) -> Value {
+    let mut bgp = json!({
+        "numberEstablishedV4": 0, "numberNotEstablishedV4": 0,
+        "numberEstablishedV6": 0, "numberNotEstablishedV6": 0,
+        "peersV4": [], "peersV6": [],
+    });
+    let clock = Instant::now();
+    for (name, (family, address)) in sessions {
+        let kind = match name.split('_').next() {
+            Some("Mesh") => "NodeMesh",
+            Some("Node") => "NodePeer",
+            Some("Global") => "GlobalPeer",
+            _ => continue,
+        };
+        let peer = peers.iter().find(|p| p.remote.ip() == *address);
+        let state = peer.map_or(State::Idle, |p| p.state);
+        let since = peer.map_or(0, |p| clock.saturating_duration_since(p.since).as_secs());
+        let v = if *family == starling_plugin_host::contract::Family::Ipv4 {
+            "V4"
+        } else {
+            "V6"
+        };
+        let counter = if state == State::Established {
+            format!("numberEstablished{v}")
+        } else {
+            format!("numberNotEstablished{v}")
+        };
+        bgp[&counter] = json!(bgp[&counter].as_u64().unwrap_or(0) + 1);
+        if let Some(list) = bgp[format!("peers{v}")].as_array_mut() {
+            list.push(json!({
+                "peerIP": address.to_string(),
+                "type": kind,
+                "state": state.name(),
+                "since": since_text(since),
+            }));
+        }
+    }
+    bgp
+}
+
+fn routes_status(sessions: &Sessions, paths: Vec<starling_speaker::instance::RibPath>) -> Value {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for path in paths {
+        let (prefix, route, source) = (path.prefix, path.route, path.source);
+        let (gateway, learned) = match source {
+            Source::Local => ("N/A".to_owned(), json!({"sourceType": "Static"})),
+            Source::Peer(ip) => {
+                let gw = match route.next_hop {
+                    starling_wire::NextHop::V4(a) => a.to_string(),
+                    starling_wire::NextHop::V6 { global, .. } => global.to_string(),
+                };
+                let mesh = sessions
+                    .iter()
+                    .any(|(n, (_, a))| *a == ip && n.starts_with("Mesh_"));
+                let kind = if mesh { "NodeMesh" } else { "BGPPeer" };
+                (gw, json!({"sourceType": kind, "peerIP": ip.to_string()}))
+            }
+        };
+        let entry = json!({
+            // Calico's names: the selected route is what the FIB has; the
+            // alternatives are RIB entries.
+            "type": if path.best { "FIB" } else { "RIB" },
+            "destination": prefix.to_string(),
+            "gateway": gateway,
+            "learnedFrom": learned,
+        });
+        if prefix.addr().is_ipv4() {
+            v4.push(entry);
+        } else {
+            v6.push(entry);
+        }
+    }
+    json!({"routesV4": v4, "routesV6": v6})
 }
 
 /// SINCE as the daemon prints it: a duration ago, as `HH:MM:SS` of UTC now

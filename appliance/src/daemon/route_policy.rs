@@ -74,6 +74,34 @@ impl PluginPolicy {
         }
     }
 
+    /// Make sure the plugin has evaluated the current resources, unless
+    /// it failed less than [`RETRY_AFTER`] ago.
+    fn load(&self, state: &mut State) -> Result<(), String> {
+        if state.evaluation.is_some() {
+            return Ok(());
+        }
+        if let Some(at) = state.failed_at
+            && at.elapsed() < RETRY_AFTER
+        {
+            return Err(format!(
+                "plugin '{}' failed {} s ago; retrying after {} s",
+                self.plugin.name(),
+                at.elapsed().as_secs(),
+                RETRY_AFTER.as_secs()
+            ));
+        }
+        match self.plugin.evaluate(&self.objects) {
+            Ok(e) => {
+                state.evaluation = Some(e);
+                Ok(())
+            }
+            Err(e) => {
+                state.failed_at = Some(Instant::now());
+                Err(e.to_string())
+            }
+        }
+    }
+
     fn decide(
         &self,
         session: &SessionContext,
@@ -84,25 +112,7 @@ impl PluginPolicy {
             .state
             .lock()
             .map_err(|_| "route policy lock poisoned".to_owned())?;
-        if state.evaluation.is_none() {
-            if let Some(at) = state.failed_at
-                && at.elapsed() < RETRY_AFTER
-            {
-                return Err(format!(
-                    "plugin '{}' failed {} s ago; retrying after {} s",
-                    self.plugin.name(),
-                    at.elapsed().as_secs(),
-                    RETRY_AFTER.as_secs()
-                ));
-            }
-            match self.plugin.evaluate(&self.objects) {
-                Ok(e) => state.evaluation = Some(e),
-                Err(e) => {
-                    state.failed_at = Some(Instant::now());
-                    return Err(e.to_string());
-                }
-            }
-        }
+        self.load(&mut state)?;
         let mut verdicts = vec![Verdict::Reject; routes.len()];
         // One plugin call per family: the context names the family.
         for family in [sdk::Family::Ipv4, sdk::Family::Ipv6] {
@@ -124,25 +134,7 @@ impl PluginPolicy {
                 local_as: session.local_as,
                 filters: session.filters.clone(),
             };
-            // Routes share attribute sets: send each distinct one once.
-            let mut sets = Vec::new();
-            let mut index: HashMap<(*const starling_speaker::rib::RouteAttrs, bool), u32> =
-                HashMap::new();
-            let batch: Vec<sdk::Route> = indices
-                .iter()
-                .map(|&i| {
-                    let c = &routes[i];
-                    let key = (std::ptr::from_ref(c.route), c.from_peer);
-                    let attributes = *index.entry(key).or_insert_with(|| {
-                        sets.push(to_sdk(&c.route.attrs, c.from_peer));
-                        sets.len() as u32 - 1
-                    });
-                    sdk::Route {
-                        prefix: sdk::Prefix::new(c.prefix.addr(), c.prefix.prefix_len()),
-                        attributes,
-                    }
-                })
-                .collect();
+            let (sets, batch) = batch(routes, &indices);
             let evaluation = state.evaluation.as_mut().ok_or("no evaluation")?;
             let answer = match evaluation.route_policy(&context, &sets, &batch) {
                 Ok(a) => a,
@@ -207,6 +199,29 @@ fn export_class(session: &SessionContext) -> u64 {
     let mut hasher = DefaultHasher::new();
     (internal, session.local_as, &session.filters).hash(&mut hasher);
     hasher.finish()
+}
+
+/// The routes at `indices` as a plugin batch: routes share attribute
+/// sets, and each distinct set is sent once.
+fn batch(routes: &[Candidate<'_>], indices: &[usize]) -> (Vec<sdk::Attributes>, Vec<sdk::Route>) {
+    let mut sets = Vec::new();
+    let mut index: HashMap<(*const starling_speaker::rib::RouteAttrs, bool), u32> = HashMap::new();
+    let batch = indices
+        .iter()
+        .map(|&i| {
+            let c = &routes[i];
+            let key = (std::ptr::from_ref(c.route), c.from_peer);
+            let attributes = *index.entry(key).or_insert_with(|| {
+                sets.push(to_sdk(&c.route.attrs, c.from_peer));
+                sets.len() as u32 - 1
+            });
+            sdk::Route {
+                prefix: sdk::Prefix::new(c.prefix.addr(), c.prefix.prefix_len()),
+                attributes,
+            }
+        })
+        .collect();
+    (sets, batch)
 }
 
 fn family_of(c: &Candidate<'_>) -> sdk::Family {

@@ -12,7 +12,7 @@ use starling_wire::{Context, encode_end_of_rib};
 use super::core::Core;
 use super::export_cache::Exporter;
 use super::links::{Link, Links};
-use super::peer::{Behind, GroupId};
+use super::peer::{Behind, GroupId, PeerEntry};
 use super::timers::Timer;
 use crate::groups::{Audience, GroupAdjOut, GroupKey, Member, Members, Outgoing, UpdateGroup};
 use crate::policy::{Candidate, Direction, Verdict};
@@ -460,9 +460,6 @@ impl<L: Links> Core<L> {
         };
         let policy_failed = matches!(verdicts, Some(Err(_)));
         if let Some(Err(e)) = &verdicts {
-            // Routes the policy would decide on stay as the peer has them;
-            // prefixes that are gone are withdrawn all the same, as no
-            // policy can keep them.
             tracing::warn!(peer = ?policy_peer, routes = work.len(), "export policy failed, no route changes sent; retrying in 1 s: {e}");
         }
         let mut verdicts = verdicts.and_then(Result::ok).map(Vec::into_iter);
@@ -504,10 +501,7 @@ impl<L: Links> Core<L> {
             }
             for address in &behind {
                 if let Some(entry) = peers.get_mut(address) {
-                    let member = entry.member;
-                    if let Some(state) = &mut entry.behind {
-                        hold_for_later(state, &outgoing, member);
-                    }
+                    hold_for_later(entry, &outgoing);
                 }
             }
         }
@@ -630,7 +624,11 @@ impl Pass<'_, '_> {
 }
 
 /// Remember what a member that is behind was not sent.
-fn hold_for_later(state: &mut Behind, outgoing: &Outgoing, member: Member) {
+fn hold_for_later<L>(entry: &mut PeerEntry<L>, outgoing: &Outgoing) {
+    let member = entry.member;
+    let Some(state) = &mut entry.behind else {
+        return;
+    };
     state
         .withdrawn
         .extend(outgoing.withdrawals_for(member).copied());
