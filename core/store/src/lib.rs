@@ -1,6 +1,8 @@
-//! Starling's resource model: the typed envelope every resource shares
-//! (`apiVersion`, `kind`, `metadata`, `spec`), reading resources from
-//! documents the way calicoctl does, and resolving secret references.
+//! Starling's datastore: reading resources from documents the way
+//! calicoctl does (multi-document YAML, JSON, `*List` kinds), checking
+//! their envelope (`apiVersion`, `kind`, `metadata`, `spec`), JSON merge
+//! patch, resolving secret references, and the embedded backend. The
+//! envelope types themselves live in `starling-resources`.
 //!
 //! The store only checks the envelope. What a spec means, and whether it
 //! is valid, is for the plugins that own the kind.
