@@ -475,7 +475,7 @@ fn start_daemon(lab: &LabArgs, state: &State, node: &str, exe: &Path) -> anyhow:
 /// Wait until `node`'s daemon answers on its admin socket.
 fn wait_for_daemon(lab: &LabArgs, node: &str, deadline: Instant) -> anyhow::Result<()> {
     let socket = lab.dir.join(node).join("admin.sock");
-    while crate::node_status::ask_for(&socket, "status").is_err() {
+    while crate::calico::node_status::ask_for(&socket, "status").is_err() {
         if Instant::now() > deadline {
             bail!(
                 "{node}'s daemon did not start; see {}",
@@ -742,15 +742,17 @@ fn status(lab: &LabArgs) -> anyhow::Result<ExitCode> {
     println!("{:<10} {:<8} {:<22} SESSIONS", "NODE", "DAEMON", "ADDRESS");
     for (i, node) in state.nodes.iter().enumerate() {
         let running = daemon_pid(&state, node).is_some();
-        let sessions =
-            match crate::node_status::ask_for(&lab.dir.join(node).join("admin.sock"), "status") {
-                Ok(v) => {
-                    let all = v["sessions"].as_array().cloned().unwrap_or_default();
-                    let up = all.iter().filter(|s| s["state"] == "Established").count();
-                    format!("{up}/{} Established", all.len())
-                }
-                Err(_) => "-".to_owned(),
-            };
+        let sessions = match crate::calico::node_status::ask_for(
+            &lab.dir.join(node).join("admin.sock"),
+            "status",
+        ) {
+            Ok(v) => {
+                let all = v["sessions"].as_array().cloned().unwrap_or_default();
+                let up = all.iter().filter(|s| s["state"] == "Established").count();
+                format!("{up}/{} Established", all.len())
+            }
+            Err(_) => "-".to_owned(),
+        };
         println!(
             "{node:<10} {:<8} {:<22} {sessions}",
             if running { "running" } else { "stopped" },

@@ -6,11 +6,11 @@
 //! sessions the plugins give each node, offline) and `decode` (what a BGP
 //! message says and what RFC 7606 would make a receiver do).
 
+mod calico;
 mod daemon;
 mod datastore;
 mod decode;
 mod lab;
-mod node_status;
 mod plan;
 mod resources;
 
@@ -71,9 +71,9 @@ enum Command {
     Run(daemon::RunArgs),
     /// Node commands: `starling node status`.
     #[command(subcommand)]
-    Node(node_status::NodeCommand),
+    Node(calico::node_status::NodeCommand),
     /// Show every path in the RIB, best ones marked (from the running daemon).
-    Routes(node_status::StatusArgs),
+    Routes(calico::node_status::StatusArgs),
     /// Show the BGP sessions the plugins plan for each node, offline.
     Plan(plan::PlanArgs),
     /// Decode BGP messages given as hex (a file, or `-` for standard input).
@@ -86,8 +86,10 @@ enum Command {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Run(args) => return daemon::run(args),
-        Command::Node(node_status::NodeCommand::Status(args)) => return node_status::run(args),
-        Command::Routes(args) => return node_status::routes(args),
+        Command::Node(calico::node_status::NodeCommand::Status(args)) => {
+            return calico::node_status::run(args);
+        }
+        Command::Routes(args) => return calico::node_status::routes(args),
         Command::Plan(args) => return plan::run(args),
         Command::Decode(args) => return decode::run(args),
         Command::Lab(command) => return lab::run(command),

@@ -85,7 +85,7 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         (Some(n), o) if o != Output::Dot => Some(vec![n.clone()]),
         _ => None,
     };
-    let plan = match roles.plan(&resources.objects, nodes.as_deref(), &families) {
+    let plan = match roles.plan(&resources.objects, nodes.as_deref()) {
         Ok(plan) => plan,
         Err(PluginError::Invalid { problems, .. }) => {
             for p in problems {
@@ -105,14 +105,12 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: no Node named '{node}'");
         return Ok(ExitCode::from(INVALID));
     }
-    for plans in plan.nodes.values() {
-        for p in plans {
-            for w in &p.warnings {
-                eprintln!("warning: node {}: {w}", p.node);
-            }
+    for p in &plan.nodes {
+        for w in &p.warnings {
+            eprintln!("warning: node {}: {w}", p.node);
         }
     }
-    let rows = rows(&plan, &resources, args.show_secrets);
+    let rows = rows(&plan, &families, &resources, args.show_secrets);
     let mut out = String::new();
     match args.output {
         Output::Json => {
@@ -170,13 +168,17 @@ fn choose_plugins(host: &Host, specs: &[String]) -> anyhow::Result<Roles> {
         match role {
             "as-assignment" => roles.as_assignment = plugin,
             "route-reflection" => roles.route_reflection = plugin,
+            "node-identity" => roles.node_identity = plugin,
             "peer-selection" => roles.peer_selection = plugin,
+            "origination" => roles.origination = plugin,
             "route-policy" => roles.route_policy = plugin,
             "all" => {
                 for (role, slot) in [
                     (Role::AsAssignment, &mut roles.as_assignment),
                     (Role::RouteReflection, &mut roles.route_reflection),
+                    (Role::NodeIdentity, &mut roles.node_identity),
                     (Role::PeerSelection, &mut roles.peer_selection),
+                    (Role::Origination, &mut roles.origination),
                     (Role::RoutePolicy, &mut roles.route_policy),
                 ] {
                     if plugin.fills(role) {
@@ -186,7 +188,7 @@ fn choose_plugins(host: &Host, specs: &[String]) -> anyhow::Result<Roles> {
             }
             other => bail!(
                 "--plugin {spec}: unknown role '{other}' (as-assignment, route-reflection, \
-                 peer-selection, route-policy, all)"
+                 node-identity, peer-selection, origination, route-policy, all)"
             ),
         }
     }
@@ -194,12 +196,18 @@ fn choose_plugins(host: &Host, specs: &[String]) -> anyhow::Result<Roles> {
     Ok(roles)
 }
 
-/// One JSON object per session, with exactly the documented keys.
-fn rows(plan: &Plan, resources: &ResourceSet, show_secrets: bool) -> Vec<Value> {
+/// One JSON object per session, with exactly the documented keys, IPv4
+/// sessions first (by the family of the session's own addresses).
+fn rows(
+    plan: &Plan,
+    families: &[Family],
+    resources: &ResourceSet,
+    show_secrets: bool,
+) -> Vec<Value> {
     let mut rows = Vec::new();
-    for (family, plans) in &plan.nodes {
-        for p in plans {
-            for s in &p.sessions {
+    for family in families {
+        for p in &plan.nodes {
+            for s in p.sessions.iter().filter(|s| s.family == *family) {
                 let password = s.password.as_ref().and_then(|r| match resources.secret(r) {
                     Ok(key) if show_secrets => Some(Value::from(key)),
                     Ok(_) => Some(Value::from("<redacted>")),
@@ -211,17 +219,25 @@ fn rows(plan: &Plan, resources: &ResourceSet, show_secrets: bool) -> Vec<Value> 
                         None
                     }
                 });
-                rows.push(row(&p.node, *family, s, password));
+                rows.push(row(&p.node, s, password));
             }
         }
     }
     rows
 }
 
-fn row(node: &str, family: Family, s: &Session, password: Option<Value>) -> Value {
+fn row(node: &str, s: &Session, password: Option<Value>) -> Value {
     json!({
         "node": node,
-        "family": family.as_str(),
+        "family": s.family.as_str(),
+        "families": s.families.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+        "interface": s.interface,
+        "bfd": s.bfd.map(|b| json!({
+            "min_rx_ms": b.min_rx,
+            "min_tx_ms": b.min_tx,
+            "multiplier": b.multiplier,
+        })),
+        "error_wait": s.error_wait,
         "name": s.name,
         "peer_ip": s.peer_ip,
         "peer_port": s.peer_port,
@@ -273,6 +289,16 @@ fn table(rows: &[Value], out: &mut String) {
         if r["source_address"].is_null() {
             options.push("no-source-address".to_owned());
         }
+        if let Some(f) = r["families"].as_array().filter(|f| f.len() > 1) {
+            let names: Vec<&str> = f.iter().filter_map(Value::as_str).collect();
+            options.push(format!("families={}", names.join(",")));
+        }
+        if let Some(bfd) = r["bfd"].as_object() {
+            options.push(format!(
+                "bfd={}/{}x{}",
+                bfd["min_rx_ms"], bfd["min_tx_ms"], bfd["multiplier"]
+            ));
+        }
         for (key, label) in [
             ("password", "password"),
             ("graceful_restart_time", "gr"),
@@ -280,6 +306,8 @@ fn table(rows: &[Value], out: &mut String) {
             ("ttl_security", "ttl-security"),
             ("next_hop", "next-hop"),
             ("allow_local_as", "allow-local-as"),
+            ("interface", "interface"),
+            ("error_wait", "error-wait"),
         ] {
             if !r[key].is_null() {
                 options.push(format!("{label}={}", text(key)));
@@ -321,18 +349,16 @@ fn table(rows: &[Value], out: &mut String) {
 /// external peers apart, one edge per session pair styled by type.
 fn dot(plan: &Plan, out: &mut String) {
     let mut address_of: BTreeMap<String, String> = BTreeMap::new();
-    for plans in plan.nodes.values() {
-        for p in plans {
-            for s in &p.sessions {
-                if let Some(src) = &s.source_address {
-                    address_of.insert(src.clone(), p.node.clone());
-                }
+    for p in &plan.nodes {
+        for s in &p.sessions {
+            if let Some(src) = &s.source_address {
+                address_of.insert(src.clone(), p.node.clone());
             }
-            if let Some(id) = &p.router_id {
-                address_of
-                    .entry(id.clone())
-                    .or_insert_with(|| p.node.clone());
-            }
+        }
+        if let Some(id) = &p.router_id {
+            address_of
+                .entry(id.clone())
+                .or_insert_with(|| p.node.clone());
         }
     }
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\\\""));
@@ -373,23 +399,21 @@ fn dot(plan: &Plan, out: &mut String) {
     }
     let mut external = BTreeSet::new();
     let mut edges: BTreeMap<(String, String, String), bool> = BTreeMap::new();
-    for plans in plan.nodes.values() {
-        for p in plans {
-            for s in &p.sessions {
-                let peer = match address_of.get(&s.peer_ip) {
-                    Some(n) => n.clone(),
-                    None => {
-                        external.insert((s.peer_ip.clone(), s.peer_as));
-                        s.peer_ip.clone()
-                    }
-                };
-                let (a, b) = if p.node <= peer {
-                    (p.node.clone(), peer)
-                } else {
-                    (peer, p.node.clone())
-                };
-                *edges.entry((a, b, s.origin.clone())).or_default() |= s.rr_client;
-            }
+    for p in &plan.nodes {
+        for s in &p.sessions {
+            let peer = match address_of.get(&s.peer_ip) {
+                Some(n) => n.clone(),
+                None => {
+                    external.insert((s.peer_ip.clone(), s.peer_as));
+                    s.peer_ip.clone()
+                }
+            };
+            let (a, b) = if p.node <= peer {
+                (p.node.clone(), peer)
+            } else {
+                (peer, p.node.clone())
+            };
+            *edges.entry((a, b, s.origin.clone())).or_default() |= s.rr_client;
         }
     }
     for (ip, asn) in &external {

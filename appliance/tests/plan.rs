@@ -76,6 +76,11 @@ fn json_rows_have_exactly_the_documented_keys() {
         "next_hop",
         "allow_local_as",
         "filters",
+        // Contract 0.2.
+        "families",
+        "interface",
+        "bfd",
+        "error_wait",
     ];
     want.sort();
     let mut keys = keys;
@@ -86,6 +91,8 @@ fn json_rows_have_exactly_the_documented_keys() {
     assert_eq!(tor["password"], "<redacted>");
     assert_eq!(tor["keepalive_time"], 10);
     assert_eq!(tor["type"], "node");
+    assert_eq!(tor["families"], serde_json::json!(["ipv4"]));
+    assert!(tor["interface"].is_null() && tor["bfd"].is_null() && tor["error_wait"].is_null());
 }
 
 #[test]

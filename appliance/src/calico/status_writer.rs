@@ -11,11 +11,11 @@ use starling_speaker::State;
 use starling_speaker::instance::Instance;
 use starling_speaker::rib::Source;
 
-use super::Shared;
+use crate::daemon::Shared;
 
 /// When each CalicoNodeStatus was last written.
 #[derive(Debug, Default)]
-pub(super) struct Reporter {
+pub(crate) struct Reporter {
     written: BTreeMap<String, Instant>,
     started: Option<String>,
     /// Periods are whole seconds: looking for due statuses once a second
@@ -25,7 +25,7 @@ pub(super) struct Reporter {
 
 impl Reporter {
     /// Write the statuses that are due.
-    pub(super) async fn tick(
+    pub(crate) async fn tick(
         &mut self,
         store: &Datastore,
         node: &str,
@@ -44,7 +44,7 @@ impl Reporter {
             .get_or_insert_with(|| human_time(&starling_store::now_rfc3339()))
             .clone();
         let due: Vec<Value> = store
-            .list("CalicoNodeStatus")
+            .list(super::STATUS_KIND)
             .await?
             .into_iter()
             .filter(|d| d["spec"]["node"] == node)
@@ -222,6 +222,6 @@ fn routes_status(sessions: &Sessions, paths: Vec<starling_speaker::instance::Rib
 /// SINCE as the daemon prints it: a duration ago, as `HH:MM:SS` of UTC now
 /// minus it.
 fn since_text(ago: u64) -> String {
-    let t = super::unix_now().saturating_sub(ago) % 86_400;
+    let t = crate::daemon::unix_now().saturating_sub(ago) % 86_400;
     format!("{:02}:{:02}:{:02}", t / 3600, t % 3600 / 60, t % 60)
 }

@@ -68,7 +68,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Bgp {
     /// Addresses to listen on; default: every address, on the node's
-    /// listen port (BGPConfiguration `listenPort`, else 179).
+    /// listen port (the plan's, else 179).
     pub(crate) listen: Option<Vec<String>>,
     /// Prefixes this node originates besides its blocks and the service
     /// CIDRs; exported where the export policy accepts them.
@@ -86,7 +86,11 @@ pub(crate) struct Plugins {
     #[serde(default = "calico")]
     pub(crate) route_reflection: String,
     #[serde(default = "calico")]
+    pub(crate) node_identity: String,
+    #[serde(default = "calico")]
     pub(crate) peer_selection: String,
+    #[serde(default = "calico")]
+    pub(crate) origination: String,
     #[serde(default = "calico")]
     pub(crate) route_policy: String,
 }
@@ -96,7 +100,9 @@ impl Default for Plugins {
         Plugins {
             as_assignment: calico(),
             route_reflection: calico(),
+            node_identity: calico(),
             peer_selection: calico(),
+            origination: calico(),
             route_policy: calico(),
         }
     }

@@ -2,23 +2,23 @@
 //! speaker's best-path stream, says which kernel route each best path
 //! wants, and counts what the programmer reports.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use starling_fib::{Destination, FibConfig, Gateways, Pacing, Programmer, Report, Target};
 use starling_speaker::instance::BestPathStream;
 use starling_speaker::rib::BestChange;
-use starling_wire::{NextHop, Prefix};
+use starling_wire::NextHop;
 
 use super::metrics::FibStats;
+use super::origination::KernelRoutes;
 
 /// Start programming the kernel table `config` names from `best`.
 pub(super) fn start(
     config: &super::config::Fib,
     best: BestPathStream,
     stats: Arc<Mutex<FibStats>>,
-    blackholes: Arc<Mutex<BTreeSet<Prefix>>>,
+    originated: KernelRoutes,
 ) -> anyhow::Result<Programmer> {
     let fib_config = FibConfig {
         table: config.table,
@@ -31,7 +31,7 @@ pub(super) fn start(
                 if let Some(dest) =
                     Destination::new(change.prefix.addr(), change.prefix.prefix_len())
                 {
-                    want(dest, kernel_route(&change, &blackholes));
+                    want(dest, kernel_route(&change, &originated));
                 }
             }
         },
@@ -46,8 +46,10 @@ pub(super) fn start(
     )?)
 }
 
-/// The kernel route a best-path change asks for (`None`: no route).
-fn kernel_route(change: &BestChange, blackholes: &Mutex<BTreeSet<Prefix>>) -> Option<Target> {
+/// The kernel route a best-path change asks for (`None`: no route): its
+/// paths' gateways, or for a prefix this node originates, what the
+/// origination said (a blackhole for Calico's blocks).
+fn kernel_route(change: &BestChange, originated: &KernelRoutes) -> Option<Target> {
     let gateways: Gateways = change
         .best
         .iter()
@@ -60,11 +62,10 @@ fn kernel_route(change: &BestChange, blackholes: &Mutex<BTreeSet<Prefix>>) -> Op
     if !gateways.is_empty() {
         return Some(Target::via(gateways));
     }
-    // A locally originated block is a blackhole, as Calico's; other local
-    // routes stay out of the kernel.
-    let local_blackhole = change.best.first().is_some_and(|p| p.is_local())
-        && blackholes.lock().is_ok_and(|b| b.contains(&change.prefix));
-    local_blackhole.then_some(Target::Blackhole)
+    if !change.best.first().is_some_and(|p| p.is_local()) {
+        return None;
+    }
+    originated.lock().ok()?.get(&change.prefix).cloned()
 }
 
 fn count(stats: &Mutex<FibStats>, report: Report) {

@@ -5,7 +5,7 @@
 //! ```text
 //! datastore ──▶ planner ──▶ route policy updates ──▶ speaker ──▶ best paths ──▶ fib (Programmer) ──▶ kernel
 //! (watch)      (plugins,    session reconciler ───▶   │
-//!               blocking)   originator ───────────▶   └──▶ status reporter (node status, CalicoNodeStatus, metrics)
+//!               blocking)   originator ───────────▶   └──▶ status reporter (node status, status resources, metrics)
 //! ```
 //!
 //! | module | part |
@@ -15,7 +15,7 @@
 //! | `sessions.rs` | plan → the speaker's peers, make-before-break |
 //! | `origination.rs` | plan → the prefixes this node originates |
 //! | `fib.rs` | best paths → kernel routes, through `starling_fib::Programmer` |
-//! | `calico_node_status.rs`, `admin.rs`, `metrics.rs` | status out |
+//! | `admin.rs`, `metrics.rs`, and Calico's status writer (`crate::calico`) | status out |
 //! | `reload.rs` | plugin files and SIGHUP |
 //!
 //! A datastore change re-plans (through the plugins, off the async
@@ -24,7 +24,6 @@
 //! only those that changed are replaced.
 
 pub(crate) mod admin;
-mod calico_node_status;
 pub(crate) mod config;
 mod fib;
 mod metrics;
@@ -143,7 +142,7 @@ struct Running {
 /// - the session reconciler ([`Sessions`]): plan → the speaker's peers;
 /// - the originator ([`origination::Originated`]): plan → our prefixes;
 /// - the status reporter: `starling node status` (through [`Shared`]),
-///   CalicoNodeStatus, and metrics.
+///   the status resources Calico users read, and metrics.
 struct Daemon {
     config: Config,
     store: Datastore,
@@ -155,7 +154,7 @@ struct Daemon {
     sessions: Sessions,
     route_policy: RoutePolicyUpdates,
     originated: origination::Originated,
-    reporter: calico_node_status::Reporter,
+    reporter: crate::calico::status_writer::Reporter,
     /// What the admin socket and the metrics endpoint read.
     shared: Arc<Mutex<Shared>>,
     plugin_list: Arc<Mutex<Vec<Plugin>>>,
@@ -218,7 +217,7 @@ impl Daemon {
             sessions: Sessions::default(),
             route_policy: RoutePolicyUpdates::default(),
             originated: origination::Originated::default(),
-            reporter: calico_node_status::Reporter::default(),
+            reporter: crate::calico::status_writer::Reporter::default(),
             shared,
             plugin_list,
             fib_stats,
@@ -247,7 +246,7 @@ impl Daemon {
         match self.planner.plan(&docs).await? {
             Ok(planned) => {
                 self.status()?.plan_error = None;
-                self.apply(planned, &docs).await?;
+                self.apply(planned).await?;
             }
             Err(NoPlan::Refused(error)) => {
                 tracing::error!("datastore change not applied: {error}");
@@ -270,7 +269,7 @@ impl Daemon {
 
     /// Make the speaker what `planned` says: its identity, route policy,
     /// sessions and originated prefixes.
-    async fn apply(&mut self, planned: Planned, docs: &[serde_json::Value]) -> anyhow::Result<()> {
+    async fn apply(&mut self, planned: Planned) -> anyhow::Result<()> {
         let running = match &mut self.running {
             Some(running) => {
                 let (now, next) = (&running.rib, &planned.rib);
@@ -308,7 +307,7 @@ impl Daemon {
             planned.route_plugin,
             planned.objects,
             contexts,
-            docs,
+            &planned.policy_inputs,
         );
         if std::mem::take(&mut self.recover) {
             // Peers kept our routes as stale: they get our table once we
@@ -319,17 +318,15 @@ impl Daemon {
             // rest (seen under load in the lab's reflector restart).
             running.instance.recover(SWEEP_DEADLINE);
         }
-        let subnets = sessions::node_subnets(node, docs);
-        let nodes = sessions::node_addresses(docs);
         self.sessions.reconcile(
             &running.instance,
             &running.rib,
             &desired,
             &planned.secrets,
-            &subnets,
-            &nodes,
+            &planned.subnets,
+            &planned.node_addresses,
         );
-        let originate = origination::desired(node, docs, &self.config.originate());
+        let originate = origination::desired(&planned.originated, &self.config.originate());
         self.originated.apply(&running.instance, originate);
         self.status()?.sessions = self.sessions.names();
         Ok(())
@@ -361,7 +358,7 @@ impl Daemon {
                 &self.config.fib,
                 best,
                 self.fib_stats.clone(),
-                self.originated.blackholes(),
+                self.originated.kernel_routes(),
             )?;
             self.recover = programmer.adopted() > 0;
             self.sessions.forwarding_preserved = self.recover;
@@ -398,7 +395,7 @@ impl Daemon {
         }
     }
 
-    /// Write this node's CalicoNodeStatus when its period is due.
+    /// Write this node's status resources when their period is due.
     async fn report(&mut self) {
         let router_id = self.running.as_ref().map(|r| r.rib.router_id);
         let node = &self.config.node_name;
@@ -407,13 +404,13 @@ impl Daemon {
             .tick(&self.store, node, router_id, &self.shared)
             .await
         {
-            tracing::warn!("CalicoNodeStatus: {e}");
+            tracing::warn!("status resource: {e}");
         }
     }
 
     /// Count `change` and every change already queued behind it (one plan
     /// for a burst). Whether any of them calls for a new plan: our own
-    /// CalicoNodeStatus writes do not.
+    /// status writes do not.
     fn take_changes(
         &mut self,
         change: Change,
@@ -426,7 +423,9 @@ impl Daemon {
                 s.record(&c);
             }
             stale |= match &c {
-                Change::Events(events) => events.iter().any(|e| e.kind != "CalicoNodeStatus"),
+                Change::Events(events) => {
+                    events.iter().any(|e| e.kind != crate::calico::STATUS_KIND)
+                }
                 Change::Resync { .. } => true,
             };
         }
@@ -514,7 +513,7 @@ async fn next_event(
 }
 
 /// Wall-clock time in Unix seconds (what status answers carry).
-pub(super) fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -1,13 +1,16 @@
 //! The planner: a datastore snapshot in, this node's plan out — its AS,
-//! router id and cluster id, the sessions it should have, and the route
-//! policy plugin with the resources it decides on. The plugins run on a
+//! router id and cluster id, its addresses, the sessions it should have,
+//! what it originates, and the route policy plugin with the resources it
+//! decides on and what its decisions depend on. Everything comes from
+//! the plugins: the daemon reads no resource itself. The plugins run on a
 //! blocking thread, never on the tasks that drive BGP sessions; a
 //! snapshot they refuse leaves the last good plan running.
 
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
 
 use starling_plugin_host::Plugin;
-use starling_plugin_host::contract::{Family, Object, Session};
+use starling_plugin_host::contract::{Object, Originated, Session};
 use starling_plugin_host::pipeline::{Outcome, Policy, Roles};
 use starling_speaker::rib::RibConfig;
 use starling_store::{ResourceSet, to_object};
@@ -24,6 +27,16 @@ pub(super) struct Planned {
     /// The sessions of this node, both families.
     pub(super) sessions: Vec<Session>,
     pub(super) route_plugin: Plugin,
+    /// Per session name, digests of what the route policy's import and
+    /// export verdicts for it depend on.
+    pub(super) policy_inputs: BTreeMap<String, (u64, u64)>,
+    /// What this node originates.
+    pub(super) originated: Vec<Originated>,
+    /// This node's addresses with their subnets, for third-party next
+    /// hops on them.
+    pub(super) subnets: Vec<(IpAddr, u8)>,
+    /// Every node's addresses: sessions to them are the cluster's own.
+    pub(super) node_addresses: HashSet<IpAddr>,
 }
 
 /// Why a snapshot brought no new plan; the last one keeps running.
@@ -48,11 +61,7 @@ pub(super) struct Planner {
 
 impl Planner {
     pub(super) fn new(roles: Roles, node: String, router_id: Option<Ipv4Addr>) -> Self {
-        let policy = Policy::new(
-            roles,
-            Some(vec![node.clone()]),
-            vec![Family::Ipv4, Family::Ipv6],
-        );
+        let policy = Policy::new(roles, Some(vec![node.clone()]));
         Self {
             policy: Some(policy),
             node,
@@ -102,34 +111,44 @@ impl Planner {
                 return Ok(Err(NoPlan::Refused(error.to_string())));
             }
         };
-        let Some(facts) = plan.facts(&self.node) else {
+        let (Some(facts), Some(node_plan)) = (plan.facts(&self.node), plan.node(&self.node)) else {
             return Ok(Err(NoPlan::UnknownNode));
         };
-        let node_plans: Vec<_> = plan
-            .nodes
-            .values()
-            .filter_map(|plans| plans.first())
-            .collect();
         let router_id = self.router_id.or_else(|| {
-            node_plans
-                .iter()
-                .find_map(|p| p.router_id.as_deref()?.parse().ok())
+            [&node_plan.router_id, &facts.router_id]
+                .into_iter()
+                .find_map(|id| id.as_deref()?.parse().ok())
         });
         let Some(router_id) = router_id else {
             return Ok(Err(NoPlan::NoRouterId));
         };
         let mut rib = RibConfig::new(facts.local_as, router_id);
         rib.cluster_id = facts.cluster_id.as_deref().and_then(|c| c.parse().ok());
+        let policy_inputs = plan
+            .inputs
+            .iter()
+            .filter(|((node, _), _)| *node == self.node)
+            .map(|((_, session), digests)| (session.clone(), *digests))
+            .collect();
         Ok(Ok(Planned {
             objects,
             secrets,
             rib,
-            listen_port: node_plans.iter().find_map(|p| p.listen_port).unwrap_or(179),
-            sessions: node_plans
-                .iter()
-                .flat_map(|p| p.sessions.iter().cloned())
-                .collect(),
+            listen_port: node_plan.listen_port.unwrap_or(179),
+            sessions: node_plan.sessions.clone(),
             route_plugin,
+            policy_inputs,
+            originated: plan.originated.get(&self.node).cloned().unwrap_or_default(),
+            subnets: facts
+                .addresses
+                .iter()
+                .map(|a| (a.address, a.prefix_length))
+                .collect(),
+            node_addresses: plan
+                .facts
+                .iter()
+                .flat_map(|f| f.addresses.iter().map(|a| a.address))
+                .collect(),
         }))
     }
 }

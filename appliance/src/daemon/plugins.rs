@@ -47,7 +47,9 @@ impl PluginSet {
         vec![
             s.as_assignment.clone(),
             s.route_reflection.clone(),
+            s.node_identity.clone(),
             s.peer_selection.clone(),
+            s.origination.clone(),
             s.route_policy.clone(),
         ]
     }
@@ -65,7 +67,9 @@ impl PluginSet {
         Ok(Roles {
             as_assignment: self.plugin(&s.as_assignment)?,
             route_reflection: self.plugin(&s.route_reflection)?,
+            node_identity: self.plugin(&s.node_identity)?,
             peer_selection: self.plugin(&s.peer_selection)?,
+            origination: self.plugin(&s.origination)?,
             route_policy: self.plugin(&s.route_policy)?,
         })
     }

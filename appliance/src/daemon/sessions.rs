@@ -19,11 +19,11 @@ use super::route_policy::SessionContext;
 /// Established and has sent its table, or [`REPLACEMENT_DEADLINE`] passes.
 /// A retiring session to another node of the cluster also waits until no
 /// prefix depends on it alone: changes between nodes come in steps (a node
-/// is made a reflector, then its BGPPeer appears, then the mesh goes), and
+/// is made a reflector, then its peering appears, then the mesh goes), and
 /// the traffic between the nodes must not notice the steps between.
 /// a session whose name or policy changed but whose OPEN would not is
 /// updated in place, without a reset (a mesh peer becoming a route
-/// reflector's client, a BGPPeer taking over from the mesh). Only a change
+/// reflector's client, a configured peering taking over from the mesh). Only a change
 /// the peer must see in an OPEN (ASes, identifier, timers, password, ...)
 /// replaces the session.
 #[derive(Debug, Default)]
@@ -229,45 +229,6 @@ fn same_but_passive(a: &PeerConfig, b: &PeerConfig) -> bool {
     *a == b
 }
 
-/// The node's own subnets (Node `spec.bgp.ipv4Address`/`ipv6Address`, the
-/// CIDR Calico records), for third-party next hops on them.
-pub(super) fn node_subnets(node: &str, docs: &[serde_json::Value]) -> Vec<(IpAddr, u8)> {
-    docs.iter()
-        .filter(|d| d["kind"] == "Node" && d["metadata"]["name"] == node)
-        .flat_map(bgp_addresses)
-        .collect()
-}
-
-/// The BGP addresses of every node of the cluster.
-pub(super) fn node_addresses(docs: &[serde_json::Value]) -> HashSet<IpAddr> {
-    docs.iter()
-        .filter(|d| d["kind"] == "Node")
-        .flat_map(bgp_addresses)
-        .map(|(ip, _)| ip)
-        .collect()
-}
-
-/// A Node's `spec.bgp.ipv4Address` and `ipv6Address`, as address and
-/// prefix length.
-fn bgp_addresses(node: &serde_json::Value) -> impl Iterator<Item = (IpAddr, u8)> + '_ {
-    ["ipv4Address", "ipv6Address"]
-        .into_iter()
-        .filter_map(|k| node["spec"]["bgp"][k].as_str())
-        .filter_map(|cidr| {
-            let (ip, len) = cidr.split_once('/').unwrap_or((cidr, ""));
-            let ip: IpAddr = ip.parse().ok()?;
-            let full = if ip.is_ipv4() { 32 } else { 128 };
-            Some((
-                ip,
-                if len.is_empty() {
-                    full
-                } else {
-                    len.parse().ok()?
-                },
-            ))
-        })
-}
-
 fn peer(
     s: &Session,
     rib: &RibConfig,
@@ -275,7 +236,15 @@ fn peer(
     subnets: &[(IpAddr, u8)],
     forwarding_preserved: bool,
 ) -> Option<Running> {
-    let address: IpAddr = s.peer_ip.parse().ok()?;
+    let Ok(address) = s.peer_ip.parse::<IpAddr>() else {
+        // Sessions on an interface, their peer learnt there, come with
+        // the fabric protocols (issue-tracked): not run yet.
+        tracing::warn!(session = s.name, interface = ?s.interface, "a session without a peer address is not supported yet");
+        return None;
+    };
+    if s.bfd.is_some() {
+        tracing::debug!(session = s.name, "BFD asked for; not run yet");
+    }
     let mut config = PeerConfig::new(
         SocketAddr::new(address, s.peer_port.unwrap_or(179)),
         s.local_as,
@@ -289,10 +258,21 @@ fn peer(
     // profile does.
     config.connect_retry = CONNECT_RETRY;
     config.passive = s.passive;
-    config.families = vec![match s.family {
-        Family::Ipv4 => starling_wire::Family::IPV4_UNICAST,
-        Family::Ipv6 => starling_wire::Family::IPV6_UNICAST,
-    }];
+    config.families = s
+        .families
+        .iter()
+        .map(|f| match f {
+            Family::Ipv4 => starling_wire::Family::IPV4_UNICAST,
+            Family::Ipv6 => starling_wire::Family::IPV6_UNICAST,
+        })
+        .collect();
+    config.extended_next_hop = s.extended_next_hop;
+    if let Some(wait) = s.error_wait {
+        // The first wait after a failure; repeated failures back off from
+        // there, to at least the default ceiling.
+        config.idle_hold = Duration::from_secs(wait.into());
+        config.max_idle_hold = config.max_idle_hold.max(config.idle_hold);
+    }
     config.ttl_security = s.ttl_security;
     if let Some(keepalive) = s.keepalive_time {
         // BGP negotiates hold time; keepalive is a third of it.

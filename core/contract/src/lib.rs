@@ -45,10 +45,20 @@ pub enum NextHopMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub name: String,
+    /// The family of the session's own addresses (IPv6 for a session on
+    /// an interface): where `node status` lists it.
     pub family: Family,
+    /// The families it carries (MP-BGP): one or both. A 0.1 plugin's
+    /// session carries its own family.
+    pub families: Vec<Family>,
+    /// IPv4 routes with IPv6 next hops (RFC 8950).
+    pub extended_next_hop: bool,
     pub origin: String,
+    /// Empty for a session on `interface` whose peer is learnt there.
     pub peer_ip: String,
     pub peer_port: Option<u16>,
+    /// Peer over this interface (link-local, "unnumbered").
+    pub interface: Option<String>,
     pub peer_as: u32,
     pub local_as: u32,
     pub source_address: Option<String>,
@@ -63,17 +73,99 @@ pub struct Session {
     pub allow_local_as: Option<u32>,
     pub filters: Vec<String>,
     pub reachable_by: Option<String>,
+    pub bfd: Option<Bfd>,
+    /// Seconds before a failed session is tried again; `None`: the default.
+    pub error_wait: Option<u32>,
 }
 
-/// A node's AS and reflector role, as the host decided them.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+impl Default for Session {
+    /// An IPv4 session with every option at its default, for building
+    /// sessions field by field.
+    fn default() -> Self {
+        Session {
+            name: String::new(),
+            family: Family::Ipv4,
+            families: vec![Family::Ipv4],
+            extended_next_hop: false,
+            origin: String::new(),
+            peer_ip: String::new(),
+            peer_port: None,
+            interface: None,
+            peer_as: 0,
+            local_as: 0,
+            source_address: None,
+            passive: false,
+            rr_client: false,
+            rr_cluster_id: None,
+            password: None,
+            graceful_restart_time: None,
+            keepalive_time: None,
+            ttl_security: None,
+            next_hop: NextHopMode::Auto,
+            allow_local_as: None,
+            filters: Vec::new(),
+            reachable_by: None,
+            bfd: None,
+            error_wait: None,
+        }
+    }
+}
+
+/// BFD for a session (RFC 5880/5881), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Bfd {
+    pub min_rx: u32,
+    pub min_tx: u32,
+    pub multiplier: u8,
+}
+
+/// An address of a node, with the length of the subnet it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeAddress {
+    pub address: IpAddr,
+    pub prefix_length: u8,
+}
+
+/// Who a node is (the node-identity role).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Identity {
+    pub node: String,
+    pub router_id: Option<String>,
+    pub addresses: Vec<NodeAddress>,
+}
+
+/// A node's AS, reflector role and identity, as the host decided them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct NodeFacts {
     pub node: String,
     pub local_as: u32,
     pub cluster_id: Option<String>,
+    pub router_id: Option<String>,
+    pub addresses: Vec<NodeAddress>,
 }
 
-/// The sessions of one node in one family.
+/// What the kernel gets for an originated prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KernelRoute {
+    /// Nothing: the prefix is only announced.
+    None,
+    Blackhole,
+    /// A route through this gateway.
+    Via(IpAddr),
+}
+
+/// A prefix a node originates (the origination role).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Originated {
+    pub prefix: Prefix,
+    pub kernel: KernelRoute,
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<(u32, u32, u32)>,
+    /// Why, for logs and `starling plan` (e.g. `block`, `service`).
+    pub reason: String,
+}
+
+/// The sessions of one node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodePlan {
     pub node: String,
@@ -90,6 +182,10 @@ pub enum Role {
     RouteReflection,
     PeerSelection,
     RoutePolicy,
+    /// Since 0.2.
+    NodeIdentity,
+    /// Since 0.2.
+    Origination,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,14 +266,14 @@ pub struct Attributes {
     pub interface: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     Import,
     Export,
 }
 
 /// The session a batch of routes crosses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RouteContext {
     pub node: String,
     pub session: String,

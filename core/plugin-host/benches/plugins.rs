@@ -102,23 +102,19 @@ fn plan_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("plan_one_node");
     g.sample_size(20);
     g.bench_function("wasm", |b| {
-        b.iter(|| loaded.plan(&facts, &one, Family::Ipv4).expect("plan"))
+        b.iter(|| loaded.plan(&facts, &one).expect("plan"))
     });
     g.bench_function("native", |b| {
-        b.iter(|| native.plan(&facts, &one, Family::Ipv4).expect("plan"))
+        b.iter(|| native.plan_all(&facts, &one).expect("plan"))
     });
     g.bench_function("wasm_from_snapshot", |b| {
-        b.iter(|| {
-            roles
-                .plan(&objects, Some(&one), &[Family::Ipv4])
-                .expect("plan")
-        })
+        b.iter(|| roles.plan(&objects, Some(&one)).expect("plan"))
     });
     g.bench_function("native_from_snapshot", |b| {
         b.iter(|| {
             let calico = Calico::load(objects.clone()).expect("load");
             let facts = calico.facts();
-            calico.plan(&facts, &one, Family::Ipv4).expect("plan")
+            calico.plan_all(&facts, &one).expect("plan")
         })
     });
     g.finish();
@@ -127,10 +123,10 @@ fn plan_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("plan_all_nodes");
     g.sample_size(10);
     g.bench_function("wasm", |b| {
-        b.iter(|| loaded.plan(&facts, &all, Family::Ipv4).expect("plan"))
+        b.iter(|| loaded.plan(&facts, &all).expect("plan"))
     });
     g.bench_function("native", |b| {
-        b.iter(|| native.plan(&facts, &all, Family::Ipv4).expect("plan"))
+        b.iter(|| native.plan_all(&facts, &all).expect("plan"))
     });
     g.finish();
 }

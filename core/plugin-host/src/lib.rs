@@ -1,7 +1,9 @@
 //! The sandboxed wasmtime host for Starling's policy plugins.
 //!
 //! One [`Host`] (one wasmtime `Engine`) per process. A [`Plugin`] is a
-//! compiled component, checked against the `starling:policy@0.1.0` world.
+//! compiled component, checked against the `starling:policy` world of
+//! contract 0.2 or 0.1 (both load; 0.1 answers are converted to the 0.2
+//! types, see `convert.rs`).
 //! Every evaluation runs in a fresh [`Evaluation`] (a new `Store`, ~20 µs),
 //! so nothing leaks between snapshots and a trap poisons nothing that is
 //! used again.
@@ -81,7 +83,7 @@ pub enum PluginError {
     #[error("plugin '{plugin}' is not a valid component: {message}")]
     Compile { plugin: String, message: String },
     #[error(
-        "plugin '{plugin}' does not implement starling:policy@0.1.0 \
+        "plugin '{plugin}' implements neither starling:policy@0.2.0 nor @0.1.0 \
          (wrong WIT version or missing export): {message}"
     )]
     Incompatible { plugin: String, message: String },

@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use starling_contract::{Family, NodeFacts, NodePlan, Object, Role};
+use starling_contract::{
+    Direction, Identity, NodeFacts, NodePlan, Object, Originated, Role, RouteContext,
+};
 
 use crate::{Evaluation, Host, Plugin, PluginError};
 
@@ -26,22 +28,38 @@ use crate::{Evaluation, Host, Plugin, PluginError};
 pub struct Roles {
     pub as_assignment: Plugin,
     pub route_reflection: Plugin,
+    pub node_identity: Plugin,
     pub peer_selection: Plugin,
+    pub origination: Plugin,
     pub route_policy: Plugin,
 }
 
-/// Every node's facts and sessions for one snapshot.
+/// Every node's facts, and the requested nodes' sessions, originated
+/// prefixes and route-policy inputs, for one snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// Sorted by node name.
     pub facts: Vec<NodeFacts>,
-    /// Per family, one plan per requested node, in the order requested.
-    pub nodes: BTreeMap<Family, Vec<NodePlan>>,
+    /// One plan per requested node, in the order requested; its sessions
+    /// carry both families.
+    pub nodes: Vec<NodePlan>,
+    /// Per requested node, what it originates.
+    pub originated: BTreeMap<String, Vec<Originated>>,
+    /// Per requested node and session: digests of what the session's
+    /// import and export verdicts depend on (see [`Roles::plan`]).
+    pub inputs: PolicyInputs,
 }
+
+/// (node, session name) → (import digest, export digest).
+pub type PolicyInputs = BTreeMap<(String, String), (u64, u64)>;
 
 impl Plan {
     pub fn facts(&self, node: &str) -> Option<&NodeFacts> {
         self.facts.iter().find(|f| f.node == node)
+    }
+
+    pub fn node(&self, node: &str) -> Option<&NodePlan> {
+        self.nodes.iter().find(|p| p.node == node)
     }
 }
 
@@ -51,7 +69,9 @@ impl Roles {
         Roles {
             as_assignment: plugin.clone(),
             route_reflection: plugin.clone(),
+            node_identity: plugin.clone(),
             peer_selection: plugin.clone(),
+            origination: plugin.clone(),
             route_policy: plugin,
         }
     }
@@ -61,7 +81,9 @@ impl Roles {
         for (plugin, role) in [
             (&self.as_assignment, Role::AsAssignment),
             (&self.route_reflection, Role::RouteReflection),
+            (&self.node_identity, Role::NodeIdentity),
             (&self.peer_selection, Role::PeerSelection),
+            (&self.origination, Role::Origination),
             (&self.route_policy, Role::RoutePolicy),
         ] {
             if !plugin.fills(role) {
@@ -75,14 +97,15 @@ impl Roles {
     }
 
     /// Plan `nodes` (every node the peer-selection plugin knows when
-    /// `None`) in each of `families`. Requested nodes the snapshot does not
-    /// know are left out.
-    pub fn plan(
-        &self,
-        objects: &[Object],
-        nodes: Option<&[String]>,
-        families: &[Family],
-    ) -> Result<Plan, PluginError> {
+    /// `None`). Requested nodes the snapshot does not know are left out.
+    ///
+    /// AS assignment, route reflection and node identity run first and
+    /// become the facts peer selection is given; then, per requested node,
+    /// its sessions, what it originates, and the route policy's inputs for
+    /// each session. A 0.1 route policy cannot say what its verdicts
+    /// depend on: its digests cover the whole snapshot, so any change
+    /// re-evaluates everything (correct, and as costly as that sounds).
+    pub fn plan(&self, objects: &[Object], nodes: Option<&[String]>) -> Result<Plan, PluginError> {
         // One evaluation per distinct plugin: the snapshot is loaded once.
         let mut evaluations: Vec<Evaluation> = Vec::new();
         let mut index = |plugin: &Plugin| -> Result<usize, PluginError> {
@@ -98,13 +121,51 @@ impl Roles {
         let peering = index(&self.peer_selection)?;
         let asn = index(&self.as_assignment)?;
         let rr = index(&self.route_reflection)?;
+        let identity = index(&self.node_identity)?;
+        let origination = index(&self.origination)?;
+        let policy = index(&self.route_policy)?;
 
         let known = evaluations[peering].nodes()?;
+        let facts = self.facts(&mut evaluations, &known, asn, rr, identity)?;
+        // Nodes the snapshot does not know get no plan (a daemon may start
+        // before its Node resource exists); callers check `facts`.
+        let wanted: Vec<String> = match nodes {
+            Some(n) => n.iter().filter(|n| known.contains(n)).cloned().collect(),
+            None => known,
+        };
+        let plans = evaluations[peering].plan(&facts, &wanted)?;
+        let mut originated = BTreeMap::new();
+        for node in &wanted {
+            originated.insert(node.clone(), evaluations[origination].originate(node)?);
+        }
+        let inputs = policy_inputs(&mut evaluations[policy], objects, &plans)?;
+        Ok(Plan {
+            facts,
+            nodes: plans,
+            originated,
+            inputs,
+        })
+    }
+
+    /// Every known node's AS, reflector role and identity.
+    fn facts(
+        &self,
+        evaluations: &mut [Evaluation],
+        known: &[String],
+        asn: usize,
+        rr: usize,
+        identity: usize,
+    ) -> Result<Vec<NodeFacts>, PluginError> {
         let assigned: BTreeMap<String, u32> = evaluations[asn].assign()?.into_iter().collect();
         let reflectors: BTreeMap<String, String> =
             evaluations[rr].reflectors()?.into_iter().collect();
+        let mut identities: BTreeMap<String, Identity> = evaluations[identity]
+            .identify()?
+            .into_iter()
+            .map(|i| (i.node.clone(), i))
+            .collect();
         let mut facts = Vec::with_capacity(known.len());
-        for node in &known {
+        for node in known {
             let Some(&local_as) = assigned.get(node) else {
                 return Err(PluginError::BadAnswer {
                     plugin: self.as_assignment.name().to_owned(),
@@ -112,30 +173,72 @@ impl Roles {
                     message: format!("no AS for node '{node}'"),
                 });
             };
+            let identity = identities.remove(node).unwrap_or_default();
             facts.push(NodeFacts {
                 node: node.clone(),
                 local_as,
                 cluster_id: reflectors.get(node).cloned(),
+                router_id: identity.router_id,
+                addresses: identity.addresses,
             });
         }
-        // Nodes the snapshot does not know get no plan (a daemon may start
-        // before its Node resource exists); callers check `facts`.
-        let wanted: Vec<String> = match nodes {
-            Some(n) => n.iter().filter(|n| known.contains(n)).cloned().collect(),
-            None => known,
-        };
-        let mut plans = BTreeMap::new();
-        for family in families {
-            plans.insert(
-                *family,
-                evaluations[peering].plan(&facts, &wanted, *family)?,
-            );
-        }
-        Ok(Plan {
-            facts,
-            nodes: plans,
-        })
+        Ok(facts)
     }
+}
+
+/// The route policy's digests for every planned session, keyed by node
+/// and session name.
+fn policy_inputs(
+    evaluation: &mut Evaluation,
+    objects: &[Object],
+    plans: &[NodePlan],
+) -> Result<PolicyInputs, PluginError> {
+    let mut keys = Vec::new();
+    let mut contexts = Vec::new();
+    for plan in plans {
+        for s in &plan.sessions {
+            keys.push((plan.node.clone(), s.name.clone()));
+            contexts.push(RouteContext {
+                node: plan.node.clone(),
+                session: s.name.clone(),
+                family: s.family,
+                direction: Direction::Import,
+                peer_as: s.peer_as,
+                local_as: s.local_as,
+                filters: s.filters.clone(),
+            });
+        }
+    }
+    let digests = match evaluation.inputs(&contexts)? {
+        Some(digests) => digests,
+        None => {
+            let everything = snapshot_digest(objects);
+            contexts
+                .iter()
+                .map(|c| {
+                    let d = digest(&(everything, c));
+                    (d, d)
+                })
+                .collect()
+        }
+    };
+    Ok(keys.into_iter().zip(digests).collect())
+}
+
+/// A digest of every resource, for a plugin that cannot say which ones
+/// its verdicts depend on.
+fn snapshot_digest(objects: &[Object]) -> u64 {
+    let mut sorted: Vec<&Object> = objects.iter().collect();
+    sorted.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+    digest(&sorted)
+}
+
+fn digest(value: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    // Compared within one process only: any stable hasher will do.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
 }
 
 /// What [`Policy::update`] produced.
@@ -155,16 +258,14 @@ pub enum Outcome {
 pub struct Policy {
     roles: Roles,
     nodes: Option<Vec<String>>,
-    families: Vec<Family>,
     last_good: Option<Arc<Plan>>,
 }
 
 impl Policy {
-    pub fn new(roles: Roles, nodes: Option<Vec<String>>, families: Vec<Family>) -> Self {
+    pub fn new(roles: Roles, nodes: Option<Vec<String>>) -> Self {
         Policy {
             roles,
             nodes,
-            families,
             last_good: None,
         }
     }
@@ -184,10 +285,7 @@ impl Policy {
     }
 
     pub fn update(&mut self, objects: &[Object]) -> Outcome {
-        match self
-            .roles
-            .plan(objects, self.nodes.as_deref(), &self.families)
-        {
+        match self.roles.plan(objects, self.nodes.as_deref()) {
             Ok(plan) => {
                 let plan = Arc::new(plan);
                 self.last_good = Some(plan.clone());

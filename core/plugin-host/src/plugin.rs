@@ -7,8 +7,7 @@ use starling_contract as sdk;
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
 use wasmtime::{ResourceLimiter, Store};
 
-use crate::bindings::starling::policy::log;
-use crate::bindings::{Plugin as Bindings, PluginPre};
+use crate::bindings::{v0_1, v0_2};
 use crate::metrics::PluginMetrics;
 use crate::{Host, PluginError, TICK, convert};
 
@@ -25,7 +24,7 @@ pub struct Plugin {
 struct Inner {
     host: Host,
     name: Arc<str>,
-    pre: PluginPre<State>,
+    pre: Pre,
     roles: Vec<sdk::Role>,
     metrics: Arc<PluginMetrics>,
 }
@@ -37,6 +36,57 @@ impl std::fmt::Debug for Plugin {
             .field("roles", &self.inner.roles)
             .finish_non_exhaustive()
     }
+}
+
+/// The component, linked against the contract version it implements.
+enum Pre {
+    V0_1(v0_1::PluginPre<State>),
+    V0_2(v0_2::PluginPre<State>),
+}
+
+/// One instance's exports, of its contract version.
+enum Bindings {
+    V0_1(v0_1::Plugin),
+    V0_2(v0_2::Plugin),
+}
+
+impl Pre {
+    fn version(&self) -> &'static str {
+        match self {
+            Pre::V0_1(_) => "0.1.0",
+            Pre::V0_2(_) => "0.2.0",
+        }
+    }
+
+    fn instantiate(&self, store: &mut Store<State>) -> wasmtime::Result<Bindings> {
+        Ok(match self {
+            Pre::V0_1(pre) => Bindings::V0_1(pre.instantiate(store)?),
+            Pre::V0_2(pre) => Bindings::V0_2(pre.instantiate(store)?),
+        })
+    }
+}
+
+/// Link `component` for contract 0.2, else 0.1.
+fn link(host: &Host, component: &wasmtime::component::Component) -> Result<Pre, String> {
+    // No ambient capabilities: whatever else the component imports
+    // (wasi:cli, wasi:io from Rust's std) traps when called.
+    let v0_2 = || -> wasmtime::Result<Pre> {
+        let mut linker: Linker<State> = Linker::new(host.engine());
+        v0_2::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+        linker.define_unknown_imports_as_traps(component)?;
+        let pre = linker.instantiate_pre(component)?;
+        Ok(Pre::V0_2(v0_2::PluginPre::new(pre)?))
+    };
+    let v0_1 = || -> wasmtime::Result<Pre> {
+        let mut linker: Linker<State> = Linker::new(host.engine());
+        v0_1::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+        linker.define_unknown_imports_as_traps(component)?;
+        let pre = linker.instantiate_pre(component)?;
+        Ok(Pre::V0_1(v0_1::PluginPre::new(pre)?))
+    };
+    v0_2().or_else(|newest| {
+        v0_1().map_err(|oldest| format!("as 0.2.0: {newest:#}; as 0.1.0: {oldest:#}"))
+    })
 }
 
 /// What one store carries: the plugin's name for logs, and its limits.
@@ -88,8 +138,8 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-impl log::Host for State {
-    fn log(&mut self, level: log::Level, mut message: String) {
+impl State {
+    fn log(&mut self, level: sdk::LogLevel, mut message: String) {
         if self.log_budget == 0 {
             self.metrics.dropped_log_line();
             return;
@@ -103,39 +153,51 @@ impl log::Host for State {
             message.truncate(cut);
             message.push('…');
         }
-        if level == log::Level::Error {
+        if level == sdk::LogLevel::Error {
             self.last_error = Some(message.clone());
         }
         let plugin = &*self.plugin;
         match level {
-            log::Level::Trace => tracing::trace!(plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin, "{message}"),
-            log::Level::Info => tracing::info!(plugin, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, "{message}"),
-            log::Level::Error => tracing::error!(plugin, "{message}"),
+            sdk::LogLevel::Trace => tracing::trace!(plugin, "{message}"),
+            sdk::LogLevel::Debug => tracing::debug!(plugin, "{message}"),
+            sdk::LogLevel::Info => tracing::info!(plugin, "{message}"),
+            sdk::LogLevel::Warn => tracing::warn!(plugin, "{message}"),
+            sdk::LogLevel::Error => tracing::error!(plugin, "{message}"),
         }
     }
 }
 
-impl crate::bindings::starling::policy::types::Host for State {}
+/// The `log` import of one contract version.
+macro_rules! log_host {
+    ($version:ident) => {
+        impl $version::starling::policy::log::Host for State {
+            fn log(&mut self, level: $version::starling::policy::log::Level, message: String) {
+                use $version::starling::policy::log::Level;
+                let level = match level {
+                    Level::Trace => sdk::LogLevel::Trace,
+                    Level::Debug => sdk::LogLevel::Debug,
+                    Level::Info => sdk::LogLevel::Info,
+                    Level::Warn => sdk::LogLevel::Warn,
+                    Level::Error => sdk::LogLevel::Error,
+                };
+                State::log(self, level, message);
+            }
+        }
+
+        impl $version::starling::policy::types::Host for State {}
+    };
+}
+
+log_host!(v0_1);
+log_host!(v0_2);
 
 impl Plugin {
     pub(crate) fn load(host: Host, name: &str, bytes: &[u8]) -> Result<Self, PluginError> {
         let component = crate::precompile::compile(&host, name, bytes)?;
-        let incompatible = |e: wasmtime::Error| PluginError::Incompatible {
+        let pre = link(&host, &component).map_err(|message| PluginError::Incompatible {
             plugin: name.to_owned(),
-            message: format!("{e:#}"),
-        };
-        let mut linker: Linker<State> = Linker::new(host.engine());
-        Bindings::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
-            .map_err(incompatible)?;
-        // No ambient capabilities: whatever else the component imports
-        // (wasi:cli, wasi:io from Rust's std) traps when called.
-        linker
-            .define_unknown_imports_as_traps(&component)
-            .map_err(incompatible)?;
-        let instance_pre = linker.instantiate_pre(&component).map_err(incompatible)?;
-        let pre = PluginPre::new(instance_pre).map_err(incompatible)?;
+            message,
+        })?;
         let mut plugin = Plugin {
             inner: Arc::new(Inner {
                 host,
@@ -156,10 +218,20 @@ impl Plugin {
 
     fn probe_roles(&self) -> Result<Vec<sdk::Role>, PluginError> {
         let mut sandbox = Sandbox::new(self)?;
-        let roles = sandbox.call("roles", |store, b| {
-            b.starling_policy_snapshot().call_roles(store)
+        let mut roles = sandbox.call("roles", |store, b| match b {
+            Bindings::V0_1(b) => Ok(b
+                .starling_policy_snapshot()
+                .call_roles(store)?
+                .into_iter()
+                .map(convert::v0_1::role)
+                .collect::<Vec<_>>()),
+            Bindings::V0_2(b) => Ok(b
+                .starling_policy_snapshot()
+                .call_roles(store)?
+                .into_iter()
+                .map(convert::v0_2::role)
+                .collect()),
         })?;
-        let mut roles: Vec<sdk::Role> = roles.into_iter().map(convert::role).collect();
         roles.sort();
         roles.dedup();
         Ok(roles)
@@ -167,6 +239,11 @@ impl Plugin {
 
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The contract version the component implements, e.g. `0.2.0`.
+    pub fn contract_version(&self) -> &'static str {
+        self.inner.pre.version()
     }
 
     /// Whether two handles are the same loaded plugin.
@@ -191,11 +268,23 @@ impl Plugin {
     /// the resources are [`PluginError::Invalid`].
     pub fn evaluate(&self, objects: &[sdk::Object]) -> Result<Evaluation, PluginError> {
         let mut sandbox = Sandbox::new(self)?;
-        let objects: Vec<_> = objects.iter().map(convert::object).collect();
-        let loaded = sandbox.call("load", |store, b| {
-            b.starling_policy_snapshot()
-                .model()
-                .call_load(store, &objects)
+        let loaded = sandbox.call("load", |store, b| match b {
+            Bindings::V0_1(b) => {
+                let objects: Vec<_> = objects.iter().map(convert::v0_1::object).collect();
+                let loaded = b
+                    .starling_policy_snapshot()
+                    .model()
+                    .call_load(store, &objects)?;
+                Ok(loaded.map_err(|p| p.into_iter().map(convert::v0_1::problem).collect()))
+            }
+            Bindings::V0_2(b) => {
+                let objects: Vec<_> = objects.iter().map(convert::v0_2::object).collect();
+                let loaded = b
+                    .starling_policy_snapshot()
+                    .model()
+                    .call_load(store, &objects)?;
+                Ok(loaded.map_err(|p| p.into_iter().map(convert::v0_2::problem).collect()))
+            }
         })?;
         match loaded {
             Ok(model) => Ok(Evaluation {
@@ -206,7 +295,7 @@ impl Plugin {
             Err(problems) => {
                 let e = PluginError::Invalid {
                     plugin: self.name().to_owned(),
-                    problems: problems.into_iter().map(convert::problem).collect(),
+                    problems,
                 };
                 self.inner.metrics.error(e.kind());
                 Err(e)
@@ -377,10 +466,15 @@ impl Evaluation {
 
     pub fn nodes(&mut self) -> Result<Vec<String>, PluginError> {
         let model = self.model;
-        self.sandbox.call("nodes", |store, b| {
-            b.starling_policy_snapshot()
+        self.sandbox.call("nodes", |store, b| match b {
+            Bindings::V0_1(b) => b
+                .starling_policy_snapshot()
                 .model()
-                .call_nodes(store, model)
+                .call_nodes(store, model),
+            Bindings::V0_2(b) => b
+                .starling_policy_snapshot()
+                .model()
+                .call_nodes(store, model),
         })
     }
 
@@ -388,8 +482,9 @@ impl Evaluation {
     pub fn assign(&mut self) -> Result<Vec<(String, u32)>, PluginError> {
         self.require(sdk::Role::AsAssignment)?;
         let model = self.model;
-        self.sandbox.call("assign", |store, b| {
-            b.starling_policy_as_assignment().call_assign(store, model)
+        self.sandbox.call("assign", |store, b| match b {
+            Bindings::V0_1(b) => b.starling_policy_as_assignment().call_assign(store, model),
+            Bindings::V0_2(b) => b.starling_policy_as_assignment().call_assign(store, model),
         })
     }
 
@@ -397,39 +492,112 @@ impl Evaluation {
     pub fn reflectors(&mut self) -> Result<Vec<(String, String)>, PluginError> {
         self.require(sdk::Role::RouteReflection)?;
         let model = self.model;
-        self.sandbox.call("reflectors", |store, b| {
-            b.starling_policy_route_reflection()
-                .call_reflectors(store, model)
+        self.sandbox.call("reflectors", |store, b| match b {
+            Bindings::V0_1(b) => b
+                .starling_policy_route_reflection()
+                .call_reflectors(store, model),
+            Bindings::V0_2(b) => b
+                .starling_policy_route_reflection()
+                .call_reflectors(store, model),
         })
     }
 
-    /// The sessions of `nodes` in `family`.
+    /// Every node's router id and addresses (0.2).
+    pub fn identify(&mut self) -> Result<Vec<sdk::Identity>, PluginError> {
+        self.require(sdk::Role::NodeIdentity)?;
+        let model = self.model;
+        let answer = self.sandbox.call("identify", |store, b| match b {
+            Bindings::V0_1(_) => Ok(Vec::new()),
+            Bindings::V0_2(b) => b
+                .starling_policy_node_identity()
+                .call_identify(store, model),
+        })?;
+        answer
+            .into_iter()
+            .map(convert::v0_2::identity)
+            .collect::<Result<_, _>>()
+            .map_err(|message| self.bad_answer("identify", message))
+    }
+
+    /// The prefixes `node` originates (0.2).
+    pub fn originate(&mut self, node: &str) -> Result<Vec<sdk::Originated>, PluginError> {
+        self.require(sdk::Role::Origination)?;
+        let model = self.model;
+        let answer = self.sandbox.call("originate", |store, b| match b {
+            Bindings::V0_1(_) => Ok(Ok(Vec::new())),
+            Bindings::V0_2(b) => b
+                .starling_policy_origination()
+                .call_originate(store, model, node),
+        })?;
+        let answer = answer.map_err(|message| self.failed("originate", message))?;
+        answer
+            .into_iter()
+            .map(convert::v0_2::originated)
+            .collect::<Result<_, _>>()
+            .map_err(|message| self.bad_answer("originate", message))
+    }
+
+    /// The sessions of `nodes`, both families: one plan per node, in the
+    /// order given. A 0.1 plugin is asked once per family and its answers
+    /// joined.
     pub fn plan(
         &mut self,
         facts: &[sdk::NodeFacts],
         nodes: &[String],
-        family: sdk::Family,
     ) -> Result<Vec<sdk::NodePlan>, PluginError> {
         self.require(sdk::Role::PeerSelection)?;
         let model = self.model;
         let facts = self.facts_handle(facts)?;
-        let result = self.sandbox.call("plan", |store, b| {
-            b.starling_policy_peer_selection().call_plan(
-                store,
-                model,
-                facts,
-                nodes,
-                convert::family(family),
-            )
-        })?;
-        let plans = result.map_err(|message| self.failed("plan", message))?;
-        if plans.len() != nodes.len() {
-            return Err(self.bad_answer(
-                "plan",
-                format!("{} plans for {} nodes", plans.len(), nodes.len()),
-            ));
+        let v0_1 = matches!(self.sandbox.bindings, Bindings::V0_1(_));
+        let plans = match v0_1 {
+            true => {
+                let mut joined: Vec<sdk::NodePlan> = Vec::new();
+                for family in [sdk::Family::Ipv4, sdk::Family::Ipv6] {
+                    let wit_family = convert::v0_1::family(family);
+                    let result = self.sandbox.call("plan", |store, b| match b {
+                        Bindings::V0_1(b) => b
+                            .starling_policy_peer_selection()
+                            .call_plan(store, model, facts, nodes, wit_family),
+                        Bindings::V0_2(_) => unreachable!("a 0.1 sandbox"),
+                    })?;
+                    let plans = result.map_err(|message| self.failed("plan", message))?;
+                    self.check_count(plans.len(), nodes.len())?;
+                    let plans = plans.into_iter().map(convert::v0_1::node_plan);
+                    if joined.is_empty() {
+                        joined = plans.collect();
+                    } else {
+                        joined
+                            .iter_mut()
+                            .zip(plans)
+                            .for_each(|(all, more)| join(all, more));
+                    }
+                }
+                joined
+            }
+            false => {
+                let result = self.sandbox.call("plan", |store, b| match b {
+                    Bindings::V0_2(b) => b
+                        .starling_policy_peer_selection()
+                        .call_plan(store, model, facts, nodes),
+                    Bindings::V0_1(_) => unreachable!("a 0.2 sandbox"),
+                })?;
+                let plans = result.map_err(|message| self.failed("plan", message))?;
+                self.check_count(plans.len(), nodes.len())?;
+                plans
+                    .into_iter()
+                    .map(convert::v0_2::node_plan)
+                    .collect::<Result<_, _>>()
+                    .map_err(|message| self.bad_answer("plan", message))?
+            }
+        };
+        Ok(plans)
+    }
+
+    fn check_count(&self, plans: usize, nodes: usize) -> Result<(), PluginError> {
+        if plans == nodes {
+            return Ok(());
         }
-        Ok(plans.into_iter().map(convert::node_plan).collect())
+        Err(self.bad_answer("plan", format!("{plans} plans for {nodes} nodes")))
     }
 
     /// The plugin's handle for `facts`, sending them only when they differ
@@ -440,11 +608,19 @@ impl Evaluation {
         {
             return Ok(*handle);
         }
-        let lowered: Vec<_> = facts.iter().map(convert::facts).collect();
-        let handle = self.sandbox.call("facts", |store, b| {
-            b.starling_policy_peer_selection()
-                .facts()
-                .call_constructor(store, &lowered)
+        let handle = self.sandbox.call("facts", |store, b| match b {
+            Bindings::V0_1(b) => {
+                let lowered: Vec<_> = facts.iter().map(convert::v0_1::facts).collect();
+                b.starling_policy_peer_selection()
+                    .facts()
+                    .call_constructor(store, &lowered)
+            }
+            Bindings::V0_2(b) => {
+                let lowered: Vec<_> = facts.iter().map(convert::v0_2::facts).collect();
+                b.starling_policy_peer_selection()
+                    .facts()
+                    .call_constructor(store, &lowered)
+            }
         })?;
         if let Some((_, old)) = self.facts.replace((facts.to_vec(), handle)) {
             // Dropping the old handle frees the plugin's copy; failing to is
@@ -463,29 +639,75 @@ impl Evaluation {
     ) -> Result<sdk::Verdicts, PluginError> {
         self.require(sdk::Role::RoutePolicy)?;
         let model = self.model;
-        let context = convert::context(context);
-        let sets: Vec<_> = sets.iter().map(convert::attributes).collect();
-        let routes: Vec<_> = routes.iter().map(convert::route).collect();
-        let v = self.sandbox.call("evaluate", |store, b| {
-            b.starling_policy_route_policy()
-                .call_evaluate(store, model, &context, &sets, &routes)
+        let (outcome, changed) = self.sandbox.call("evaluate", |store, b| match b {
+            Bindings::V0_1(b) => {
+                use convert::v0_1 as c;
+                let sets: Vec<_> = sets.iter().map(c::attributes).collect();
+                let routes: Vec<_> = routes.iter().map(c::route).collect();
+                let v = b.starling_policy_route_policy().call_evaluate(
+                    store,
+                    model,
+                    &c::context(context),
+                    &sets,
+                    &routes,
+                )?;
+                let changed: Vec<_> = v.changed.into_iter().map(c::sdk_attributes).collect();
+                Ok((v.outcome, changed))
+            }
+            Bindings::V0_2(b) => {
+                use convert::v0_2 as c;
+                let sets: Vec<_> = sets.iter().map(c::attributes).collect();
+                let routes: Vec<_> = routes.iter().map(c::route).collect();
+                let v = b.starling_policy_route_policy().call_evaluate(
+                    store,
+                    model,
+                    &c::context(context),
+                    &sets,
+                    &routes,
+                )?;
+                let changed: Vec<_> = v.changed.into_iter().map(c::sdk_attributes).collect();
+                Ok((v.outcome, changed))
+            }
         })?;
-        let changed = v.changed.len() as u64;
-        if v.outcome.len() != routes.len() || v.outcome.iter().any(|o| u64::from(*o) >= changed + 2)
-        {
+        let max = changed.len() as u64 + 2;
+        if outcome.len() != routes.len() || outcome.iter().any(|o| u64::from(*o) >= max) {
             return Err(self.bad_answer(
                 "evaluate",
                 format!(
                     "{} verdicts for {} routes, or a verdict naming a missing attribute set",
-                    v.outcome.len(),
+                    outcome.len(),
                     routes.len()
                 ),
             ));
         }
-        Ok(sdk::Verdicts {
-            outcome: v.outcome,
-            changed: v.changed.into_iter().map(convert::sdk_attributes).collect(),
-        })
+        Ok(sdk::Verdicts { outcome, changed })
+    }
+
+    /// Per context, digests of what its import and export verdicts depend
+    /// on (0.2). `None` from a 0.1 plugin, which cannot say: the caller
+    /// must assume anything may have changed.
+    pub fn inputs(
+        &mut self,
+        contexts: &[sdk::RouteContext],
+    ) -> Result<Option<Vec<(u64, u64)>>, PluginError> {
+        self.require(sdk::Role::RoutePolicy)?;
+        let model = self.model;
+        let digests = self.sandbox.call("inputs", |store, b| match b {
+            Bindings::V0_1(_) => Ok(None),
+            Bindings::V0_2(b) => {
+                let lowered: Vec<_> = contexts.iter().map(convert::v0_2::context).collect();
+                b.starling_policy_route_policy()
+                    .call_inputs(store, model, &lowered)
+                    .map(Some)
+            }
+        })?;
+        if let Some(d) = &digests
+            && d.len() != contexts.len()
+        {
+            let message = format!("{} digests for {} sessions", d.len(), contexts.len());
+            return Err(self.bad_answer("inputs", message));
+        }
+        Ok(digests)
     }
 
     fn failed(&self, call: &'static str, message: String) -> PluginError {
@@ -507,4 +729,12 @@ impl Evaluation {
         self.sandbox.plugin.inner.metrics.error(e.kind());
         e
     }
+}
+
+/// Add a 0.1 plugin's plan for another family to a node's plan.
+fn join(all: &mut sdk::NodePlan, more: sdk::NodePlan) {
+    all.router_id = all.router_id.take().or(more.router_id);
+    all.listen_port = all.listen_port.or(more.listen_port);
+    all.sessions.extend(more.sessions);
+    all.warnings.extend(more.warnings);
 }

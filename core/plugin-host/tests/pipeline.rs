@@ -44,21 +44,24 @@ fn calico_through_wasm_plans_a_mesh() {
         .expect("calico");
     let roles = Roles::all(calico.clone());
     roles.check().expect("calico fills every role");
-    let plan = roles
-        .plan(&mesh(), None, &[Family::Ipv4, Family::Ipv6])
-        .expect("plan");
+    assert_eq!(calico.contract_version(), "0.2.0");
+    let plan = roles.plan(&mesh(), None).expect("plan");
     assert_eq!(plan.facts.len(), 2);
-    assert_eq!(plan.facts("a").expect("a").local_as, 64512);
-    let v4 = &plan.nodes[&Family::Ipv4];
-    assert_eq!(v4[0].node, "a");
-    assert_eq!(v4[0].sessions[0].name, "Mesh_192_0_2_2");
-    assert!(v4[0].sessions[0].passive);
-    assert_eq!(v4[1].sessions[0].name, "Mesh_192_0_2_1");
+    let a = plan.facts("a").expect("a");
+    assert_eq!(a.local_as, 64512);
+    assert_eq!(a.router_id.as_deref(), Some("192.0.2.1"), "node identity");
+    assert_eq!(plan.nodes[0].node, "a");
+    assert_eq!(plan.nodes[0].sessions[0].name, "Mesh_192_0_2_2");
+    assert!(plan.nodes[0].sessions[0].passive);
+    assert_eq!(plan.nodes[1].sessions[0].name, "Mesh_192_0_2_1");
     assert!(
-        plan.nodes[&Family::Ipv6]
+        plan.nodes
             .iter()
-            .all(|p| p.sessions.is_empty())
+            .flat_map(|p| &p.sessions)
+            .all(|s| s.families == [Family::Ipv4]),
+        "Calico's sessions carry their own family only"
     );
+    assert_eq!(plan.inputs.len(), 2, "a digest pair per session");
     assert!(calico.metrics().snapshot().calls >= 5);
 }
 
@@ -71,6 +74,8 @@ fn a_custom_as_plugin_composes_with_calico_peering() {
     let rack = host
         .load("as-per-rack", starling_plugins::EXAMPLE_AS_PER_RACK)
         .expect("as-per-rack");
+    // A 0.1 component for one role beside the 0.2 Calico plugin.
+    assert_eq!(rack.contract_version(), "0.1.0");
     let roles = Roles {
         as_assignment: rack,
         ..Roles::all(calico)
@@ -88,11 +93,9 @@ fn a_custom_as_plugin_composes_with_calico_peering() {
         &[],
         r#"{"asNumber": 65102, "torIP": "198.51.100.2", "torASNumber": 65100}"#,
     ));
-    let plan = roles
-        .plan(&objects, Some(&["a".to_owned()]), &[Family::Ipv4])
-        .expect("plan");
+    let plan = roles.plan(&objects, Some(&["a".to_owned()])).expect("plan");
     // Calico's mesh, with the AS numbers the rack plugin chose.
-    let s = &plan.nodes[&Family::Ipv4][0].sessions[0];
+    let s = &plan.nodes[0].sessions[0];
     assert_eq!(
         (s.name.as_str(), s.local_as, s.peer_as),
         ("Mesh_192_0_2_2", 65101, 65102)
@@ -105,7 +108,7 @@ fn a_failing_snapshot_keeps_the_last_good_plan() {
     let calico = host
         .load("calico", starling_plugins::CALICO)
         .expect("calico");
-    let mut policy = Policy::new(Roles::all(calico.clone()), None, vec![Family::Ipv4]);
+    let mut policy = Policy::new(Roles::all(calico.clone()), None);
     let Outcome::Planned(good) = policy.update(&mesh()) else {
         panic!("the mesh plans");
     };
@@ -169,7 +172,11 @@ fn hot_reload_swaps_good_builds_and_refuses_bad_ones() {
     // A good build is swapped in.
     std::fs::write(&path, starling_plugins::CALICO).expect("write");
     assert!(slot.check().expect("reloaded"));
-    assert_eq!(slot.current().roles().len(), 4);
+    assert_eq!(
+        slot.current().roles().len(),
+        6,
+        "every role of contract 0.2"
+    );
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }
 
@@ -222,20 +229,20 @@ fn changed_facts_reach_the_plugin() {
             NodeFacts {
                 node: "a".into(),
                 local_as: 64512,
-                cluster_id: None,
+                ..NodeFacts::default()
             },
             NodeFacts {
                 node: "b".into(),
                 local_as: b_as,
-                cluster_id: None,
+                ..NodeFacts::default()
             },
         ]
     };
     let a = ["a".to_owned()];
-    let first = e.plan(&facts(64512), &a, Family::Ipv4).expect("plan");
+    let first = e.plan(&facts(64512), &a).expect("plan");
     assert_eq!(first[0].sessions[0].peer_as, 64512);
-    let same = e.plan(&facts(64512), &a, Family::Ipv4).expect("plan");
+    let same = e.plan(&facts(64512), &a).expect("plan");
     assert_eq!(same, first);
-    let changed = e.plan(&facts(65001), &a, Family::Ipv4).expect("plan");
+    let changed = e.plan(&facts(65001), &a).expect("plan");
     assert_eq!(changed[0].sessions[0].peer_as, 65001);
 }

@@ -137,7 +137,7 @@ fn roles_a_plugin_does_not_fill_are_refused_by_the_host() {
     assert_eq!(plugin.roles(), &[Role::RoutePolicy]);
     let mut e = plugin.evaluate(&[]).expect("load");
     let err = e
-        .plan(&[], &["a".to_owned()], Family::Ipv4)
+        .plan(&[], &["a".to_owned()])
         .expect_err("no peer selection");
     assert!(
         matches!(
@@ -174,7 +174,7 @@ fn components_that_are_not_starling_plugins_are_refused() {
 fn a_plugin_built_for_another_wit_version_is_refused() {
     let err = host()
         .load("future", starling_plugins::TEST_FUTURE)
-        .expect_err("0.2.0 is not supported");
+        .expect_err("0.3.0 is not supported");
     assert_eq!(err.kind(), ErrorKind::Incompatible, "{err}");
     assert!(
         err.to_string()

@@ -6,14 +6,16 @@
 //! The logic is plain Rust over [`model::Model`], so it is tested natively;
 //! built for `wasm32-wasip2` the same crate is the embedded default plugin.
 
+pub mod identity;
 pub mod model;
 pub mod peering;
 pub mod policy;
 pub mod values;
 
 use starling_plugin_sdk::{
-    AsAssignment, Attributes, Family, NodeFacts, NodePlan, Object, PeerSelection, Problem, Role,
-    Route, RouteContext, RoutePolicy, RouteReflection, Snapshot, Verdicts,
+    AsAssignment, Attributes, Family, Identity, NodeFacts, NodeIdentity, NodePlan, Object,
+    Originated, Origination, PeerSelection, Problem, Role, Route, RouteContext, RoutePolicy,
+    RouteReflection, Snapshot, Verdicts,
 };
 
 pub use model::Model;
@@ -22,6 +24,8 @@ pub use model::Model;
 #[derive(Debug)]
 pub struct Calico {
     pub model: Model,
+    /// What the route policy's verdicts depend on.
+    pub policy_basis: identity::PolicyBasis,
 }
 
 impl Calico {
@@ -31,12 +35,22 @@ impl Calico {
     pub fn facts(&self) -> Vec<NodeFacts> {
         let reflectors: std::collections::BTreeMap<String, String> =
             self.reflectors().into_iter().collect();
+        let mut identities: std::collections::BTreeMap<String, Identity> = self
+            .identify()
+            .into_iter()
+            .map(|i| (i.node.clone(), i))
+            .collect();
         self.assign()
             .into_iter()
-            .map(|(node, local_as)| NodeFacts {
-                cluster_id: reflectors.get(&node).cloned(),
-                node,
-                local_as,
+            .map(|(node, local_as)| {
+                let identity = identities.remove(&node).unwrap_or_default();
+                NodeFacts {
+                    cluster_id: reflectors.get(&node).cloned(),
+                    router_id: identity.router_id,
+                    addresses: identity.addresses,
+                    node,
+                    local_as,
+                }
             })
             .collect()
     }
@@ -44,7 +58,11 @@ impl Calico {
 
 impl Snapshot for Calico {
     fn load(objects: Vec<Object>) -> Result<Self, Vec<Problem>> {
-        Model::load(&objects).map(|model| Calico { model })
+        let model = Model::load(&objects)?;
+        Ok(Calico {
+            model,
+            policy_basis: identity::PolicyBasis::of(&objects),
+        })
     }
 
     fn nodes(&self) -> Vec<String> {
@@ -57,6 +75,8 @@ impl Snapshot for Calico {
             Role::RouteReflection,
             Role::PeerSelection,
             Role::RoutePolicy,
+            Role::NodeIdentity,
+            Role::Origination,
         ]
     }
 }
@@ -103,9 +123,25 @@ impl PeerSelection for Calico {
     }
 }
 
+impl NodeIdentity for Calico {
+    fn identify(&self) -> Vec<Identity> {
+        identity::identify(&self.model)
+    }
+}
+
+impl Origination for Calico {
+    fn originate(&self, node: &str) -> Result<Vec<Originated>, String> {
+        Ok(identity::originate(&self.model, node))
+    }
+}
+
 impl RoutePolicy for Calico {
     fn evaluate(&self, context: &RouteContext, sets: &[Attributes], routes: &[Route]) -> Verdicts {
         policy::evaluate(&self.model, context, sets, routes)
+    }
+
+    fn inputs(&self, contexts: &[RouteContext]) -> Option<Vec<(u64, u64)>> {
+        Some(self.policy_basis.inputs(contexts))
     }
 }
 

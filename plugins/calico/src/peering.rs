@@ -274,6 +274,7 @@ impl<'a> Planner<'a> {
                     allow_local_as: None,
                     filters: Vec::new(),
                     reachable_by: None,
+                    ..self.session_defaults()
                 });
             }
         }
@@ -421,6 +422,18 @@ impl<'a> Planner<'a> {
             },
             filters,
             reachable_by: peer.reachable_by.map(|ip| ip.to_string()),
+            ..self.session_defaults()
+        }
+    }
+
+    /// What every Calico session shares: it carries its own family only
+    /// (confd renders one BIRD protocol per family), with no interface,
+    /// BFD (Calico's open source has none) or error wait.
+    fn session_defaults(&self) -> Session {
+        Session {
+            family: self.family,
+            families: vec![self.family],
+            ..Session::default()
         }
     }
 }

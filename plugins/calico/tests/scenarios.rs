@@ -901,7 +901,7 @@ fn s43_mesh_and_an_explicit_peer_to_the_same_node_keep_the_mesh() {
         .map(|(node, local_as)| NodeFacts {
             node,
             local_as,
-            cluster_id: None,
+            ..NodeFacts::default()
         })
         .collect();
     let plan = calico

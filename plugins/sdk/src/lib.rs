@@ -2,9 +2,10 @@
 //!
 //! A plugin is a type that loads a snapshot of resources
 //! ([`Snapshot::load`]) and answers the questions of the roles it fills:
-//! [`AsAssignment`], [`RouteReflection`], [`PeerSelection`],
-//! [`RoutePolicy`]. Implement the traits on plain Rust types, then export
-//! the type with [`export_plugin!`]:
+//! [`AsAssignment`], [`RouteReflection`], [`NodeIdentity`],
+//! [`PeerSelection`], [`Origination`], [`RoutePolicy`]. Implement the
+//! traits on plain Rust types, then export the type with
+//! [`export_plugin!`] (contract 0.2) or [`export_plugin_v0_1!`] (0.1):
 //!
 //! ```ignore
 //! struct Rack { /* … */ }
@@ -13,7 +14,9 @@
 //! // Roles the plugin does not fill keep their default (empty) answers and
 //! // are left out of `roles()`, so the host never asks for them.
 //! impl starling_plugin_sdk::RouteReflection for Rack {}
+//! impl starling_plugin_sdk::NodeIdentity for Rack {}
 //! impl starling_plugin_sdk::PeerSelection for Rack {}
+//! impl starling_plugin_sdk::Origination for Rack {}
 //! impl starling_plugin_sdk::RoutePolicy for Rack {}
 //! starling_plugin_sdk::export_plugin!(Rack);
 //! ```
@@ -61,6 +64,14 @@ pub trait RouteReflection: Snapshot {
     }
 }
 
+/// Who each node is: its router id and addresses (contract 0.2).
+pub trait NodeIdentity: Snapshot {
+    /// Every node's identity. Nodes left out have none.
+    fn identify(&self) -> Vec<Identity> {
+        Vec::new()
+    }
+}
+
 /// Who each node peers with.
 pub trait PeerSelection: Snapshot {
     /// The sessions of `nodes` in `family`, given every node's facts.
@@ -73,6 +84,29 @@ pub trait PeerSelection: Snapshot {
         let _ = (facts, nodes, family);
         Err("this plugin does not select peers".to_owned())
     }
+
+    /// The sessions of `nodes`, both families (what contract 0.2 asks).
+    /// By default [`PeerSelection::plan`] per family, joined; a plugin
+    /// whose sessions carry both families overrides this.
+    fn plan_all(&self, facts: &[NodeFacts], nodes: &[String]) -> Result<Vec<NodePlan>, String> {
+        let mut plans = self.plan(facts, nodes, Family::Ipv4)?;
+        for (all, more) in plans.iter_mut().zip(self.plan(facts, nodes, Family::Ipv6)?) {
+            all.router_id = all.router_id.take().or(more.router_id);
+            all.listen_port = all.listen_port.or(more.listen_port);
+            all.sessions.extend(more.sessions);
+            all.warnings.extend(more.warnings);
+        }
+        Ok(plans)
+    }
+}
+
+/// What each node originates (contract 0.2).
+pub trait Origination: Snapshot {
+    /// The prefixes `node` originates, each once.
+    fn originate(&self, node: &str) -> Result<Vec<Originated>, String> {
+        let _ = node;
+        Ok(Vec::new())
+    }
 }
 
 /// Which routes cross a session.
@@ -84,6 +118,15 @@ pub trait RoutePolicy: Snapshot {
             outcome: vec![Verdicts::ACCEPT; routes.len()],
             changed: Vec::new(),
         }
+    }
+
+    /// Per context, digests of what its import and export verdicts depend
+    /// on (contract 0.2): equal digests promise equal verdicts. `None`,
+    /// the default: the SDK digests the whole snapshot and the context, so
+    /// any change re-evaluates every session.
+    fn inputs(&self, contexts: &[RouteContext]) -> Option<Vec<(u64, u64)>> {
+        let _ = contexts;
+        None
     }
 }
 
@@ -98,58 +141,140 @@ pub fn log(level: LogLevel, message: &str) {
 
 /// Everything [`export_plugin!`] needs: a snapshot type with an answer (or
 /// the default non-answer) for every role.
-pub trait Plugin: AsAssignment + RouteReflection + PeerSelection + RoutePolicy {}
+pub trait Plugin:
+    AsAssignment + RouteReflection + NodeIdentity + PeerSelection + Origination + RoutePolicy
+{
+}
 
-impl<T: AsAssignment + RouteReflection + PeerSelection + RoutePolicy> Plugin for T {}
+impl<T> Plugin for T where
+    T: AsAssignment + RouteReflection + NodeIdentity + PeerSelection + Origination + RoutePolicy
+{
+}
 
 /// Export a [`Plugin`] type as the component's implementation of the
-/// `starling:policy/plugin` world. Does nothing when not building for
+/// `starling:policy@0.2.0` world. Does nothing when not building for
 /// `wasm32`, so the same crate also builds and tests natively.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
-            use $crate::wasm::exports::starling::policy as exports;
+            use v::exports::starling::policy as exports;
+            use v::starling::policy::types as wit;
+            use $crate::wasm::v0_2 as v;
             struct StarlingExport;
             impl exports::snapshot::Guest for StarlingExport {
-                type Model = $crate::wasm::Loaded<$plugin>;
+                type Model = v::Loaded<$plugin>;
                 fn roles() -> Vec<exports::snapshot::Role> {
-                    $crate::wasm::roles::<$plugin>()
+                    v::roles::<$plugin>()
                 }
             }
             impl exports::as_assignment::Guest for StarlingExport {
                 fn assign(m: exports::snapshot::ModelBorrow<'_>) -> Vec<(String, u32)> {
-                    $crate::wasm::assign::<$plugin>(m)
+                    v::assign::<$plugin>(m)
                 }
             }
             impl exports::route_reflection::Guest for StarlingExport {
                 fn reflectors(m: exports::snapshot::ModelBorrow<'_>) -> Vec<(String, String)> {
-                    $crate::wasm::reflectors::<$plugin>(m)
+                    v::reflectors::<$plugin>(m)
+                }
+            }
+            impl exports::node_identity::Guest for StarlingExport {
+                fn identify(
+                    m: exports::snapshot::ModelBorrow<'_>,
+                ) -> Vec<exports::node_identity::Identity> {
+                    v::identify::<$plugin>(m)
                 }
             }
             impl exports::peer_selection::Guest for StarlingExport {
-                type Facts = $crate::wasm::Facts;
+                type Facts = v::Facts;
                 fn plan(
                     m: exports::snapshot::ModelBorrow<'_>,
                     facts: exports::peer_selection::FactsBorrow<'_>,
                     nodes: Vec<String>,
-                    family: $crate::wasm::starling::policy::types::AddressFamily,
-                ) -> Result<Vec<$crate::wasm::starling::policy::types::NodePlan>, String> {
-                    $crate::wasm::plan::<$plugin>(m, facts, nodes, family)
+                ) -> Result<Vec<wit::NodePlan>, String> {
+                    v::plan::<$plugin>(m, facts, nodes)
+                }
+            }
+            impl exports::origination::Guest for StarlingExport {
+                fn originate(
+                    m: exports::snapshot::ModelBorrow<'_>,
+                    node: String,
+                ) -> Result<Vec<wit::Originated>, String> {
+                    v::originate::<$plugin>(m, node)
                 }
             }
             impl exports::route_policy::Guest for StarlingExport {
                 fn evaluate(
                     m: exports::snapshot::ModelBorrow<'_>,
                     context: exports::route_policy::RouteContext,
-                    sets: Vec<$crate::wasm::starling::policy::types::Attributes>,
+                    sets: Vec<wit::Attributes>,
                     routes: Vec<exports::route_policy::Route>,
                 ) -> exports::route_policy::Verdicts {
-                    $crate::wasm::evaluate::<$plugin>(m, context, sets, routes)
+                    v::evaluate::<$plugin>(m, context, sets, routes)
+                }
+                fn inputs(
+                    m: exports::snapshot::ModelBorrow<'_>,
+                    contexts: Vec<exports::route_policy::RouteContext>,
+                ) -> Vec<(u64, u64)> {
+                    v::inputs::<$plugin>(m, contexts)
                 }
             }
-    $crate::wasm::export_plugin_bindings!(StarlingExport with_types_in $crate::wasm);
+    v::export_plugin_bindings_v0_2!(StarlingExport with_types_in $crate::wasm::v0_2);
+        };
+    };
+}
+
+/// Export a [`Plugin`] type as `starling:policy@0.1.0`, for a host that
+/// predates 0.2 (Starling's host loads both). Node identity and
+/// origination are not part of 0.1 and are left out.
+#[macro_export]
+macro_rules! export_plugin_v0_1 {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            use v::exports::starling::policy as exports;
+            use v::starling::policy::types as wit;
+            use $crate::wasm::v0_1 as v;
+            struct StarlingExport;
+            impl exports::snapshot::Guest for StarlingExport {
+                type Model = v::Loaded<$plugin>;
+                fn roles() -> Vec<exports::snapshot::Role> {
+                    v::roles::<$plugin>()
+                }
+            }
+            impl exports::as_assignment::Guest for StarlingExport {
+                fn assign(m: exports::snapshot::ModelBorrow<'_>) -> Vec<(String, u32)> {
+                    v::assign::<$plugin>(m)
+                }
+            }
+            impl exports::route_reflection::Guest for StarlingExport {
+                fn reflectors(m: exports::snapshot::ModelBorrow<'_>) -> Vec<(String, String)> {
+                    v::reflectors::<$plugin>(m)
+                }
+            }
+            impl exports::peer_selection::Guest for StarlingExport {
+                type Facts = v::Facts;
+                fn plan(
+                    m: exports::snapshot::ModelBorrow<'_>,
+                    facts: exports::peer_selection::FactsBorrow<'_>,
+                    nodes: Vec<String>,
+                    family: wit::AddressFamily,
+                ) -> Result<Vec<wit::NodePlan>, String> {
+                    v::plan::<$plugin>(m, facts, nodes, family)
+                }
+            }
+            impl exports::route_policy::Guest for StarlingExport {
+                fn evaluate(
+                    m: exports::snapshot::ModelBorrow<'_>,
+                    context: exports::route_policy::RouteContext,
+                    sets: Vec<wit::Attributes>,
+                    routes: Vec<exports::route_policy::Route>,
+                ) -> exports::route_policy::Verdicts {
+                    v::evaluate::<$plugin>(m, context, sets, routes)
+                }
+            }
+    v::export_plugin_bindings_v0_1!(StarlingExport with_types_in $crate::wasm::v0_1);
         };
     };
 }

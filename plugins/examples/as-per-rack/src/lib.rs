@@ -17,8 +17,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 use starling_plugin_sdk::{
-    AsAssignment, Family, NextHopMode, NodeFacts, NodePlan, Object, PeerSelection, Problem, Role,
-    RoutePolicy, RouteReflection, Session, Snapshot,
+    AsAssignment, Family, NextHopMode, NodeFacts, NodeIdentity, NodePlan, Object, Origination,
+    PeerSelection, Problem, Role, RoutePolicy, RouteReflection, Session, Snapshot,
 };
 
 #[derive(Debug, Clone)]
@@ -196,6 +196,8 @@ impl PeerSelection for AsPerRack {
                         allow_local_as: None,
                         filters: Vec::new(),
                         reachable_by: None,
+                        families: vec![family],
+                        ..Session::default()
                     });
                 }
                 Ok(plan)
@@ -206,8 +208,12 @@ impl PeerSelection for AsPerRack {
 
 impl RouteReflection for AsPerRack {}
 impl RoutePolicy for AsPerRack {}
+impl NodeIdentity for AsPerRack {}
+impl Origination for AsPerRack {}
 
-starling_plugin_sdk::export_plugin!(AsPerRack);
+// Built against contract 0.1 on purpose: a plugin written before 0.2
+// keeps working (see docs/plugins.md, compatibility).
+starling_plugin_sdk::export_plugin_v0_1!(AsPerRack);
 
 #[cfg(test)]
 mod tests {

@@ -9,8 +9,8 @@
 
 use serde_json::Value;
 use starling_plugin_sdk::{
-    AsAssignment, Attributes, Direction, Family, Object, PeerSelection, Problem, Role, Route,
-    RouteContext, RoutePolicy, RouteReflection, Snapshot, Verdicts,
+    AsAssignment, Attributes, Direction, Family, NodeIdentity, Object, Origination, PeerSelection,
+    Problem, Role, Route, RouteContext, RoutePolicy, RouteReflection, Snapshot, Verdicts,
 };
 
 #[derive(Debug)]
@@ -86,5 +86,9 @@ impl RoutePolicy for PrefixGuard {
 impl AsAssignment for PrefixGuard {}
 impl RouteReflection for PrefixGuard {}
 impl PeerSelection for PrefixGuard {}
+impl NodeIdentity for PrefixGuard {}
+impl Origination for PrefixGuard {}
 
-starling_plugin_sdk::export_plugin!(PrefixGuard);
+// Built against contract 0.1 on purpose: the host loads it beside 0.2
+// plugins (the daemon tests run it with the Calico plugin).
+starling_plugin_sdk::export_plugin_v0_1!(PrefixGuard);

@@ -45,6 +45,8 @@ impl RouteReflection for ZoneReflectors {
 impl AsAssignment for ZoneReflectors {}
 impl PeerSelection for ZoneReflectors {}
 impl RoutePolicy for ZoneReflectors {}
+impl NodeIdentity for ZoneReflectors {}
+impl Origination for ZoneReflectors {}
 
 export_plugin!(ZoneReflectors);
 

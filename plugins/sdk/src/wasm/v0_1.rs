@@ -1,17 +1,19 @@
-//! The `wasm32` side of the SDK: generated bindings and the conversions
-//! between them and the plain Rust types plugins are written against.
+//! Exports for `starling:policy@0.1.0`: a plugin written against the
+//! newest SDK, answering as 0.1 did (a plan per family, no node identity,
+//! no origination, no policy inputs).
 
-use crate::{
-    Attributes, Direction, Family, LogLevel, NextHopMode, NodeFacts, NodePlan, Object, Plugin,
-    Prefix, Problem, Role, Route, RouteContext, SecretRef, Session,
-};
+use crate::{LogLevel, NodeFacts, NodePlan, Plugin, Role, Session};
 
+// A world of the SDK's own that includes the contract's: two worlds named
+// `plugin` in one crate would export clashing macros.
 wit_bindgen::generate!({
-    world: "plugin",
+    inline: "package starling:sdk; world plugin-v0-1 { include starling:policy/plugin@0.1.0; }",
+    world: "plugin-v0-1",
     path: "../../wit/starling-policy",
+    generate_all,
     pub_export_macro: true,
-    export_macro_name: "export_plugin_bindings",
-    default_bindings_module: "starling_plugin_sdk::wasm",
+    export_macro_name: "export_plugin_bindings_v0_1",
+    default_bindings_module: "starling_plugin_sdk::wasm::v0_1",
 });
 
 use exports::starling::policy::peer_selection as ps;
@@ -19,6 +21,8 @@ use exports::starling::policy::route_policy as rp;
 use exports::starling::policy::snapshot as snap;
 use starling::policy::log as host_log;
 use starling::policy::types as wit;
+
+super::shared_conversions!();
 
 pub(crate) fn log(level: LogLevel, message: &str) {
     let level = match level {
@@ -37,18 +41,9 @@ pub struct Loaded<P>(P);
 
 impl<P: Plugin> snap::GuestModel for Loaded<P> {
     fn load(objects: Vec<wit::Object>) -> Result<snap::Model, Vec<wit::Problem>> {
-        install_panic_hook();
-        let objects = objects
-            .into_iter()
-            .map(|o| Object {
-                api_version: o.api_version,
-                kind: o.kind,
-                name: o.name,
-                labels: o.labels.into_iter().collect(),
-                spec: o.spec,
-            })
-            .collect();
-        match P::load(objects) {
+        super::speaking_v0_1();
+        super::install_panic_hook();
+        match P::load(objects.into_iter().map(object).collect()) {
             Ok(p) => Ok(snap::Model::new(Loaded(p))),
             Err(problems) => Err(problems.into_iter().map(problem).collect()),
         }
@@ -59,62 +54,23 @@ impl<P: Plugin> snap::GuestModel for Loaded<P> {
     }
 }
 
-/// Send panic messages to the host log before the trap, so a plugin bug
-/// is reported with its reason rather than as a bare `unreachable`.
-fn install_panic_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            host_log::log(host_log::Level::Error, &format!("plugin panicked: {info}"));
-        }));
-    });
-}
-
-fn problem(p: Problem) -> wit::Problem {
-    wit::Problem {
-        kind: p.kind,
-        name: p.name,
-        field: p.field,
-        reason: p.reason,
-    }
-}
-
 fn model<'a, P: Plugin>(m: &'a snap::ModelBorrow<'a>) -> &'a P {
     &m.get::<Loaded<P>>().0
 }
 
+/// The roles 0.1 can name.
 pub fn roles<P: Plugin>() -> Vec<snap::Role> {
+    super::speaking_v0_1();
     P::roles()
         .into_iter()
-        .map(|r| match r {
-            Role::AsAssignment => snap::Role::AsAssignment,
-            Role::RouteReflection => snap::Role::RouteReflection,
-            Role::PeerSelection => snap::Role::PeerSelection,
-            Role::RoutePolicy => snap::Role::RoutePolicy,
+        .filter_map(|r| match r {
+            Role::AsAssignment => Some(snap::Role::AsAssignment),
+            Role::RouteReflection => Some(snap::Role::RouteReflection),
+            Role::PeerSelection => Some(snap::Role::PeerSelection),
+            Role::RoutePolicy => Some(snap::Role::RoutePolicy),
+            Role::NodeIdentity | Role::Origination => None,
         })
         .collect()
-}
-
-pub fn assign<P: Plugin>(m: snap::ModelBorrow<'_>) -> Vec<(String, u32)> {
-    model::<P>(&m).assign()
-}
-
-pub fn reflectors<P: Plugin>(m: snap::ModelBorrow<'_>) -> Vec<(String, String)> {
-    model::<P>(&m).reflectors()
-}
-
-fn family(f: wit::AddressFamily) -> Family {
-    match f {
-        wit::AddressFamily::Ipv4 => Family::Ipv4,
-        wit::AddressFamily::Ipv6 => Family::Ipv6,
-    }
-}
-
-fn wit_family(f: Family) -> wit::AddressFamily {
-    match f {
-        Family::Ipv4 => wit::AddressFamily::Ipv4,
-        Family::Ipv6 => wit::AddressFamily::Ipv6,
-    }
 }
 
 /// The `facts` resource: node facts, sorted by node name once.
@@ -129,6 +85,7 @@ impl ps::GuestFacts for Facts {
                 node: n.node,
                 local_as: n.local_as,
                 cluster_id: n.cluster_id,
+                ..NodeFacts::default()
             })
             .collect();
         facts.sort_by(|a, b| a.node.cmp(&b.node));
@@ -170,78 +127,13 @@ fn session(s: Session) -> wit::Session {
         passive: s.passive,
         rr_client: s.rr_client,
         rr_cluster_id: s.rr_cluster_id,
-        password: s
-            .password
-            .map(|SecretRef { name, key }| wit::SecretRef { name, key }),
+        password: s.password.map(wit_secret),
         graceful_restart_time: s.graceful_restart_time,
         keepalive_time: s.keepalive_time,
         ttl_security: s.ttl_security,
-        next_hop: match s.next_hop {
-            NextHopMode::Auto => wit::NextHopMode::Auto,
-            NextHopMode::SetSelf => wit::NextHopMode::SetSelf,
-            NextHopMode::Keep => wit::NextHopMode::Keep,
-        },
+        next_hop: wit_next_hop(s.next_hop),
         allow_local_as: s.allow_local_as,
         filters: s.filters,
         reachable_by: s.reachable_by,
-    }
-}
-
-fn attributes(a: wit::Attributes) -> Attributes {
-    Attributes {
-        as_path: a.as_path,
-        communities: a.communities,
-        large_communities: a.large_communities,
-        local_pref: a.local_pref,
-        from_peer: a.from_peer,
-        interface: a.interface,
-    }
-}
-
-fn wit_attributes(a: Attributes) -> wit::Attributes {
-    wit::Attributes {
-        as_path: a.as_path,
-        communities: a.communities,
-        large_communities: a.large_communities,
-        local_pref: a.local_pref,
-        from_peer: a.from_peer,
-        interface: a.interface,
-    }
-}
-
-pub fn evaluate<P: Plugin>(
-    m: snap::ModelBorrow<'_>,
-    c: rp::RouteContext,
-    sets: Vec<wit::Attributes>,
-    routes: Vec<rp::Route>,
-) -> rp::Verdicts {
-    let context = RouteContext {
-        node: c.node,
-        session: c.session,
-        family: family(c.family),
-        direction: match c.direction {
-            rp::Direction::Import => Direction::Import,
-            rp::Direction::Export => Direction::Export,
-        },
-        peer_as: c.peer_as,
-        local_as: c.local_as,
-        filters: c.filters,
-    };
-    let sets: Vec<Attributes> = sets.into_iter().map(attributes).collect();
-    let routes: Vec<Route> = routes
-        .into_iter()
-        .map(|r| Route {
-            prefix: Prefix {
-                family: family(r.prefix.family),
-                bits: (u128::from(r.prefix.high) << 64) | u128::from(r.prefix.low),
-                length: r.prefix.length,
-            },
-            attributes: r.attributes,
-        })
-        .collect();
-    let v = model::<P>(&m).evaluate(&context, &sets, &routes);
-    rp::Verdicts {
-        outcome: v.outcome,
-        changed: v.changed.into_iter().map(wit_attributes).collect(),
     }
 }

@@ -10,8 +10,8 @@
 //! Without either it behaves: AS 65000 for every node and no sessions.
 
 use starling_plugin_sdk::{
-    AsAssignment, Family, LogLevel, NodeFacts, NodePlan, Object, PeerSelection, Problem, Role,
-    RoutePolicy, RouteReflection, Snapshot,
+    AsAssignment, Family, LogLevel, NodeFacts, NodeIdentity, NodePlan, Object, Origination,
+    PeerSelection, Problem, Role, RoutePolicy, RouteReflection, Snapshot,
 };
 
 #[derive(Debug)]
@@ -143,5 +143,7 @@ impl PeerSelection for Hostile {
 
 impl RouteReflection for Hostile {}
 impl RoutePolicy for Hostile {}
+impl NodeIdentity for Hostile {}
+impl Origination for Hostile {}
 
 starling_plugin_sdk::export_plugin!(Hostile);
