@@ -1,0 +1,140 @@
+//! When sessions end: everything a peer sent removed at once (many peers
+//! in one walk), kept as stale for a graceful restart and swept later, and
+//! what closing a set of sessions would leave unreachable.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use smallvec::SmallVec;
+
+use super::{BestChange, Path, Rib, SourceRef};
+
+impl Rib {
+    /// For each peer in `leaving`, how many prefixes have paths only from
+    /// `leaving` peers: what closing all of them now would make
+    /// unreachable. Sessions being replaced wait for this to reach zero
+    /// (make-before-break), so it walks the table: only call it while
+    /// sessions are leaving.
+    pub fn sole_paths(&self, leaving: &HashSet<IpAddr>) -> HashMap<IpAddr, usize> {
+        let numbers: HashMap<SourceRef, IpAddr> = leaving
+            .iter()
+            .filter_map(|&a| Some((self.peers.number(a)?, a)))
+            .collect();
+        let from_leaving = |p: &Path| numbers.contains_key(&p.source_ref());
+        let mut counts: HashMap<IpAddr, usize> = leaving.iter().map(|a| (*a, 0)).collect();
+        for d in &self.destinations {
+            if d.paths.is_empty() || !d.paths.iter().all(from_leaving) {
+                continue;
+            }
+            let mut seen: SmallVec<[SourceRef; 2]> = SmallVec::new();
+            for p in &d.paths {
+                let number = p.source_ref();
+                if !seen.contains(&number)
+                    && let Some(&address) = numbers.get(&number)
+                {
+                    seen.push(number);
+                    *counts.entry(address).or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Remove everything `peer` sent (session down without graceful restart).
+    pub fn peer_down(&mut self, peer: IpAddr) -> Vec<BestChange> {
+        self.peers_down(&[peer])
+    }
+
+    /// Remove everything `peers` sent, in one walk of the table: a
+    /// hundred sessions ending together cost one walk, not a hundred.
+    pub fn peers_down(&mut self, peers: &[IpAddr]) -> Vec<BestChange> {
+        // One walk that removes as it goes: a full table's withdrawal
+        // neither lists its paths first nor looks each up again.
+        let mut changes = Vec::new();
+        for peer in peers {
+            self.received.remove(peer);
+            self.rejected.remove(peer);
+        }
+        let mut leaving: SmallVec<[SourceRef; 4]> =
+            peers.iter().filter_map(|&a| self.peers.number(a)).collect();
+        leaving.sort_unstable();
+        leaving.dedup();
+        if leaving.is_empty() {
+            return changes;
+        }
+        let from_leaving = |p: &Path| leaving.binary_search(&p.source_ref()).is_ok();
+        let Self {
+            index,
+            destinations,
+            emptied,
+            peers,
+            cfg,
+            track_all_paths,
+            ..
+        } = self;
+        let inputs = (&*peers, &*cfg, *track_all_paths);
+        let before = emptied.len();
+        for (prefix, slot) in index.iter() {
+            let Some(d) = destinations.get_mut(slot as usize) else {
+                continue;
+            };
+            if !d.paths.iter().any(from_leaving) {
+                continue;
+            }
+            let old = d.best_paths();
+            d.paths.retain(|p| !from_leaving(p));
+            if d.paths.len() <= 1 && d.paths.spilled() {
+                d.paths.shrink_to_fit();
+            }
+            d.decide(&old, prefix, slot, inputs, &mut changes);
+            if d.paths.is_empty() {
+                emptied.push(slot);
+            }
+        }
+        if emptied.len() > before {
+            index.retain(|slot| {
+                destinations
+                    .get(slot as usize)
+                    .is_some_and(|d| !d.paths.is_empty())
+            });
+        }
+        changes
+    }
+
+    /// Graceful restart helper (RFC 4724 §4.2): keep the peer's paths but
+    /// mark them stale.
+    pub fn mark_stale(&mut self, peer: IpAddr) {
+        let Some(source) = self.peers.number(peer) else {
+            return;
+        };
+        for d in &mut self.destinations {
+            for p in d.paths.iter_mut().filter(|p| p.source_ref() == source) {
+                p.set_stale();
+            }
+        }
+    }
+
+    /// End-of-RIB or restart timer expiry: remove paths still stale, of
+    /// one family or of all.
+    pub fn sweep_stale(
+        &mut self,
+        peer: IpAddr,
+        family: Option<starling_wire::Family>,
+    ) -> Vec<BestChange> {
+        let mut changes = Vec::new();
+        let Some(source) = self.peers.number(peer) else {
+            return changes;
+        };
+        let stale = self.keys_of(source, |(prefix, path)| {
+            path.stale() && family.is_none_or(|f| f.afi == prefix.afi())
+        });
+        let mut removed = 0;
+        for (prefix, slot, path_id) in stale {
+            removed += usize::from(self.remove_at(source, prefix, slot, path_id, &mut changes));
+        }
+        if let Some(n) = self.received.get_mut(&peer) {
+            *n = n.saturating_sub(removed);
+        }
+        changes
+    }
+}
