@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use starling_plugin_host::contract::{Family, NextHopMode, Session};
 use starling_speaker::config::{GracefulRestartConfig, PeerConfig, Secret};
-use starling_speaker::instance::{Instance, PeerPolicy};
+use starling_speaker::instance::{Instance, OwnAddresses, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_store::ResourceSet;
 
@@ -304,6 +304,18 @@ fn peer(
             .iter()
             .find(|(net, _)| net.is_ipv4() == address.is_ipv4())
             .copied(),
+        // A session carrying the other family too (MP-BGP) announces
+        // ourselves there with the node's address in that family.
+        own_addresses: OwnAddresses {
+            v4: subnets.iter().find_map(|(a, _)| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            }),
+            v6: subnets.iter().find_map(|(a, _)| match a {
+                IpAddr::V6(a) => Some(*a),
+                IpAddr::V4(_) => None,
+            }),
+        },
         ..PeerPolicy::default()
     };
     Some(Running {

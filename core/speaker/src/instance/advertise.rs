@@ -80,17 +80,21 @@ impl<L: Links> Core<L> {
     fn group_key(&self, address: IpAddr) -> Option<(GroupKey, ExportTarget)> {
         let entry = self.peers.get(&address)?;
         let n = entry.negotiated.as_ref()?;
+        // Ourselves as next hop: the configured address, else the
+        // session's own, else (a family the session is not of) the node's
+        // address in that family.
         let local = entry.policy.next_hop_address.or(entry.cfg.local_address);
+        let own = entry.policy.own_addresses;
         let target = ExportTarget {
             info: entry.info(address, n),
             next_hop: entry.policy.next_hop,
             local_v4: match local {
                 Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
+                _ => own.v4,
             },
             local_v6: match local {
                 Some(IpAddr::V6(a)) => Some(a),
-                _ => None,
+                _ => own.v6,
             },
             local_as: entry.policy.local_as,
             extended_next_hop: n.codec.extended_next_hop,

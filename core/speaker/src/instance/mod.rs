@@ -57,6 +57,10 @@ pub struct PeerPolicy {
     /// The address to announce as next hop when setting it to ourselves,
     /// if not the session's local address (BIRD's `next hop address`).
     pub next_hop_address: Option<IpAddr>,
+    /// This node's own addresses, for next hop self in a family the
+    /// session's addresses are not of: IPv6 routes over an IPv4 session
+    /// (MP-BGP) get the IPv6 one.
+    pub own_addresses: OwnAddresses,
     /// The subnet the session runs over (network, prefix length), for
     /// third-party next hops towards eBGP peers on it.
     pub shared_subnet: Option<(IpAddr, u8)>,
@@ -71,9 +75,17 @@ impl Default for PeerPolicy {
             max_prefixes: None,
             local_as: None,
             next_hop_address: None,
+            own_addresses: OwnAddresses::default(),
             shared_subnet: None,
         }
     }
+}
+
+/// A node's own address in each family, where it has one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OwnAddresses {
+    pub v4: Option<std::net::Ipv4Addr>,
+    pub v6: Option<std::net::Ipv6Addr>,
 }
 
 /// One path in the RIB, for status and CLI.

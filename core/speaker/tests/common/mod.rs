@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod frr;
+pub mod gobgp;
 pub mod raw;
 
 use std::path::PathBuf;
