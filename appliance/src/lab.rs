@@ -86,12 +86,29 @@ pub(crate) struct UpArgs {
     /// (repeatable). Default: Calico's plugins.
     #[arg(long = "plugin", value_name = "ROLE=PLUGIN", value_parser = parse_plugin)]
     plugins: Vec<(String, String)>,
+    /// The resource model the nodes run on: `calico` (the guide's
+    /// resources), or `fabric` (the example fabric plugin's `FabricNode`
+    /// resources and no Calico kind: dual-stack, each node with one
+    /// session to the ToR carrying IPv4 and IPv6).
+    #[arg(long, value_enum, default_value_t = Model::Calico)]
+    model: Model,
 }
 
-const ROLES: [&str; 4] = [
+/// The resources a lab is described with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Model {
+    #[default]
+    Calico,
+    Fabric,
+}
+
+const ROLES: [&str; 6] = [
     "as_assignment",
     "route_reflection",
+    "node_identity",
     "peer_selection",
+    "origination",
     "route_policy",
 ];
 
@@ -135,6 +152,8 @@ struct State {
     nodes: Vec<String>,
     tor: bool,
     etcd: bool,
+    #[serde(default)]
+    model: Model,
     /// Process ids of the daemons, BIRD and etcd.
     pids: Vec<(String, u32)>,
 }
@@ -142,6 +161,8 @@ struct State {
 /// The lab's bridge address (etcd listens here in etcd mode).
 const FABRIC_IP: &str = "192.0.2.2";
 const TOR_IP: &str = "192.0.2.1";
+/// The ToR's IPv6 address, in the fabric model.
+const TOR_IP6: &str = "2001:db8::1";
 const TOR_AS: u32 = 64567;
 
 fn namespace(lab: &str, member: &str) -> String {
@@ -150,6 +171,11 @@ fn namespace(lab: &str, member: &str) -> String {
 
 fn node_ip(i: usize) -> String {
     format!("192.0.2.{}", 10 + i)
+}
+
+/// A node's IPv6 address on the bridge, in the fabric model.
+fn node_ip6(i: usize) -> String {
+    format!("2001:db8::{}", 10 + i)
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -306,6 +332,7 @@ fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         tor: args.tor,
         etcd: args.etcd,
+        model: args.model,
         pids: Vec::new(),
     };
     // Saved first: a failure half-way leaves something `down` can remove.
@@ -384,6 +411,23 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
         sysctl(&ns, "net.ipv4.ip_forward=1")?;
         Ok(ns)
     };
+    // The fabric model is dual-stack.
+    let add_ipv6 = |ns: &str, address: &str, on: &str, len: u8| -> anyhow::Result<()> {
+        if args.model != Model::Fabric {
+            return Ok(());
+        }
+        sysctl(ns, "net.ipv6.conf.all.forwarding=1")?;
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{address}/{len}"),
+            "dev",
+            on,
+            "nodad",
+        ])
+    };
     for (i, node) in state.nodes.iter().enumerate() {
         let ns = attach(node, &format!("n{}", i + 1), &node_ip(i + 1))?;
         // The node's workload: an address in its pod block.
@@ -396,10 +440,13 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
             "dev",
             "lo",
         ])?;
+        add_ipv6(&ns, &node_ip6(i + 1), "eth0", 64)?;
+        add_ipv6(&ns, &format!("2001:db8:244:{}::10", i + 1), "lo", 128)?;
         std::fs::create_dir_all(lab.dir.join(node))?;
     }
     if args.tor {
-        attach("tor", "tor", TOR_IP)?;
+        let ns = attach("tor", "tor", TOR_IP)?;
+        add_ipv6(&ns, TOR_IP6, "eth0", 64)?;
         std::fs::create_dir_all(lab.dir.join("tor"))?;
     }
     permanent_neighbours(lab, state)?;
@@ -423,7 +470,7 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
     }
     if args.tor {
         let conf = lab.dir.join("tor").join("bird.conf");
-        std::fs::write(&conf, tor_config())?;
+        std::fs::write(&conf, tor_config(args.model))?;
         let pid = spawn(
             &namespace(&lab.name, "tor"),
             "bird",
@@ -439,12 +486,22 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
         )?;
         state.pids.push(("tor".to_owned(), pid));
     }
-    apply_resources(lab, state, usize::from(args.reflectors))?;
+    match args.model {
+        Model::Calico => apply_resources(lab, state, usize::from(args.reflectors))?,
+        Model::Fabric => apply_fabric(lab, state)?,
+    }
     let exe = std::env::current_exe().context("finding the starling binary")?;
     for (i, node) in state.nodes.iter().enumerate() {
         let dir = lab.dir.join(node);
         let config = dir.join("starling.toml");
-        std::fs::write(&config, node_config(lab, state, node, i + 1, &args.plugins))?;
+        let plugins = match args.model {
+            Model::Calico => args.plugins.clone(),
+            Model::Fabric => ROLES
+                .iter()
+                .map(|role| (role.to_string(), "fabric".to_owned()))
+                .collect(),
+        };
+        std::fs::write(&config, node_config(lab, state, node, i + 1, &plugins))?;
         let pid = start_daemon(lab, state, node, &exe)?;
         state.pids.push((node.clone(), pid));
     }
@@ -597,15 +654,24 @@ fn spawn(
     Ok(child.id())
 }
 
-fn tor_config() -> String {
+fn tor_config(model: Model) -> String {
+    // In the fabric model one session per node carries both families; the
+    // session runs over IPv4, so the IPv6 next hop is given.
+    let (kernel6, channel6) = match model {
+        Model::Calico => ("", ""),
+        Model::Fabric => (
+            "protocol kernel { ipv6 { export all; import none; }; merge paths on; }\n",
+            "  ipv6 { import all; export all; next hop address 2001:db8::1; };\n",
+        ),
+    };
     format!(
         "router id {TOR_IP};\nprotocol device {{}}\n\
          # What the ToR learns goes into its kernel, so it forwards between nodes.\n\
-         protocol kernel {{ ipv4 {{ export all; import none; }}; merge paths on; }}\n\
+         protocol kernel {{ ipv4 {{ export all; import none; }}; merge paths on; }}\n{kernel6}\
          protocol bgp nodes {{\n  local {TOR_IP} as {TOR_AS};\n  neighbor range 192.0.2.0/24 external;\n\
            dynamic name \"node\";\n\
            # A lab ToR takes a reconfigured node back in seconds, not BIRD's\n\
-           # default minute.\n  error wait time 1, 5;\n  ipv4 {{ import all; export all; }};\n}}\n"
+           # default minute.\n  error wait time 1, 5;\n  ipv4 {{ import all; export all; }};\n{channel6}}}\n"
     )
 }
 
@@ -678,7 +744,13 @@ fn apply_resources(lab: &LabArgs, state: &State, reflectors: usize) -> anyhow::R
             node_ip(i)
         ));
     }
-    let file = lab.dir.join("lab.yaml");
+    apply_file(lab, state, "lab.yaml", &yaml)
+}
+
+/// `starling apply` the resources in `yaml` (kept as `name` in the lab's
+/// directory) to the lab's datastore.
+fn apply_file(lab: &LabArgs, state: &State, name: &str, yaml: &str) -> anyhow::Result<()> {
+    let file = lab.dir.join(name);
     std::fs::write(&file, yaml)?;
     let exe = std::env::current_exe()?;
     // In the fabric namespace: in etcd mode that is where etcd listens.
@@ -703,6 +775,27 @@ fn apply_resources(lab: &LabArgs, state: &State, reflectors: usize) -> anyhow::R
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The fabric model's resources: a `FabricNode` per node (AS 65000 + i,
+/// dual-stack, one session to the ToR carrying both families, its pod
+/// blocks originated and blackholed). No Calico kind.
+fn apply_fabric(lab: &LabArgs, state: &State) -> anyhow::Result<()> {
+    let mut yaml = String::new();
+    for (i, node) in state.nodes.iter().enumerate() {
+        let i = i + 1;
+        yaml.push_str(&format!(
+            "---\napiVersion: fabric.example/v1\nkind: FabricNode\nmetadata: {{name: {node}}}\n\
+             spec:\n  asNumber: {asn}\n  addresses: [{v4}/24, \"{v6}/64\"]\n\
+             \x20 peers:\n  - {{name: tor, address: {TOR_IP}, asNumber: {TOR_AS}, families: [ipv4, ipv6], errorWaitSeconds: 1}}\n\
+             \x20 originate:\n  - {{cidr: 10.244.{i}.0/26, kernel: blackhole}}\n\
+             \x20 - {{cidr: \"2001:db8:244:{i}::/64\", kernel: blackhole}}\n",
+            asn = 65000 + i,
+            v4 = node_ip(i),
+            v6 = node_ip6(i),
+        ));
+    }
+    apply_file(lab, state, "fabric.yaml", &yaml)
 }
 
 fn down(lab: &LabArgs) -> anyhow::Result<ExitCode> {

@@ -1033,3 +1033,78 @@ fn scale_a_30_node_full_mesh() {
 fn scale_60_nodes_with_two_route_reflectors() {
     converge("rr60-", 60, &["--reflectors", "2"]);
 }
+
+/// Contract 0.2's promise: Calico is *a* plugin set. Four nodes run on the
+/// example fabric plugin's own resources (`FabricNode`, no Calico kind in
+/// the datastore): each node has one session to the BIRD ToR carrying
+/// IPv4 and IPv6, originates its pod blocks of both families, and
+/// workloads reach each other over both.
+#[test]
+fn a_fabric_model_without_calico_runs_dual_stack_over_one_session_per_tor() {
+    let lab = Lab::up("fabric", 4, &["--tor", "--model", "fabric"]);
+    for node in lab.nodes() {
+        wait_for(
+            &format!("{node}'s session to the ToR"),
+            Duration::from_secs(60),
+            || lab.sessions(&node) == [("Fabric_tor".to_owned(), "Established".to_owned())],
+        );
+    }
+    // No Calico kind anywhere: the daemons got everything from the plugin.
+    for kind in ["node", "bgpconfiguration", "bgppeer", "ippool"] {
+        let listed = lab.exec("node-1", &["starling", "get", kind, "-o", "json"]);
+        let v: Value = serde_json::from_str(&listed).unwrap_or_default();
+        let items = v.get("items").and_then(Value::as_array).map_or(0, Vec::len);
+        assert_eq!(items, 0, "{kind}: {listed}");
+    }
+    let ping = |from: usize, to: usize, v6: bool| {
+        let (source, target) = if v6 {
+            (
+                format!("2001:db8:244:{from}::10"),
+                format!("2001:db8:244:{to}::10"),
+            )
+        } else {
+            (format!("10.244.{from}.10"), format!("10.244.{to}.10"))
+        };
+        let family = if v6 { "-6" } else { "-4" };
+        lab.exec_raw(
+            &format!("node-{from}"),
+            &[
+                "ping", family, "-c", "2", "-i", "0.2", "-W", "1", "-I", &source, &target,
+            ],
+        )
+        .status
+        .success()
+    };
+    for (from, to) in [(1, 4), (4, 1), (2, 3)] {
+        for v6 in [false, true] {
+            wait_for(
+                &format!(
+                    "node-{from} to reach node-{to} over IPv{}",
+                    if v6 { 6 } else { 4 }
+                ),
+                Duration::from_secs(30),
+                || ping(from, to, v6),
+            );
+        }
+    }
+    // The kernel has both families' routes from the one session, and the
+    // node's own blocks as blackholes.
+    let v6 = lab.exec("node-1", &["ip", "-6", "route", "show", "proto", "199"]);
+    assert!(v6.contains("blackhole 2001:db8:244:1::/64"), "{v6}");
+    assert!(v6.contains("2001:db8:244:4::/64"), "{v6}");
+    let v4 = lab.fib("node-1");
+    assert!(v4.contains(&"10.244.1.0/26 blackhole".to_owned()), "{v4:?}");
+    assert!(
+        v4.iter().any(|r| r.starts_with("10.244.4.0/26 via")),
+        "{v4:?}"
+    );
+    // `node status` lists the session in Calico's table, its type named
+    // after the model.
+    let table = lab.exec("node-1", &["starling", "node", "status"]);
+    assert!(
+        rows(&table)
+            .iter()
+            .any(|r| r[0] == "192.0.2.1" && r[1] == "fabric" && r[2] == "up"),
+        "{table}"
+    );
+}

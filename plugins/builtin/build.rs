@@ -18,6 +18,7 @@ const PLUGINS: &[(&str, &str)] = &[
         "starling-example-prefix-guard",
         "starling_example_prefix_guard.wasm",
     ),
+    ("starling-example-fabric", "starling_example_fabric.wasm"),
     ("starling-test-hostile", "starling_test_hostile.wasm"),
     ("starling-test-future", "starling_test_future.wasm"),
 ];

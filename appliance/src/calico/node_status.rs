@@ -119,19 +119,27 @@ pub(crate) fn render(answer: &Value, clock: &TimeOfDay) -> String {
     out
 }
 
+fn calico_address(rest: &str, v4: bool) -> String {
+    rest.replace('_', if v4 { "." } else { ":" })
+}
+
 fn row(s: &Value, v4: bool, clock: &TimeOfDay) -> Option<Vec<String>> {
     let name = s["name"].as_str()?;
-    let (kind, rest) = name.split_once('_')?;
-    let peer_type = match kind {
-        "Mesh" => "node-to-node mesh",
-        "Global" => "global",
-        "Node" => "node specific",
-        // Calico shows only these three kinds of sessions.
-        _ => return None,
+    let (kind, rest) = name.split_once('_').unwrap_or((name, ""));
+    let (peer_type, address) = match kind {
+        // Calico decodes the address from the session name, port suffix
+        // and all (`10.0.0.1.port.1790`): scripts parse this, so do the
+        // same.
+        "Mesh" => ("node-to-node mesh".to_owned(), calico_address(rest, v4)),
+        "Global" => ("global".to_owned(), calico_address(rest, v4)),
+        "Node" => ("node specific".to_owned(), calico_address(rest, v4)),
+        // Sessions of another model (Calico has only the three above):
+        // their name's first word as the type, and the peer's address.
+        other => (
+            other.to_lowercase(),
+            s["peer_ip"].as_str().unwrap_or(rest).to_owned(),
+        ),
     };
-    // Calico decodes the address from the session name, port suffix and
-    // all (`10.0.0.1.port.1790`): scripts parse this, so do the same.
-    let address = rest.replace('_', if v4 { "." } else { ":" });
     let fsm = s["state"].as_str().unwrap_or("Idle");
     let state = if fsm == "Established" { "up" } else { "start" };
     let mut info = fsm.to_owned();

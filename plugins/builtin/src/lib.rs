@@ -16,12 +16,17 @@ pub const EXAMPLE_PREFIX_GUARD: &[u8] = include_bytes!(concat!(
     "/starling_example_prefix_guard.wasm"
 ));
 
+/// Example plugin set: a fabric model of its own (`FabricNode`), every
+/// role, contract 0.2.
+pub const EXAMPLE_FABRIC: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/starling_example_fabric.wasm"));
+
 /// For the host's tests only: a plugin that misbehaves on request.
 #[doc(hidden)]
 pub const TEST_HOSTILE: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/starling_test_hostile.wasm"));
 
-/// For the host's tests only: a plugin built against `starling:policy@0.2.0`.
+/// For the host's tests only: a plugin built against `starling:policy@0.3.0`.
 #[doc(hidden)]
 pub const TEST_FUTURE: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/starling_test_future.wasm"));
@@ -31,6 +36,7 @@ pub const BUILTIN: &[(&str, &[u8])] = &[
     ("calico", CALICO),
     ("as-per-rack", EXAMPLE_AS_PER_RACK),
     ("prefix-guard", EXAMPLE_PREFIX_GUARD),
+    ("fabric", EXAMPLE_FABRIC),
 ];
 
 /// The embedded plugin called `name`, if there is one.
