@@ -133,8 +133,10 @@ fn row(s: &Value, v4: bool, clock: &TimeOfDay) -> Option<Vec<String>> {
         "Mesh" => ("node-to-node mesh".to_owned(), calico_address(rest, v4)),
         "Global" => ("global".to_owned(), calico_address(rest, v4)),
         "Node" => ("node specific".to_owned(), calico_address(rest, v4)),
-        // Sessions of another model (Calico has only the three above):
-        // their name's first word as the type, and the peer's address.
+        // What calicoctl hides: BIRD's local protocols, not BGP peers.
+        "Local" => return None,
+        // Sessions of another model (Calico's are the three above): their
+        // name's first word as the type, and the peer's address.
         other => (
             other.to_lowercase(),
             s["peer_ip"].as_str().unwrap_or(rest).to_owned(),
