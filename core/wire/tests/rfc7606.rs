@@ -657,9 +657,37 @@ fn attr_23_tunnel_encapsulation() {
 }
 
 #[test]
-fn attr_24_traffic_engineering_is_carried() {
-    assert_eq!(with(&ibgp(), &[&attr(0x80, 24, &[1, 2, 3])]), Accept);
-    assert_eq!(with(&ibgp(), &[&attr(0xc0, 24, &[1, 2, 3])]), Withdraw);
+fn attr_24_traffic_engineering_is_checked_then_carried() {
+    // An Interface Switching Capability Descriptor (RFC 5543, RFC 4203
+    // §1.4): 36 octets of fixed part, PSC and TDM 8 more.
+    let iscd = |capability: u8, len: usize| {
+        let mut v = vec![0u8; len];
+        if let Some(first) = v.first_mut() {
+            *first = capability;
+        }
+        v
+    };
+    assert_eq!(with(&ibgp(), &[&attr(0x80, 24, &[1, 2, 3])]), Withdraw);
+    assert_eq!(with(&ibgp(), &[&attr(0x80, 24, &[])]), Withdraw);
+    assert_eq!(
+        with(&ibgp(), &[&attr(0x80, 24, &iscd(51, 36))]),
+        Accept,
+        "L2SC"
+    );
+    assert_eq!(with(&ibgp(), &[&attr(0x80, 24, &iscd(51, 35))]), Withdraw);
+    assert_eq!(
+        with(&ibgp(), &[&attr(0x80, 24, &iscd(1, 36))]),
+        Withdraw,
+        "PSC-1 needs 44"
+    );
+    assert_eq!(with(&ibgp(), &[&attr(0x80, 24, &iscd(1, 44))]), Accept);
+    assert_eq!(
+        with(&ibgp(), &[&attr(0x80, 24, &iscd(100, 43))]),
+        Withdraw,
+        "TDM needs 44"
+    );
+    // Wrong flags (optional transitive) stay a withdrawal.
+    assert_eq!(with(&ibgp(), &[&attr(0xc0, 24, &iscd(51, 36))]), Withdraw);
 }
 
 #[test]

@@ -256,7 +256,10 @@ pub(crate) fn decode_attribute(
             multiple(20, "IPv6 address specific extended communities")?;
             keep_raw(attr_flags, attr_code, value, attrs);
         }
-        // Traffic Engineering: carried opaquely.
+        code::TRAFFIC_ENGINEERING => {
+            check_traffic_engineering(value).map_err(fail)?;
+            keep_raw(attr_flags, attr_code, value, attrs);
+        }
         _ => keep_raw(attr_flags, attr_code, value, attrs),
     }
     Ok(())
@@ -331,6 +334,29 @@ fn tlvs_tile(value: &[u8], type_len: usize, len_len: usize) -> Result<(), String
         .ok_or("TLV length truncated")?;
         r.take(len)
             .ok_or_else(|| format!("TLV of length {len} overruns the attribute"))?;
+    }
+    Ok(())
+}
+
+/// Traffic Engineering (RFC 5543): an Interface Switching Capability
+/// Descriptor (RFC 4203 §1.4): switching capability, encoding, 2 reserved
+/// octets and 8 priorities' maximum LSP bandwidth (36 octets), then what
+/// the capability adds: PSC-1..4 and TDM add 8 (minimum LSP bandwidth and
+/// MTU, or indication, padded).
+fn check_traffic_engineering(value: &[u8]) -> Result<(), String> {
+    const FIXED: usize = 36;
+    let Some(&capability) = value.first() else {
+        return Err("TRAFFIC_ENGINEERING is empty".into());
+    };
+    let needed = match capability {
+        1..=4 | 100 => FIXED + 8,
+        _ => FIXED,
+    };
+    if value.len() < needed {
+        return Err(format!(
+            "TRAFFIC_ENGINEERING length {} (switching capability {capability} needs at least {needed})",
+            value.len()
+        ));
     }
     Ok(())
 }
