@@ -50,6 +50,30 @@ enum Bindings {
     V0_2(v0_2::Plugin),
 }
 
+/// `$body` with `$b` bound to the instance's exports and `$c` to the
+/// conversions of its contract version: what reads the same in every
+/// version is written once.
+macro_rules! per_version {
+    ($bindings:expr, |$b:ident| $body:expr) => {
+        match $bindings {
+            Bindings::V0_1($b) => $body,
+            Bindings::V0_2($b) => $body,
+        }
+    };
+    ($bindings:expr, |$b:ident, $c:ident| $body:expr) => {
+        match $bindings {
+            Bindings::V0_1($b) => {
+                use convert::v0_1 as $c;
+                $body
+            }
+            Bindings::V0_2($b) => {
+                use convert::v0_2 as $c;
+                $body
+            }
+        }
+    };
+}
+
 impl Pre {
     fn version(&self) -> &'static str {
         match self {
@@ -218,19 +242,13 @@ impl Plugin {
 
     fn probe_roles(&self) -> Result<Vec<sdk::Role>, PluginError> {
         let mut sandbox = Sandbox::new(self)?;
-        let mut roles = sandbox.call("roles", |store, b| match b {
-            Bindings::V0_1(b) => Ok(b
+        let mut roles = sandbox.call("roles", |store, b| {
+            per_version!(b, |b, c| Ok(b
                 .starling_policy_snapshot()
                 .call_roles(store)?
                 .into_iter()
-                .map(convert::v0_1::role)
-                .collect::<Vec<_>>()),
-            Bindings::V0_2(b) => Ok(b
-                .starling_policy_snapshot()
-                .call_roles(store)?
-                .into_iter()
-                .map(convert::v0_2::role)
-                .collect()),
+                .map(c::role)
+                .collect::<Vec<_>>()))
         })?;
         roles.sort();
         roles.dedup();
@@ -268,23 +286,15 @@ impl Plugin {
     /// the resources are [`PluginError::Invalid`].
     pub fn evaluate(&self, objects: &[sdk::Object]) -> Result<Evaluation, PluginError> {
         let mut sandbox = Sandbox::new(self)?;
-        let loaded = sandbox.call("load", |store, b| match b {
-            Bindings::V0_1(b) => {
-                let objects: Vec<_> = objects.iter().map(convert::v0_1::object).collect();
+        let loaded = sandbox.call("load", |store, b| {
+            per_version!(b, |b, c| {
+                let objects: Vec<_> = objects.iter().map(c::object).collect();
                 let loaded = b
                     .starling_policy_snapshot()
                     .model()
                     .call_load(store, &objects)?;
-                Ok(loaded.map_err(|p| p.into_iter().map(convert::v0_1::problem).collect()))
-            }
-            Bindings::V0_2(b) => {
-                let objects: Vec<_> = objects.iter().map(convert::v0_2::object).collect();
-                let loaded = b
-                    .starling_policy_snapshot()
-                    .model()
-                    .call_load(store, &objects)?;
-                Ok(loaded.map_err(|p| p.into_iter().map(convert::v0_2::problem).collect()))
-            }
+                Ok(loaded.map_err(|p| p.into_iter().map(c::problem).collect()))
+            })
         })?;
         match loaded {
             Ok(model) => Ok(Evaluation {
@@ -466,15 +476,11 @@ impl Evaluation {
 
     pub fn nodes(&mut self) -> Result<Vec<String>, PluginError> {
         let model = self.model;
-        self.sandbox.call("nodes", |store, b| match b {
-            Bindings::V0_1(b) => b
+        self.sandbox.call("nodes", |store, b| {
+            per_version!(b, |b| b
                 .starling_policy_snapshot()
                 .model()
-                .call_nodes(store, model),
-            Bindings::V0_2(b) => b
-                .starling_policy_snapshot()
-                .model()
-                .call_nodes(store, model),
+                .call_nodes(store, model))
         })
     }
 
@@ -482,9 +488,10 @@ impl Evaluation {
     pub fn assign(&mut self) -> Result<Vec<(String, u32)>, PluginError> {
         self.require(sdk::Role::AsAssignment)?;
         let model = self.model;
-        self.sandbox.call("assign", |store, b| match b {
-            Bindings::V0_1(b) => b.starling_policy_as_assignment().call_assign(store, model),
-            Bindings::V0_2(b) => b.starling_policy_as_assignment().call_assign(store, model),
+        self.sandbox.call("assign", |store, b| {
+            per_version!(b, |b| b
+                .starling_policy_as_assignment()
+                .call_assign(store, model))
         })
     }
 
@@ -492,13 +499,10 @@ impl Evaluation {
     pub fn reflectors(&mut self) -> Result<Vec<(String, String)>, PluginError> {
         self.require(sdk::Role::RouteReflection)?;
         let model = self.model;
-        self.sandbox.call("reflectors", |store, b| match b {
-            Bindings::V0_1(b) => b
+        self.sandbox.call("reflectors", |store, b| {
+            per_version!(b, |b| b
                 .starling_policy_route_reflection()
-                .call_reflectors(store, model),
-            Bindings::V0_2(b) => b
-                .starling_policy_route_reflection()
-                .call_reflectors(store, model),
+                .call_reflectors(store, model))
         })
     }
 
@@ -608,19 +612,13 @@ impl Evaluation {
         {
             return Ok(*handle);
         }
-        let handle = self.sandbox.call("facts", |store, b| match b {
-            Bindings::V0_1(b) => {
-                let lowered: Vec<_> = facts.iter().map(convert::v0_1::facts).collect();
+        let handle = self.sandbox.call("facts", |store, b| {
+            per_version!(b, |b, c| {
+                let lowered: Vec<_> = facts.iter().map(c::facts).collect();
                 b.starling_policy_peer_selection()
                     .facts()
                     .call_constructor(store, &lowered)
-            }
-            Bindings::V0_2(b) => {
-                let lowered: Vec<_> = facts.iter().map(convert::v0_2::facts).collect();
-                b.starling_policy_peer_selection()
-                    .facts()
-                    .call_constructor(store, &lowered)
-            }
+            })
         })?;
         if let Some((_, old)) = self.facts.replace((facts.to_vec(), handle)) {
             // Dropping the old handle frees the plugin's copy; failing to is
@@ -639,9 +637,8 @@ impl Evaluation {
     ) -> Result<sdk::Verdicts, PluginError> {
         self.require(sdk::Role::RoutePolicy)?;
         let model = self.model;
-        let (outcome, changed) = self.sandbox.call("evaluate", |store, b| match b {
-            Bindings::V0_1(b) => {
-                use convert::v0_1 as c;
+        let (outcome, changed) = self.sandbox.call("evaluate", |store, b| {
+            per_version!(b, |b, c| {
                 let sets: Vec<_> = sets.iter().map(c::attributes).collect();
                 let routes: Vec<_> = routes.iter().map(c::route).collect();
                 let v = b.starling_policy_route_policy().call_evaluate(
@@ -653,21 +650,7 @@ impl Evaluation {
                 )?;
                 let changed: Vec<_> = v.changed.into_iter().map(c::sdk_attributes).collect();
                 Ok((v.outcome, changed))
-            }
-            Bindings::V0_2(b) => {
-                use convert::v0_2 as c;
-                let sets: Vec<_> = sets.iter().map(c::attributes).collect();
-                let routes: Vec<_> = routes.iter().map(c::route).collect();
-                let v = b.starling_policy_route_policy().call_evaluate(
-                    store,
-                    model,
-                    &c::context(context),
-                    &sets,
-                    &routes,
-                )?;
-                let changed: Vec<_> = v.changed.into_iter().map(c::sdk_attributes).collect();
-                Ok((v.outcome, changed))
-            }
+            })
         })?;
         let max = changed.len() as u64 + 2;
         if outcome.len() != routes.len() || outcome.iter().any(|o| u64::from(*o) >= max) {
