@@ -937,3 +937,82 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
     assert!(samples > 10, "{samples}");
     assert!(has_route());
 }
+
+/// The daemon's first log lines, from `starling run` with `args`, read
+/// until "starling running" appears (or 20 s pass).
+fn first_log_lines(dir: &Path, config: &Path, args: &[&str]) -> Vec<String> {
+    use std::io::BufRead;
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_starling"))
+            .args(["run", "-c"])
+            .arg(config)
+            .args(args)
+            .env("STARLING_CACHE_DIR", dir.join("cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starling run"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut lines = Vec::new();
+    while let Ok(line) =
+        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        let done = line.contains("starling running");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("starling running")),
+        "no start line: {lines:?}"
+    );
+    lines
+}
+
+#[test]
+fn the_log_is_json_lines_when_asked_and_never_coloured_into_a_pipe() {
+    let dir = Scratch::new("log-format");
+    let config = daemon_config(&dir.0, "127.0.0.139", None, "[metrics]\nenabled = false\n");
+    let json = first_log_lines(&dir.0, &config, &["--log-format", "json"]);
+    for line in &json {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        assert!(v["fields"]["message"].is_string(), "{line}");
+    }
+    let running: Value = serde_json::from_str(json.last().expect("a line")).expect("json");
+    assert_eq!(running["level"], "INFO");
+    assert_eq!(running["fields"]["node"], "n1");
+
+    // The same from the configuration file.
+    let from_file = daemon_config(
+        &dir.0,
+        "127.0.0.139",
+        None,
+        "[metrics]\nenabled = false\n[log]\nformat = \"json\"\n",
+    );
+    let lines = first_log_lines(&dir.0, &from_file, &[]);
+    assert!(lines.iter().all(|l| l.starts_with('{')), "{lines:?}");
+
+    // Text into a pipe: no colour codes.
+    let plain = daemon_config(&dir.0, "127.0.0.139", None, "[metrics]\nenabled = false\n");
+    let text = first_log_lines(&dir.0, &plain, &[]);
+    assert!(text.iter().all(|l| !l.contains('\u{1b}')), "{text:?}");
+    assert!(!text[0].starts_with('{'));
+}

@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) admin: Admin,
     #[serde(default)]
     pub(crate) metrics: Metrics,
+    #[serde(default)]
+    pub(crate) log: Log,
     /// The file this configuration came from (for SIGHUP).
     #[serde(skip)]
     pub(crate) path: Option<PathBuf>,
@@ -106,6 +108,25 @@ impl Default for Plugins {
             route_policy: calico(),
         }
     }
+}
+
+/// `[log]`: how the daemon writes its log to standard error.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Log {
+    #[serde(default)]
+    pub(crate) format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Lines for people (colours only on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers: `timestamp`, `level`,
+    /// `target`, `fields` (`message` and the event's own fields).
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

@@ -68,17 +68,14 @@ pub(crate) struct RunArgs {
     /// The configuration file.
     #[arg(short, long, default_value = "/etc/starling/starling.toml")]
     config: PathBuf,
+    /// How to write the log (overrides `[log] format`).
+    #[arg(long, value_enum)]
+    log_format: Option<config::LogFormat>,
 }
 
 pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging(args.log_format.unwrap_or(config.log.format));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -86,6 +83,22 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(daemon(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`); colour
+/// codes only when standard error is a terminal, so a file under systemd
+/// or a redirect stays plain text.
+fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        config::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        config::LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 /// What `starling node status` asks the daemon about.
