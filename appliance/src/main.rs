@@ -81,6 +81,14 @@ enum Command {
     /// A lab on this machine: nodes in network namespaces, a ToR, traffic.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Print a shell completion script (`starling completions bash >
+    /// /etc/bash_completion.d/starling`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), `starling(1)`.
+    Man,
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -93,6 +101,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => return plan::run(args),
         Command::Decode(args) => return decode::run(args),
         Command::Lab(command) => return lab::run(command),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "starling",
+                &mut std::io::stdout(),
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     // The resource verbs: one datastore round trip or a few.
@@ -127,7 +152,9 @@ async fn resource_verb(cli: &Cli) -> anyhow::Result<ExitCode> {
         | Command::Routes(_)
         | Command::Plan(_)
         | Command::Decode(_)
-        | Command::Lab(_) => unreachable!("handled in run()"),
+        | Command::Lab(_)
+        | Command::Completions { .. }
+        | Command::Man => unreachable!("handled in run()"),
     }
 }
 
