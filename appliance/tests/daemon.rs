@@ -1,6 +1,10 @@
 //! `starling run` end to end: the real daemon on the embedded datastore,
 //! a real BIRD 2 peer on loopback, `starling node status` over the admin
 //! socket, configuration changes through the CLI, and a clean shutdown.
+//!
+//! Over 800 lines on purpose: one binary, so the daemon tests share their
+//! helpers (scratch, BIRD peer, config, scrape) and run in parallel on
+//! addresses of their own; splitting would copy the helpers per file.
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! Calico's "Configure BGP peering" guide on a `starling lab`: real
 //! daemons in network namespaces, a BIRD 2 ToR, assertions on kernel FIBs,
 //! BIRD's RIB, `starling node status` and pings between workloads.
+//!
+//! Over 800 lines on purpose: the guide's steps read in order here, with
+//! the lab helpers (`Lab`, sessions, FIBs, pings) they all use.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -334,28 +334,10 @@ impl<B> Loop<B> {
         if self.repair_when_quiet {
             self.repair_at = Some(now + self.pacing.quiet);
         }
-        let mut report = Report::Write {
-            duration: started.elapsed(),
-            installed: self.fib.installed().len(),
-            added: 0,
-            replaced: 0,
-            deleted: 0,
-            refused: 0,
-            failed: false,
-        };
-        match result {
+        let duration = started.elapsed();
+        // (added, replaced, deleted, refused), or `None`: the write failed.
+        let counts = match result {
             Ok(c) => {
-                if let Report::Write {
-                    added,
-                    replaced,
-                    deleted,
-                    refused,
-                    ..
-                } = &mut report
-                {
-                    (*added, *replaced, *deleted, *refused) =
-                        (c.added, c.replaced, c.deleted, c.refused.len());
-                }
                 let refused: HashSet<Destination> =
                     c.refused.iter().map(|r| r.destination).collect();
                 self.pending.retain(|d| refused.contains(d));
@@ -364,15 +346,24 @@ impl<B> Loop<B> {
                 if !c.refused.is_empty() {
                     tracing::warn!(refused = c.refused.len(), first = ?c.refused.first(), "kernel refused routes");
                 }
+                Some((c.added, c.replaced, c.deleted, c.refused.len()))
             }
             Err(e) => {
                 // `pending` stays: the next write tries again.
-                if let Report::Write { failed, .. } = &mut report {
-                    *failed = true;
-                }
                 tracing::error!("FIB write failed: {e}");
+                None
             }
-        }
+        };
+        let (added, replaced, deleted, refused) = counts.unwrap_or_default();
+        let report = Report::Write {
+            duration,
+            installed: self.fib.installed().len(),
+            added,
+            replaced,
+            deleted,
+            refused,
+            failed: counts.is_none(),
+        };
         (self.report)(report);
     }
 }

@@ -8,7 +8,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use common::{Bird, passive_peer, start_listening, wait_for, wait_routes};
+use common::{Bird, passive_peer, route, start_listening, wait_for, wait_routes};
 use starling_speaker::instance::{Instance, OwnAddresses, PeerPolicy};
 use starling_speaker::rib::RibConfig;
 use starling_wire::{AsPath, Family, NextHop, Origin, PathAttributes};
@@ -81,16 +81,13 @@ protocol bgp starling {{
         Duration::from_secs(30),
     )
     .await;
-    let v6 = instance
-        .routes()
+    let v6 = route(&instance, "2001:db8:153::/48")
         .await
-        .into_iter()
-        .find(|(p, _, _)| p.to_string() == "2001:db8:153::/48")
         .expect("BIRD's IPv6 route");
     assert!(
-        matches!(v6.1.next_hop, NextHop::V6 { global, .. } if global.to_string() == "2001:db8::153"),
+        matches!(v6.next_hop, NextHop::V6 { global, .. } if global.to_string() == "2001:db8::153"),
         "{:?}",
-        v6.1
+        v6
     );
     let peer = &instance.peers().await[0];
     let families = &peer
@@ -147,24 +144,14 @@ async fn an_ipv4_session_carries_both_families_between_starlings() {
     ];
     wait_routes(&a, &all, Duration::from_secs(30)).await;
     wait_routes(&b, &all, Duration::from_secs(30)).await;
-    let from_b = a
-        .routes()
-        .await
-        .into_iter()
-        .find(|(p, _, _)| p.to_string() == "2001:db8:b::/48")
-        .expect("b's IPv6 route");
+    let from_b = route(&a, "2001:db8:b::/48").await.expect("b's IPv6 route");
     assert!(
-        matches!(from_b.1.next_hop, NextHop::V6 { global, .. } if global.to_string() == "2001:db8::b"),
+        matches!(from_b.next_hop, NextHop::V6 { global, .. } if global.to_string() == "2001:db8::b"),
         "{:?}",
-        from_b.1
+        from_b
     );
-    let from_a = b
-        .routes()
-        .await
-        .into_iter()
-        .find(|(p, _, _)| p.to_string() == "203.0.113.0/24")
-        .expect("a's IPv4 route");
-    assert_eq!(from_a.1.next_hop, NextHop::V4(Ipv4Addr::new(127, 0, 0, A)));
+    let from_a = route(&b, "203.0.113.0/24").await.expect("a's IPv4 route");
+    assert_eq!(from_a.next_hop, NextHop::V4(Ipv4Addr::new(127, 0, 0, A)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

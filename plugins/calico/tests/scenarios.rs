@@ -1,6 +1,9 @@
 //! Table-driven scenarios from calico-model.md §2: each asserts the exact
 //! session list Calico would configure on one node.
 //!
+//! Over 800 lines on purpose: one scenario per rule of the model, in the
+//! model's order, so a rule's test is found where the rule is.
+//!
 //! Sessions come mesh first, then global, then node-specific, each by
 //! address. A session renders as one line: its name, then only what differs from
 //! the plain case: `as=` (peer AS) and `local=` always, then `passive`,

@@ -173,6 +173,20 @@ pub async fn routes(instance: &starling_speaker::instance::Instance) -> Vec<star
     r
 }
 
+/// The Loc-RIB's best route for `prefix`.
+pub async fn route(
+    instance: &starling_speaker::instance::Instance,
+    prefix: &str,
+) -> Option<starling_speaker::rib::RouteAttrs> {
+    let prefix: starling_wire::Prefix = prefix.parse().expect("prefix");
+    instance
+        .routes()
+        .await
+        .into_iter()
+        .find(|(p, _, _)| *p == prefix)
+        .map(|(_, r, _)| r)
+}
+
 /// Poll until the Loc-RIB holds exactly `want`.
 pub async fn wait_routes(
     instance: &starling_speaker::instance::Instance,
