@@ -117,7 +117,7 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             out = serde_json::to_string_pretty(&rows)?;
             out.push('\n');
         }
-        Output::Yaml => out = serde_yaml::to_string(&rows)?,
+        Output::Yaml => out = serde_yaml_ng::to_string(&rows)?,
         Output::Table => table(&rows, &mut out),
         Output::Dot => dot(&plan, &mut out),
     }

@@ -466,7 +466,7 @@ pub(crate) async fn get(store: &Datastore, args: &GetArgs) -> anyhow::Result<Exi
             if args.output == GetOutput::Json {
                 serde_json::to_string_pretty(&value)? + "\n"
             } else {
-                serde_yaml::to_string(&value)?
+                serde_yaml_ng::to_string(&value)?
             }
         }
     };

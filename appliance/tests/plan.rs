@@ -141,7 +141,7 @@ fn table_yaml_and_dot() {
         &["plan", "-f", EXAMPLE, "-o", "yaml", "--node", "rr-1"],
         None,
     );
-    let rows: Vec<Value> = serde_yaml::from_slice(&out.stdout).expect("yaml");
+    let rows: Vec<Value> = serde_yaml_ng::from_slice(&out.stdout).expect("yaml");
     assert_eq!(rows.len(), 3);
 
     let out = starling(&["plan", "-f", EXAMPLE, "-o", "dot"], None);

@@ -192,7 +192,8 @@ fn yaml_and_json_output() {
     let ds = Datastore::new("output");
     ds.ok(&["apply", "-f", EXAMPLE]);
     let one: Value =
-        serde_yaml::from_str(&ds.ok(&["get", "bgppeer", "rack1-tor", "-o", "yaml"])).expect("yaml");
+        serde_yaml_ng::from_str(&ds.ok(&["get", "bgppeer", "rack1-tor", "-o", "yaml"]))
+            .expect("yaml");
     assert_eq!(one["kind"], "BGPPeer");
     assert_eq!(one["spec"]["asNumber"], 65000);
     assert!(one["metadata"]["resourceVersion"].is_string());

@@ -166,12 +166,12 @@ impl ResourceSet {
             }
         } else {
             let mut docs = Vec::new();
-            for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-                match serde::Deserialize::deserialize(doc) {
+            for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+                match yaml_document(doc) {
                     Ok(Value::Null) => {}
                     Ok(v) => docs.push(v),
-                    Err(e) => {
-                        errors.push(error(i + 1, None, format!("invalid YAML: {e}")));
+                    Err(reason) => {
+                        errors.push(error(i + 1, None, reason));
                         break;
                     }
                 }
@@ -312,6 +312,16 @@ impl ResourceSet {
     }
 }
 
+/// One YAML document as JSON, with merge keys (`<<: *anchor`) applied
+/// as calicoctl's YAML reader applies them.
+fn yaml_document(doc: serde_yaml_ng::Deserializer<'_>) -> Result<Value, String> {
+    let mut yaml: serde_yaml_ng::Value =
+        serde::Deserialize::deserialize(doc).map_err(|e| format!("invalid YAML: {e}"))?;
+    yaml.apply_merge()
+        .map_err(|e| format!("invalid YAML merge key: {e}"))?;
+    serde_json::to_value(yaml).map_err(|e| format!("YAML that JSON cannot hold: {e}"))
+}
+
 /// `items` of a `*List` document.
 fn list_items(doc: &Value) -> Option<Result<Vec<Value>, String>> {
     let kind = doc.get("kind")?.as_str()?;
@@ -399,6 +409,36 @@ items:
         let json = r#"[{"apiVersion": "projectcalico.org/v3", "kind": "Node", "metadata": {"name": "b"}}]"#;
         let set = ResourceSet::parse("r.json", json).expect("json");
         assert_eq!(set.objects[0].name, "b");
+    }
+
+    /// Anchors and merge keys are how people share a peer's settings
+    /// between documents; an error names the document and line.
+    #[test]
+    fn yaml_anchors_merge_keys_and_errors() {
+        let yaml = r#"
+apiVersion: projectcalico.org/v3
+kind: BGPPeerList
+items:
+- metadata: {name: p1}
+  spec: &tor {asNumber: 65000, keepOriginalNextHop: true, peerIP: 192.0.2.9}
+- metadata: {name: p2}
+  spec:
+    <<: *tor
+    peerIP: 192.0.2.10
+"#;
+        let set = ResourceSet::parse("r.yaml", yaml).expect("parse");
+        let p2: Value = serde_json::from_str(&set.objects[1].spec).expect("json");
+        assert_eq!(p2["asNumber"], 65000);
+        assert_eq!(p2["keepOriginalNextHop"], true);
+        assert_eq!(p2["peerIP"], "192.0.2.10");
+
+        let bad = "apiVersion: projectcalico.org/v3\nkind: Node\n---\nkind: [unclosed\n";
+        let errors = ResourceSet::parse("bad.yaml", bad).unwrap_err();
+        let text = errors[0].to_string();
+        assert!(
+            text.contains("bad.yaml") && text.contains("line 4"),
+            "{text}"
+        );
     }
 
     #[test]
