@@ -1,6 +1,5 @@
-//! Prometheus `/metrics`: a minimal HTTP endpoint that renders the
-//! daemon's state at each scrape. Every metric is listed in
-//! docs/metrics.md.
+//! Prometheus metrics: the daemon's state rendered at each scrape (served
+//! by `metrics_http`). Every metric is listed in docs/metrics.md.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -14,8 +13,6 @@ use starling_plugin_host::{LATENCY_BUCKETS, Plugin};
 use starling_speaker::State;
 use starling_speaker::driver::PeerStatus;
 use starling_speaker::instance::{Counts, PeerCounts};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use super::Shared;
 
@@ -101,34 +98,6 @@ pub(crate) struct Sources {
     pub(crate) datastore: Arc<Mutex<DatastoreStats>>,
 }
 
-pub(crate) fn serve(listener: TcpListener, sources: Arc<Sources>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let sources = sources.clone();
-            tokio::spawn(async move {
-                let mut request = [0u8; 1024];
-                let n = stream.read(&mut request).await.unwrap_or(0);
-                let line = String::from_utf8_lossy(&request[..n]);
-                let (status, body) = if line.starts_with("GET /metrics ") {
-                    match render(&sources).await {
-                        Ok(text) => ("200 OK", text),
-                        Err(e) => ("500 Internal Server Error", format!("{e}\n")),
-                    }
-                } else {
-                    ("404 Not Found", "try /metrics\n".to_owned())
-                };
-                let response = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    })
-}
-
 const MESSAGE_TYPES: [(usize, &str); 5] = [
     (1, "open"),
     (2, "update"),
@@ -137,7 +106,7 @@ const MESSAGE_TYPES: [(usize, &str); 5] = [
     (5, "route_refresh"),
 ];
 
-async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
+pub(crate) async fn render(sources: &Sources) -> Result<String, prometheus::Error> {
     let registry = Registry::new_custom(Some("starling".to_owned()), None)?;
     let (instance, sessions) = match sources.shared.lock() {
         Ok(s) => (s.instance.clone(), s.sessions.clone()),

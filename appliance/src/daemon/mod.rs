@@ -27,6 +27,7 @@ pub(crate) mod admin;
 pub(crate) mod config;
 mod fib;
 mod metrics;
+mod metrics_http;
 mod origination;
 mod planner;
 mod plugins;
@@ -215,7 +216,7 @@ impl Daemon {
                 fib: fib_stats.clone(),
                 datastore: datastore_stats.clone(),
             };
-            Some(metrics::serve(listener, Arc::new(sources)))
+            Some(metrics_http::serve(listener, Arc::new(sources)))
         } else {
             None
         };

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses part of this
 
+pub(crate) mod daemon;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
