@@ -34,6 +34,8 @@ pub(crate) struct Config {
     pub(crate) metrics: Metrics,
     #[serde(default)]
     pub(crate) log: Log,
+    #[serde(default)]
+    pub(crate) bmp: Bmp,
     /// The file this configuration came from (for SIGHUP).
     #[serde(skip)]
     pub(crate) path: Option<PathBuf>,
@@ -108,6 +110,31 @@ impl Default for Plugins {
             route_policy: calico(),
         }
     }
+}
+
+/// `[bmp]`: BMP collectors (RFC 7854) shown every session and route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Bmp {
+    /// `host:port` of each collector; none: BMP is off.
+    #[serde(default)]
+    pub(crate) collectors: Vec<String>,
+    /// Seconds between Statistics Reports.
+    #[serde(default = "bmp_statistics_interval")]
+    pub(crate) statistics_interval: u64,
+}
+
+impl Default for Bmp {
+    fn default() -> Self {
+        Bmp {
+            collectors: Vec::new(),
+            statistics_interval: bmp_statistics_interval(),
+        }
+    }
+}
+
+fn bmp_statistics_interval() -> u64 {
+    60
 }
 
 /// `[log]`: how the daemon writes its log to standard error.

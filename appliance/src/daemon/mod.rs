@@ -24,6 +24,7 @@
 //! only those that changed are replaced.
 
 pub(crate) mod admin;
+mod bmp;
 pub(crate) mod config;
 mod fib;
 mod metrics;
@@ -147,6 +148,8 @@ struct Running {
     rib: RibConfig,
     /// The kernel FIB programmer, unless the FIB is left alone.
     fib: Option<Programmer>,
+    /// One per BMP collector.
+    bmp: Vec<starling_bmp::Exporter>,
 }
 
 /// The daemon's parts, each with one job; [`daemon`] wires them.
@@ -300,6 +303,11 @@ impl Daemon {
                     );
                     running.instance.reconfigure(next.clone());
                     running.rib = next.clone();
+                    // The collectors' Loc-RIB is named by AS and router id.
+                    for exporter in running.bmp.drain(..) {
+                        exporter.stop().await;
+                    }
+                    running.bmp = bmp::start(&self.config, &running.instance, &running.rib);
                 }
                 running
             }
@@ -384,7 +392,13 @@ impl Daemon {
             });
             None
         };
-        Ok(Running { instance, rib, fib })
+        let bmp = bmp::start(&self.config, &instance, &rib);
+        Ok(Running {
+            instance,
+            rib,
+            fib,
+            bmp,
+        })
     }
 
     /// Between plans: sweep the previous run's routes once the routing
@@ -479,10 +493,15 @@ impl Daemon {
             if let Some(fib) = running.fib.take() {
                 fib.stop(self.config.fib.clean_on_exit).await;
             }
+            // Collectors hear the sessions go down, then a Termination.
+            let exporters = std::mem::take(&mut running.bmp);
             // Cease / Administrative Shutdown, with a message, to every peer.
             let mut sessions = self.sessions;
             sessions.shutdown(&running.instance, "starling is shutting down");
             tokio::time::sleep(Duration::from_millis(200)).await;
+            for exporter in exporters {
+                exporter.stop().await;
+            }
         }
         self.admin_task.abort();
         if let Some(metrics) = self.metrics_task {

@@ -79,6 +79,9 @@ pub(super) fn reload(
     {
         restart_needed.push("metrics");
     }
+    if fresh.bmp != config.bmp {
+        restart_needed.push("bmp");
+    }
     if !restart_needed.is_empty() {
         tracing::warn!(keys = ?restart_needed, "SIGHUP: these settings apply at the next restart");
     }

@@ -124,7 +124,8 @@ pub(crate) fn scrape(at: std::net::SocketAddr) -> String {
     let Ok(mut stream) = std::net::TcpStream::connect(at) else {
         return String::new();
     };
-    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let _ =
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let mut text = String::new();
     let _ = stream.read_to_string(&mut text);
     text

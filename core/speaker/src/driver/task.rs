@@ -386,7 +386,10 @@ impl PeerTask {
             Self::finish_loser(loser, &c, Some(collision_cease()), now);
         }
         let state = self.session.state();
-        let negotiated = self.session.negotiated().cloned();
+        let negotiated = self.session.negotiated().cloned().map(|mut n| {
+            n.endpoints = self.endpoints();
+            n
+        });
         self.update_status(|s| {
             s.state = state;
             s.negotiated.clone_from(&negotiated);
@@ -400,6 +403,12 @@ impl PeerTask {
                 .events
                 .send((peer, PeerEvent::Established(Box::new(n))));
         }
+    }
+
+    /// The current connection's local and remote addresses.
+    fn endpoints(&self) -> Option<(SocketAddr, SocketAddr)> {
+        let reader = &self.conn.as_ref()?.reader;
+        Some((reader.local_addr().ok()?, reader.peer_addr().ok()?))
     }
 
     /// Established on our side, but our confirming KEEPALIVE is still held
@@ -526,7 +535,8 @@ impl PeerTask {
                     });
                     let _ = self.events.send((peer, PeerEvent::StateChanged(to)));
                 }
-                Output::Established(n) => {
+                Output::Established(mut n) => {
+                    n.endpoints = self.endpoints();
                     self.update_status(|s| s.negotiated = Some((*n).clone()));
                     let _ = self.events.send((peer, PeerEvent::Established(n)));
                 }

@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap;
 
 use super::export_cache::ExportCache;
 use super::links::{Link, Links};
+use super::monitor::MonitorEvent;
 use super::peer::{GroupId, PeerEntry};
 use super::recovery::Recovery;
 use super::requests::Request;
@@ -53,6 +54,9 @@ pub struct Core<L: Links> {
     pub(super) leaving: Vec<IpAddr>,
     /// Selection changes for the FIB, oldest first.
     best_out: VecDeque<Vec<BestChange>>,
+    /// Events for a route monitor, queued only while one watches (see
+    /// `monitor.rs`).
+    pub(super) monitor: Option<Vec<MonitorEvent>>,
     /// The time of the input being handled: the core never reads the
     /// clock, it is told.
     pub(super) now: Instant,
@@ -88,6 +92,7 @@ impl<L: Links> Core<L> {
             pending_merged: false,
             leaving: Vec::new(),
             best_out: VecDeque::new(),
+            monitor: None,
             now,
         }
     }
@@ -240,6 +245,7 @@ impl<L: Links> Core<L> {
         }
         // The FIB wants the selection only.
         changes.retain(|c| c.best_changed);
+        self.monitor_best(&changes);
         if !changes.is_empty() {
             tracing::debug!(changes = changes.len(), "best-path changes for the FIB");
             self.best_out.push_back(changes);

@@ -70,6 +70,7 @@ impl<L: Links> Core<L> {
         self.leave_group(address);
         self.initial_advertisement(address);
         self.check_recovery();
+        self.monitor_peer_up(address);
     }
 
     fn process_update(&mut self, address: IpAddr, parsed: &ParsedUpdate) {
@@ -90,6 +91,7 @@ impl<L: Links> Core<L> {
             // its table again once the policy may answer.
             self.schedule_retry(Timer::RetryImport(address));
         }
+        self.monitor_update(address, parsed);
         let end_of_rib = parsed.update.end_of_rib();
         if let Some(family) = end_of_rib {
             changes.extend(self.end_of_rib(address, family));
@@ -133,8 +135,12 @@ impl<L: Links> Core<L> {
         let Some(entry) = self.peers.get_mut(&address) else {
             return;
         };
-        let was_established = entry.negotiated.take().is_some();
+        let negotiated = entry.negotiated.take();
+        let was_established = negotiated.is_some();
         entry.established_at = None;
+        if let Some(n) = &negotiated {
+            self.monitor_peer_down(address, n, Some(reason.clone()));
+        }
         self.leave_group(address);
         self.peer_session_lost(address, was_established, reason);
     }

@@ -23,6 +23,7 @@ mod core;
 mod events;
 mod export_cache;
 mod links;
+mod monitor;
 mod peer;
 mod recovery;
 mod requests;
@@ -37,6 +38,7 @@ use std::net::IpAddr;
 
 pub use self::core::Core;
 pub use self::links::{DriverLinks, Link, Links};
+pub use self::monitor::{MonitorEvent, MonitoredPeer, MonitoredRoute};
 pub use self::requests::Request;
 pub use self::shell::{BestPathStream, Instance};
 pub use crate::driver::PeerEvent;

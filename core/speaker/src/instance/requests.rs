@@ -107,7 +107,9 @@ impl<L: Links> Core<L> {
     fn process_remove_peer(&mut self, address: IpAddr, notification: Option<Notification>) {
         self.links.stop(address, notification);
         self.leave_group(address);
-        self.peers.remove(&address);
+        if let Some(n) = self.peers.remove(&address).and_then(|e| e.negotiated) {
+            self.monitor_peer_down(address, &n, None);
+        }
         if let Some(r) = &mut self.recovery {
             r.deferred.remove(&address);
         }

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::core::Core;
 use super::links::DriverLinks;
 use super::requests::Request;
-use super::{Counts, PeerEvent, PeerPolicy, RibPath};
+use super::{Counts, MonitorEvent, PeerEvent, PeerPolicy, RibPath};
 use crate::config::PeerConfig;
 use crate::driver::{PeerRegistry, PeerStatus, accept_loop};
 use crate::policy::RoutePolicy;
@@ -31,6 +31,8 @@ const EVENT_BATCH: usize = 256;
 enum Message {
     Request(Request),
     Query(Query),
+    /// A route monitor subscribes (see [`Instance::monitor`]).
+    Monitor(mpsc::Sender<MonitorEvent>),
 }
 
 /// Questions answered from the core's state as it is.
@@ -197,6 +199,17 @@ impl Instance {
     pub async fn routes(&self) -> Vec<(Prefix, RouteAttrs, Source)> {
         self.query(Query::Routes).await
     }
+
+    /// Watch the instance as a route monitor (BMP) does: first a snapshot
+    /// of the established peers and the routes, then every change as it
+    /// happens. A watcher that falls more than `capacity` events behind is
+    /// dropped (its receiver closes) rather than let events pile up in
+    /// memory; it subscribes again for a fresh snapshot.
+    pub fn monitor(&self, capacity: usize) -> mpsc::Receiver<MonitorEvent> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let _ = self.tx.send(Message::Monitor(tx));
+        rx
+    }
 }
 
 /// The instance's task: requests, batches of peer events and timers in;
@@ -207,12 +220,22 @@ async fn run(
     mut events: mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
     best: mpsc::UnboundedSender<Vec<BestChange>>,
 ) {
+    let mut monitors: Vec<mpsc::Sender<MonitorEvent>> = Vec::new();
     loop {
         let deadline = core.poll_timeout();
         tokio::select! {
             message = messages.recv() => match message {
                 Some(Message::Request(request)) => core.handle_request(request, Instant::now()),
                 Some(Message::Query(query)) => answer(&core, query),
+                Some(Message::Monitor(watcher)) => {
+                    let snapshot = core.monitor_snapshot();
+                    if snapshot.into_iter().all(|e| watcher.try_send(e).is_ok()) {
+                        core.start_monitoring();
+                        monitors.push(watcher);
+                    } else {
+                        tracing::warn!("a route monitor cannot take the snapshot: dropped");
+                    }
+                }
                 None => return,
             },
             Some((peer, event)) = events.recv() => {
@@ -242,6 +265,26 @@ async fn run(
                 tracing::debug!("nobody takes best-path changes");
             }
         }
+        if !monitors.is_empty() {
+            feed_monitors(&mut core, &mut monitors);
+        }
+    }
+}
+
+/// Hand the queued monitor events to every watcher; a watcher that is
+/// gone or too far behind is dropped, and with the last one the core
+/// stops queueing.
+fn feed_monitors(core: &mut Core<DriverLinks>, monitors: &mut Vec<mpsc::Sender<MonitorEvent>>) {
+    let events = core.poll_monitor();
+    monitors.retain(|watcher| {
+        let kept = events.iter().all(|e| watcher.try_send(e.clone()).is_ok());
+        if !kept && !watcher.is_closed() {
+            tracing::warn!("a route monitor fell behind: dropped until it subscribes again");
+        }
+        kept
+    });
+    if monitors.is_empty() {
+        core.stop_monitoring();
     }
 }
 

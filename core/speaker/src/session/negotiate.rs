@@ -28,6 +28,13 @@ pub struct Negotiated {
     pub graceful_notification: bool,
     /// The codec parameters for this session.
     pub codec: Context,
+    /// The OPENs exchanged, ours and the peer's: monitoring (BMP Peer Up)
+    /// shows them.
+    pub sent_open: Open,
+    pub received_open: Open,
+    /// The connection's local and remote addresses, set by the driver
+    /// that owns the socket (`None` where no socket exists, in tests).
+    pub endpoints: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 /// Our OPEN for `cfg`.
@@ -189,5 +196,8 @@ pub fn negotiate(cfg: &PeerConfig, theirs: &Open) -> Result<Negotiated, Notifica
         route_refresh: has(&Capability::RouteRefresh),
         enhanced_route_refresh: codec.enhanced_route_refresh,
         codec,
+        sent_open: local_open(cfg),
+        received_open: theirs.clone(),
+        endpoints: None,
     })
 }
