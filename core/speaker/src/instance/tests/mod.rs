@@ -191,3 +191,118 @@ fn a_slow_peer_is_held_back_then_sent_what_changed() {
     assert!(!sim.core.counts(sim.now).peers[&sim::addr(2)].behind);
     assert!(sim.core.poll_timeout().is_none(), "no timer left running");
 }
+
+/// Rejects every import of 198.51.100.0/24, accepts the rest.
+#[derive(Debug)]
+struct RejectDocumentation2;
+
+impl crate::policy::RoutePolicy for RejectDocumentation2 {
+    fn evaluate(
+        &self,
+        _peer: std::net::IpAddr,
+        _direction: crate::policy::Direction,
+        routes: &[crate::policy::Candidate<'_>],
+    ) -> Result<Vec<crate::policy::Verdict>, String> {
+        let rejected = prefix("198.51.100.0/24");
+        Ok(routes
+            .iter()
+            .map(|c| {
+                if c.prefix == rejected {
+                    crate::policy::Verdict::Reject
+                } else {
+                    crate::policy::Verdict::Accept
+                }
+            })
+            .collect())
+    }
+}
+
+/// A route monitor (BMP) is shown a snapshot, then each UPDATE as sent
+/// and as import policy left it, the Loc-RIB's changes and the session's
+/// end; nothing is queued while nobody watches.
+#[test]
+fn a_monitor_sees_the_snapshot_then_pre_and_post_policy_and_the_loc_rib() {
+    use crate::instance::{MonitorEvent, MonitoredRoute};
+    let mut sim = Sim::new();
+    sim.request(Request::SetRoutePolicy {
+        policy: Some(std::sync::Arc::new(RejectDocumentation2)),
+        refresh: Vec::new(),
+        keep_exports: false,
+    });
+    sim.add_peer(1, 65001, false);
+    sim.establish(1, 0, false);
+    sim.announce(1, &["203.0.113.0/24"]);
+    sim.finish();
+    assert!(sim.core.poll_monitor().is_empty(), "nobody watches yet");
+
+    let before = sim.link(1).log.borrow().sent.len();
+    let snapshot = sim.core.monitor_snapshot();
+    sim.core.start_monitoring();
+    let kinds: Vec<&str> = snapshot
+        .iter()
+        .map(|e| match e {
+            MonitorEvent::PeerUp { .. } => "up",
+            MonitorEvent::PostPolicy { .. } => "post",
+            MonitorEvent::LocRib { .. } => "loc",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["up", "post", "loc"]);
+    let MonitorEvent::PeerUp { peer, negotiated } = &snapshot[0] else {
+        unreachable!()
+    };
+    assert_eq!((peer.asn, peer.address), (65001, sim::addr(1)));
+    assert_eq!(negotiated.received_open.asn(), 65001);
+    // For the pre-policy view the peer is asked for its routes again.
+    let asked = sim.link(1).log.borrow().sent.len() - before;
+    assert_eq!(asked, 1, "one ROUTE-REFRESH");
+
+    sim.announce(1, &["192.0.2.0/24", "198.51.100.0/24"]);
+    sim.withdraw(1, &["203.0.113.0/24"]);
+    sim.finish();
+    let events = sim.core.poll_monitor();
+    let post: Vec<&MonitoredRoute> = events
+        .iter()
+        .filter_map(|e| match e {
+            MonitorEvent::PostPolicy { routes, .. } => Some(routes),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let shown = |p: &str| post.iter().find(|r| r.prefix == prefix(p)).map(|r| r.route.is_some());
+    assert_eq!(shown("192.0.2.0/24"), Some(true));
+    assert_eq!(shown("198.51.100.0/24"), Some(false), "rejected: withdrawn post-policy");
+    assert_eq!(shown("203.0.113.0/24"), Some(false));
+    let pre = events
+        .iter()
+        .filter(|e| matches!(e, MonitorEvent::PrePolicy { .. }))
+        .count();
+    assert_eq!(pre, 2, "each UPDATE as received");
+    let loc: Vec<(starling_wire::Prefix, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            MonitorEvent::LocRib { routes } => Some(routes),
+            _ => None,
+        })
+        .flatten()
+        .map(|r| (r.prefix, r.route.is_some()))
+        .collect();
+    assert_eq!(
+        loc,
+        [(prefix("192.0.2.0/24"), true), (prefix("203.0.113.0/24"), false)]
+    );
+
+    sim.down(1, DownReason::ConnectionLost);
+    sim.finish();
+    let events = sim.core.poll_monitor();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        MonitorEvent::PeerDown {
+            reason: Some(DownReason::ConnectionLost),
+            ..
+        }
+    )));
+    sim.core.stop_monitoring();
+    sim.establish(1, 0, false);
+    assert!(sim.core.poll_monitor().is_empty());
+}
