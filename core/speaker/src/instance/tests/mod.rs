@@ -269,9 +269,17 @@ fn a_monitor_sees_the_snapshot_then_pre_and_post_policy_and_the_loc_rib() {
         })
         .flatten()
         .collect();
-    let shown = |p: &str| post.iter().find(|r| r.prefix == prefix(p)).map(|r| r.route.is_some());
+    let shown = |p: &str| {
+        post.iter()
+            .find(|r| r.prefix == prefix(p))
+            .map(|r| r.route.is_some())
+    };
     assert_eq!(shown("192.0.2.0/24"), Some(true));
-    assert_eq!(shown("198.51.100.0/24"), Some(false), "rejected: withdrawn post-policy");
+    assert_eq!(
+        shown("198.51.100.0/24"),
+        Some(false),
+        "rejected: withdrawn post-policy"
+    );
     assert_eq!(shown("203.0.113.0/24"), Some(false));
     let pre = events
         .iter()
@@ -289,7 +297,10 @@ fn a_monitor_sees_the_snapshot_then_pre_and_post_policy_and_the_loc_rib() {
         .collect();
     assert_eq!(
         loc,
-        [(prefix("192.0.2.0/24"), true), (prefix("203.0.113.0/24"), false)]
+        [
+            (prefix("192.0.2.0/24"), true),
+            (prefix("203.0.113.0/24"), false)
+        ]
     );
 
     sim.down(1, DownReason::ConnectionLost);
