@@ -81,9 +81,15 @@ impl<L: Links> Core<L> {
         let entry = self.peers.get(&address)?;
         let n = entry.negotiated.as_ref()?;
         // Ourselves as next hop: the configured address, else the
-        // session's own, else (a family the session is not of) the node's
-        // address in that family.
-        let local = entry.policy.next_hop_address.or(entry.cfg.local_address);
+        // session's source address, else the address the connection
+        // actually has (a session with no source address configured, as
+        // Calico's `sourceAddress: None`), else (a family the session is
+        // not of) the node's address in that family.
+        let local = entry
+            .policy
+            .next_hop_address
+            .or(entry.cfg.local_address)
+            .or_else(|| n.endpoints.map(|(local, _)| local.ip().to_canonical()));
         let own = entry.policy.own_addresses;
         let target = ExportTarget {
             info: entry.info(address, n),

@@ -317,3 +317,24 @@ fn a_monitor_sees_the_snapshot_then_pre_and_post_policy_and_the_loc_rib() {
     sim.establish(1, 0, false);
     assert!(sim.core.poll_monitor().is_empty());
 }
+
+/// A session with no source address configured (Calico's
+/// `sourceAddress: None`) still exports what needs next hop self: the
+/// next hop is the address the connection has.
+#[test]
+fn next_hop_self_without_a_source_address_is_the_connections_address() {
+    let mut sim = Sim::new();
+    sim.add_peer_without_source(1, 65001);
+    sim.add_peer(2, 65002, false);
+    sim.establish_from(1, std::net::IpAddr::from([192, 0, 2, 200]));
+    sim.establish(2, 0, false);
+    sim.take_received(1);
+    sim.announce(2, &["203.0.113.0/24"]);
+    sim.finish();
+    let received = sim.take_received(1);
+    assert_eq!(received.announced, [prefix("203.0.113.0/24")]);
+    assert_eq!(
+        received.next_hops,
+        [std::net::Ipv4Addr::new(192, 0, 2, 200)]
+    );
+}

@@ -101,6 +101,8 @@ impl Links for RecordingLinks {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Received {
     pub(super) announced: Vec<Prefix>,
+    /// The IPv4 NEXT_HOP of each UPDATE that announced something.
+    pub(super) next_hops: Vec<Ipv4Addr>,
     pub(super) withdrawn: Vec<Prefix>,
     pub(super) end_of_rib: usize,
 }
@@ -165,6 +167,34 @@ impl Sim {
     /// Peer `n`'s session comes up; its OPEN offers graceful restart
     /// (restart time `restart_time`, R bit `restarting`) when configured
     /// so on our side.
+    /// Configure peer `n` as [`Sim::add_peer`] does, with no source
+    /// address: the session takes whatever address the kernel picks.
+    pub(super) fn add_peer_without_source(&mut self, n: u8, asn: u32) {
+        self.add_peer(n, asn, false);
+        let cfg = self.configs.get_mut(&addr(n)).expect("just added");
+        cfg.local_address = None;
+        let cfg = cfg.clone();
+        self.request(Request::AddPeer(Box::new(cfg), PeerPolicy::default()));
+    }
+
+    /// Peer `n`'s session comes up over a connection whose local address
+    /// is `local`.
+    pub(super) fn establish_from(&mut self, n: u8, local: IpAddr) {
+        let ours = self.configs[&addr(n)].clone();
+        let theirs = PeerConfig::new(
+            SocketAddr::from((local, 179)),
+            ours.remote_as,
+            LOCAL_AS,
+            Ipv4Addr::new(198, 51, 100, n),
+        );
+        let mut negotiated = negotiate(&ours, &local_open(&theirs)).expect("the OPENs agree");
+        negotiated.endpoints = Some((
+            SocketAddr::from((local, 40000)),
+            SocketAddr::from((addr(n), 179)),
+        ));
+        self.event(n, PeerEvent::Established(Box::new(negotiated)));
+    }
+
     pub(super) fn establish(&mut self, n: u8, restart_time: u16, restarting: bool) {
         let ours = self.configs[&addr(n)].clone();
         let mut theirs = PeerConfig::new(
@@ -283,6 +313,9 @@ impl Sim {
                 let u = &parsed.update;
                 if u.end_of_rib().is_some() {
                     received.end_of_rib += 1;
+                }
+                if !u.nlri.is_empty() {
+                    received.next_hops.extend(u.attributes.next_hop);
                 }
                 received
                     .announced
