@@ -236,6 +236,63 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         session_state(&dir.0, &socket).as_deref(),
         Some("Established")
     );
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        read_log().contains("plugins serving their roles")
+            && read_log().contains("route_policy=prefix-guard"),
+        "the log says which plugin serves which role"
+    );
+
+    // A plugin file is hot-reloaded; a rebuild that no longer fills the
+    // role it serves is refused, and the previous build keeps serving.
+    let plugin = dir.0.join("policy.wasm");
+    std::fs::write(&plugin, starling_plugins::EXAMPLE_PREFIX_GUARD).expect("plugin");
+    std::fs::write(
+        &config,
+        format!(
+            "{good}\n[plugins]\nroute_policy = \"{}\"\n",
+            plugin.display()
+        ),
+    )
+    .expect("config");
+    signal(&pid, "-HUP");
+    wait_for("the plugin file serving", Duration::from_secs(10), || {
+        read_log().contains(&format!("route_policy={}", plugin.display()))
+    });
+    std::fs::write(&plugin, starling_plugins::EXAMPLE_AS_PER_RACK).expect("plugin");
+    wait_for("the refused rebuild", Duration::from_secs(10), || {
+        read_log().contains("kept the running plugin")
+    });
+    assert!(read_log().contains("does not fill the RoutePolicy role"));
+    // The datastore still plans: an unrelated change goes through.
+    starling_ok(
+        &dir.0,
+        &[
+            "patch",
+            "bgpconfiguration",
+            "default",
+            "-p",
+            r#"{"spec": {"serviceClusterIPs": [{"cidr": "10.96.0.0/12"}]}}"#,
+        ],
+        None,
+    );
+    wait_for(
+        "the new service CIDR originated",
+        Duration::from_secs(10),
+        || {
+            let out = starling(
+                &dir.0,
+                &["routes", "--socket", socket.to_str().expect("utf8")],
+                None,
+            );
+            String::from_utf8_lossy(&out.stdout).contains("10.96.0.0/12")
+        },
+    );
+    assert!(!read_log().contains("do not fill"), "{}", read_log());
+    assert_eq!(
+        session_state(&dir.0, &socket).as_deref(),
+        Some("Established")
+    );
 
     // SIGTERM: a clean exit, the admin socket removed.
     signal(&pid, "-TERM");

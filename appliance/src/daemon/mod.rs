@@ -200,6 +200,7 @@ impl Daemon {
         }));
         let host = Host::new(Limits::default())?.with_cache(crate::plan::cache_dir());
         let plugin_set = plugins::PluginSet::load(&host, &config.plugins)?;
+        tracing::info!(roles = %plugin_set.describe(), "plugins serving their roles");
         let plugin_list = Arc::new(Mutex::new(plugin_set.all()));
         let planner = Planner::new(
             plugin_set.roles()?,

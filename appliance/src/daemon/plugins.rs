@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use starling_plugin_host::contract::Role;
 use starling_plugin_host::pipeline::{Reloading, Roles};
 use starling_plugin_host::{Host, Plugin};
 
@@ -83,20 +84,56 @@ impl PluginSet {
             .collect()
     }
 
+    /// The roles `source` is configured to serve.
+    fn roles_of(&self, source: &str) -> Vec<Role> {
+        let s = &self.sources;
+        [
+            (&s.as_assignment, Role::AsAssignment),
+            (&s.route_reflection, Role::RouteReflection),
+            (&s.node_identity, Role::NodeIdentity),
+            (&s.peer_selection, Role::PeerSelection),
+            (&s.origination, Role::Origination),
+            (&s.route_policy, Role::RoutePolicy),
+        ]
+        .into_iter()
+        .filter(|(configured, _)| configured.as_str() == source)
+        .map(|(_, role)| role)
+        .collect()
+    }
+
     /// Reload plugin files that changed. `true` when a new build serves.
+    /// A build that does not load, or no longer fills a role it serves,
+    /// is refused before the swap: the previous build keeps serving.
     pub(super) fn reload_changed(&mut self) -> bool {
         let mut changed = false;
+        let roles: BTreeMap<String, Vec<Role>> = self
+            .files
+            .keys()
+            .map(|path| (path.clone(), self.roles_of(path)))
+            .collect();
         for (path, slot) in &mut self.files {
-            match slot.check() {
+            match slot.check_for_roles(&roles[path]) {
                 Ok(true) => changed = true,
                 Ok(false) => {}
                 Err(e) => tracing::error!(plugin = path, "kept the running plugin: {e}"),
             }
         }
-        if changed && let Err(e) = self.roles().and_then(|r| Ok(r.check()?)) {
-            tracing::error!("reloaded plugins do not fill their roles: {e}");
-        }
         changed
+    }
+
+    /// Which plugin serves which role, for the log.
+    pub(super) fn describe(&self) -> String {
+        let s = &self.sources;
+        format!(
+            "as_assignment={} route_reflection={} node_identity={} peer_selection={} \
+             origination={} route_policy={}",
+            s.as_assignment,
+            s.route_reflection,
+            s.node_identity,
+            s.peer_selection,
+            s.origination,
+            s.route_policy
+        )
     }
 
     pub(super) fn host(&self) -> &Host {

@@ -86,6 +86,7 @@ pub(super) fn reload(
         tracing::warn!(keys = ?restart_needed, "SIGHUP: these settings apply at the next restart");
     }
     *set = new_set;
+    tracing::info!(roles = %set.describe(), "SIGHUP: plugins serving their roles");
     config.plugins = fresh.plugins.clone();
     config.fib.clean_on_exit = fresh.fib.clean_on_exit;
     tracing::info!("SIGHUP: configuration reloaded");

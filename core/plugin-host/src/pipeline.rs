@@ -339,12 +339,31 @@ impl Reloading {
     /// `Err`: the new build was refused and the old one keeps serving (the
     /// same broken file is not retried until it changes again).
     pub fn check(&mut self) -> Result<bool, PluginError> {
+        self.check_for_roles(&[])
+    }
+
+    /// [`Reloading::check`] for a plugin that serves `roles`: a new build
+    /// that no longer fills one of them is refused before it is swapped
+    /// in, like one that does not load.
+    pub fn check_for_roles(&mut self, roles: &[Role]) -> Result<bool, PluginError> {
         let now = stamp(&self.path);
         if now == self.stamp {
             return Ok(false);
         }
         self.stamp = now;
-        match self.host.load_file(&self.name, &self.path) {
+        let loaded = self
+            .host
+            .load_file(&self.name, &self.path)
+            .and_then(
+                |plugin| match roles.iter().find(|role| !plugin.fills(**role)) {
+                    Some(role) => Err(PluginError::MissingRole {
+                        plugin: plugin.name().to_owned(),
+                        role: *role,
+                    }),
+                    None => Ok(plugin),
+                },
+            );
+        match loaded {
             Ok(plugin) => {
                 tracing::info!(plugin = self.name, path = %self.path.display(), "plugin reloaded");
                 self.current = plugin;

@@ -246,3 +246,37 @@ fn changed_facts_reach_the_plugin() {
     let changed = e.plan(&facts(65001), &a).expect("plan");
     assert_eq!(changed[0].sessions[0].peer_as, 65001);
 }
+
+/// A new build that loads but no longer fills the role its slot serves
+/// is refused before the swap; the old build keeps serving.
+#[test]
+fn hot_reload_refuses_a_build_that_no_longer_fills_its_role() {
+    use starling_plugin_host::contract::Role;
+    let dir = std::env::temp_dir().join(format!("starling-reload-role-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("policy.wasm");
+    std::fs::write(&path, starling_plugins::EXAMPLE_PREFIX_GUARD).expect("write");
+    let host = host();
+    let mut slot = Reloading::open(&host, "policy", &path).expect("open");
+    assert!(slot.current().fills(Role::RoutePolicy));
+
+    // as-per-rack assigns AS numbers and decides no routes.
+    std::fs::write(&path, starling_plugins::EXAMPLE_AS_PER_RACK).expect("write");
+    let err = slot
+        .check_for_roles(&[Role::RoutePolicy])
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::Incompatible);
+    assert!(err.to_string().contains("RoutePolicy"), "{err}");
+    assert!(
+        slot.current().fills(Role::RoutePolicy),
+        "the old build serves"
+    );
+
+    // A build that fills it is taken.
+    std::fs::write(&path, starling_plugins::CALICO).expect("write");
+    assert!(
+        slot.check_for_roles(&[Role::RoutePolicy])
+            .expect("reloaded")
+    );
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
