@@ -10,7 +10,7 @@ mod common;
 use common::daemon::*;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -101,12 +101,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     assert!(!metrics.contains("s3cr3t"));
 
     // `starling routes` lists BIRD's route with the session it came from.
-    let out = starling(
-        &dir.0,
-        &["routes", "--socket", socket.to_str().expect("utf8")],
-        None,
-    );
-    let text = String::from_utf8(out.stdout).expect("utf8");
+    let text = loc_rib(&dir.0, &socket);
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("PREFIX"), "{text}");
     assert!(
@@ -279,14 +274,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     wait_for(
         "the new service CIDR originated",
         Duration::from_secs(10),
-        || {
-            let out = starling(
-                &dir.0,
-                &["routes", "--socket", socket.to_str().expect("utf8")],
-                None,
-            );
-            String::from_utf8_lossy(&out.stdout).contains("10.96.0.0/12")
-        },
+        || loc_rib(&dir.0, &socket).contains("10.96.0.0/12"),
     );
     assert!(!read_log().contains("do not fill"), "{}", read_log());
     assert_eq!(
@@ -325,21 +313,6 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         "Calico process is not running.\n"
     );
     assert!(!out.status.success());
-}
-
-#[test]
-fn a_bad_configuration_names_the_key_and_starts_nothing() {
-    let dir = Scratch::new("badconfig");
-    let config = dir.0.join("starling.toml");
-    std::fs::write(&config, "node_name = \"n1\"\n[fib]\ntable = 255\n").expect("config");
-    let out = starling(&dir.0, &["run", "-c", config.to_str().expect("utf8")], None);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("fib.table: 255 is reserved"), "{stderr}");
-    std::fs::write(&config, "node_name = \"n1\"\nlisten_port = 179\n").expect("config");
-    let out = starling(&dir.0, &["run", "-c", config.to_str().expect("utf8")], None);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unknown field `listen_port`"), "{stderr}");
 }
 
 /// The same daemon on etcd: resources written with calicoctl's
@@ -530,12 +503,7 @@ fn the_daemon_originates_blocks_and_services_through_the_export_policy() {
         "both paths of 203.0.113.0/24",
         Duration::from_secs(10),
         || {
-            let out = starling(
-                &dir.0,
-                &["routes", "--socket", socket.to_str().expect("utf8")],
-                None,
-            );
-            table = String::from_utf8_lossy(&out.stdout).into_owned();
+            table = loc_rib(&dir.0, &socket);
             table
                 .lines()
                 .filter(|l| l.starts_with("203.0.113.0/24"))
@@ -699,14 +667,7 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
     );
     let config = daemon_config(&dir.0, "127.0.0.136", None, "[metrics]\nenabled = false\n");
     let _daemon = run_daemon(&dir.0, &config);
-    let has_route = || {
-        let out = starling(
-            &dir.0,
-            &["routes", "--socket", socket.to_str().expect("utf8")],
-            None,
-        );
-        String::from_utf8_lossy(&out.stdout).contains("203.0.113.0/24")
-    };
+    let has_route = || loc_rib(&dir.0, &socket).contains("203.0.113.0/24");
     wait_for("BIRD A's route", Duration::from_secs(30), has_route);
 
     // The peer moves to B, which is not even running yet.
@@ -785,83 +746,4 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
     }
     assert!(samples > 10, "{samples}");
     assert!(has_route());
-}
-
-/// The daemon's first log lines, from `starling run` with `args`, read
-/// until "starling running" appears (or 20 s pass).
-fn first_log_lines(dir: &Path, config: &Path, args: &[&str]) -> Vec<String> {
-    use std::io::BufRead;
-    let mut child = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_starling"))
-            .args(["run", "-c"])
-            .arg(config)
-            .args(args)
-            .env("STARLING_CACHE_DIR", dir.join("cache"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starling run"),
-    );
-    let stderr = child.0.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut lines = Vec::new();
-    while let Ok(line) =
-        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-    {
-        let done = line.contains("starling running");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    assert!(
-        lines.iter().any(|l| l.contains("starling running")),
-        "no start line: {lines:?}"
-    );
-    lines
-}
-
-#[test]
-fn the_log_is_json_lines_when_asked_and_never_coloured_into_a_pipe() {
-    let dir = Scratch::new("log-format");
-    let config = daemon_config(&dir.0, "127.0.0.139", None, "[metrics]\nenabled = false\n");
-    let json = first_log_lines(&dir.0, &config, &["--log-format", "json"]);
-    for line in &json {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        assert!(
-            v["timestamp"].is_string() && v["level"].is_string(),
-            "{line}"
-        );
-        assert!(v["fields"]["message"].is_string(), "{line}");
-    }
-    let running: Value = serde_json::from_str(json.last().expect("a line")).expect("json");
-    assert_eq!(running["level"], "INFO");
-    assert_eq!(running["fields"]["node"], "n1");
-
-    // The same from the configuration file.
-    let from_file = daemon_config(
-        &dir.0,
-        "127.0.0.139",
-        None,
-        "[metrics]\nenabled = false\n[log]\nformat = \"json\"\n",
-    );
-    let lines = first_log_lines(&dir.0, &from_file, &[]);
-    assert!(lines.iter().all(|l| l.starts_with('{')), "{lines:?}");
-
-    // Text into a pipe: no colour codes.
-    let plain = daemon_config(&dir.0, "127.0.0.139", None, "[metrics]\nenabled = false\n");
-    let text = first_log_lines(&dir.0, &plain, &[]);
-    assert!(text.iter().all(|l| !l.contains('\u{1b}')), "{text:?}");
-    assert!(!text[0].starts_with('{'));
 }

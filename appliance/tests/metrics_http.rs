@@ -42,6 +42,16 @@ fn established_transitions(metrics: &str) -> Option<u64> {
         .ok()
 }
 
+/// KEEPALIVEs the daemon has received on its one session.
+fn keepalives_received(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("starling_bgp_messages_received_total{"))
+        .filter(|l| l.contains("type=\"keepalive\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[test]
 fn metrics_over_http_refuse_bad_requests_cut_off_stalled_clients_and_spare_the_sessions() {
     let dir = Scratch::new("metrics-http");
@@ -178,8 +188,14 @@ fn metrics_over_http_refuse_bad_requests_cut_off_stalled_clients_and_spare_the_s
     let took = burst.elapsed();
     assert_eq!(answered, 1000, "answered {answered} of 1,000 in {took:?}");
     eprintln!("1,000 concurrent scrapes answered in {took:?}");
-    // Past the hold time: a session the burst hurt would be down by now.
-    std::thread::sleep(Duration::from_secs(4));
+    // Past the hold time: four more of BIRD's one-a-second keepalives
+    // after the burst, on the same session.
+    let after_burst = keepalives_received(&scrape(at));
+    wait_for(
+        "the session to live past its hold time",
+        Duration::from_secs(15),
+        || keepalives_received(&scrape(at)) >= after_burst + 4,
+    );
     assert_eq!(
         session_state(&dir.0, &socket).as_deref(),
         Some("Established")

@@ -43,16 +43,28 @@ impl PluginSet {
         Ok(set)
     }
 
-    fn source_list(&self) -> Vec<String> {
+    /// Each role with its configuration key and the plugin named for it.
+    fn assignments(&self) -> [(&'static str, &str, Role); 6] {
         let s = &self.sources;
-        vec![
-            s.as_assignment.clone(),
-            s.route_reflection.clone(),
-            s.node_identity.clone(),
-            s.peer_selection.clone(),
-            s.origination.clone(),
-            s.route_policy.clone(),
+        [
+            ("as_assignment", &s.as_assignment, Role::AsAssignment),
+            (
+                "route_reflection",
+                &s.route_reflection,
+                Role::RouteReflection,
+            ),
+            ("node_identity", &s.node_identity, Role::NodeIdentity),
+            ("peer_selection", &s.peer_selection, Role::PeerSelection),
+            ("origination", &s.origination, Role::Origination),
+            ("route_policy", &s.route_policy, Role::RoutePolicy),
         ]
+    }
+
+    fn source_list(&self) -> Vec<String> {
+        self.assignments()
+            .iter()
+            .map(|(_, source, _)| (*source).to_owned())
+            .collect()
     }
 
     fn plugin(&self, source: &str) -> anyhow::Result<Plugin> {
@@ -86,19 +98,11 @@ impl PluginSet {
 
     /// The roles `source` is configured to serve.
     fn roles_of(&self, source: &str) -> Vec<Role> {
-        let s = &self.sources;
-        [
-            (&s.as_assignment, Role::AsAssignment),
-            (&s.route_reflection, Role::RouteReflection),
-            (&s.node_identity, Role::NodeIdentity),
-            (&s.peer_selection, Role::PeerSelection),
-            (&s.origination, Role::Origination),
-            (&s.route_policy, Role::RoutePolicy),
-        ]
-        .into_iter()
-        .filter(|(configured, _)| configured.as_str() == source)
-        .map(|(_, role)| role)
-        .collect()
+        self.assignments()
+            .into_iter()
+            .filter(|(_, configured, _)| *configured == source)
+            .map(|(_, _, role)| role)
+            .collect()
     }
 
     /// Reload plugin files that changed. `true` when a new build serves.
@@ -123,17 +127,11 @@ impl PluginSet {
 
     /// Which plugin serves which role, for the log.
     pub(super) fn describe(&self) -> String {
-        let s = &self.sources;
-        format!(
-            "as_assignment={} route_reflection={} node_identity={} peer_selection={} \
-             origination={} route_policy={}",
-            s.as_assignment,
-            s.route_reflection,
-            s.node_identity,
-            s.peer_selection,
-            s.origination,
-            s.route_policy
-        )
+        self.assignments()
+            .iter()
+            .map(|(key, source, _)| format!("{key}={source}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     pub(super) fn host(&self) -> &Host {

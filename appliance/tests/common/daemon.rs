@@ -131,6 +131,13 @@ pub(crate) fn scrape(at: std::net::SocketAddr) -> String {
     text
 }
 
+/// `starling routes`: the daemon's Loc-RIB as the table it prints.
+pub(crate) fn loc_rib(dir: &Path, socket: &Path) -> String {
+    let socket = socket.to_str().expect("utf8");
+    let out = starling(dir, &["routes", "--socket", socket], None);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 pub(crate) fn session_state(dir: &Path, socket: &Path) -> Option<String> {
     let out = starling(
         dir,

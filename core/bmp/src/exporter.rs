@@ -62,13 +62,17 @@ impl Exporter {
 async fn run(config: ExporterConfig, instance: Instance, mut stopping: watch::Receiver<bool>) {
     let mut wait = config.backoff.0;
     loop {
-        match stream(&config, &instance, &mut stopping).await {
+        let mut connected = false;
+        let outcome = stream(&config, &instance, &mut stopping, &mut connected).await;
+        if connected {
+            // A collector that was reached backs off from the start again;
+            // never reconnect at once (a snapshot that cannot fit would
+            // loop).
+            wait = config.backoff.0;
+        }
+        match outcome {
             Ok(Ended::Stopped) => return,
-            Ok(Ended::Resync) => {
-                // The connection was good: start again at once.
-                wait = config.backoff.0;
-                continue;
-            }
+            Ok(Ended::Resync) => {}
             Err(e) => {
                 tracing::warn!(collector = %config.collector, "BMP: {e}; reconnecting in {wait:?}");
             }
@@ -91,12 +95,14 @@ async fn stream(
     config: &ExporterConfig,
     instance: &Instance,
     stopping: &mut watch::Receiver<bool>,
+    connected: &mut bool,
 ) -> std::io::Result<Ended> {
     let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&config.collector));
     let mut socket = tokio::select! {
         connected = connect => connected.map_err(|_| std::io::Error::other("connect timed out"))??,
         _ = stopping.changed() => return Ok(Ended::Stopped),
     };
+    *connected = true;
     let _ = socket.set_nodelay(true);
     tracing::info!(collector = %config.collector, "BMP: connected");
     let now = SystemTime::now();

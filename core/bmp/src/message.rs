@@ -51,20 +51,14 @@ impl PeerHeader {
             // filtered; Starling's Loc-RIB is the whole table.
             PeerKind::LocRib => (3u8, 0),
         };
-        let address = match self.address.to_canonical() {
-            IpAddr::V4(a) => a.to_ipv6_compatible().octets(),
-            IpAddr::V6(a) => {
-                if matches!(self.kind, PeerKind::Peer { .. }) {
-                    flags |= 0x80; // V: an IPv6 peer
-                }
-                a.octets()
-            }
-        };
+        if self.address.to_canonical().is_ipv6() && matches!(self.kind, PeerKind::Peer { .. }) {
+            flags |= 0x80; // V: an IPv6 peer
+        }
         // A (0x20) stays clear: UPDATEs are re-encoded with 4-octet ASNs.
         out.push(kind);
         out.push(flags);
         out.extend_from_slice(&[0; 8]); // peer distinguisher: the global instance
-        out.extend_from_slice(&address);
+        out.extend_from_slice(&header_address(self.address).octets());
         out.extend_from_slice(&self.asn.to_be_bytes());
         out.extend_from_slice(&self.bgp_id.octets());
         let since_epoch = self
@@ -137,11 +131,7 @@ pub fn peer_up(
 ) -> Vec<u8> {
     let mut out = begin(MessageType::PeerUp);
     peer.encode(&mut out);
-    let local_address = match local.ip().to_canonical() {
-        IpAddr::V4(a) => a.to_ipv6_compatible().octets(),
-        IpAddr::V6(a) => a.octets(),
-    };
-    out.extend_from_slice(&local_address);
+    out.extend_from_slice(&header_address(local.ip()).octets());
     out.extend_from_slice(&local.port().to_be_bytes());
     out.extend_from_slice(&remote_port.to_be_bytes());
     out.extend_from_slice(sent_open);
@@ -227,9 +217,9 @@ pub fn message_header(buf: &[u8]) -> Option<(u8, usize)> {
     (len >= COMMON_HEADER_LEN).then_some((header[5], len))
 }
 
-/// The address a per-peer header carries for `address` (IPv4 in the low
-/// four octets).
-pub fn header_address(address: IpAddr) -> Ipv6Addr {
+/// An address as BMP's 16-octet fields carry it (IPv4 in the low four
+/// octets).
+fn header_address(address: IpAddr) -> Ipv6Addr {
     match address.to_canonical() {
         IpAddr::V4(a) => a.to_ipv6_compatible(),
         IpAddr::V6(a) => a,

@@ -10,6 +10,7 @@
 //! pre-policy view too (the RIB keeps what import policy accepted, not
 //! what it was offered).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -96,22 +97,26 @@ impl<L: Links> Core<L> {
             .filter_map(|(a, e)| Some((*a, e.negotiated.as_ref()?)))
             .collect();
         established.sort_by_key(|(a, _)| *a);
+        // Every peer's routes in one walk of the RIB, not one per peer.
+        let mut adj_in: HashMap<IpAddr, Vec<MonitoredRoute>> =
+            established.iter().map(|(a, _)| (*a, Vec::new())).collect();
+        for (prefix, path, _) in self.rib.iter_paths() {
+            if let Source::Peer(address) = self.rib.source_of(path)
+                && let Some(routes) = adj_in.get_mut(&address)
+            {
+                routes.push(MonitoredRoute {
+                    prefix,
+                    route: Some(path.route.clone()),
+                });
+            }
+        }
         for (address, n) in &established {
             let peer = monitored(*address, n);
             events.push(MonitorEvent::PeerUp {
                 peer,
                 negotiated: Box::new((*n).clone()),
             });
-            let mine = Source::Peer(*address);
-            let routes: Vec<MonitoredRoute> = self
-                .rib
-                .iter_paths()
-                .filter(|(_, path, _)| self.rib.source_of(path) == mine)
-                .map(|(prefix, path, _)| MonitoredRoute {
-                    prefix,
-                    route: Some(path.route.clone()),
-                })
-                .collect();
+            let routes = adj_in.remove(address).unwrap_or_default();
             for chunk in routes.chunks(SNAPSHOT_CHUNK) {
                 events.push(MonitorEvent::PostPolicy {
                     peer,
