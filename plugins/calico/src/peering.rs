@@ -55,7 +55,11 @@ struct Entry<'m> {
     peer_as: u32,
     /// The reflector cluster of the remote node; none for a plain peerIP.
     remote_cluster: Option<String>,
-    /// The peer IP is one of our nodes.
+    /// A `peerIP` that is the address of one of our nodes: the only kind of
+    /// BGPPeer entry Calico makes passive by the lexical rule. Nodes that a
+    /// `peerSelector` picks are not marked, so both ends connect and
+    /// collision detection picks one (calico-model.md §2.3, note after the
+    /// option table).
     calico_node: bool,
     /// Entries from peerIP carry these; node-to-node entries do not.
     per_ip_options: bool,
@@ -158,16 +162,18 @@ impl<'a> Planner<'a> {
                     peer.asn
                 };
                 let calico_node = self.nodes_at(ip).next().is_some();
-                // No explicit port: the first node (by name) at that address
-                // and AS lends its listen port, else the global one.
+                // No explicit port: only a Calico node at that address and AS
+                // lends one, its own listen port or else the global one (the
+                // first such node by name). Any other peer is dialled at the
+                // port given, or 179: the global listen port is ours, not
+                // theirs.
                 let port = port.or_else(|| {
                     self.nodes_at(ip)
                         .find(|n| {
                             n.address(self.family) == Some(*ip)
                                 && self.facts.asn(&n.name) == wanted_as
                         })
-                        .and_then(|n| self.model.config.node_listen_ports.get(&n.name).copied())
-                        .or(self.model.config.listen_port)
+                        .and_then(|n| self.model.config.listen_port(&n.name))
                 });
                 vec![Entry {
                     scope,
@@ -191,7 +197,7 @@ impl<'a> Planner<'a> {
                         port: self.model.config.listen_port(&m.name),
                         peer_as: self.facts.asn(&m.name),
                         remote_cluster: self.facts.cluster_id(&m.name).map(str::to_owned),
-                        calico_node: true,
+                        calico_node: false,
                         per_ip_options: false,
                         peer,
                     })
@@ -326,7 +332,7 @@ impl<'a> Planner<'a> {
                     port: config.listen_port(&r.name),
                     peer_as: self.facts.asn(&r.name),
                     remote_cluster: self.facts.cluster_id(&r.name).map(str::to_owned),
-                    calico_node: true,
+                    calico_node: false,
                     per_ip_options: false,
                     peer,
                 };

@@ -383,6 +383,22 @@ fn s17_port_inference_needs_a_matching_as() {
     assert_eq!(v4(&objects, "a"), ["Node_192_0_2_2 as=65000 local=64512"]);
 }
 
+#[test]
+fn s17b_a_peer_that_is_not_a_node_is_dialled_at_179() {
+    // The global listen port is where *we* listen. A router that is not a
+    // Calico node lends no port, so none is inferred (confd:
+    // explicit_peering/global-external).
+    let objects = [
+        node("a", Some(1), None),
+        config(json!({"nodeToNodeMeshEnabled": false, "listenPort": 1790})),
+        peer("tor", json!({"peerIP": "198.51.100.1", "asNumber": 65000})),
+    ];
+    assert_eq!(
+        v4(&objects, "a"),
+        ["Global_198_51_100_1 as=65000 local=64512"]
+    );
+}
+
 // ===== explicit peers (§2.3) =====
 
 #[test]
@@ -512,10 +528,9 @@ fn s24_never_peer_with_yourself() {
         no_mesh(),
         peer("all", json!({"peerSelector": "all()"})),
     ];
-    assert_eq!(
-        v4(&objects, "a"),
-        ["Global_192_0_2_2 as=64512 local=64512 passive"]
-    );
+    // Not passive: Calico's lexical rule covers peerIP entries only, never
+    // nodes a peerSelector picks (confd: ttl_security/global).
+    assert_eq!(v4(&objects, "a"), ["Global_192_0_2_2 as=64512 local=64512"]);
 }
 
 #[test]
@@ -695,22 +710,21 @@ fn s32_rr_recipe_reflectors_serve_clients_and_each_other() {
 #[test]
 fn s33_rr_recipe_global_variant() {
     let objects = rr_recipe(true);
-    // Clients see the reflectors as global peers (passive: same rule as
-    // the mesh for global entries that are Calico nodes).
+    // Clients see the reflectors as global peers, both ends active: the
+    // lexical passive rule is for peerIP entries, not selected nodes.
     assert_eq!(
         v4(&objects, "c1"),
         [
-            "Global_192_0_2_101 as=64512 local=64512 passive",
-            "Global_192_0_2_102 as=64512 local=64512 passive",
+            "Global_192_0_2_101 as=64512 local=64512",
+            "Global_192_0_2_102 as=64512 local=64512",
         ]
     );
-    // Reflector to reflector is global (passive towards the textually
-    // higher address); reflector to client is node specific (the reverse
-    // peering).
+    // Reflector to reflector is global; reflector to client is node
+    // specific (the reverse peering).
     assert_eq!(
         v4(&objects, "rr1"),
         [
-            "Global_192_0_2_102 as=64512 local=64512 passive",
+            "Global_192_0_2_102 as=64512 local=64512",
             "Node_192_0_2_1 as=64512 local=64512 rr-client=244.0.0.1",
             "Node_192_0_2_2 as=64512 local=64512 rr-client=244.0.0.1",
         ]
