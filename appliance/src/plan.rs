@@ -259,6 +259,7 @@ fn row(node: &str, s: &Session, password: Option<Value>) -> Value {
         },
         "allow_local_as": s.allow_local_as,
         "filters": s.filters,
+        "reachable_by": s.reachable_by,
     })
 }
 

@@ -76,6 +76,7 @@ fn json_rows_have_exactly_the_documented_keys() {
         "next_hop",
         "allow_local_as",
         "filters",
+        "reachable_by",
         // Contract 0.2.
         "families",
         "interface",

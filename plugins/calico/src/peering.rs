@@ -257,7 +257,9 @@ impl<'a> Planner<'a> {
                     continue;
                 }
                 let port = config.listen_port(&n.name);
-                let name = session_name("Mesh", &ip, port);
+                // Mesh names never carry the port, unlike BGPPeer ones
+                // (confd: mesh/communities, listenPort 177).
+                let name = session_name("Mesh", &ip, None);
                 taken.insert((ip, port.unwrap_or(179)), name.clone());
                 plan.sessions.push(Session {
                     name,

@@ -6,7 +6,7 @@
 //!
 //! Sessions come mesh first, then global, then node-specific, each by
 //! address. A session renders as one line: its name, then only what differs from
-//! the plain case: `as=` (peer AS) and `local=` always, then `passive`,
+//! the plain case: `as=` (peer AS) and `local=` always, then `port=`, `passive`,
 //! `rr-client=<cluster>`, `src=none`, `pw=<secret>/<key>`, `gr=`, `ka=`,
 //! `ttl=`, `nh=self|keep`, `allow=`, `filters=`, `via=`.
 
@@ -83,6 +83,9 @@ fn plan_lines(objects: &[Object], me: &str, family: Family) -> Vec<String> {
                 assert_eq!(Some(src.parse().expect("ip")), my_ip, "{}", s.name);
             }
             let mut line = format!("{} as={} local={}", s.name, s.peer_as, s.local_as);
+            if let Some(port) = s.peer_port {
+                line += &format!(" port={port}");
+            }
             if s.passive {
                 line += " passive";
             }
@@ -295,7 +298,7 @@ fn s13_global_listen_port_applies_to_mesh_peers() {
     ];
     assert_eq!(
         v4(&objects, "a"),
-        ["Mesh_192_0_2_2_port_1790 as=64512 local=64512 passive"]
+        ["Mesh_192_0_2_2 as=64512 local=64512 port=1790 passive"]
     );
 }
 
@@ -316,8 +319,8 @@ fn s14_per_node_listen_port_override() {
     assert_eq!(
         v4(&objects, "a"),
         [
-            "Mesh_192_0_2_2_port_1790 as=64512 local=64512 passive",
-            "Mesh_192_0_2_3_port_1791 as=64512 local=64512 passive",
+            "Mesh_192_0_2_2 as=64512 local=64512 port=1790 passive",
+            "Mesh_192_0_2_3 as=64512 local=64512 port=1791 passive",
         ]
     );
 }
@@ -334,7 +337,7 @@ fn s15_explicit_peer_port() {
     ];
     assert_eq!(
         v4(&objects, "a"),
-        ["Global_198_51_100_1_port_1790 as=65000 local=64512"]
+        ["Global_198_51_100_1_port_1790 as=65000 local=64512 port=1790"]
     );
 }
 
@@ -357,7 +360,7 @@ fn s16_port_inferred_from_the_node_at_the_peer_ip() {
     ];
     assert_eq!(
         v4(&objects, "a"),
-        ["Node_192_0_2_2_port_1800 as=64512 local=64512"]
+        ["Node_192_0_2_2_port_1800 as=64512 local=64512 port=1800"]
     );
 }
 
@@ -515,7 +518,7 @@ fn s23_same_address_different_ports_are_different_sessions() {
         v4(&objects, "a"),
         [
             "Global_198_51_100_1 as=65000 local=64512",
-            "Global_198_51_100_1_port_1790 as=65000 local=64512",
+            "Global_198_51_100_1_port_1790 as=65000 local=64512 port=1790",
         ]
     );
 }
@@ -661,7 +664,7 @@ fn s30_ipv6_peer_with_port() {
     ];
     assert_eq!(
         v6(&objects, "a"),
-        ["Global_2001_db8_ffff__1_port_1790 as=65000 local=64512"]
+        ["Global_2001_db8_ffff__1_port_1790 as=65000 local=64512 port=1790"]
     );
 }
 
@@ -895,7 +898,7 @@ fn s42_peer_selector_entries_carry_the_remote_nodes_as_and_port() {
     ];
     assert_eq!(
         v4(&objects, "a"),
-        ["Node_192_0_2_2_port_1790 as=65002 local=64512"]
+        ["Node_192_0_2_2_port_1790 as=65002 local=64512 port=1790"]
     );
     // The reverse on b points at a with a's AS and (no) port.
     assert_eq!(v4(&objects, "b"), ["Node_192_0_2_1 as=64512 local=65002"]);
