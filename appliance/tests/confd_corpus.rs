@@ -59,6 +59,7 @@ struct Probe {
     large_communities: Vec<String>,
     #[serde(default)]
     local_pref: Option<u32>,
+    /// Export: a route learnt from a BGP peer (`source: RemotePeers`).
     #[serde(default)]
     from_peer: bool,
     #[serde(default)]
@@ -273,7 +274,9 @@ fn verdicts(fixture: &Fixture, planned: &[Map<String, Value>]) -> Vec<String> {
             communities: probe.communities.iter().map(|c| community(c)).collect(),
             large_communities: probe.large_communities.iter().map(|c| large(c)).collect(),
             local_pref: probe.local_pref,
-            from_peer: probe.from_peer,
+            // Whatever is imported comes from the peer (BIRD's `source` is
+            // RTS_BGP in every import filter).
+            from_peer: probe.from_peer || direction == Direction::Import,
             interface: probe.interface.clone(),
         };
         let (address, length) = probe.route.split_once('/').expect("prefix");
