@@ -160,6 +160,7 @@ struct SessionMetrics {
     prefixes: IntGaugeVec,
     accepted: IntGaugeVec,
     advertised: IntGaugeVec,
+    without_next_hop: IntCounterVec,
     now: Instant,
 }
 
@@ -217,6 +218,11 @@ impl SessionMetrics {
                 "bgp_prefixes_advertised",
                 "Prefixes advertised to the peer (its Adj-RIB-Out)",
             )?,
+            without_next_hop: counter(
+                "bgp_routes_without_next_hop_total",
+                "Route advertisements withheld from the peer because no next hop could be given (no local address of the route's family on the session)",
+                None,
+            )?,
             now: Instant::now(),
         })
     }
@@ -254,6 +260,9 @@ impl SessionMetrics {
         self.advertised
             .with_label_values(&l)
             .set(counts.advertised as i64);
+        self.without_next_hop
+            .with_label_values(&l)
+            .inc_by(counts.without_next_hop);
         let Some(p) = peer else {
             return;
         };
@@ -285,7 +294,8 @@ impl SessionMetrics {
         registry.register(Box::new(self.established))?;
         registry.register(Box::new(self.prefixes))?;
         registry.register(Box::new(self.accepted))?;
-        registry.register(Box::new(self.advertised))
+        registry.register(Box::new(self.advertised))?;
+        registry.register(Box::new(self.without_next_hop))
     }
 }
 

@@ -213,6 +213,7 @@ impl<L: Links> Core<L> {
             sets: exported,
             cache: exports,
             last: None,
+            no_next_hop: 0,
         };
         let families = group.key.codec.families;
         for (prefix, slot, path) in rib.iter_best() {
@@ -480,6 +481,7 @@ impl<L: Links> Core<L> {
             sets: exported,
             cache: exports,
             last: None,
+            no_next_hop: 0,
         };
         let mut outgoing = Outgoing::tracking_slots(!behind.is_empty());
         let mut pass = Pass {
@@ -512,6 +514,24 @@ impl<L: Links> Core<L> {
             for address in &behind {
                 if let Some(entry) = peers.get_mut(address) {
                     hold_for_later(entry, &outgoing);
+                }
+            }
+        }
+        if exporter.no_next_hop > 0 {
+            let withheld = exporter.no_next_hop;
+            for (address, _) in &group.members {
+                if let Some(entry) = peers.get_mut(address) {
+                    entry.no_next_hop += withheld;
+                    if !std::mem::replace(&mut entry.no_next_hop_warned, true) {
+                        // Once per session: a route that needs us as its
+                        // next hop and a session without an address of
+                        // its family stay that way until reconfigured.
+                        tracing::warn!(
+                            peer = %address,
+                            routes = withheld,
+                            "routes not advertised: no next hop to give (the session has no local address of the routes' family); counted in bgp_routes_without_next_hop_total"
+                        );
+                    }
                 }
             }
         }

@@ -204,6 +204,7 @@ impl<L: Links> Core<L> {
                     accepted: self.rib.received_count(*address),
                     rejected: self.rib.rejected_count(*address),
                     advertised,
+                    without_next_hop: entry.no_next_hop,
                     synced: entry.synced(now),
                     behind: entry.behind.is_some(),
                 };

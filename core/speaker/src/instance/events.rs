@@ -66,6 +66,7 @@ impl<L: Links> Core<L> {
             .filter(|f| n.codec.families.get(*f))
             .collect();
         entry.established_at = Some(now);
+        entry.no_next_hop_warned = false;
         entry.negotiated = Some(n);
         self.leave_group(address);
         self.initial_advertisement(address);

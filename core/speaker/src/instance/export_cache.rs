@@ -9,12 +9,15 @@ use rustc_hash::FxHashMap;
 
 use crate::policy::Verdict as PolicyVerdict;
 use crate::rib::adj_out::{SetId, SetTable};
-use crate::rib::export::{ExportTarget, export};
+use crate::rib::export::{ExportTarget, Withheld, export};
 use crate::rib::{Path, Rib, RouteAttrs, Source, SourceRef};
 
 /// A best path's identity for export caching: its source and its interned
 /// attribute set (compared by address, never dereferenced).
 type ExportKey = (SourceRef, usize);
+
+/// What export made of a path: the set it goes out with, or why not.
+type Exported = Result<SetId, Withheld>;
 
 /// Export towards one peer for one pass: the protocol's rules on what
 /// policy let through, cached per class.
@@ -25,7 +28,9 @@ pub(super) struct Exporter<'a> {
     pub(super) target: &'a ExportTarget,
     pub(super) class: u32,
     /// The last result: consecutive paths usually come from one UPDATE.
-    pub(super) last: Option<(ExportKey, Option<SetId>)>,
+    pub(super) last: Option<(ExportKey, Exported)>,
+    /// Routes withheld in this pass for want of a next hop.
+    pub(super) no_next_hop: u64,
 }
 
 impl Exporter<'_> {
@@ -37,14 +42,27 @@ impl Exporter<'_> {
         path: &Path,
         verdict: Option<PolicyVerdict>,
     ) -> Option<SetId> {
+        let result = self.decide(split_horizon, path, verdict);
+        if result == Err(Withheld::NoNextHop) {
+            self.no_next_hop += 1;
+        }
+        result.ok()
+    }
+
+    fn decide(
+        &mut self,
+        split_horizon: Option<IpAddr>,
+        path: &Path,
+        verdict: Option<PolicyVerdict>,
+    ) -> Exported {
         let rib = self.rib;
         let source_info = rib.peer_of(path);
         if split_horizon.is_some_and(|peer| source_info.is_some_and(|i| i.address == peer)) {
-            return None;
+            return Err(Withheld::Rules);
         }
         let source = source_info.map_or(Source::Local, |i| Source::Peer(i.address));
         match verdict {
-            Some(PolicyVerdict::Reject) => None,
+            Some(PolicyVerdict::Reject) => Err(Withheld::Rules),
             Some(PolicyVerdict::Replace(attrs)) => {
                 let changed = RouteAttrs {
                     attrs: *attrs,
@@ -93,7 +111,7 @@ pub(super) struct ExportCache {
     /// [`SetTable`], so the id cannot be dropped either.
     /// Keyed by class, source and an address: nothing a peer chooses, so
     /// a fast hash without flooding resistance will do.
-    results: FxHashMap<(u32, ExportKey), (Arc<RouteAttrs>, Option<SetId>)>,
+    results: FxHashMap<(u32, ExportKey), (Arc<RouteAttrs>, Exported)>,
 }
 
 impl ExportCache {
@@ -113,13 +131,13 @@ impl ExportCache {
         key: (u32, ExportKey),
         route: &Arc<RouteAttrs>,
         sets: &mut SetTable,
-        export: impl FnOnce(&mut SetTable) -> Option<SetId>,
-    ) -> Option<SetId> {
+        export: impl FnOnce(&mut SetTable) -> Exported,
+    ) -> Exported {
         if let Some((_, id)) = self.results.get(&key) {
             return *id;
         }
         let id = export(sets);
-        if let Some(id) = id {
+        if let Ok(id) = id {
             sets.retain(id);
         }
         self.results.insert(key, (route.clone(), id));
@@ -134,7 +152,7 @@ impl ExportCache {
     /// Forget everything (an input of export changed).
     pub(super) fn clear(&mut self, sets: &mut SetTable) {
         for (_, (_, id)) in self.results.drain() {
-            if let Some(id) = id {
+            if let Ok(id) = id {
                 sets.release(id);
             }
         }

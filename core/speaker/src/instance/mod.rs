@@ -119,6 +119,9 @@ pub struct PeerCounts {
     pub rejected: usize,
     /// Prefixes we advertise to the peer (its Adj-RIB-Out).
     pub advertised: usize,
+    /// Route advertisements withheld from the peer because no next hop
+    /// could be given (each time export decided so), ever.
+    pub without_next_hop: u64,
     /// Established, and the peer has sent its whole table: End-of-RIB for
     /// every family, or [`SYNC_GRACE`] passed for a peer that sends none.
     pub synced: bool,

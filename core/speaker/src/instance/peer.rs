@@ -47,6 +47,10 @@ pub(super) struct PeerEntry<L> {
     pub(super) export_retry_pending: bool,
     /// A ROUTE-REFRESH after a failed import is scheduled.
     pub(super) import_retry_pending: bool,
+    /// Routes withheld from the peer for want of a next hop, ever; and
+    /// whether this session has said so in the log.
+    pub(super) no_next_hop: u64,
+    pub(super) no_next_hop_warned: bool,
 }
 
 impl<L: Link> PeerEntry<L> {
@@ -67,6 +71,8 @@ impl<L: Link> PeerEntry<L> {
             behind: None,
             export_retry_pending: false,
             import_retry_pending: false,
+            no_next_hop: 0,
+            no_next_hop_warned: false,
         }
     }
 

@@ -58,28 +58,40 @@ pub(crate) fn within(a: IpAddr, (net, len): (IpAddr, u8)) -> bool {
     }
 }
 
+/// Why a route is not advertised to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withheld {
+    /// The protocol says so: the peer's own route, NO_ADVERTISE or
+    /// NO_EXPORT, iBGP to iBGP without reflection.
+    Rules,
+    /// Next hop self was due, but the session has no address of the
+    /// route's family to give (and, for IPv4, no RFC 8950). Worth telling
+    /// the operator: the route silently never reaches the peer.
+    NoNextHop,
+}
+
 /// The attributes to advertise `route` (from `source`) with to `target`,
-/// or `None` when it must not be advertised there.
+/// or why it is not advertised there.
 pub fn export(
     cfg: &RibConfig,
     source: Source,
     source_info: Option<&PeerInfo>,
     route: &RouteAttrs,
     target: &ExportTarget,
-) -> Option<RouteAttrs> {
+) -> Result<RouteAttrs, Withheld> {
     let to = &target.info;
     if source == Source::Peer(to.address) {
-        return None;
+        return Err(Withheld::Rules);
     }
     let communities = &route.attrs.communities;
     if communities.contains(&Community::NO_ADVERTISE) {
-        return None;
+        return Err(Withheld::Rules);
     }
     if to.ebgp
         && (communities.contains(&Community::NO_EXPORT)
             || communities.contains(&Community::NO_EXPORT_SUBCONFED))
     {
-        return None;
+        return Err(Withheld::Rules);
     }
     let mut out = RouteAttrs {
         attrs: route.attrs.clone().for_propagation(),
@@ -90,7 +102,7 @@ pub fn export(
         // iBGP to iBGP only through route reflection (RFC 4456 §6).
         let from_client = source_info.is_some_and(|s| s.rr_client);
         if !(from_client || to.rr_client) {
-            return None;
+            return Err(Withheld::Rules);
         }
         let originator = source_info.map_or(cfg.router_id, |s| s.router_id);
         out.attrs.originator_id.get_or_insert(originator);
@@ -137,13 +149,13 @@ pub fn export(
             // IPv4 over an IPv6-only session needs RFC 8950.
             NextHop::V4(_) => match target.local_v4 {
                 Some(v4) => NextHop::V4(v4),
-                None if target.extended_next_hop => v6_self?,
-                None => return None,
+                None if target.extended_next_hop => v6_self.ok_or(Withheld::NoNextHop)?,
+                None => return Err(Withheld::NoNextHop),
             },
-            NextHop::V6 { .. } => v6_self?,
+            NextHop::V6 { .. } => v6_self.ok_or(Withheld::NoNextHop)?,
         };
     }
-    Some(out)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -303,7 +315,7 @@ mod tests {
                 &route(),
                 &target(other_non_client.clone())
             )
-            .is_none()
+            .is_err()
         );
         // Non-client to client: reflected.
         let out = export(
@@ -325,7 +337,7 @@ mod tests {
                 &route(),
                 &target(other_client)
             )
-            .is_some()
+            .is_ok()
         );
         let out = export(
             &c,
@@ -345,7 +357,7 @@ mod tests {
                 &route(),
                 &target(client.clone())
             )
-            .is_none()
+            .is_err()
         );
         // An existing ORIGINATOR_ID is kept; the cluster id is prepended.
         let mut r = route();
@@ -380,7 +392,7 @@ mod tests {
                 &r,
                 &target(peer(2, 65002, false))
             )
-            .is_none()
+            .is_err()
         );
         assert!(
             export(
@@ -390,7 +402,7 @@ mod tests {
                 &r,
                 &target(peer(3, 64512, true))
             )
-            .is_some()
+            .is_ok()
         );
         r.attrs.communities = vec![Community::NO_ADVERTISE];
         assert!(
@@ -401,7 +413,7 @@ mod tests {
                 &r,
                 &target(peer(3, 64512, true))
             )
-            .is_none()
+            .is_err()
         );
     }
 

@@ -338,3 +338,67 @@ fn next_hop_self_without_a_source_address_is_the_connections_address() {
         [std::net::Ipv4Addr::new(192, 0, 2, 200)]
     );
 }
+
+/// A route that needs us as its next hop, on a session with no address
+/// of its family to give, is withheld, counted each time export decides
+/// so, and logged once per session; routes of the other family still go.
+#[test]
+fn a_route_with_no_next_hop_to_give_is_withheld_counted_and_logged_once() {
+    use starling_wire::{Origin, PathAttributes};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Log {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let warnings = || {
+        String::from_utf8_lossy(&log.0.lock().expect("log"))
+            .matches("no next hop to give")
+            .count()
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        let mut sim = Sim::new();
+        // An IPv4 session carrying IPv6 too, from a node with no IPv6
+        // address.
+        sim.add_dual_stack_peer(1, 65001);
+        sim.establish(1, 0, false);
+        sim.take_received(1);
+        let attrs = || {
+            Box::new(PathAttributes {
+                origin: Some(Origin::Igp),
+                ..PathAttributes::default()
+            })
+        };
+        sim.request(Request::Originate(prefix("2001:db8:1::/48"), attrs()));
+        sim.request(Request::Originate(prefix("198.51.100.0/24"), attrs()));
+        sim.finish();
+        let received = sim.take_received(1);
+        assert_eq!(received.announced, [prefix("198.51.100.0/24")]);
+        let without = |sim: &Sim| sim.core.counts(sim.now).peers[&sim::addr(1)].without_next_hop;
+        assert_eq!(without(&sim), 1);
+        sim.request(Request::Originate(prefix("2001:db8:2::/48"), attrs()));
+        sim.finish();
+        assert!(sim.take_received(1).announced.is_empty());
+        assert_eq!(without(&sim), 2);
+        assert_eq!(warnings(), 1, "once per session");
+        // A new session walks the table again: counted, and said once more.
+        sim.down(1, DownReason::ConnectionLost);
+        sim.establish(1, 0, false);
+        sim.finish();
+        assert_eq!(without(&sim), 4);
+        assert_eq!(warnings(), 2);
+    });
+}

@@ -177,6 +177,16 @@ impl Sim {
         self.request(Request::AddPeer(Box::new(cfg), PeerPolicy::default()));
     }
 
+    /// Configure peer `n` as [`Sim::add_peer`] does, carrying IPv4 and
+    /// IPv6 unicast over its IPv4 session.
+    pub(super) fn add_dual_stack_peer(&mut self, n: u8, asn: u32) {
+        self.add_peer(n, asn, false);
+        let cfg = self.configs.get_mut(&addr(n)).expect("just added");
+        cfg.families = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        let cfg = cfg.clone();
+        self.request(Request::AddPeer(Box::new(cfg), PeerPolicy::default()));
+    }
+
     /// Peer `n`'s session comes up over a connection whose local address
     /// is `local`.
     pub(super) fn establish_from(&mut self, n: u8, local: IpAddr) {
