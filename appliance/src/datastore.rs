@@ -132,6 +132,17 @@ impl Datastore {
         }
     }
 
+    /// Every readable resource, and a problem for each stored one that
+    /// cannot be read.
+    pub(crate) async fn snapshot(
+        &self,
+    ) -> Result<(Vec<Value>, Vec<starling_store::Problem>), StoreError> {
+        match self {
+            Datastore::Embedded(s) => s.snapshot(),
+            Datastore::Etcd(s) => s.snapshot().await,
+        }
+    }
+
     pub(crate) async fn create(&self, doc: Value) -> Result<Value, StoreError> {
         match self {
             Datastore::Embedded(s) => s.create(doc),

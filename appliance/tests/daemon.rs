@@ -156,6 +156,8 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
         Some("Established")
     );
 
+    another_writers_invalid_data_is_gone_around(&dir.0, &socket, metrics_addr);
+
     // A change the daemon applies: the wrong AS for BIRD, so the session
     // is replaced and cannot establish.
     let out = starling(
@@ -424,6 +426,90 @@ fn the_daemon_follows_an_etcd_datastore_across_an_etcd_restart() {
 }
 
 /// `birdc` on the BIRD whose control socket is `dir/bird.ctl`.
+/// What another writer put straight into the datastore, and calicoctl
+/// would have refused, is gone around: bad elements are skipped, a peer
+/// edited into nonsense keeps its last good version; the session to BIRD
+/// never drops, and node status and the metrics say what was skipped.
+fn another_writers_invalid_data_is_gone_around(
+    dir: &Path,
+    socket: &Path,
+    metrics_addr: std::net::SocketAddr,
+) {
+    let store = starling_store::Embedded::open(dir.join("store")).expect("the store");
+    let write = |mut doc: Value| {
+        if let Some(meta) = doc["metadata"].as_object_mut() {
+            meta.remove("resourceVersion");
+        }
+        store.update(doc).expect("a raw write");
+    };
+    let good_config = store
+        .get("BGPConfiguration", "default")
+        .expect("read")
+        .expect("default");
+    let good_peer = store.get("BGPPeer", "bird").expect("read").expect("bird");
+    // A file no JSON reader can read: left out, the rest read.
+    let junk = dir.join("store/resources/bgppeers/junk.json");
+    std::fs::write(&junk, "{\"kind\": \"BGPPeer\", ").expect("junk");
+    let mut config = good_config.clone();
+    config["spec"]["serviceClusterIPs"] = serde_json::json!([{"cidr": ""}]);
+    config["spec"]["prefixAdvertisements"] =
+        serde_json::json!([{"cidr": "203.0.113.0/24", "communities": [12345, "65000:1"]}]);
+    write(config);
+    let mut peer = good_peer.clone();
+    peer["spec"]["peerIP"] = Value::from("127.0.0.300");
+    write(peer);
+
+    let status = |dir: &Path| {
+        let out = starling(
+            dir,
+            &["node", "status", "--socket", socket.to_str().expect("utf8")],
+            None,
+        );
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let mut text = String::new();
+    wait_for(
+        "node status to list what was skipped",
+        Duration::from_secs(15),
+        || {
+            text = status(dir);
+            text.contains("Configuration applied with warnings:") && text.contains("BGPPeer 'bird'")
+        },
+    );
+    for want in [
+        "BGPConfiguration 'default', field spec.serviceClusterIPs[0].cidr: '' is not a CIDR (element skipped)",
+        "BGPConfiguration 'default', field spec.prefixAdvertisements[0].communities[0]: must be a string (element skipped)",
+        "BGPPeer 'bird', field spec.peerIP: '127.0.0.300' is not an IP address, IPv4:port or [IPv6]:port (last good version used)",
+        "BGPPeer 'junk': cannot be read: ",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(text.contains("| Established |"), "{text}");
+    let metrics = scrape(metrics_addr);
+    for want in [
+        "starling_datastore_skipped{kind=\"BGPConfiguration\",remedy=\"element skipped\"} 2\n",
+        "starling_datastore_skipped{kind=\"BGPPeer\",remedy=\"last good version used\"} 1\n",
+        "starling_datastore_skipped{kind=\"BGPPeer\",remedy=\"resource skipped\"} 1\n",
+    ] {
+        assert!(metrics.contains(want), "missing {want:?} in\n{metrics}");
+    }
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(
+        log.contains("plan: left out of the plan: BGPPeer 'bird'"),
+        "{log}"
+    );
+
+    // Put right: the warnings go, the session never went.
+    std::fs::remove_file(&junk).expect("junk");
+    write(good_config);
+    write(good_peer);
+    wait_for("the warnings to clear", Duration::from_secs(15), || {
+        !status(dir).contains("warnings")
+    });
+    assert_eq!(session_state(dir, socket).as_deref(), Some("Established"));
+    assert!(!scrape(metrics_addr).contains("starling_datastore_skipped{"));
+}
+
 fn birdc(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("birdc")
         .arg("-s")

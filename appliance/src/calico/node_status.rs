@@ -116,6 +116,17 @@ pub(crate) fn render(answer: &Value, clock: &TimeOfDay) -> String {
              The sessions above follow the last configuration the plugins accepted.\n\n"
         ));
     }
+    let warnings = answer["plan_warnings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !warnings.is_empty() {
+        out.push_str("Configuration applied with warnings:\n");
+        for w in warnings.iter().filter_map(Value::as_str) {
+            out.push_str(&format!("  - {w}\n"));
+        }
+        out.push('\n');
+    }
     out
 }
 
@@ -343,6 +354,29 @@ No IPv6 peers found.
         );
         // Without one, the released format is untouched.
         assert!(!render(&json!({"sessions": []}), &clock).contains("Configuration"));
+    }
+
+    #[test]
+    fn plan_warnings_are_listed_after_the_tables() {
+        let clock = TimeOfDay { today: 20782 };
+        let answer = json!({
+            "sessions": [],
+            "plan_warnings": [
+                "left out of the plan: BGPConfiguration 'default', field spec.serviceClusterIPs[0].cidr: '' is not a CIDR (element skipped)",
+            ],
+        });
+        assert!(
+            render(&answer, &clock).ends_with(
+                "No IPv6 peers found.\n\n\
+                 Configuration applied with warnings:\n  \
+                 - left out of the plan: BGPConfiguration 'default', field spec.serviceClusterIPs[0].cidr: '' is not a CIDR (element skipped)\n\n"
+            ),
+            "{}",
+            render(&answer, &clock)
+        );
+        assert!(
+            !render(&json!({"sessions": [], "plan_warnings": []}), &clock).contains("warnings")
+        );
     }
 
     #[test]

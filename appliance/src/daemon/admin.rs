@@ -54,8 +54,13 @@ pub(crate) fn serve(
 }
 
 async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
-    let (instance, sessions, plan_error) = match shared.lock() {
-        Ok(s) => (s.instance.clone(), s.sessions.clone(), s.plan_error.clone()),
+    let (instance, sessions, plan_error, plan_warnings) = match shared.lock() {
+        Ok(s) => (
+            s.instance.clone(),
+            s.sessions.clone(),
+            s.plan_error.clone(),
+            s.plan_warnings.clone(),
+        ),
         Err(_) => return json!({"error": "status unavailable"}),
     };
     let peers = match &instance {
@@ -95,6 +100,7 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
     json!({
         "sessions": rows,
         "plan_error": plan_error.map(|(error, since)| json!({"error": error, "since": since})),
+        "plan_warnings": plan_warnings,
     })
 }
 

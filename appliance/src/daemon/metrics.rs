@@ -65,6 +65,9 @@ pub(crate) struct DatastoreStats {
     pub(crate) events: std::collections::BTreeMap<(String, &'static str), u64>,
     pub(crate) resyncs: u64,
     pub(crate) read_errors: u64,
+    /// What the current plan left out of the datastore's content:
+    /// (kind, remedy) → problems.
+    pub(crate) skipped: std::collections::BTreeMap<(String, &'static str), u64>,
 }
 
 impl DatastoreStats {
@@ -433,10 +436,24 @@ fn register_datastore(
         "Failed reads of the datastore (the last good plan keeps running)",
     )?;
     store_errors.inc_by(store.read_errors);
+    let skipped = IntGaugeVec::new(
+        Opts::new(
+            "datastore_skipped",
+            "Problems in the datastore's content the current plan went around, by kind and remedy \
+             (element skipped, last good version used, resource skipped); see node status",
+        ),
+        &["kind", "remedy"],
+    )?;
+    for ((kind, remedy), n) in &store.skipped {
+        skipped
+            .with_label_values(&[kind.as_str(), remedy])
+            .set(i64::try_from(*n).unwrap_or(i64::MAX));
+    }
     registry.register(Box::new(revision))?;
     registry.register(Box::new(store_events))?;
     registry.register(Box::new(store_resyncs))?;
-    registry.register(Box::new(store_errors))
+    registry.register(Box::new(store_errors))?;
+    registry.register(Box::new(skipped))
 }
 
 fn state_number(s: State) -> i64 {

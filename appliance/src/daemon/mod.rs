@@ -112,6 +112,9 @@ pub(crate) struct Shared {
     /// Why the plugins refused the datastore's current state, and since
     /// when (Unix seconds): the last plan they accepted is still running.
     pub(crate) plan_error: Option<(String, u64)>,
+    /// The running plan's warnings: what it left out of the datastore,
+    /// and what the plugins said about this node's sessions.
+    pub(crate) plan_warnings: Vec<String>,
 }
 
 async fn daemon(config: Config) -> anyhow::Result<()> {
@@ -251,8 +254,8 @@ impl Daemon {
     /// the datastore could be read (if not, the last plan keeps running
     /// and the next tick tries again).
     async fn replan(&mut self) -> anyhow::Result<bool> {
-        let docs = match self.store.everything().await {
-            Ok(docs) => docs,
+        let (docs, unreadable) = match self.store.snapshot().await {
+            Ok(snapshot) => snapshot,
             Err(e) => {
                 tracing::warn!("reading the datastore: {e}");
                 if let Ok(mut s) = self.datastore_stats.lock() {
@@ -261,9 +264,9 @@ impl Daemon {
                 return Ok(false);
             }
         };
-        match self.planner.plan(&docs).await? {
+        match self.planner.plan(&docs, unreadable).await? {
             Ok(planned) => {
-                self.status()?.plan_error = None;
+                self.report_warnings(&planned)?;
                 self.apply(planned).await?;
             }
             Err(NoPlan::Refused(error)) => {
@@ -283,6 +286,36 @@ impl Daemon {
             }
         }
         Ok(true)
+    }
+
+    /// Say what the plan warns of: in the log when it changes, in node
+    /// status and in the metrics while it lasts.
+    fn report_warnings(&mut self, planned: &Planned) -> anyhow::Result<()> {
+        if let Ok(mut stats) = self.datastore_stats.lock() {
+            stats.skipped.clear();
+            for s in &planned.skipped {
+                *stats
+                    .skipped
+                    .entry((s.problem.kind.clone(), s.remedy.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        let mut status = self.status()?;
+        status.plan_error = None;
+        if status.plan_warnings != planned.warnings {
+            for w in planned
+                .warnings
+                .iter()
+                .filter(|w| !status.plan_warnings.contains(w))
+            {
+                tracing::warn!("plan: {w}");
+            }
+            if planned.warnings.is_empty() {
+                tracing::info!("the plan has no more warnings");
+            }
+            status.plan_warnings = planned.warnings.clone();
+        }
+        Ok(())
     }
 
     /// Make the speaker what `planned` says: its identity, route policy,

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use starling_plugin_host::Plugin;
-use starling_plugin_host::contract::{Object, Originated, Session};
+use starling_plugin_host::contract::{Object, Originated, Problem, Session};
+use starling_plugin_host::mend::Skipped;
 use starling_plugin_host::pipeline::{Outcome, Policy, Roles};
 use starling_speaker::rib::RibConfig;
 use starling_store::{ResourceSet, to_object};
@@ -18,8 +19,13 @@ use starling_store::{ResourceSet, to_object};
 /// This node's plan for one snapshot.
 #[derive(Debug)]
 pub(super) struct Planned {
-    /// The resources the plugins saw (Secrets are not among them).
+    /// The resources the plan was made from (Secrets are not among them):
+    /// the snapshot, less what the plugins refused in it.
     pub(super) objects: Vec<Object>,
+    /// What the plan left out of the snapshot.
+    pub(super) skipped: Vec<Skipped>,
+    /// The plugins' warnings about this node's plan, those included.
+    pub(super) warnings: Vec<String>,
     /// The Secrets, for session passwords.
     pub(super) secrets: ResourceSet,
     pub(super) rib: RibConfig,
@@ -76,10 +82,11 @@ impl Planner {
         }
     }
 
-    /// Plan `docs`, the datastore's whole content.
+    /// Plan `docs`, the datastore's whole content but for `unreadable`.
     pub(super) async fn plan(
         &mut self,
         docs: &[serde_json::Value],
+        unreadable: Vec<Problem>,
     ) -> anyhow::Result<Result<Planned, NoPlan>> {
         let mut secrets = ResourceSet::default();
         let objects: Vec<Object> = docs
@@ -99,7 +106,7 @@ impl Planner {
             .take()
             .ok_or_else(|| anyhow::anyhow!("the plugins failed on an earlier snapshot"))?;
         let (policy, outcome, objects) = tokio::task::spawn_blocking(move || {
-            let outcome = policy.update(&objects);
+            let outcome = policy.update_with(&objects, &unreadable);
             (policy, outcome, objects)
         })
         .await?;
@@ -130,8 +137,14 @@ impl Planner {
             .filter(|((node, _), _)| *node == self.node)
             .map(|((_, session), digests)| (session.clone(), *digests))
             .collect();
+        let (objects, skipped) = match &plan.mended {
+            Some(m) => (m.objects.clone(), m.skipped.clone()),
+            None => (objects, Vec::new()),
+        };
         Ok(Ok(Planned {
             objects,
+            skipped,
+            warnings: node_plan.warnings.clone(),
             secrets,
             rib,
             listen_port: node_plan.listen_port.unwrap_or(179),

@@ -27,6 +27,7 @@
 
 mod bindings;
 mod convert;
+pub mod mend;
 mod metrics;
 pub mod pipeline;
 mod plugin;

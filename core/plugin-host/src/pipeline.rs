@@ -4,10 +4,14 @@
 //! - [`Roles::plan`] runs AS assignment and route reflection first, hands
 //!   their answers to peer selection as facts, and returns the whole plan or
 //!   a typed error;
-//! - [`Policy`] keeps the last plan that succeeded and serves it when a
-//!   later snapshot fails (a plugin trapped, timed out, ran out of memory,
-//!   or refused the resources): a broken plugin or a bad resource never
-//!   tears down sessions that are running;
+//! - [`Roles::plan_mending`] plans a datastore's snapshot around what the
+//!   plugins refuse in it (see [`crate::mend`]): one bad element another
+//!   writer left does not cost a node its sessions;
+//! - [`Policy`] plans that way and keeps the last plan that succeeded,
+//!   serving it when a later snapshot fails (a plugin trapped, timed out,
+//!   ran out of memory, or refused what could not be gone around): a
+//!   broken plugin or a bad resource never tears down sessions that are
+//!   running;
 //! - [`Reloading`] watches a plugin file and swaps in a new build only
 //!   after it loads and passes its self-test; otherwise the old one keeps
 //!   serving.
@@ -18,10 +22,15 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use starling_contract::{
-    Direction, Identity, NodeFacts, NodePlan, Object, Originated, Role, RouteContext,
+    Direction, Identity, NodeFacts, NodePlan, Object, Originated, Problem, Role, RouteContext,
 };
 
+use crate::mend::{LastGood, Mender, Skipped};
 use crate::{Evaluation, Host, Plugin, PluginError};
+
+/// Rounds of going around refusals before the snapshot is refused: each
+/// round leaves something out, so this only bounds a pathological plugin.
+const MENDING_ROUNDS: usize = 64;
 
 /// The plugin chosen for each role. One plugin may fill several.
 #[derive(Debug, Clone)]
@@ -48,6 +57,18 @@ pub struct Plan {
     /// Per requested node and session: digests of what the session's
     /// import and export verdicts depend on (see [`Roles::plan`]).
     pub inputs: PolicyInputs,
+    /// What the plan went around (see [`Roles::plan_mending`]): `None`
+    /// when the snapshot planned as it was.
+    pub mended: Option<Mended>,
+}
+
+/// A snapshot as planned once the plugins' refusals were gone around.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mended {
+    /// The resources the plan was made from: the route policy must be
+    /// given these, not the snapshot.
+    pub objects: Vec<Object>,
+    pub skipped: Vec<Skipped>,
 }
 
 /// (node, session name) → (import digest, export digest).
@@ -144,7 +165,63 @@ impl Roles {
             nodes: plans,
             originated,
             inputs,
+            mended: None,
         })
+    }
+
+    /// Plan as [`Roles::plan`] does, going around what the plugins refuse
+    /// rather than refusing the whole (see [`crate::mend`]): for a
+    /// datastore, where other writers put what `starling apply` would
+    /// have refused. `last_good` gives each resource's version from the
+    /// last snapshot that planned; `unreadable` names stored resources
+    /// that could not even be read, which stand in for themselves by that
+    /// version if there is one. What was gone around is in
+    /// [`Plan::mended`], and each requested node's plan warns of it.
+    pub fn plan_mending(
+        &self,
+        objects: &[Object],
+        nodes: Option<&[String]>,
+        last_good: &LastGood,
+        unreadable: &[Problem],
+    ) -> Result<Plan, PluginError> {
+        let mut mender = Mender::new(last_good);
+        let mut objects = std::borrow::Cow::Borrowed(objects);
+        if !unreadable.is_empty() {
+            mender.stand_in(objects.to_mut(), unreadable);
+        }
+        let mut refusal: Option<(String, Vec<Problem>)> = None;
+        for _ in 0..MENDING_ROUNDS {
+            if let Some((_, problems)) = &refusal
+                && !mender.mend(objects.to_mut(), problems)
+            {
+                break;
+            }
+            match self.plan(&objects, nodes) {
+                Ok(mut plan) => {
+                    if !mender.skipped.is_empty() {
+                        for node in &mut plan.nodes {
+                            node.warnings.extend(
+                                mender
+                                    .skipped
+                                    .iter()
+                                    .map(|s| format!("left out of the plan: {s}")),
+                            );
+                        }
+                        plan.mended = Some(Mended {
+                            objects: objects.into_owned(),
+                            skipped: mender.skipped,
+                        });
+                    }
+                    return Ok(plan);
+                }
+                Err(PluginError::Invalid { plugin, problems }) => {
+                    refusal = Some((plugin, problems));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let (plugin, problems) = refusal.unwrap_or_default();
+        Err(PluginError::Invalid { plugin, problems })
     }
 
     /// Every known node's AS, reflector role and identity.
@@ -259,6 +336,8 @@ pub struct Policy {
     roles: Roles,
     nodes: Option<Vec<String>>,
     last_good: Option<Arc<Plan>>,
+    /// The resources of the last snapshot that planned, as planned.
+    last_good_objects: LastGood,
 }
 
 impl Policy {
@@ -267,6 +346,7 @@ impl Policy {
             roles,
             nodes,
             last_good: None,
+            last_good_objects: LastGood::new(),
         }
     }
 
@@ -284,9 +364,27 @@ impl Policy {
         self.last_good.as_ref()
     }
 
+    /// Plan a datastore snapshot, going around what the plugins refuse
+    /// in it (see [`Roles::plan_mending`]).
     pub fn update(&mut self, objects: &[Object]) -> Outcome {
-        match self.roles.plan(objects, self.nodes.as_deref()) {
+        self.update_with(objects, &[])
+    }
+
+    /// [`Policy::update`], for a snapshot that could not read `unreadable`.
+    pub fn update_with(&mut self, objects: &[Object], unreadable: &[Problem]) -> Outcome {
+        let planned = self.roles.plan_mending(
+            objects,
+            self.nodes.as_deref(),
+            &self.last_good_objects,
+            unreadable,
+        );
+        match planned {
             Ok(plan) => {
+                let planned_from = plan.mended.as_ref().map_or(objects, |m| &m.objects);
+                self.last_good_objects = planned_from
+                    .iter()
+                    .map(|o| ((o.kind.clone(), o.name.clone()), o.clone()))
+                    .collect();
                 let plan = Arc::new(plan);
                 self.last_good = Some(plan.clone());
                 Outcome::Planned(plan)

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use starling_plugin_host::contract::{Family, Object};
+use starling_plugin_host::mend::Remedy;
 use starling_plugin_host::pipeline::{Outcome, Policy, Reloading, Roles};
 use starling_plugin_host::{ErrorKind, Host, Limits};
 
@@ -119,14 +120,24 @@ fn a_failing_snapshot_keeps_the_last_good_plan() {
         &[],
         r#"{"peerIP": "192.0.2.9", "peerSelector": "all()"}"#,
     ));
-    match policy.update(&bad) {
-        Outcome::KeptLastGood { error, plan } => {
-            assert_eq!(error.kind(), ErrorKind::Invalid);
-            assert!(error.to_string().contains("BGPPeer 'broken'"), "{error}");
-            assert_eq!(plan.as_deref(), Some(&*good));
-        }
-        Outcome::Planned(_) => panic!("an invalid snapshot must not plan"),
-    }
+    // A resource another writer left invalid is left out, not the plan:
+    // the same sessions, and a warning that names it.
+    let Outcome::Planned(mended) = policy.update(&bad) else {
+        panic!("the rest of the snapshot plans");
+    };
+    assert_eq!(mended.nodes[0].sessions, good.nodes[0].sessions);
+    let skipped = &mended.mended.as_ref().expect("mended").skipped;
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].problem.name, "broken");
+    assert_eq!(skipped[0].remedy, Remedy::Resource);
+    assert!(
+        mended.nodes[0]
+            .warnings
+            .iter()
+            .any(|w| w.contains("BGPPeer 'broken'") && w.contains("resource skipped")),
+        "{:?}",
+        mended.nodes[0].warnings
+    );
     // A trapping plugin swapped in also falls back, and the old plugin
     // then recovers the service.
     let hostile = host
@@ -146,9 +157,116 @@ fn a_failing_snapshot_keeps_the_last_good_plan() {
         error.to_string().contains("hostile plugin asked to trap"),
         "{error}"
     );
-    assert_eq!(plan.as_deref(), Some(&*good));
+    assert_eq!(plan.as_deref(), Some(&*mended));
     policy.set_roles(Roles::all(calico));
     assert!(matches!(policy.update(&mesh()), Outcome::Planned(_)));
+}
+
+/// What another writer left in the datastore (calicoctl would have
+/// refused it): bad list elements are left out, as confd skips them; a
+/// resource edited into something unreadable keeps its last good version;
+/// the fixed one is taken as soon as it comes.
+#[test]
+fn a_datastore_left_partly_invalid_still_plans() {
+    let calico = host()
+        .load("calico", starling_plugins::CALICO)
+        .expect("calico");
+    let mut policy = Policy::new(Roles::all(calico), Some(vec!["a".to_owned()]));
+    let config = |spec: &str| object("BGPConfiguration", "default", &[], spec);
+    let peer = |ip: &str| {
+        object(
+            "BGPPeer",
+            "tor",
+            &[],
+            &format!(r#"{{"peerIP": "{ip}", "asNumber": 65000}}"#),
+        )
+    };
+    let snapshot = |extra: Vec<Object>| {
+        let mut s = mesh();
+        s.extend(extra);
+        s
+    };
+    let good = snapshot(vec![
+        config(r#"{"nodeToNodeMeshEnabled": false}"#),
+        peer("198.51.100.1"),
+    ]);
+    let Outcome::Planned(first) = policy.update(&good) else {
+        panic!("plans");
+    };
+    assert!(first.mended.is_none());
+    let sessions = |plan: &starling_plugin_host::pipeline::Plan| -> Vec<String> {
+        plan.nodes[0]
+            .sessions
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    assert_eq!(sessions(&first), ["Global_198_51_100_1"]);
+
+    // Another writer: an empty service CIDR, a community given as a
+    // number, an unknown field; and the peer edited to a bad address.
+    let left = snapshot(vec![
+        config(
+            r#"{"nodeToNodeMeshEnabled": false, "serviceClusterIPs": [{"cidr": ""}, {"cidr": "10.96.0.0/12"}],
+                "prefixAdvertisements": [{"cidr": "192.168.0.0/16", "communities": [12345, "65000:1"]}],
+                "addedByANewerCalico": true}"#,
+        ),
+        peer("198.51.100.300"),
+    ]);
+    let Outcome::Planned(plan) = policy.update(&left) else {
+        panic!("the rest plans");
+    };
+    // The peer keeps its last good address; the mesh stays off.
+    assert_eq!(sessions(&plan), ["Global_198_51_100_1"]);
+    let mended = plan.mended.as_ref().expect("mended");
+    let mut what: Vec<(String, Remedy)> = mended
+        .skipped
+        .iter()
+        .map(|s| (format!("{} {}", s.problem.name, s.problem.field), s.remedy))
+        .collect();
+    what.sort();
+    assert_eq!(
+        what,
+        [
+            (
+                "default spec.addedByANewerCalico".to_owned(),
+                Remedy::Element
+            ),
+            (
+                "default spec.prefixAdvertisements[0].communities[0]".to_owned(),
+                Remedy::Element
+            ),
+            (
+                "default spec.serviceClusterIPs[0].cidr".to_owned(),
+                Remedy::Element
+            ),
+            ("tor spec.peerIP".to_owned(), Remedy::LastGood),
+        ]
+    );
+    // What the plan was made from: the good elements stay.
+    let default = mended
+        .objects
+        .iter()
+        .find(|o| o.name == "default")
+        .expect("the configuration stays");
+    assert!(default.spec.contains("10.96.0.0/12") && default.spec.contains("65000:1"));
+    assert_eq!(
+        plan.nodes[0].warnings.len(),
+        4,
+        "{:?}",
+        plan.nodes[0].warnings
+    );
+
+    // Fixed: planned as it is, the new address taken.
+    let fixed = snapshot(vec![
+        config(r#"{"nodeToNodeMeshEnabled": false}"#),
+        peer("198.51.100.2"),
+    ]);
+    let Outcome::Planned(plan) = policy.update(&fixed) else {
+        panic!("plans");
+    };
+    assert!(plan.mended.is_none());
+    assert_eq!(sessions(&plan), ["Global_198_51_100_2"]);
 }
 
 #[test]

@@ -22,9 +22,9 @@ use etcd_client::{
     TxnOpResponse, WatchOptions,
 };
 use serde_json::{Value, json};
-use starling_store::kinds::plural;
+use starling_store::kinds::{self, plural};
 use starling_store::meta::{self, identity};
-use starling_store::{Change, Event, EventKind, StoreError};
+use starling_store::{Change, Event, EventKind, Problem, StoreError};
 use tokio::sync::mpsc;
 
 /// Calico's prefix for v3 resources.
@@ -119,6 +119,39 @@ impl Etcd {
         let mut docs = self.range(PREFIX).await?;
         docs.sort_by_key(identity);
         Ok(docs)
+    }
+
+    /// Every resource that can be read, sorted by kind and name, and a
+    /// problem for each key whose value cannot (not JSON: another writer's,
+    /// or damaged): a reader that must go on, like the daemon, goes on
+    /// without them.
+    pub async fn snapshot(&self) -> Result<(Vec<Value>, Vec<Problem>), StoreError> {
+        let response = self
+            .client
+            .kv_client()
+            .get(PREFIX, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut docs = Vec::new();
+        let mut unreadable = Vec::new();
+        for kv in response.kvs() {
+            match decode(kv) {
+                Ok(doc) => docs.push(doc),
+                Err(e) => {
+                    let key = String::from_utf8_lossy(kv.key());
+                    let rest = key.strip_prefix(PREFIX).unwrap_or(&key);
+                    let (plural, name) = rest.split_once('/').unwrap_or((rest, ""));
+                    unreadable.push(Problem {
+                        kind: kinds::resolve(plural),
+                        name: name.to_owned(),
+                        field: String::new(),
+                        reason: format!("cannot be read: {e}"),
+                    });
+                }
+            }
+        }
+        docs.sort_by_key(identity);
+        Ok((docs, unreadable))
     }
 
     async fn range(&self, prefix: &str) -> Result<Vec<Value>, StoreError> {

@@ -137,6 +137,43 @@ async fn crud_in_calicos_key_layout_with_optimistic_concurrency() {
     ));
 }
 
+/// Another writer's value that is not JSON: `everything` refuses the
+/// read, `snapshot` reads the rest and names it.
+#[tokio::test]
+async fn a_value_that_is_not_json_is_named_and_the_rest_read() {
+    let server = EtcdServer::start(&dir("unreadable"));
+    let etcd = connect(&server).await;
+    etcd.create(peer("tor", 65000)).await.unwrap();
+    let mut raw = etcd_client::Client::connect([server.endpoint()], None)
+        .await
+        .unwrap();
+    raw.put(
+        "/calico/resources/v3/projectcalico.org/bgpconfigurations/default",
+        "{\"spec\": ",
+        None,
+    )
+    .await
+    .unwrap();
+    let error = etcd.everything().await.unwrap_err().to_string();
+    assert!(
+        error.contains("bgpconfigurations/default: corrupt resource"),
+        "{error}"
+    );
+    let (docs, unreadable) = etcd.snapshot().await.unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["metadata"]["name"], "tor");
+    assert_eq!(unreadable.len(), 1);
+    assert_eq!(
+        (unreadable[0].kind.as_str(), unreadable[0].name.as_str()),
+        ("BGPConfiguration", "default")
+    );
+    assert!(
+        unreadable[0].reason.starts_with("cannot be read: "),
+        "{:?}",
+        unreadable[0]
+    );
+}
+
 #[tokio::test]
 async fn watch_reports_every_change_in_order() {
     let server = EtcdServer::start(&dir("watch"));

@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::kinds::plural;
+use crate::kinds::{self, plural};
 use crate::meta::{self, identity};
-use crate::{Event, EventKind, StoreError};
+use crate::{Event, EventKind, Problem, StoreError};
 
 /// An embedded store rooted at a directory.
 #[derive(Debug, Clone)]
@@ -189,6 +189,41 @@ impl Embedded {
             }
         }
         Ok(docs)
+    }
+
+    /// Every resource that can be read, sorted by kind and name, and a
+    /// problem for each stored file that cannot (damaged, or not JSON):
+    /// a reader that must go on, like the daemon, goes on without them.
+    pub fn snapshot(&self) -> Result<(Vec<Value>, Vec<Problem>), StoreError> {
+        let dir = self.root.join("resources");
+        let mut docs = Vec::new();
+        let mut unreadable = Vec::new();
+        for kind_dir in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let kind_dir = kind_dir.map_err(|e| io(&dir, e))?.path();
+            for file in fs::read_dir(&kind_dir).map_err(|e| io(&kind_dir, e))? {
+                let path = file.map_err(|e| io(&kind_dir, e))?.path();
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                match read_doc(&path) {
+                    Ok(doc) => docs.push(doc),
+                    Err(e) => unreadable.push(Problem {
+                        kind: kind_dir
+                            .file_name()
+                            .map(|p| kinds::resolve(&p.to_string_lossy()))
+                            .unwrap_or_default(),
+                        name: path
+                            .file_stem()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        field: String::new(),
+                        reason: format!("cannot be read: {e}"),
+                    }),
+                }
+            }
+        }
+        docs.sort_by_key(identity);
+        Ok((docs, unreadable))
     }
 
     /// One resource, or `None`.

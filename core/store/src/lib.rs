@@ -18,7 +18,7 @@ pub use embedded::Embedded;
 pub use patch::merge_patch;
 use serde_json::{Map, Value};
 use starling_resources::SecretRef;
-pub use starling_resources::{Object, kinds, to_object};
+pub use starling_resources::{Object, Problem, kinds, to_object};
 
 /// The API group and version of Calico's resources.
 pub const CALICO_API: &str = "projectcalico.org/v3";
