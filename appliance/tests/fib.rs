@@ -442,3 +442,95 @@ fn after_a_large_write_the_monitor_still_repairs() {
     });
     assert_eq!(lab.kernel_routes().len(), ROUTES);
 }
+
+/// Calico's `reachableBy`: a peer on an address the node has no route to
+/// (BIRD's loopback, 198.51.100.7) is reached through a host route via the
+/// gateway the BGPPeer names. The session comes up only because of that
+/// route; the route goes to the kernel and to no peer; and it goes away
+/// with the BGPPeer.
+#[test]
+fn a_peer_reachable_by_a_gateway_gets_its_host_route() {
+    let mut lab = Lab::new();
+    let dir = lab.dir.clone();
+    let a = lab.a.clone();
+    ip(&["-n", &lab.b, "addr", "add", "198.51.100.7/32", "dev", "lo"]);
+    let bird_ctl = lab.start_bird(
+        "router id 198.51.100.7;\nprotocol device {}\n\
+         protocol static { ipv4; route 203.0.113.0/24 blackhole; }\n\
+         protocol bgp starling {\n  local 198.51.100.7 as 65001;\n  neighbor 192.0.2.1 as 64512;\n\
+           multihop;\n  connect retry time 1;\n  error wait time 1, 2;\n\
+           ipv4 { import all; export all; };\n}\n",
+    );
+    let resources = "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\n\
+         spec: {nodeToNodeMeshEnabled: false, asNumber: 64512}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {name: n1}\n\
+         spec: {bgp: {ipv4Address: 192.0.2.1/24}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\n\
+         spec: {peerIP: 198.51.100.7, asNumber: 65001, reachableBy: 192.0.2.2}\n";
+    let out = starling(&dir, &["apply", "-f", "-"], Some(resources));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("starling.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"192.0.2.1\"]\n\
+             [admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
+            dir.join("store").display(),
+            dir.join("admin.sock").display()
+        ),
+    )
+    .expect("config");
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
+    lab.spawn(
+        &a,
+        "env",
+        &[
+            &format!("STARLING_CACHE_DIR={cache}"),
+            env!("CARGO_BIN_EXE_starling"),
+            "run",
+            "-c",
+            config.to_str().expect("utf8"),
+        ],
+        "daemon.log",
+    );
+    // The host route first, then the session it carries, then BIRD's
+    // route: its next hop, BIRD's loopback, is on no link, so the kernel
+    // gets the host route's gateway instead (BIRD's `gateway recursive`).
+    let want = ["198.51.100.7 192.0.2.2", "203.0.113.0/24 192.0.2.2"];
+    let mut kernel = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kernel != want {
+        assert!(
+            Instant::now() < deadline,
+            "kernel: {kernel:?}\ndaemon log:\n{}",
+            std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        kernel = kernel_summary(&lab.kernel_routes());
+    }
+    let birdc = |args: &[&str]| {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(&bird_ctl)
+            .args(args)
+            .output()
+            .expect("birdc");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let sent = birdc(&["show", "route", "protocol", "starling"]);
+    assert!(
+        !sent.contains("198.51.100.7"),
+        "the host route was advertised:\n{sent}"
+    );
+
+    // Without the BGPPeer, the route goes too.
+    let out = starling(&dir, &["delete", "bgppeer", "tor"], None);
+    assert!(out.status.success());
+    wait_for("the kernel routes to go", Duration::from_secs(30), || {
+        lab.kernel_routes().is_empty()
+    });
+}

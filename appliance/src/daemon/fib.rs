@@ -2,13 +2,14 @@
 //! speaker's best-path stream, says which kernel route each best path
 //! wants, and counts what the programmer reports.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use starling_fib::{Destination, FibConfig, Gateways, Pacing, Programmer, Report, Target};
 use starling_speaker::instance::BestPathStream;
 use starling_speaker::rib::BestChange;
-use starling_wire::NextHop;
+use starling_wire::{NextHop, Prefix};
 
 use super::metrics::FibStats;
 use super::origination::KernelRoutes;
@@ -27,11 +28,16 @@ pub(super) fn start(
     };
     let translate = Box::new(
         move |changes: Vec<BestChange>, want: &mut dyn FnMut(Destination, Option<Target>)| {
+            // One look at what we originate per batch, not per route.
+            let Ok(originated) = originated.lock() else {
+                return;
+            };
+            let hosts = host_routes(&originated);
             for change in changes {
                 if let Some(dest) =
                     Destination::new(change.prefix.addr(), change.prefix.prefix_len())
                 {
-                    want(dest, kernel_route(&change, &originated));
+                    want(dest, kernel_route(&change, &originated, &hosts));
                 }
             }
         },
@@ -46,26 +52,51 @@ pub(super) fn start(
     )?)
 }
 
+/// The host routes we originate through a gateway (Calico's `reachableBy`):
+/// an address → its gateways.
+fn host_routes(originated: &BTreeMap<Prefix, Target>) -> Vec<(IpAddr, Gateways)> {
+    originated
+        .iter()
+        .filter(|(p, _)| p.prefix_len() == if p.addr().is_ipv4() { 32 } else { 128 })
+        .filter_map(|(p, t)| match t {
+            Target::Via(gateways) => Some((p.addr(), gateways.clone())),
+            Target::Blackhole => None,
+        })
+        .collect()
+}
+
 /// The kernel route a best-path change asks for (`None`: no route): its
 /// paths' gateways, or for a prefix this node originates, what the
 /// origination said (a blackhole for Calico's blocks).
-fn kernel_route(change: &BestChange, originated: &KernelRoutes) -> Option<Target> {
-    let gateways: Gateways = change
-        .best
-        .iter()
-        .filter(|p| !p.is_local())
-        .map(|p| match p.route.next_hop {
+///
+/// A next hop that is a peer reached through one of our host routes (a
+/// multihop peer's own address, as a ToR's loopback behind `reachableBy`)
+/// is not on any link, and the kernel refuses it as a gateway: the route
+/// goes via that host route's gateway instead, as BIRD's `gateway
+/// recursive` resolves it.
+fn kernel_route(
+    change: &BestChange,
+    originated: &BTreeMap<Prefix, Target>,
+    hosts: &[(IpAddr, Gateways)],
+) -> Option<Target> {
+    let mut gateways = Gateways::new();
+    for p in change.best.iter().filter(|p| !p.is_local()) {
+        let hop = match p.route.next_hop {
             NextHop::V4(a) => IpAddr::V4(a),
             NextHop::V6 { global, .. } => IpAddr::V6(global),
-        })
-        .collect();
+        };
+        match hosts.iter().find(|(host, _)| *host == hop) {
+            Some((_, via)) => gateways.extend(via.iter().copied()),
+            None => gateways.push(hop),
+        }
+    }
     if !gateways.is_empty() {
         return Some(Target::via(gateways));
     }
     if !change.best.first().is_some_and(|p| p.is_local()) {
         return None;
     }
-    originated.lock().ok()?.get(&change.prefix).cloned()
+    originated.get(&change.prefix).cloned()
 }
 
 fn count(stats: &Mutex<FibStats>, report: Report) {

@@ -382,7 +382,11 @@ impl Daemon {
             &planned.subnets,
             &planned.node_addresses,
         );
-        let originate = origination::desired(&planned.originated, &self.config.originate());
+        let originate = origination::desired(
+            &planned.originated,
+            &self.config.originate(),
+            &planned.sessions,
+        );
         self.originated.apply(&running.instance, originate);
         self.status()?.sessions = self.sessions.names();
         Ok(())

@@ -9,6 +9,7 @@
 //! here for the FIB programmer, which asks before it writes.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use starling_fib::Target;
@@ -28,12 +29,43 @@ pub(super) struct Origination {
 }
 
 /// What this node should originate: the plugin's answer and the prefixes
-/// configured in `starling.toml` (the plugin's entry wins a tie).
+/// configured in `starling.toml` (the plugin's entry wins a tie), and a
+/// host route to each session's peer that is reachable by a gateway
+/// (Calico's `reachableBy`: so the session does not ride on a route it
+/// learnt itself). Those go to the kernel only: NO_ADVERTISE keeps them
+/// from every peer, and as local routes they win over learnt ones, as
+/// BIRD's static protocol does over BGP.
 pub(super) fn desired(
     originated: &[contract::Originated],
     configured: &[Prefix],
+    sessions: &[contract::Session],
 ) -> BTreeMap<Prefix, Origination> {
     let mut out = BTreeMap::new();
+    for s in sessions {
+        let Some(gateway) = s.reachable_by.as_deref() else {
+            continue;
+        };
+        let (Ok(peer), Ok(gateway)) = (s.peer_ip.parse::<IpAddr>(), gateway.parse::<IpAddr>())
+        else {
+            tracing::warn!(
+                session = s.name,
+                "reachableBy needs a peer and gateway address"
+            );
+            continue;
+        };
+        let Some(host) = Prefix::new(peer, if peer.is_ipv4() { 32 } else { 128 }) else {
+            continue;
+        };
+        out.insert(
+            host,
+            Origination {
+                reason: format!("reachableBy of {}", s.name),
+                kernel: Some(Target::via([gateway])),
+                communities: vec![Community::NO_ADVERTISE.0],
+                large_communities: Vec::new(),
+            },
+        );
+    }
     for p in configured {
         out.insert(
             *p,
@@ -137,8 +169,6 @@ fn attributes(origin: &Origination) -> PathAttributes {
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
-
     use super::*;
     use starling_plugin_host::contract::{Originated as Answer, Prefix as ContractPrefix};
 
@@ -165,7 +195,7 @@ mod tests {
             ),
         ];
         let configured = ["192.0.2.0/24".parse().expect("prefix")];
-        let got: Vec<(String, String, Option<Target>)> = desired(&plugin, &configured)
+        let got: Vec<(String, String, Option<Target>)> = desired(&plugin, &configured, &[])
             .into_iter()
             .map(|(p, o)| (p.to_string(), o.reason, o.kernel))
             .collect();
@@ -183,7 +213,42 @@ mod tests {
                 ("198.51.100.0/24".to_owned(), "static".to_owned(), Some(via)),
             ]
         );
-        let attrs = attributes(&desired(&plugin, &[])[&"10.96.0.0/12".parse().expect("p")]);
+        let attrs = attributes(&desired(&plugin, &[], &[])[&"10.96.0.0/12".parse().expect("p")]);
         assert_eq!(attrs.communities, [Community(0xFDE8_0001)]);
+    }
+
+    #[test]
+    fn a_peer_reachable_by_a_gateway_gets_a_host_route_no_peer_is_sent() {
+        let session = |name: &str, peer: &str, via: Option<&str>| contract::Session {
+            name: name.to_owned(),
+            peer_ip: peer.to_owned(),
+            reachable_by: via.map(str::to_owned),
+            ..contract::Session::default()
+        };
+        let sessions = [
+            session("Global_203_0_113_1", "203.0.113.1", Some("192.0.2.1")),
+            session(
+                "Global_2001_db8__1",
+                "2001:db8::1",
+                Some("2001:db8:ffff::1"),
+            ),
+            session("Global_203_0_113_2", "203.0.113.2", None),
+        ];
+        let got = desired(&[], &[], &sessions);
+        assert_eq!(got.len(), 2);
+        let v4 = &got[&"203.0.113.1/32".parse().expect("p")];
+        assert_eq!(v4.reason, "reachableBy of Global_203_0_113_1");
+        assert_eq!(
+            v4.kernel,
+            Some(Target::via(["192.0.2.1".parse::<IpAddr>().expect("ip")]))
+        );
+        assert_eq!(attributes(v4).communities, [Community::NO_ADVERTISE]);
+        let v6 = &got[&"2001:db8::1/128".parse().expect("p")];
+        assert_eq!(
+            v6.kernel,
+            Some(Target::via(["2001:db8:ffff::1"
+                .parse::<IpAddr>()
+                .expect("ip")]))
+        );
     }
 }
