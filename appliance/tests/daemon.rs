@@ -157,6 +157,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
     );
 
     another_writers_invalid_data_is_gone_around(&dir.0, &socket, metrics_addr);
+    a_listen_port_change_needs_no_restart(&dir.0, &socket, starling_port);
 
     // A change the daemon applies: the wrong AS for BIRD, so the session
     // is replaced and cannot establish.
@@ -508,6 +509,43 @@ fn another_writers_invalid_data_is_gone_around(
     });
     assert_eq!(session_state(dir, socket).as_deref(), Some("Established"));
     assert!(!scrape(metrics_addr).contains("starling_datastore_skipped{"));
+}
+
+/// A new `listenPort` is listened on at once, the old one closed, and the
+/// running session never notices; then back.
+fn a_listen_port_change_needs_no_restart(dir: &Path, socket: &Path, port: u16) {
+    let accepts = |port: u16| {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 130], port)),
+            Duration::from_secs(1),
+        )
+        .is_ok()
+    };
+    assert!(accepts(port));
+    let new_port = free_port([127, 0, 0, 130]);
+    let patch = |port: u16| {
+        starling_ok(
+            dir,
+            &[
+                "patch",
+                "bgpconfiguration",
+                "node.n1",
+                "-p",
+                &format!(r#"{{"spec": {{"listenPort": {port}}}}}"#),
+            ],
+            None,
+        );
+    };
+    patch(new_port);
+    wait_for("the new port", Duration::from_secs(15), || {
+        accepts(new_port) && !accepts(port)
+    });
+    assert_eq!(session_state(dir, socket).as_deref(), Some("Established"));
+    patch(port);
+    wait_for("the old port again", Duration::from_secs(15), || {
+        accepts(port) && !accepts(new_port)
+    });
+    assert_eq!(session_state(dir, socket).as_deref(), Some("Established"));
 }
 
 fn birdc(dir: &Path, args: &[&str]) -> String {

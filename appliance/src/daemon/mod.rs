@@ -87,6 +87,32 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Listen on the port the plan now asks for, on the same addresses (the
+/// configured ones, or the wildcard); sessions are not touched. If the new
+/// port cannot be bound, the old one stays and the next plan tries again.
+async fn relisten(running: &mut Running, config: &Config, port: u16) {
+    let addresses: Vec<std::net::SocketAddr> = match config.bgp.listen {
+        Some(_) => config.listen(port),
+        // The wildcard that worked at start, on the new port.
+        None => running
+            .listening
+            .iter()
+            .map(|a| std::net::SocketAddr::new(a.ip(), port))
+            .collect(),
+    };
+    match running.instance.listen(&addresses).await {
+        Ok(()) => {
+            tracing::info!(port, ?addresses, "listening on the new BGP port");
+            running.listen_port = port;
+            running.listening = addresses;
+        }
+        Err(e) => tracing::error!(
+            port,
+            "cannot listen on the new BGP port, keeping the old one: {e}"
+        ),
+    }
+}
+
 /// Logs to standard error, filtered by `RUST_LOG` (default `info`); colour
 /// codes only when standard error is a terminal, so a file under systemd
 /// or a redirect stays plain text.
@@ -149,6 +175,9 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
 struct Running {
     instance: Instance,
     rib: RibConfig,
+    /// The port the plan asked to listen on, and the addresses listened on.
+    listen_port: u16,
+    listening: Vec<std::net::SocketAddr>,
     /// The kernel FIB programmer, unless the FIB is left alone.
     fib: Option<Programmer>,
     /// One per BMP collector.
@@ -343,6 +372,9 @@ impl Daemon {
                     }
                     running.bmp = bmp::start(&self.config, &running.instance, &running.rib);
                 }
+                if running.listen_port != planned.listen_port {
+                    relisten(running, &self.config, planned.listen_port).await;
+                }
                 running
             }
             None => {
@@ -398,21 +430,27 @@ impl Daemon {
         let listen = self.config.listen(planned.listen_port);
         let rib = planned.rib.clone();
         let started = match Instance::start(rib.clone(), &listen).await {
+            Ok((instance, best)) => Ok((instance, best, listen.clone())),
             // A host without IPv6 cannot bind [::]: fall back to IPv4 when
             // the listen addresses were defaulted.
             Err(e)
                 if self.config.bgp.listen.is_none()
                     && e.kind() == std::io::ErrorKind::AddrNotAvailable =>
             {
-                let v4 = [std::net::SocketAddr::from((
+                let v4 = vec![std::net::SocketAddr::from((
                     [0, 0, 0, 0],
                     planned.listen_port,
                 ))];
-                Instance::start(rib.clone(), &v4).await
+                Instance::start(rib.clone(), &v4)
+                    .await
+                    .map(|(instance, best)| (instance, best, v4))
             }
-            other => other,
+            Err(e) => Err(e),
         };
-        let (instance, best) = started.with_context(|| format!("listening on {listen:?}"))?;
+        let (instance, best, listening) = match started {
+            Ok((instance, best, listening)) => (instance, best, listening),
+            Err(e) => return Err(e).with_context(|| format!("listening on {listen:?}")),
+        };
         let fib = if self.config.fib.mode == FibMode::Program {
             let programmer = fib::start(
                 &self.config.fib,
@@ -434,6 +472,8 @@ impl Daemon {
         Ok(Running {
             instance,
             rib,
+            listen_port: planned.listen_port,
+            listening,
             fib,
             bmp,
         })

@@ -58,7 +58,7 @@ async fn routes_flow_both_ways_with_bird() {
     let port = listener.local_addr().expect("addr").port();
 
     let speaker = Arc::new(Mutex::new(PeerRegistry::default()));
-    tokio::spawn(accept_loop(listener, speaker.clone()));
+    tokio::spawn(accept_loop(std::sync::Arc::new(listener), speaker.clone()));
     let (tx, mut events) = mpsc::unbounded_channel();
     let mut cfg = PeerConfig::new(
         SocketAddr::from(([127, 0, 0, 1], 179)),

@@ -81,7 +81,7 @@ async fn starling_on(
     // The key must be on the listener before BIRD's SYN: add the peer
     // first, then start accepting.
     speaker.lock().expect("speaker").add_peer(cfg, tx);
-    tokio::spawn(accept_loop(listener, speaker.clone()));
+    tokio::spawn(accept_loop(std::sync::Arc::new(listener), speaker.clone()));
     (port, rx, speaker)
 }
 

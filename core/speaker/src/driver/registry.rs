@@ -38,6 +38,11 @@ impl PeerRegistry {
         Ok(())
     }
 
+    /// Forget a listener (it is being closed).
+    pub fn remove_listener(&mut self, listener: &Arc<TcpListener>) {
+        self.listeners.retain(|l| !Arc::ptr_eq(l, listener));
+    }
+
     /// Add (and start) a peer.
     pub fn add_peer(
         &mut self,
@@ -112,9 +117,9 @@ impl PeerRegistry {
     }
 }
 
-/// Accept connections on `listener` forever, dispatching them to peers.
-pub async fn accept_loop(listener: TcpListener, speaker: Arc<Mutex<PeerRegistry>>) {
-    let listener = Arc::new(listener);
+/// Register `listener` and accept connections on it until the task is
+/// aborted, dispatching them to peers.
+pub async fn accept_loop(listener: Arc<TcpListener>, speaker: Arc<Mutex<PeerRegistry>>) {
     let registered = speaker
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

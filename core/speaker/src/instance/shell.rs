@@ -48,6 +48,46 @@ enum Query {
 #[derive(Clone)]
 pub struct Instance {
     tx: mpsc::UnboundedSender<Message>,
+    listening: Arc<tokio::sync::Mutex<Listening>>,
+}
+
+/// The sockets an instance accepts connections on.
+struct Listening {
+    registry: Arc<Mutex<PeerRegistry>>,
+    sockets: Vec<(SocketAddr, Arc<TcpListener>, tokio::task::JoinHandle<()>)>,
+}
+
+impl Listening {
+    /// Listen on exactly `addresses`: new ones are bound first, so a
+    /// failure changes nothing; sockets on addresses that stay are kept, so
+    /// their backlog and keys are not lost.
+    async fn set(&mut self, addresses: &[SocketAddr]) -> std::io::Result<()> {
+        let mut bound = Vec::new();
+        for addr in addresses {
+            if self.sockets.iter().any(|(a, _, _)| a == addr) {
+                continue;
+            }
+            bound.push((*addr, Arc::new(TcpListener::bind(addr).await?)));
+        }
+        let registry = &self.registry;
+        self.sockets.retain(|(addr, listener, task)| {
+            let keep = addresses.contains(addr);
+            if !keep {
+                task.abort();
+                registry
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .remove_listener(listener);
+                tracing::info!(%addr, "no longer listening");
+            }
+            keep
+        });
+        for (addr, listener) in bound {
+            let task = tokio::spawn(accept_loop(listener.clone(), self.registry.clone()));
+            self.sockets.push((addr, listener, task));
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Instance {
@@ -64,16 +104,25 @@ impl Instance {
         listen: &[SocketAddr],
     ) -> std::io::Result<(Self, BestPathStream)> {
         let registry = Arc::new(Mutex::new(PeerRegistry::default()));
-        for addr in listen {
-            let listener = TcpListener::bind(addr).await?;
-            tokio::spawn(accept_loop(listener, registry.clone()));
-        }
+        let mut listening = Listening {
+            registry: registry.clone(),
+            sockets: Vec::new(),
+        };
+        listening.set(listen).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (best_tx, best_rx) = mpsc::unbounded_channel();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let core = Core::new(cfg, DriverLinks::new(registry, events_tx), Instant::now());
         tokio::spawn(run(core, rx, events_rx, best_tx));
-        Ok((Self { tx }, best_rx))
+        let listening = Arc::new(tokio::sync::Mutex::new(listening));
+        Ok((Self { tx, listening }, best_rx))
+    }
+
+    /// Accept connections on exactly `addresses` from now on (a listen
+    /// port or address change): running sessions are not touched. On an
+    /// error (an address that cannot be bound), nothing changes.
+    pub async fn listen(&self, addresses: &[SocketAddr]) -> std::io::Result<()> {
+        self.listening.lock().await.set(addresses).await
     }
 
     fn request(&self, request: Request) {
