@@ -108,19 +108,25 @@ impl Lab {
 
     /// Ping from node `from`'s workload to node `to`'s.
     fn ping(&self, from: usize, to: usize) -> bool {
+        self.ping_in(from, to, false)
+    }
+
+    /// Ping from node `from`'s workload to node `to`'s, over IPv6 if `v6`
+    /// (a dual-stack lab's workloads are at 2001:db8:244:N::10).
+    fn ping_in(&self, from: usize, to: usize, v6: bool) -> bool {
+        let (family, source, target) = if v6 {
+            (
+                "-6",
+                format!("2001:db8:244:{from}::10"),
+                format!("2001:db8:244:{to}::10"),
+            )
+        } else {
+            ("-4", format!("10.244.{from}.10"), format!("10.244.{to}.10"))
+        };
         self.exec_raw(
             &format!("node-{from}"),
             &[
-                "ping",
-                "-c",
-                "2",
-                "-i",
-                "0.2",
-                "-W",
-                "1",
-                "-I",
-                &format!("10.244.{from}.10"),
-                &format!("10.244.{to}.10"),
+                "ping", family, "-c", "2", "-i", "0.2", "-W", "1", "-I", &source, &target,
             ],
         )
         .status
@@ -157,7 +163,8 @@ impl Drop for Lab {
 /// `ping` per pair at 50 packets a second, for a fixed count, so that
 /// every packet is accounted for (`ping -c` waits for the last replies).
 struct Traffic {
-    pingers: Vec<((usize, usize), std::process::Child)>,
+    /// "1 ↔ 2" (or "1 ↔ 2, IPv6") and its pinger.
+    pingers: Vec<(String, std::process::Child)>,
 }
 
 /// Packets a second per pair: the guide's bar is at least 50.
@@ -165,29 +172,53 @@ const PING_RATE: u32 = 50;
 
 impl Traffic {
     fn start(lab: &Lab, seconds: u32) -> Self {
+        Self::in_families(lab, seconds, &[false])
+    }
+
+    /// Traffic over IPv4 and IPv6 at once, for a dual-stack lab.
+    fn dual_stack(lab: &Lab, seconds: u32) -> Self {
+        Self::in_families(lab, seconds, &[false, true])
+    }
+
+    fn in_families(lab: &Lab, seconds: u32, v6s: &[bool]) -> Self {
         let mut pingers = Vec::new();
-        for from in 1..=lab.nodes {
-            for to in from + 1..=lab.nodes {
-                let child = Command::new(env!("CARGO_BIN_EXE_starling"))
-                    .args([
-                        "lab",
-                        "exec",
-                        &format!("node-{from}"),
-                        "--name",
-                        &lab.name,
-                        "--dir",
-                    ])
-                    .arg(&lab.dir)
-                    .args(["--", "ping", "-q", "-n", "-W", "2"])
-                    .args(["-i", &format!("{}", 1.0 / f64::from(PING_RATE))])
-                    .args(["-c", &(seconds * PING_RATE).to_string()])
-                    .args(["-I", &format!("10.244.{from}.10")])
-                    .arg(format!("10.244.{to}.10"))
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("ping");
-                pingers.push(((from, to), child));
+        for &v6 in v6s {
+            for from in 1..=lab.nodes {
+                for to in from + 1..=lab.nodes {
+                    let (source, target, label) = if v6 {
+                        (
+                            format!("2001:db8:244:{from}::10"),
+                            format!("2001:db8:244:{to}::10"),
+                            format!("{from} ↔ {to}, IPv6"),
+                        )
+                    } else {
+                        (
+                            format!("10.244.{from}.10"),
+                            format!("10.244.{to}.10"),
+                            format!("{from} ↔ {to}"),
+                        )
+                    };
+                    let child = Command::new(env!("CARGO_BIN_EXE_starling"))
+                        .args([
+                            "lab",
+                            "exec",
+                            &format!("node-{from}"),
+                            "--name",
+                            &lab.name,
+                            "--dir",
+                        ])
+                        .arg(&lab.dir)
+                        .args(["--", "ping", "-q", "-n", "-W", "2"])
+                        .args(["-i", &format!("{}", 1.0 / f64::from(PING_RATE))])
+                        .args(["-c", &(seconds * PING_RATE).to_string()])
+                        .args(["-I", &source])
+                        .arg(target)
+                        .stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::piped())
+                        .spawn()
+                        .expect("ping");
+                    pingers.push((label, child));
+                }
             }
         }
         Traffic { pingers }
@@ -197,15 +228,15 @@ impl Traffic {
     /// many went. Call it once the change is over: the traffic must still
     /// be running then, or it did not cover the whole change.
     fn assert_none_lost(mut self, what: &str) {
-        for ((from, to), child) in &mut self.pingers {
+        for (pair, child) in &mut self.pingers {
             assert!(
                 child.try_wait().expect("ping").is_none(),
-                "{what}: the traffic {from} ↔ {to} ended before the change did"
+                "{what}: the traffic {pair} ended before the change did"
             );
         }
         let mut sent_total = 0;
         let mut lost = Vec::new();
-        for ((from, to), child) in self.pingers {
+        for (pair, child) in self.pingers {
             let out = child.wait_with_output().expect("ping");
             let text = String::from_utf8_lossy(&out.stdout);
             let count = |word: &str| -> u64 {
@@ -213,12 +244,12 @@ impl Traffic {
                     .find(|line| line.contains("transmitted"))
                     .and_then(|line| line.split(',').find(|part| part.contains(word)))
                     .and_then(|part| part.split_whitespace().next()?.parse().ok())
-                    .unwrap_or_else(|| panic!("{from} → {to}: no '{word}' in {text:?}"))
+                    .unwrap_or_else(|| panic!("{pair}: no '{word}' in {text:?}"))
             };
             let (sent, received) = (count("transmitted"), count("received"));
             sent_total += sent;
             if received != sent {
-                lost.push(format!("{from} ↔ {to}: {} of {sent}", sent - received));
+                lost.push(format!("{pair}: {} of {sent}", sent - received));
             }
         }
         eprintln!(
@@ -1059,25 +1090,6 @@ fn a_fabric_model_without_calico_runs_dual_stack_over_one_session_per_tor() {
         let items = v.get("items").and_then(Value::as_array).map_or(0, Vec::len);
         assert_eq!(items, 0, "{kind}: {listed}");
     }
-    let ping = |from: usize, to: usize, v6: bool| {
-        let (source, target) = if v6 {
-            (
-                format!("2001:db8:244:{from}::10"),
-                format!("2001:db8:244:{to}::10"),
-            )
-        } else {
-            (format!("10.244.{from}.10"), format!("10.244.{to}.10"))
-        };
-        let family = if v6 { "-6" } else { "-4" };
-        lab.exec_raw(
-            &format!("node-{from}"),
-            &[
-                "ping", family, "-c", "2", "-i", "0.2", "-W", "1", "-I", &source, &target,
-            ],
-        )
-        .status
-        .success()
-    };
     for (from, to) in [(1, 4), (4, 1), (2, 3)] {
         for v6 in [false, true] {
             wait_for(
@@ -1086,7 +1098,7 @@ fn a_fabric_model_without_calico_runs_dual_stack_over_one_session_per_tor() {
                     if v6 { 6 } else { 4 }
                 ),
                 Duration::from_secs(30),
-                || ping(from, to, v6),
+                || lab.ping_in(from, to, v6),
             );
         }
     }
@@ -1110,4 +1122,143 @@ fn a_fabric_model_without_calico_runs_dual_stack_over_one_session_per_tor() {
             .any(|r| r[0] == "192.0.2.1" && r[1] == "fabric" && r[2] == "up"),
         "{table}"
     );
+}
+
+/// Calico's guide over both families (`lab up --dual-stack`): the mesh in
+/// IPv4 and IPv6, the ToR as a global peer in each, then the move to a
+/// route reflector by Calico's procedure with traffic in both families
+/// throughout: no packet lost in either.
+#[test]
+fn the_guide_dual_stack_mesh_global_peers_and_route_reflector() {
+    let lab = Lab::up("dual", 4, &["--tor", "--dual-stack"]);
+    let sessions_up = |node: &str, want: &[&str]| {
+        let s = lab.sessions(node);
+        s.len() == want.len()
+            && want.iter().all(|prefix| {
+                s.iter()
+                    .any(|(name, state)| name.starts_with(prefix) && state == "Established")
+            })
+    };
+    for node in lab.nodes() {
+        wait_for(
+            &format!("{node}'s mesh in both families"),
+            Duration::from_secs(60),
+            || {
+                let s = lab.sessions(&node);
+                s.len() == 2 * (lab.nodes - 1)
+                    && s.iter()
+                        .all(|(name, state)| name.starts_with("Mesh_") && state == "Established")
+                    && s.iter()
+                        .filter(|(name, _)| name.starts_with("Mesh_2001_db8__"))
+                        .count()
+                        == lab.nodes - 1
+            },
+        );
+    }
+    for (from, to) in (1..=lab.nodes).map(|i| (i, i % lab.nodes + 1)) {
+        for v6 in [false, true] {
+            wait_for(
+                &format!("workload {from} → {to}, IPv{}", if v6 { 6 } else { 4 }),
+                Duration::from_secs(30),
+                || lab.ping_in(from, to, v6),
+            );
+        }
+    }
+    let v6 = lab.exec("node-1", &["ip", "-6", "route", "show", "proto", "199"]);
+    assert!(v6.contains("blackhole 2001:db8:244:1::/122"), "{v6}");
+    assert!(
+        v6.contains("2001:db8:244:4::/122 ") && v6.contains("via 2001:db8::14"),
+        "{v6}"
+    );
+
+    // The ToR as a global peer in each family: it learns every block.
+    lab.apply(
+        "tor.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-v4}\n\
+         spec: {peerIP: 192.0.2.1, asNumber: 64567}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor-v6}\n\
+         spec: {peerIP: '2001:db8::1', asNumber: 64567}\n",
+    );
+    let ctl = lab.dir.join("tor").join("bird.ctl");
+    let ctl = ctl.to_str().expect("utf8");
+    wait_for(
+        "the ToR to learn every block",
+        Duration::from_secs(60),
+        || {
+            let v4 = lab.exec(
+                "tor",
+                &["birdc", "-s", ctl, "show", "route", "table", "master4"],
+            );
+            let v6 = lab.exec(
+                "tor",
+                &["birdc", "-s", ctl, "show", "route", "table", "master6"],
+            );
+            (1..=lab.nodes).all(|i| {
+                v4.contains(&format!("10.244.{i}.0/26"))
+                    && v6.contains(&format!("2001:db8:244:{i}::/122"))
+            })
+        },
+    );
+    let table = lab.exec("node-2", &["starling", "node", "status"]);
+    for want in [
+        ["192.0.2.1", "global", "up"],
+        ["2001:db8::1", "global", "up"],
+    ] {
+        assert!(
+            rows(&table).contains(&want.map(str::to_owned).to_vec()),
+            "{table}"
+        );
+    }
+
+    // Calico's procedure: node-4 reflects, everyone peers with it (in
+    // both families), then the mesh goes. Traffic in both families.
+    let traffic = Traffic::dual_stack(&lab, 30);
+    lab.make_reflector("node-4");
+    lab.apply("rr.yaml", PEER_WITH_ROUTE_REFLECTORS);
+    let with_reflector = [
+        "Node_192_0_2_14",
+        "Node_2001_db8__14",
+        "Global_192_0_2_1",
+        "Global_2001_db8__1",
+    ];
+    for node in lab.nodes().iter().take(3) {
+        wait_for(
+            &format!("{node}'s sessions with the reflector"),
+            Duration::from_secs(60),
+            || {
+                let s = lab.sessions(node);
+                with_reflector[..2].iter().all(|want| {
+                    s.iter()
+                        .any(|(name, state)| name == want && state == "Established")
+                })
+            },
+        );
+    }
+    lab.patch(
+        "bgpconfiguration",
+        "default",
+        r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
+    );
+    for (i, node) in lab.nodes().iter().enumerate().take(3) {
+        wait_for(
+            &format!("{node} to peer only with the reflector and the ToR"),
+            Duration::from_secs(60),
+            || sessions_up(node, &with_reflector),
+        );
+        wait_for(
+            &format!("{node}'s IPv4 FIB through the reflector"),
+            Duration::from_secs(30),
+            || {
+                let fib = lab.fib(node);
+                mesh_fib(i + 1, lab.nodes).iter().all(|r| fib.contains(r))
+            },
+        );
+    }
+    traffic.assert_none_lost("dual stack: mesh → route reflector, Calico's procedure");
+    for (from, to) in (1..=lab.nodes).map(|i| (i, i % lab.nodes + 1)) {
+        assert!(
+            lab.ping_in(from, to, true),
+            "IPv6 workload {from} → {to} through the reflector"
+        );
+    }
 }

@@ -96,6 +96,13 @@ pub(crate) struct UpArgs {
     /// session to the ToR carrying IPv4 and IPv6).
     #[arg(long, value_enum, default_value_t = Model::Calico)]
     model: Model,
+    /// IPv6 too (the fabric model always has it): each node gets
+    /// 2001:db8::1N beside 192.0.2.1N and a workload at
+    /// 2001:db8:244:N::10, the pool 2001:db8:244::/48 gives each node a
+    /// /122 block, the mesh runs in both families, and the ToR (2001:db8::1)
+    /// takes IPv6 sessions too.
+    #[arg(long)]
+    dual_stack: bool,
 }
 
 /// The resources a lab is described with.
@@ -158,6 +165,8 @@ struct State {
     etcd: bool,
     #[serde(default)]
     model: Model,
+    #[serde(default)]
+    dual_stack: bool,
     /// Process ids of the daemons, BIRD and etcd.
     pids: Vec<(String, u32)>,
 }
@@ -337,6 +346,7 @@ fn up(args: &UpArgs) -> anyhow::Result<ExitCode> {
         tor: args.tor,
         etcd: args.etcd,
         model: args.model,
+        dual_stack: args.dual_stack || args.model == Model::Fabric,
         pids: Vec::new(),
     };
     // Saved first: a failure half-way leaves something `down` can remove.
@@ -415,9 +425,9 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
         sysctl(&ns, "net.ipv4.ip_forward=1")?;
         Ok(ns)
     };
-    // The fabric model is dual-stack.
+    let dual_stack = state.dual_stack;
     let add_ipv6 = |ns: &str, address: &str, on: &str, len: u8| -> anyhow::Result<()> {
-        if args.model != Model::Fabric {
+        if !dual_stack {
             return Ok(());
         }
         sysctl(ns, "net.ipv6.conf.all.forwarding=1")?;
@@ -474,7 +484,7 @@ fn build(args: &UpArgs, state: &mut State) -> anyhow::Result<()> {
     }
     if args.tor {
         let conf = lab.dir.join("tor").join("bird.conf");
-        std::fs::write(&conf, tor_config(args.model))?;
+        std::fs::write(&conf, tor_config(args.model, state.dual_stack))?;
         let pid = spawn(
             &namespace(&lab.name, "tor"),
             "bird",

@@ -7,17 +7,31 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use super::{FABRIC_IP, LabArgs, Model, State, TOR_AS, TOR_IP, namespace, node_ip, node_ip6};
+use super::{
+    FABRIC_IP, LabArgs, Model, State, TOR_AS, TOR_IP, TOR_IP6, namespace, node_ip, node_ip6,
+};
 
-pub(super) fn tor_config(model: Model) -> String {
+pub(super) fn tor_config(model: Model, dual_stack: bool) -> String {
     // In the fabric model one session per node carries both families; the
-    // session runs over IPv4, so the IPv6 next hop is given.
-    let (kernel6, channel6) = match model {
-        Model::Calico => ("", ""),
-        Model::Fabric => (
-            "protocol kernel { ipv6 { export all; import none; }; merge paths on; }\n",
+    // session runs over IPv4, so the IPv6 next hop is given. With Calico's
+    // model a dual-stack lab has one session per family, as Calico does.
+    let kernel6 = "protocol kernel { ipv6 { export all; import none; }; merge paths on; }\n";
+    let (kernel6, channel6, sessions6) = match (model, dual_stack) {
+        (Model::Fabric, _) => (
+            kernel6,
             "  ipv6 { import all; export all; next hop address 2001:db8::1; };\n",
+            String::new(),
         ),
+        (Model::Calico, true) => (
+            kernel6,
+            "",
+            format!(
+                "protocol bgp nodes6 {{\n  local {TOR_IP6} as {TOR_AS};\n\
+                   neighbor range 2001:db8::/64 external;\n  dynamic name \"node6_\";\n\
+                   error wait time 1, 5;\n  ipv6 {{ import all; export all; }};\n}}\n"
+            ),
+        ),
+        (Model::Calico, false) => ("", "", String::new()),
     };
     format!(
         "router id {TOR_IP};\nprotocol device {{}}\n\
@@ -26,7 +40,8 @@ pub(super) fn tor_config(model: Model) -> String {
          protocol bgp nodes {{\n  local {TOR_IP} as {TOR_AS};\n  neighbor range 192.0.2.0/24 external;\n\
            dynamic name \"node\";\n\
            # A lab ToR takes a reconfigured node back in seconds, not BIRD's\n\
-           # default minute.\n  error wait time 1, 5;\n  ipv4 {{ import all; export all; }};\n{channel6}}}\n"
+           # default minute.\n  error wait time 1, 5;\n  ipv4 {{ import all; export all; }};\n{channel6}}}\n\
+         {sessions6}"
     )
 }
 
@@ -42,12 +57,16 @@ pub(super) fn node_config(
     } else {
         format!("\"{}\"", lab.dir.join("store").display())
     };
+    let listen = if state.dual_stack {
+        format!("\"{}\", \"{}\"", node_ip(i), node_ip6(i))
+    } else {
+        format!("\"{}\"", node_ip(i))
+    };
     format!(
         "node_name = \"{node}\"\ndatastore = {datastore}\n\
-         [bgp]\nlisten = [\"{}\"]\n\
+         [bgp]\nlisten = [{listen}]\n\
          [admin]\nsocket = \"{}\"\n\
          [metrics]\nlisten = \"127.0.0.1:9179\"\n",
-        node_ip(i),
         lab.dir.join(node).join("admin.sock").display()
     ) + &plugin_section(plugins)
 }
@@ -78,6 +97,12 @@ pub(super) fn apply_resources(
          spec: {{cidr: 10.244.0.0/16, blockSize: 26}}\n",
         reflectors == 0
     );
+    if state.dual_stack {
+        yaml.push_str(
+            "---\napiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {name: default-ipv6-ippool}\n\
+             spec: {cidr: '2001:db8:244::/48', blockSize: 122}\n",
+        );
+    }
     if reflectors > 0 {
         yaml.push_str(
             "---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\n\
@@ -95,13 +120,25 @@ pub(super) fn apply_resources(
         } else {
             ("", "")
         };
+        let ipv6 = if state.dual_stack {
+            format!(", ipv6Address: '{}/64'", node_ip6(i))
+        } else {
+            String::new()
+        };
         yaml.push_str(&format!(
             "---\napiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: {node}{labels}}}\n\
-             spec: {{bgp: {{ipv4Address: {}/24{cluster}}}}}\n---\n\
+             spec: {{bgp: {{ipv4Address: {}/24{ipv6}{cluster}}}}}\n---\n\
              apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {{name: {node}-10-244-{i}-0-26}}\n\
              spec: {{node: {node}, cidr: 10.244.{i}.0/26, state: confirmed, deleted: 'false'}}\n",
             node_ip(i)
         ));
+        if state.dual_stack {
+            yaml.push_str(&format!(
+                "---\napiVersion: projectcalico.org/v3\nkind: BlockAffinity\n\
+                 metadata: {{name: {node}-2001-db8-244-{i}--122}}\n\
+                 spec: {{node: {node}, cidr: '2001:db8:244:{i}::/122', state: confirmed, deleted: 'false'}}\n"
+            ));
+        }
     }
     apply_file(lab, state, "lab.yaml", &yaml)
 }
