@@ -322,6 +322,7 @@ fn every_confd_scenario_plans_as_calico_renders_it() {
     assert!(files.len() >= 50, "the corpus is missing: {CORPUS}");
     let mut failures = Vec::new();
     let mut probes = 0;
+    let mut deliberate = 0;
     for path in &files {
         let text = std::fs::read_to_string(path).expect("read fixture");
         let fixture: Fixture =
@@ -336,6 +337,7 @@ fn every_confd_scenario_plans_as_calico_renders_it() {
         let calico = sorted(fixture.sessions.clone());
         let want = match &fixture.differs {
             Some(d) => {
+                deliberate += 1;
                 if sorted(d.sessions.clone()) == calico {
                     failures.push(format!(
                         "{}: `differs` names no difference; drop it",
