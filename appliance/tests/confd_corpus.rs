@@ -379,7 +379,8 @@ fn every_confd_scenario_plans_as_calico_renders_it() {
         failures.join("\n")
     );
     eprintln!(
-        "{} confd scenarios, {probes} route-policy probes: all as Calico",
+        "{} confd scenarios, {probes} route-policy probes: all as Calico but {deliberate} \
+         where Starling chooses otherwise (each fixture's `differs` says why)",
         files.len()
     );
 }
