@@ -158,6 +158,7 @@ fn the_daemon_peers_with_bird_as_the_datastore_says() {
 
     another_writers_invalid_data_is_gone_around(&dir.0, &socket, metrics_addr);
     a_listen_port_change_needs_no_restart(&dir.0, &socket, starling_port);
+    a_change_that_empties_the_plan_is_warned(&dir.0, &socket);
 
     // A change the daemon applies: the wrong AS for BIRD, so the session
     // is replaced and cannot establish.
@@ -546,6 +547,24 @@ fn a_listen_port_change_needs_no_restart(dir: &Path, socket: &Path, port: u16) {
         accepts(port) && !accepts(new_port)
     });
     assert_eq!(session_state(dir, socket).as_deref(), Some("Established"));
+}
+
+/// Deleting the node's only BGPPeer leaves it without sessions: legal,
+/// but more often a mistake than a wish, so the log says so. Put back,
+/// the session forms again.
+fn a_change_that_empties_the_plan_is_warned(dir: &Path, socket: &Path) {
+    let peer = starling_ok(dir, &["get", "bgppeer", "bird", "-o", "yaml"], None).stdout;
+    let peer = String::from_utf8(peer).expect("utf8");
+    starling_ok(dir, &["delete", "bgppeer", "bird"], None);
+    let log = dir.join("daemon.log");
+    wait_for("the warning", Duration::from_secs(15), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("the new plan leaves this node without sessions"))
+    });
+    starling_ok(dir, &["apply", "-f", "-"], Some(&peer));
+    wait_for("the session back", Duration::from_secs(30), || {
+        session_state(dir, socket).as_deref() == Some("Established")
+    });
 }
 
 fn birdc(dir: &Path, args: &[&str]) -> String {

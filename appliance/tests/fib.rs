@@ -97,6 +97,41 @@ impl Lab {
         ctl
     }
 
+    /// Write node n1's `starling.toml` (listening on 192.0.2.1, the lab's
+    /// store and admin socket) with `extra` appended.
+    fn configure_daemon(&self, extra: &str) {
+        std::fs::write(
+            self.dir.join("starling.toml"),
+            format!(
+                "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"192.0.2.1\"]\n\
+                 [admin]\nsocket = \"{}\"\n{extra}",
+                self.dir.join("store").display(),
+                self.dir.join("admin.sock").display()
+            ),
+        )
+        .expect("config");
+    }
+
+    /// Run the daemon in namespace A on that configuration, logging to
+    /// `log`; its index among the children.
+    fn start_daemon(&mut self, log: &str) -> usize {
+        let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
+        let config = self.dir.join("starling.toml");
+        let a = self.a.clone();
+        self.spawn(
+            &a,
+            "env",
+            &[
+                &format!("STARLING_CACHE_DIR={cache}"),
+                env!("CARGO_BIN_EXE_starling"),
+                "run",
+                "-c",
+                config.to_str().expect("utf8"),
+            ],
+            log,
+        )
+    }
+
     /// Starling's routes in namespace A's main table: destination → JSON.
     fn kernel_routes(&self) -> Vec<Value> {
         let text = ip(&[
@@ -205,35 +240,11 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let socket = dir.join("admin.sock");
     let metrics_port = 9179;
-    let config = dir.join("starling.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"192.0.2.1\"]\n\
-             [fib]\ntable = 254\n[admin]\nsocket = \"{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            dir.join("store").display(),
-            socket.display()
-        ),
-    )
-    .expect("config");
-    let exe = env!("CARGO_BIN_EXE_starling");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
-    let run = ["run", "-c", config.to_str().expect("utf8")];
-    let daemon = lab.spawn(
-        &a,
-        "env",
-        &[
-            &format!("STARLING_CACHE_DIR={cache}"),
-            exe,
-            run[0],
-            run[1],
-            run[2],
-        ],
-        "daemon.log",
-    );
+    lab.configure_daemon(&format!(
+        "[fib]\ntable = 254\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    ));
+    let daemon = lab.start_daemon("daemon.log");
 
     let want = ["10.244.3.0/26 blackhole", "203.0.113.0/24 192.0.2.2"];
     let mut kernel = Vec::new();
@@ -301,18 +312,7 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
         }
         std::fs::read_to_string(&monitor_log).is_ok_and(|l| l.contains("198.51.100.0/24"))
     });
-    lab.spawn(
-        &a,
-        "env",
-        &[
-            &format!("STARLING_CACHE_DIR={cache}"),
-            exe,
-            run[0],
-            run[1],
-            run[2],
-        ],
-        "daemon2.log",
-    );
+    lab.start_daemon("daemon2.log");
     let mut scraped = String::new();
     wait_for(
         "the restarted daemon to learn BIRD's route again and write the FIB",
@@ -398,30 +398,10 @@ fn after_a_large_write_the_monitor_still_repairs() {
         String::from_utf8_lossy(&out.stderr)
     );
     let metrics_port = 9179;
-    let config = dir.join("starling.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"192.0.2.1\"]\n\
-             [admin]\nsocket = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            dir.join("store").display(),
-            dir.join("admin.sock").display()
-        ),
-    )
-    .expect("config");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
-    lab.spawn(
-        &a,
-        "env",
-        &[
-            &format!("STARLING_CACHE_DIR={cache}"),
-            env!("CARGO_BIN_EXE_starling"),
-            "run",
-            "-c",
-            config.to_str().expect("utf8"),
-        ],
-        "daemon.log",
-    );
+    lab.configure_daemon(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n"
+    ));
+    lab.start_daemon("daemon.log");
     wait_for("every route in the kernel", Duration::from_secs(60), || {
         lab.kernel_routes().len() == ROUTES
     });
@@ -452,7 +432,6 @@ fn after_a_large_write_the_monitor_still_repairs() {
 fn a_peer_reachable_by_a_gateway_gets_its_host_route() {
     let mut lab = Lab::new();
     let dir = lab.dir.clone();
-    let a = lab.a.clone();
     ip(&["-n", &lab.b, "addr", "add", "198.51.100.7/32", "dev", "lo"]);
     let bird_ctl = lab.start_bird(
         "router id 198.51.100.7;\nprotocol device {}\n\
@@ -473,30 +452,8 @@ fn a_peer_reachable_by_a_gateway_gets_its_host_route() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config = dir.join("starling.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "node_name = \"n1\"\ndatastore = \"{}\"\n[bgp]\nlisten = [\"192.0.2.1\"]\n\
-             [admin]\nsocket = \"{}\"\n[metrics]\nenabled = false\n",
-            dir.join("store").display(),
-            dir.join("admin.sock").display()
-        ),
-    )
-    .expect("config");
-    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache");
-    lab.spawn(
-        &a,
-        "env",
-        &[
-            &format!("STARLING_CACHE_DIR={cache}"),
-            env!("CARGO_BIN_EXE_starling"),
-            "run",
-            "-c",
-            config.to_str().expect("utf8"),
-        ],
-        "daemon.log",
-    );
+    lab.configure_daemon("[metrics]\nenabled = false\n");
+    lab.start_daemon("daemon.log");
     // The host route first, then the session it carries, then BIRD's
     // route: its next hop, BIRD's loopback, is on no link, so the kernel
     // gets the host route's gateway instead (BIRD's `gateway recursive`).

@@ -340,11 +340,7 @@ fn step_4_route_reflector(lab: &Lab, other_peers: usize) {
     let traffic = Traffic::start(lab, 30);
     lab.make_reflector("node-1");
     lab.apply("rr.yaml", PEER_WITH_ROUTE_REFLECTORS);
-    lab.patch(
-        "bgpconfiguration",
-        "default",
-        r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
-    );
+    lab.mesh_off();
     for node in lab.nodes().iter().skip(1) {
         wait_for(
             &format!("{node} to peer only with the reflector (and {other_peers} other)"),
@@ -421,11 +417,7 @@ fn mesh_to_route_reflectors_without_losing_a_packet() {
             },
         );
     }
-    lab.patch(
-        "bgpconfiguration",
-        "default",
-        r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
-    );
+    lab.mesh_off();
     for (i, node) in lab.nodes().iter().enumerate().take(3) {
         wait_for(
             &format!("{node} to peer only with the reflector"),
@@ -602,6 +594,15 @@ impl Lab {
         self.exec(
             "node-1",
             &["starling", "label", "node", node, "route-reflector=true"],
+        );
+    }
+
+    /// The guide's `patch bgpconfiguration default` turning the mesh off.
+    fn mesh_off(&self) {
+        self.patch(
+            "bgpconfiguration",
+            "default",
+            r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
         );
     }
 
@@ -1234,11 +1235,7 @@ fn the_guide_dual_stack_mesh_global_peers_and_route_reflector() {
             },
         );
     }
-    lab.patch(
-        "bgpconfiguration",
-        "default",
-        r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
-    );
+    lab.mesh_off();
     for (i, node) in lab.nodes().iter().enumerate().take(3) {
         wait_for(
             &format!("{node} to peer only with the reflector and the ToR"),
@@ -1255,6 +1252,15 @@ fn the_guide_dual_stack_mesh_global_peers_and_route_reflector() {
         );
     }
     traffic.assert_none_lost("dual stack: mesh → route reflector, Calico's procedure");
+    // `node status` on the reflector says what it is, and whom it serves.
+    let table = lab.exec("node-4", &["starling", "node", "status"]);
+    assert!(
+        table.contains(
+            "This node is a route reflector, cluster ID 244.0.0.1; clients: 192.0.2.11, \
+             192.0.2.12, 192.0.2.13, 2001:db8::11, 2001:db8::12, 2001:db8::13.\n"
+        ),
+        "{table}"
+    );
     for (from, to) in (1..=lab.nodes).map(|i| (i, i % lab.nodes + 1)) {
         assert!(
             lab.ping_in(from, to, true),

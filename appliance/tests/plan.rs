@@ -242,3 +242,57 @@ spec: {bgp: {ipv4Address: 192.0.2.1/24}}
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not fill the PeerSelection role"));
 }
+
+/// `--diff`: a change reviewed before it ships. Turning the reflectors
+/// back into plain nodes shows each role change and the sessions that go,
+/// and warns that the cluster has no reflector left.
+#[test]
+fn diff_shows_what_a_change_does_to_each_node() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plan-diff");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let proposed = dir.join("proposed.yaml");
+    let current = std::fs::read_to_string(EXAMPLE).expect("example");
+    // Both reflectors lose their cluster id and label.
+    let changed = current
+        .replace(", routeReflectorClusterID: 244.0.0.1", "")
+        .replace("route-reflector: \"true\", ", "");
+    assert_ne!(changed, current, "the example changed");
+    std::fs::write(&proposed, &changed).expect("write");
+    let proposed = proposed.to_str().expect("utf8");
+
+    let out = starling(&["plan", "-f", proposed, "--diff", EXAMPLE], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(text.starts_with("NODE "), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("rr-1 ")
+            && l.contains(" role ")
+            && l.contains("route reflector (cluster 244.0.0.1) → not a reflector")),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("warning: the cluster loses every route reflector (2 before)"),
+        "{stderr}"
+    );
+
+    let rows = json_rows(&["plan", "-f", proposed, "--diff", EXAMPLE, "-o", "json"]);
+    assert!(rows.iter().all(|r| {
+        let keys: Vec<&str> = r
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys == ["change", "detail", "node", "session"]
+    }));
+    assert!(rows.iter().any(|r| r["change"] == "removed"), "{rows:?}");
+
+    // Nothing changed, nothing to say.
+    let same = starling(&["plan", "-f", EXAMPLE, "--diff", EXAMPLE], None);
+    assert_eq!(String::from_utf8_lossy(&same.stdout), "No changes.\n");
+}

@@ -116,6 +116,21 @@ pub(crate) fn render(answer: &Value, clock: &TimeOfDay) -> String {
              The sessions above follow the last configuration the plugins accepted.\n\n"
         ));
     }
+    if let Some(cluster) = answer["cluster_id"].as_str() {
+        let clients: Vec<&str> = sessions
+            .iter()
+            .filter(|s| s["rr_client"] == true)
+            .filter_map(|s| s["peer_ip"].as_str())
+            .collect();
+        out.push_str(&format!(
+            "This node is a route reflector, cluster ID {cluster}; clients: {}.\n\n",
+            if clients.is_empty() {
+                "none".to_owned()
+            } else {
+                clients.join(", ")
+            }
+        ));
+    }
     let warnings = answer["plan_warnings"]
         .as_array()
         .cloned()
@@ -354,6 +369,27 @@ No IPv6 peers found.
         );
         // Without one, the released format is untouched.
         assert!(!render(&json!({"sessions": []}), &clock).contains("Configuration"));
+    }
+
+    #[test]
+    fn a_reflector_says_so_and_names_its_clients() {
+        let clock = TimeOfDay { today: 20782 };
+        let answer = json!({
+            "sessions": [
+                {"name": "Node_192_0_2_12", "family": "ipv4", "peer_ip": "192.0.2.12", "state": "Established", "since": 20782 * 86_400, "info": null, "rr_client": true},
+                {"name": "Node_192_0_2_15", "family": "ipv4", "peer_ip": "192.0.2.15", "state": "Established", "since": 20782 * 86_400, "info": null, "rr_client": false},
+                {"name": "Node_2001_db8__12", "family": "ipv6", "peer_ip": "2001:db8::12", "state": "Established", "since": 20782 * 86_400, "info": null, "rr_client": true},
+            ],
+            "cluster_id": "244.0.0.1",
+        });
+        let text = render(&answer, &clock);
+        assert!(
+            text.ends_with(
+                "This node is a route reflector, cluster ID 244.0.0.1; clients: 192.0.2.12, 2001:db8::12.\n\n"
+            ),
+            "{text}"
+        );
+        assert!(!render(&json!({"sessions": []}), &clock).contains("reflector"));
     }
 
     #[test]

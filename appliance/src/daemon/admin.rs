@@ -54,12 +54,14 @@ pub(crate) fn serve(
 }
 
 async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
-    let (instance, sessions, plan_error, plan_warnings) = match shared.lock() {
+    let (instance, sessions, plan_error, plan_warnings, cluster_id, clients) = match shared.lock() {
         Ok(s) => (
             s.instance.clone(),
             s.sessions.clone(),
             s.plan_error.clone(),
             s.plan_warnings.clone(),
+            s.cluster_id,
+            s.reflector_clients.clone(),
         ),
         Err(_) => return json!({"error": "status unavailable"}),
     };
@@ -94,6 +96,7 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
                 "info": info,
                 "peer_as": peer.and_then(|p| p.negotiated.as_ref()).map(|n| n.peer_as),
                 "ebgp": peer.and_then(|p| p.negotiated.as_ref()).map(|n| n.codec.ebgp),
+                "rr_client": clients.contains(name),
             })
         })
         .collect();
@@ -101,6 +104,7 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
         "sessions": rows,
         "plan_error": plan_error.map(|(error, since)| json!({"error": error, "since": since})),
         "plan_warnings": plan_warnings,
+        "cluster_id": cluster_id.map(|c| c.to_string()),
     })
 }
 

@@ -141,6 +141,10 @@ pub(crate) struct Shared {
     /// The running plan's warnings: what it left out of the datastore,
     /// and what the plugins said about this node's sessions.
     pub(crate) plan_warnings: Vec<String>,
+    /// This node's route-reflector cluster id, when it reflects.
+    pub(crate) cluster_id: Option<std::net::Ipv4Addr>,
+    /// Sessions whose peers are its route-reflector clients.
+    pub(crate) reflector_clients: std::collections::BTreeSet<String>,
 }
 
 async fn daemon(config: Config) -> anyhow::Result<()> {
@@ -214,6 +218,9 @@ struct Daemon {
     /// exist.
     recover: bool,
     started: Instant,
+    /// The last plan's size, to say when a change empties it: this node's
+    /// sessions, and the cluster's route reflectors.
+    last_shape: Option<(usize, usize)>,
     /// The admin socket's server task.
     admin_task: tokio::task::JoinHandle<()>,
     /// The metrics endpoint's server task, when enabled.
@@ -274,6 +281,7 @@ impl Daemon {
             datastore_stats,
             recover: false,
             started: Instant::now(),
+            last_shape: None,
             admin_task: admin,
             metrics_task: metrics,
         })
@@ -327,6 +335,24 @@ impl Daemon {
                     .skipped
                     .entry((s.problem.kind.clone(), s.remedy.as_str()))
                     .or_default() += 1;
+            }
+        }
+        // A change that empties the plan is more often a mistake (a
+        // selector that matches nothing now, a plugin that lost a role's
+        // logic) than a wish: say so loudly, once.
+        let shape = (planned.sessions.len(), planned.reflectors);
+        if let Some((sessions, reflectors)) = self.last_shape.replace(shape) {
+            if sessions > 0 && shape.0 == 0 {
+                tracing::warn!(
+                    before = sessions,
+                    "the new plan leaves this node without sessions: check the last resource or plugin change"
+                );
+            }
+            if reflectors > 0 && shape.1 == 0 {
+                tracing::warn!(
+                    before = reflectors,
+                    "the new plan has no route reflector left: check the last resource or plugin change"
+                );
             }
         }
         let mut status = self.status()?;
@@ -420,7 +446,10 @@ impl Daemon {
             &planned.sessions,
         );
         self.originated.apply(&running.instance, originate);
-        self.status()?.sessions = self.sessions.names();
+        let mut status = self.status()?;
+        status.sessions = self.sessions.names();
+        status.cluster_id = planned.rib.cluster_id;
+        status.reflector_clients = self.sessions.reflector_clients();
         Ok(())
     }
 

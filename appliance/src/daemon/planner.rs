@@ -26,6 +26,8 @@ pub(super) struct Planned {
     pub(super) skipped: Vec<Skipped>,
     /// The plugins' warnings about this node's plan, those included.
     pub(super) warnings: Vec<String>,
+    /// How many nodes of the cluster reflect routes.
+    pub(super) reflectors: usize,
     /// The Secrets, for session passwords.
     pub(super) secrets: ResourceSet,
     pub(super) rib: RibConfig,
@@ -145,6 +147,7 @@ impl Planner {
             objects,
             skipped,
             warnings: node_plan.warnings.clone(),
+            reflectors: plan.facts.iter().filter(|f| f.cluster_id.is_some()).count(),
             secrets,
             rib,
             listen_port: node_plan.listen_port.unwrap_or(179),

@@ -1,6 +1,6 @@
 //! Planned sessions → speaker peers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,15 @@ impl Sessions {
         self.running
             .iter()
             .map(|(a, r)| (r.name.clone(), (r.family, *a)))
+            .collect()
+    }
+
+    /// The running sessions whose peers are route-reflector clients.
+    pub(super) fn reflector_clients(&self) -> BTreeSet<String> {
+        self.running
+            .values()
+            .filter(|r| r.policy.rr_client)
+            .map(|r| r.name.clone())
             .collect()
     }
 

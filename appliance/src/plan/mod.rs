@@ -2,6 +2,8 @@
 //! and prints the sessions each node would have — without touching a
 //! datastore or a socket.
 
+mod diff;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -55,6 +57,16 @@ pub(crate) struct PlanArgs {
     /// Default: calico for every role.
     #[arg(long = "plugin", value_name = "ROLE=SOURCE")]
     plugins: Vec<String>,
+    /// Show what changes from the plan of these resource files (the
+    /// current ones) to the plan of `-f` (the proposed ones): sessions
+    /// added, removed, reset or updated in place, and node roles. May be
+    /// repeated.
+    #[arg(long = "diff", value_name = "FILE")]
+    diff: Vec<PathBuf>,
+    /// With `--diff`, or alone to compare plugins on the same files: the
+    /// current side's plugin for a role (`ROLE=SOURCE`, as `--plugin`).
+    #[arg(long = "diff-plugin", value_name = "ROLE=SOURCE")]
+    diff_plugins: Vec<String>,
 }
 
 pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
@@ -85,19 +97,12 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         (Some(n), o) if o != Output::Dot => Some(vec![n.clone()]),
         _ => None,
     };
-    let plan = match roles.plan(&resources.objects, nodes.as_deref()) {
+    if !args.diff.is_empty() || !args.diff_plugins.is_empty() {
+        return run_diff(args, &host, &roles, &resources, nodes.as_deref());
+    }
+    let plan = match plan_or_report(&roles, &resources, nodes.as_deref())? {
         Ok(plan) => plan,
-        Err(PluginError::Invalid { problems, .. }) => {
-            for p in problems {
-                eprintln!("error: {p}");
-            }
-            return Ok(ExitCode::from(INVALID));
-        }
-        Err(PluginError::Failed { message, .. }) => {
-            eprintln!("error: {message}");
-            return Ok(ExitCode::from(INVALID));
-        }
-        Err(e) => return Err(e.into()),
+        Err(code) => return Ok(code),
     };
     if let Some(node) = &args.node
         && plan.facts(node).is_none()
@@ -125,17 +130,123 @@ pub(crate) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Plan `resources`, or report why not (each problem on standard error)
+/// and give the exit code.
+fn plan_or_report(
+    roles: &Roles,
+    resources: &ResourceSet,
+    nodes: Option<&[String]>,
+) -> anyhow::Result<Result<Plan, ExitCode>> {
+    match roles.plan(&resources.objects, nodes) {
+        Ok(plan) => Ok(Ok(plan)),
+        Err(PluginError::Invalid { problems, .. }) => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
+            Ok(Err(ExitCode::from(INVALID)))
+        }
+        Err(PluginError::Failed { message, .. }) => {
+            eprintln!("error: {message}");
+            Ok(Err(ExitCode::from(INVALID)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `--diff`: plan the current side and the proposed one, and print what
+/// changes between them.
+fn run_diff(
+    args: &PlanArgs,
+    host: &Host,
+    after_roles: &Roles,
+    after: &ResourceSet,
+    nodes: Option<&[String]>,
+) -> anyhow::Result<ExitCode> {
+    if args.output == Output::Dot {
+        eprintln!("error: --diff prints a table, JSON or YAML, not a graph");
+        return Ok(ExitCode::from(INVALID));
+    }
+    let before_files = if args.diff.is_empty() {
+        &args.files
+    } else {
+        &args.diff
+    };
+    let before = match crate::resources::read_files(before_files)? {
+        Ok(set) => set,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: --diff: {e}");
+            }
+            return Ok(ExitCode::from(INVALID));
+        }
+    };
+    let before_roles = match args.diff_plugins.is_empty() {
+        true => after_roles.clone(),
+        false => match choose_plugins(host, &args.diff_plugins) {
+            Ok(roles) => roles,
+            Err(e) => {
+                eprintln!("error: --diff-plugin: {e:#}");
+                return Ok(ExitCode::from(INVALID));
+            }
+        },
+    };
+    let old = match plan_or_report(&before_roles, &before, nodes)? {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    let new = match plan_or_report(after_roles, after, nodes)? {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    let (changes, warnings) = diff::diff(
+        &diff::Side {
+            plan: &old,
+            secrets: &before,
+        },
+        &diff::Side {
+            plan: &new,
+            secrets: after,
+        },
+    );
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    let rows: Vec<Value> = changes
+        .iter()
+        .map(|c| {
+            json!({
+                "node": c.node,
+                "change": c.kind.as_str(),
+                "session": c.session,
+                "detail": c.detail,
+            })
+        })
+        .collect();
+    let out = match args.output {
+        Output::Json => serde_json::to_string_pretty(&rows)? + "\n",
+        Output::Yaml => serde_yaml_ng::to_string(&rows)?,
+        _ if changes.is_empty() => "No changes.\n".to_owned(),
+        _ => diff::table(&changes),
+    };
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Where compiled plugins are kept between runs: `$STARLING_CACHE_DIR`,
 /// else `/var/cache/starling/plugins` for root, else the user's cache.
+/// Root is the effective user id, not `$USER`: systemd, `sudo -E` and
+/// containers leave `$USER` unset or someone else's.
 pub(crate) fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STARLING_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    match (std::env::var_os("USER").as_deref(), home) {
-        (Some(u), _) if u == "root" => PathBuf::from("/var/cache/starling/plugins"),
-        (_, Some(home)) => home.join(".cache/starling/plugins"),
-        _ => std::env::temp_dir().join("starling-plugins"),
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code)]
+    let root = unsafe { libc::geteuid() } == 0;
+    match std::env::var_os("HOME").map(PathBuf::from) {
+        _ if root => PathBuf::from("/var/cache/starling/plugins"),
+        Some(home) => home.join(".cache/starling/plugins"),
+        None => std::env::temp_dir().join("starling-plugins"),
     }
 }
 
