@@ -78,6 +78,29 @@ pub(crate) struct Bgp {
     /// CIDRs; exported where the export policy accepts them.
     #[serde(default)]
     pub(crate) originate: Vec<String>,
+    /// Seconds before a session that failed is tried again, `[min, max]`
+    /// as BIRD's `error wait time`: the first wait, doubled with each
+    /// failure in a row up to the second. A session's own `error_wait`
+    /// from the plan replaces the first. Default `[1, 120]`.
+    pub(crate) error_wait: Option<Vec<u64>>,
+}
+
+/// The error wait's bounds when `bgp.error_wait` does not say.
+const ERROR_WAIT: (u64, u64) = (1, 120);
+
+impl Bgp {
+    /// The first and the longest wait before a failed session is tried
+    /// again.
+    pub(crate) fn error_wait(&self) -> (std::time::Duration, std::time::Duration) {
+        let (min, max) = match self.error_wait.as_deref() {
+            Some(&[min, max]) => (min, max),
+            _ => ERROR_WAIT,
+        };
+        (
+            std::time::Duration::from_secs(min),
+            std::time::Duration::from_secs(max),
+        )
+    }
 }
 
 /// The plugin for each role: a built-in name (`calico`, `as-per-rack`,
@@ -323,6 +346,15 @@ impl Config {
                     })?;
             }
         }
+        if let Some(wait) = &self.bgp.error_wait {
+            match wait.as_slice() {
+                &[min, max] if (1..=86_400).contains(&min) && (min..=86_400).contains(&max) => {}
+                _ => bail!(
+                    "bgp.error_wait: {wait:?} is not [min, max] seconds with 1 ≤ min ≤ max ≤ 86400 \
+                     (BIRD's `error wait time`; default [1, 120])"
+                ),
+            }
+        }
         for (i, text) in self.bgp.originate.iter().enumerate() {
             let prefix: starling_wire::Prefix = text.parse().map_err(|_| {
                 anyhow::anyhow!("bgp.originate[{i}]: '{text}' is not a prefix (address/length)")
@@ -447,6 +479,18 @@ mod tests {
                 "bgp.originate[1]",
             ),
             (
+                "node_name = \"n1\"\n[bgp]\nerror_wait = [30, 10]",
+                "bgp.error_wait: [30, 10] is not [min, max]",
+            ),
+            (
+                "node_name = \"n1\"\n[bgp]\nerror_wait = [0, 10]",
+                "bgp.error_wait",
+            ),
+            (
+                "node_name = \"n1\"\n[bgp]\nerror_wait = [5]",
+                "bgp.error_wait",
+            ),
+            (
                 "node_name = \"n1\"\n[datastore]\ntype = \"etcd\"",
                 "unknown datastore type 'etcd'",
             ),
@@ -463,5 +507,20 @@ mod tests {
             let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(want), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn error_wait_defaults_to_one_and_two_minutes_and_can_be_set() {
+        use std::time::Duration;
+        let default = parse("node_name = \"n1\"").expect("config");
+        assert_eq!(
+            default.bgp.error_wait(),
+            (Duration::from_secs(1), Duration::from_secs(120))
+        );
+        let set = parse("node_name = \"n1\"\n[bgp]\nerror_wait = [5, 600]").expect("config");
+        assert_eq!(
+            set.bgp.error_wait(),
+            (Duration::from_secs(5), Duration::from_secs(600))
+        );
     }
 }

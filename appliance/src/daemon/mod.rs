@@ -229,6 +229,7 @@ struct Daemon {
 
 impl Daemon {
     async fn open(config: Config) -> anyhow::Result<Self> {
+        let error_wait = config.bgp.error_wait();
         let store = Datastore::open(&config.datastore)
             .await
             .with_context(|| format!("opening the {}", config.datastore))?;
@@ -271,7 +272,7 @@ impl Daemon {
             planner,
             plugin_set,
             running: None,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(error_wait),
             route_policy: RoutePolicyUpdates::default(),
             originated: origination::Originated::default(),
             reporter: crate::calico::status_writer::Reporter::default(),

@@ -35,6 +35,10 @@ pub(super) struct Sessions {
     /// graceful restart capability says so (the F bit), and peers keep
     /// our routes through our restart.
     pub(super) forwarding_preserved: bool,
+    /// The first and the longest wait before a failed session is tried
+    /// again (`bgp.error_wait`); a session's own `error_wait` replaces the
+    /// first.
+    pub(super) error_wait: (Duration, Duration),
 }
 
 #[derive(Debug)]
@@ -57,6 +61,15 @@ const CONNECT_RETRY: Duration = Duration::from_secs(5);
 const REPLACEMENT_DEADLINE: Duration = Duration::from_secs(30);
 
 impl Sessions {
+    /// No sessions yet; failed ones wait `error_wait` (first, longest)
+    /// before they are tried again.
+    pub(super) fn new(error_wait: (Duration, Duration)) -> Self {
+        Sessions {
+            error_wait,
+            ..Sessions::default()
+        }
+    }
+
     /// Make the speaker run `desired`, make-before-break.
     pub(super) fn reconcile(
         &mut self,
@@ -69,7 +82,14 @@ impl Sessions {
     ) {
         let mut wanted: BTreeMap<IpAddr, Running> = BTreeMap::new();
         for s in desired {
-            let Some(r) = peer(s, rib, secrets, subnets, self.forwarding_preserved) else {
+            let Some(r) = peer(
+                s,
+                rib,
+                secrets,
+                subnets,
+                self.forwarding_preserved,
+                self.error_wait,
+            ) else {
                 tracing::warn!(session = s.name, "unusable session in the plan; skipped");
                 continue;
             };
@@ -244,6 +264,7 @@ fn peer(
     secrets: &ResourceSet,
     subnets: &[(IpAddr, u8)],
     forwarding_preserved: bool,
+    error_wait: (Duration, Duration),
 ) -> Option<Running> {
     let Ok(address) = s.peer_ip.parse::<IpAddr>() else {
         // Sessions on an interface, their peer learnt there, come with
@@ -276,12 +297,13 @@ fn peer(
         })
         .collect();
     config.extended_next_hop = s.extended_next_hop;
-    if let Some(wait) = s.error_wait {
-        // The first wait after a failure; repeated failures back off from
-        // there, to at least the default ceiling.
-        config.idle_hold = Duration::from_secs(wait.into());
-        config.max_idle_hold = config.max_idle_hold.max(config.idle_hold);
-    }
+    // The first wait after a failure; repeated failures back off from
+    // there, to the ceiling (never below the first wait).
+    let (first, longest) = error_wait;
+    config.idle_hold = s
+        .error_wait
+        .map_or(first, |w| Duration::from_secs(w.into()));
+    config.max_idle_hold = longest.max(config.idle_hold);
     config.ttl_security = s.ttl_security;
     if let Some(keepalive) = s.keepalive_time {
         // BGP negotiates hold time; keepalive is a third of it.
@@ -336,4 +358,39 @@ fn peer(
         retiring: None,
         to_node: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(error_wait: Option<u32>) -> Session {
+        Session {
+            name: "Global_192_0_2_9".to_owned(),
+            peer_ip: "192.0.2.9".to_owned(),
+            peer_as: 65000,
+            local_as: 64512,
+            error_wait,
+            ..Session::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_session_waits_as_configured_and_as_the_plan_says() {
+        let rib = RibConfig::new(64512, std::net::Ipv4Addr::new(192, 0, 2, 1));
+        let wait = |s: &Session, bounds: (u64, u64)| {
+            let bounds = (Duration::from_secs(bounds.0), Duration::from_secs(bounds.1));
+            let r = peer(s, &rib, &ResourceSet::default(), &[], false, bounds).expect("a peer");
+            (
+                r.config.idle_hold.as_secs(),
+                r.config.max_idle_hold.as_secs(),
+            )
+        };
+        // starling.toml's bounds.
+        assert_eq!(wait(&session(None), (1, 120)), (1, 120));
+        assert_eq!(wait(&session(None), (5, 600)), (5, 600));
+        // The plan's first wait; the ceiling never below it.
+        assert_eq!(wait(&session(Some(30)), (1, 120)), (30, 120));
+        assert_eq!(wait(&session(Some(300)), (1, 120)), (300, 300));
+    }
 }
