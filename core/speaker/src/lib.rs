@@ -14,6 +14,8 @@
 
 pub mod config;
 pub mod driver;
+#[doc(hidden)]
+pub mod fuzzing;
 mod groups;
 pub mod instance;
 pub mod policy;

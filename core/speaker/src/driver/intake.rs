@@ -45,8 +45,8 @@ impl Drop for TicketInner {
 }
 
 impl InputTicket {
-    /// A ticket of no intake, for driving the instance without peer tasks.
-    #[cfg(test)]
+    /// A ticket of no intake, for driving the instance without peer tasks
+    /// (tests, fuzzing).
     pub(crate) fn detached(update: &ParsedUpdate) -> Self {
         Arc::new(Intake::default()).admit(update)
     }
