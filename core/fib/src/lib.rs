@@ -19,6 +19,8 @@
 //! wanted routes in, batched writes, adoption and the sweep after a
 //! restart, the route monitor's repairs and the periodic resync.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod monitor;
 mod netlink;
 mod nexthop;

@@ -2,12 +2,12 @@
 //! someone else changes a route of ours, and when the kernel dropped
 //! notifications (socket overrun) so that only a full re-read can tell.
 
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::NetlinkPayload;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
 
-use crate::netlink::describe;
+use crate::netlink::{describe, each_message};
 use crate::{Destination, FibError, Target};
 
 /// `RTNLGRP_IPV4_ROUTE` and `RTNLGRP_IPV6_ROUTE` (linux/rtnetlink.h).
@@ -93,40 +93,37 @@ impl RouteMonitor {
             Err(e) if e.raw_os_error() == Some(105) => return Ok(vec![KernelEvent::Overrun]),
             Err(e) => return Err(FibError::Socket(e)),
         }
-        let mut events = Vec::new();
-        let mut offset = 0;
-        while offset < self.buffer.len() {
-            let message =
-                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buffer[offset..])
-                    .map_err(|e| FibError::Decode(e.to_string()))?;
-            let length = message.header.length as usize;
-            match message.payload {
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
-                    if let Some((table, dest, target)) = describe(&route) {
-                        events.push(KernelEvent::Added {
-                            table,
-                            protocol: route.header.protocol.into(),
-                            dest,
-                            target,
-                        });
-                    }
-                }
-                NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(route)) => {
-                    if let Some((table, dest, _)) = describe(&route) {
-                        events.push(KernelEvent::Deleted {
-                            table,
-                            protocol: route.header.protocol.into(),
-                            dest,
-                        });
-                    }
-                }
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            offset += length;
-        }
-        Ok(events)
+        events(&self.buffer)
     }
+}
+
+/// The route events in one datagram of notifications.
+pub(crate) fn events(datagram: &[u8]) -> Result<Vec<KernelEvent>, FibError> {
+    let mut events = Vec::new();
+    each_message(datagram, &mut |message| {
+        match message.payload {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) => {
+                if let Some((table, dest, target)) = describe(&route) {
+                    events.push(KernelEvent::Added {
+                        table,
+                        protocol: route.header.protocol.into(),
+                        dest,
+                        target,
+                    });
+                }
+            }
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelRoute(route)) => {
+                if let Some((table, dest, _)) = describe(&route) {
+                    events.push(KernelEvent::Deleted {
+                        table,
+                        protocol: route.header.protocol.into(),
+                        dest,
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(false)
+    })?;
+    Ok(events)
 }

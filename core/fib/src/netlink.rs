@@ -340,19 +340,8 @@ impl Netlink {
             self.socket
                 .recv(&mut self.receive, 0)
                 .map_err(FibError::Socket)?;
-            let mut offset = 0;
-            while offset < self.receive.len() {
-                let message =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.receive[offset..])
-                        .map_err(|e| FibError::Decode(e.to_string()))?;
-                let length = message.header.length as usize;
-                if handle(message)? {
-                    return Ok(());
-                }
-                if length == 0 {
-                    break;
-                }
-                offset += length;
+            if each_message(&self.receive, &mut handle)? {
+                return Ok(());
             }
         }
     }
@@ -494,7 +483,7 @@ fn route_message(
 ///
 /// A route naming a nexthop group is described by the group's gateways
 /// (the kernel also lists them inline unless `nexthop_compat_mode` is 0).
-fn ours(
+pub(crate) fn ours(
     config: &FibConfig,
     route: &RouteMessage,
     groups: &BTreeMap<u32, Vec<IpAddr>>,
@@ -514,6 +503,29 @@ fn ours(
 
 /// Any route: its table, destination, and what we would call its target
 /// (`None` for kinds we do not program).
+/// Hand each message of one netlink datagram to `handle`, in order, until
+/// it says it is done (then `true`); a message that does not parse fails
+/// the datagram, and one that claims no length ends it.
+pub(crate) fn each_message(
+    datagram: &[u8],
+    handle: &mut impl FnMut(NetlinkMessage<RouteNetlinkMessage>) -> Result<bool, FibError>,
+) -> Result<bool, FibError> {
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[offset..])
+            .map_err(|e| FibError::Decode(e.to_string()))?;
+        let length = message.header.length as usize;
+        if handle(message)? {
+            return Ok(true);
+        }
+        if length == 0 {
+            break;
+        }
+        offset += length;
+    }
+    Ok(false)
+}
+
 pub(crate) fn describe(route: &RouteMessage) -> Option<(u32, Destination, Option<Target>)> {
     let mut table = u32::from(route.header.table);
     let mut dest = None;

@@ -8,6 +8,8 @@
 //! is valid, is for the plugins that own the kind.
 
 mod embedded;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod meta;
 mod patch;
 

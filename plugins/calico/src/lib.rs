@@ -6,6 +6,8 @@
 //! The logic is plain Rust over [`model::Model`], so it is tested natively;
 //! built for `wasm32-wasip2` the same crate is the embedded default plugin.
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod model;
 pub mod peering;

@@ -1,0 +1,5 @@
+#![no_main]
+// See starling_calico::fuzzing::calico for what this target checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    starling_calico::fuzzing::calico(data);
+});
