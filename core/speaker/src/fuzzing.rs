@@ -27,7 +27,7 @@ use crate::config::{GracefulRestartConfig, PeerConfig};
 use crate::driver::{InputTicket, PeerEvent, PeerStatus};
 use crate::instance::{Core, Link, Links, PeerPolicy, Request};
 use crate::rib::{RibConfig, Source};
-use crate::session::{Counters, DownReason, Input, Output, Session, State, local_open, negotiate};
+use crate::session::{DownReason, Input, Output, Session, State, local_open, negotiate};
 
 /// Reads a fuzzer's bytes as a script, one small decision at a time; an
 /// exhausted script reads zeros.
@@ -194,17 +194,7 @@ impl Link for NullLink {
         false
     }
     fn status(&self) -> PeerStatus {
-        PeerStatus {
-            remote: self.0,
-            state: State::Idle,
-            since: Instant::now(),
-            last_error: None,
-            negotiated: None,
-            updates_received: 0,
-            updates_sent: 0,
-            counters: Counters::default(),
-            collisions: 0,
-        }
+        PeerStatus::idle(self.0)
     }
 }
 

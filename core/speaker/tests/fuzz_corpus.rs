@@ -10,21 +10,7 @@ fn replay<T>(target: &str, check: fn(&[u8]) -> T) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
         .join(target);
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("corpus entry").path();
-        let data = std::fs::read(&path).expect("corpus file");
-        let outcome = std::panic::catch_unwind(|| {
-            check(&data);
-        });
-        assert!(
-            outcome.is_ok(),
-            "{} fails; replay it with cargo fuzz run {target}",
-            path.display()
-        );
-        count += 1;
-    }
-    assert!(count > 0, "corpus for {target} is empty");
+    starling_wire::fuzzing::replay_corpus(&dir, target, check);
 }
 
 /// Scripts from a fixed seed (xorshift64*): the same ones every run, so a

@@ -232,3 +232,27 @@ pub fn build_round_trip(data: &[u8]) {
         other => panic!("built UPDATE does not decode: {other:?}"),
     }
 }
+
+/// Replay every input in `dir` (a fuzz target's corpus) through `check`,
+/// as the stable replay tests of every crate do; a failure names the file
+/// and how to replay it under the fuzzer. The number of inputs replayed.
+pub fn replay_corpus<T>(dir: &std::path::Path, target: &str, check: fn(&[u8]) -> T) -> usize {
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .path();
+        let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let outcome = std::panic::catch_unwind(|| {
+            check(&data);
+        });
+        assert!(
+            outcome.is_ok(),
+            "{} fails; replay it with `cargo fuzz run {target}` in its fuzz directory",
+            path.display()
+        );
+        count += 1;
+    }
+    assert!(count > 0, "the corpus of {target} is empty");
+    count
+}

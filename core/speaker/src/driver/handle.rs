@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
 
 use bytes::Bytes;
 use starling_wire::MessageType;
@@ -13,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::task::*;
 use super::*;
 use crate::config::PeerConfig;
-use crate::session::{Session, State};
+use crate::session::Session;
 
 pub(super) enum PeerCommand {
     Start,
@@ -126,17 +125,7 @@ pub fn spawn_peer(
 ) -> (PeerHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let password = cfg.password.clone();
-    let status = Arc::new(Mutex::new(PeerStatus {
-        remote: cfg.remote,
-        state: State::Idle,
-        since: Instant::now(),
-        last_error: None,
-        negotiated: None,
-        updates_received: 0,
-        updates_sent: 0,
-        counters: Default::default(),
-        collisions: 0,
-    }));
+    let status = Arc::new(Mutex::new(PeerStatus::idle(cfg.remote)));
     let writer = Arc::new(Mutex::new(None));
     let unforwarded = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let task = PeerTask {

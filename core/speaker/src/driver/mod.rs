@@ -48,3 +48,20 @@ pub struct PeerStatus {
     /// Connection collisions resolved in favour of the inbound connection.
     pub collisions: u64,
 }
+
+impl PeerStatus {
+    /// A session with `remote` that has not done anything yet.
+    pub fn idle(remote: SocketAddr) -> Self {
+        PeerStatus {
+            remote,
+            state: State::Idle,
+            since: Instant::now(),
+            last_error: None,
+            negotiated: None,
+            updates_received: 0,
+            updates_sent: 0,
+            counters: crate::session::Counters::default(),
+            collisions: 0,
+        }
+    }
+}

@@ -17,7 +17,7 @@ use crate::config::{GracefulRestartConfig, PeerConfig};
 use crate::driver::{InputTicket, PeerStatus};
 use crate::instance::{Core, Link, Links, PeerEvent, PeerPolicy, Request};
 use crate::rib::{BestChange, RibConfig};
-use crate::session::{Counters, DownReason, State};
+use crate::session::DownReason;
 use crate::session::{local_open, negotiate};
 
 pub(super) const LOCAL_AS: u32 = 64512;
@@ -57,17 +57,7 @@ impl Link for RecordingLink {
         self.log.borrow().stopped
     }
     fn status(&self) -> PeerStatus {
-        PeerStatus {
-            remote: self.remote,
-            state: State::Idle,
-            since: Instant::now(),
-            last_error: None,
-            negotiated: None,
-            updates_received: 0,
-            updates_sent: 0,
-            counters: Counters::default(),
-            collisions: 0,
-        }
+        PeerStatus::idle(self.remote)
     }
 }
 
