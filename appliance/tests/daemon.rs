@@ -4,6 +4,13 @@
 //!
 //! The helpers (scratch, BIRD peer, config, scrape) are in
 //! `common::daemon`, shared with the other daemon test binaries.
+//!
+//! Over 800 lines on purpose: the first test walks one running daemon and
+//! its BIRD session through every live change in turn (raw datastore
+//! writes, a listen port change, an emptied plan, SIGHUP, plugin reloads),
+//! each step a function here; split across binaries, each would pay for
+//! its own daemon and BIRD and lose the "the session never dropped"
+//! thread that runs through them.
 
 mod common;
 
