@@ -120,6 +120,15 @@ fn restate(row: &Value, filters: &BTreeMap<String, Value>) -> Map<String, Value>
             out.insert((*key).to_owned(), row[*key].clone());
         }
     }
+    // BIRD's `listen bgp`, stated where it is not the wildcard on 179.
+    let wildcard = if row["family"] == "ipv4" {
+        "0.0.0.0:179"
+    } else {
+        "[::]:179"
+    };
+    if row["listen"] != wildcard {
+        out.insert("listen".to_owned(), row["listen"].clone());
+    }
     let suffix = if row["family"] == "ipv4" { "V4" } else { "V6" };
     let names = row["filters"].as_array().cloned().unwrap_or_default();
     let with_rules = |direction: &str| -> Vec<Value> {

@@ -1,6 +1,6 @@
 //! How `starling run` starts: a bad configuration is refused with the key
 //! named and nothing started; the log is text for people or JSON lines,
-//! and never coloured into a pipe.
+//! and never coloured into a pipe; it listens where the plan says.
 
 mod common;
 
@@ -103,4 +103,72 @@ fn the_log_is_json_lines_when_asked_and_never_coloured_into_a_pipe() {
     let text = first_log_lines(&dir.0, &plain, &[]);
     assert!(text.iter().all(|l| !l.contains('\u{1b}')), "{text:?}");
     assert!(!text[0].starts_with('{'));
+}
+
+/// Calico's `bindMode: NodeIP` (contract 0.3's listen addresses): the
+/// daemon accepts BGP connections on the node's address only, from the
+/// start and across changes of the mode, without a restart.
+#[test]
+fn bind_mode_node_ip_listens_on_the_node_address_only() {
+    let dir = Scratch::new("bind-mode");
+    let node = [127, 0, 0, 160];
+    let other = [127, 0, 0, 161];
+    let port = free_port(node);
+    let resources = format!(
+        "apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: n1}}\n\
+         spec: {{bgp: {{ipv4Address: 127.0.0.160/8}}}}\n---\n\
+         apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {{name: default}}\n\
+         spec: {{asNumber: 64512, listenPort: {port}, bindMode: NodeIP}}\n"
+    );
+    starling_ok(&dir.0, &["apply", "-f", "-"], Some(&resources));
+    // No `bgp.listen`: where to listen is the plan's to say.
+    let config = dir.0.join("starling.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node_name = \"n1\"\ndatastore = \"{}\"\n[fib]\nmode = \"off\"\n\
+             [metrics]\nenabled = false\n[admin]\nsocket = \"{}\"\n",
+            dir.0.join("store").display(),
+            dir.0.join("admin.sock").display()
+        ),
+    )
+    .expect("config");
+    let _daemon = run_daemon(&dir.0, &config);
+    let accepts = |ip: [u8; 4]| {
+        std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from((ip, port)),
+            Duration::from_secs(1),
+        )
+        .is_ok()
+    };
+    wait_for(
+        "a listener on the node's address",
+        Duration::from_secs(30),
+        || accepts(node),
+    );
+    assert!(!accepts(other), "bound to more than the node's address");
+
+    let mode = |mode: &str| {
+        starling_ok(
+            &dir.0,
+            &[
+                "patch",
+                "bgpconfiguration",
+                "default",
+                "-p",
+                &format!(r#"{{"spec": {{"bindMode": "{mode}"}}}}"#),
+            ],
+            None,
+        );
+    };
+    mode("None");
+    wait_for("every address", Duration::from_secs(15), || {
+        accepts(node) && accepts(other)
+    });
+    mode("NodeIP");
+    wait_for(
+        "the node's address only again",
+        Duration::from_secs(15),
+        || accepts(node) && !accepts(other),
+    );
 }

@@ -38,7 +38,7 @@ mod route_policy;
 mod sessions;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -87,28 +87,37 @@ pub(crate) fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Listen on the port the plan now asks for, on the same addresses (the
-/// configured ones, or the wildcard); sessions are not touched. If the new
-/// port cannot be bound, the old one stays and the next plan tries again.
-async fn relisten(running: &mut Running, config: &Config, port: u16) {
-    let addresses: Vec<std::net::SocketAddr> = match config.bgp.listen {
-        Some(_) => config.listen(port),
-        // The wildcard that worked at start, on the new port.
-        None => running
-            .listening
-            .iter()
-            .map(|a| std::net::SocketAddr::new(a.ip(), port))
-            .collect(),
-    };
+/// Where the speaker accepts connections: `bgp.listen` when set, else
+/// the addresses the plan names (Calico's `bindMode: NodeIP`), else
+/// `wildcard` (the one that could be bound at start); on the plan's port
+/// unless `bgp.listen` gives one.
+fn listen_addresses(config: &Config, asked: &planner::Listen, wildcard: IpAddr) -> Vec<SocketAddr> {
+    if config.bgp.listen.is_some() {
+        return config.listen(asked.port);
+    }
+    if asked.addresses.is_empty() {
+        return vec![SocketAddr::new(wildcard, asked.port)];
+    }
+    asked
+        .addresses
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, asked.port))
+        .collect()
+}
+
+/// Listen where the plan now asks (a new port or addresses); sessions are
+/// not touched. What cannot be bound leaves the old sockets in place, and
+/// the next plan tries again.
+async fn relisten(running: &mut Running, addresses: Vec<SocketAddr>) {
     match running.instance.listen(&addresses).await {
         Ok(()) => {
-            tracing::info!(port, ?addresses, "listening on the new BGP port");
-            running.listen_port = port;
+            tracing::info!(?addresses, "listening for BGP on new addresses");
             running.listening = addresses;
         }
         Err(e) => tracing::error!(
-            port,
-            "cannot listen on the new BGP port, keeping the old one: {e}"
+            ?addresses,
+            listening = ?running.listening,
+            "cannot listen for BGP there, keeping what was listened on: {e}"
         ),
     }
 }
@@ -179,9 +188,11 @@ async fn daemon(config: Config) -> anyhow::Result<()> {
 struct Running {
     instance: Instance,
     rib: RibConfig,
-    /// The port the plan asked to listen on, and the addresses listened on.
-    listen_port: u16,
-    listening: Vec<std::net::SocketAddr>,
+    /// The addresses listened on.
+    listening: Vec<SocketAddr>,
+    /// The wildcard address that could be bound at start (`[::]`, or
+    /// `0.0.0.0` on a host without IPv6).
+    wildcard: IpAddr,
     /// The kernel FIB programmer, unless the FIB is left alone.
     fib: Option<Programmer>,
     /// One per BMP collector.
@@ -399,8 +410,9 @@ impl Daemon {
                     }
                     running.bmp = bmp::start(&self.config, &running.instance, &running.rib);
                 }
-                if running.listen_port != planned.listen_port {
-                    relisten(running, &self.config, planned.listen_port).await;
+                let addresses = listen_addresses(&self.config, &planned.listen, running.wildcard);
+                if running.listening != addresses {
+                    relisten(running, addresses).await;
                 }
                 running
             }
@@ -457,20 +469,27 @@ impl Daemon {
     /// Start the speaker on the first plan, and the FIB programmer on its
     /// best paths.
     async fn start_speaker(&mut self, planned: &Planned) -> anyhow::Result<Running> {
-        let listen = self.config.listen(planned.listen_port);
         let rib = planned.rib.clone();
+        let mut wildcard = IpAddr::from(Ipv6Addr::UNSPECIFIED);
+        let listen = listen_addresses(&self.config, &planned.listen, wildcard);
         let started = match Instance::start(rib.clone(), &listen).await {
             Ok((instance, best)) => Ok((instance, best, listen.clone())),
-            // A host without IPv6 cannot bind [::]: fall back to IPv4 when
-            // the listen addresses were defaulted.
-            Err(e)
-                if self.config.bgp.listen.is_none()
-                    && e.kind() == std::io::ErrorKind::AddrNotAvailable =>
-            {
-                let v4 = vec![std::net::SocketAddr::from((
-                    [0, 0, 0, 0],
-                    planned.listen_port,
-                ))];
+            Err(e) if self.config.bgp.listen.is_some() => Err(e),
+            // The plan's own addresses (bindMode: NodeIP) are not on this
+            // host (yet): connect out only, and bind when a plan comes.
+            Err(e) if !planned.listen.addresses.is_empty() => {
+                tracing::error!(
+                    addresses = ?listen,
+                    "cannot listen for BGP on the node's addresses, connecting out only: {e}"
+                );
+                Instance::start(rib.clone(), &[])
+                    .await
+                    .map(|(instance, best)| (instance, best, Vec::new()))
+            }
+            // A host without IPv6 cannot bind [::]: fall back to IPv4.
+            Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+                wildcard = IpAddr::from(Ipv4Addr::UNSPECIFIED);
+                let v4 = listen_addresses(&self.config, &planned.listen, wildcard);
                 Instance::start(rib.clone(), &v4)
                     .await
                     .map(|(instance, best)| (instance, best, v4))
@@ -502,8 +521,8 @@ impl Daemon {
         Ok(Running {
             instance,
             rib,
-            listen_port: planned.listen_port,
             listening,
+            wildcard,
             fib,
             bmp,
         })

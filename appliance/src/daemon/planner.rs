@@ -31,7 +31,8 @@ pub(super) struct Planned {
     /// The Secrets, for session passwords.
     pub(super) secrets: ResourceSet,
     pub(super) rib: RibConfig,
-    pub(super) listen_port: u16,
+    /// Where the plan asks this node to accept connections.
+    pub(super) listen: Listen,
     /// The sessions of this node, both families.
     pub(super) sessions: Vec<Session>,
     pub(super) route_plugin: Plugin,
@@ -45,6 +46,14 @@ pub(super) struct Planned {
     pub(super) subnets: Vec<(IpAddr, u8)>,
     /// Every node's addresses: sessions to them are the cluster's own.
     pub(super) node_addresses: HashSet<IpAddr>,
+}
+
+/// The port and addresses a plan asks its node to listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Listen {
+    pub(super) port: u16,
+    /// Empty: every address.
+    pub(super) addresses: Vec<IpAddr>,
 }
 
 /// Why a snapshot brought no new plan; the last one keeps running.
@@ -150,7 +159,10 @@ impl Planner {
             reflectors: plan.facts.iter().filter(|f| f.cluster_id.is_some()).count(),
             secrets,
             rib,
-            listen_port: node_plan.listen_port.unwrap_or(179),
+            listen: Listen {
+                port: node_plan.listen_port.unwrap_or(179),
+                addresses: node_plan.listen_addresses.clone(),
+            },
             sessions: node_plan.sessions.clone(),
             route_plugin,
             policy_inputs,

@@ -300,10 +300,12 @@ fn peer(
     // The first wait after a failure; repeated failures back off from
     // there, to the ceiling (never below the first wait).
     let (first, longest) = error_wait;
-    config.idle_hold = s
-        .error_wait
-        .map_or(first, |w| Duration::from_secs(w.into()));
-    config.max_idle_hold = longest.max(config.idle_hold);
+    let seconds = |w: u32| Duration::from_secs(w.into());
+    config.idle_hold = s.error_wait.map_or(first, seconds);
+    config.max_idle_hold = s
+        .error_wait_longest
+        .map_or(longest, seconds)
+        .max(config.idle_hold);
     config.ttl_security = s.ttl_security;
     if let Some(keepalive) = s.keepalive_time {
         // BGP negotiates hold time; keepalive is a third of it.
@@ -392,5 +394,13 @@ mod tests {
         // The plan's first wait; the ceiling never below it.
         assert_eq!(wait(&session(Some(30)), (1, 120)), (30, 120));
         assert_eq!(wait(&session(Some(300)), (1, 120)), (300, 300));
+        // The plan's ceiling (contract 0.3), alone or with a first wait.
+        let ceiling = |first, longest| Session {
+            error_wait_longest: Some(longest),
+            ..session(first)
+        };
+        assert_eq!(wait(&ceiling(None, 30), (1, 120)), (1, 30));
+        assert_eq!(wait(&ceiling(Some(10), 600), (1, 120)), (10, 600));
+        assert_eq!(wait(&ceiling(Some(60), 5), (1, 120)), (60, 60));
     }
 }

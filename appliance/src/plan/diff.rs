@@ -354,6 +354,7 @@ mod tests {
                     node: f.node,
                     router_id: None,
                     listen_port: None,
+                    listen_addresses: Vec::new(),
                     sessions,
                     warnings: Vec::new(),
                 })

@@ -6,12 +6,13 @@ mod diff;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use serde_json::{Value, json};
-use starling_plugin_host::contract::{Family, NextHopMode, Role, Session};
+use starling_plugin_host::contract::{Family, NextHopMode, NodePlan, Role, Session};
 use starling_plugin_host::pipeline::{Plan, Roles};
 use starling_plugin_host::{Host, Limits, Plugin, PluginError};
 use starling_store::ResourceSet;
@@ -330,16 +331,31 @@ fn rows(
                         None
                     }
                 });
-                rows.push(row(&p.node, s, password));
+                rows.push(row(p, s, password));
             }
         }
     }
     rows
 }
 
-fn row(node: &str, s: &Session, password: Option<Value>) -> Value {
+/// Where `plan`'s node accepts `s`'s connection: the node's listen
+/// address of the session's family on its port, or the family's wildcard;
+/// none when the plan names addresses but none of that family.
+fn listen(plan: &NodePlan, s: &Session) -> Option<SocketAddr> {
+    let port = plan.listen_port.unwrap_or(179);
+    let v4 = s.family == Family::Ipv4;
+    let ip = match plan.listen_addresses.as_slice() {
+        [] if v4 => IpAddr::from(Ipv4Addr::UNSPECIFIED),
+        [] => IpAddr::from(Ipv6Addr::UNSPECIFIED),
+        addresses => *addresses.iter().find(|a| a.is_ipv4() == v4)?,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+fn row(plan: &NodePlan, s: &Session, password: Option<Value>) -> Value {
     json!({
-        "node": node,
+        "node": plan.node,
+        "listen": listen(plan, s).map(|a| a.to_string()),
         "family": s.family.as_str(),
         "families": s.families.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
         "interface": s.interface,
@@ -349,6 +365,7 @@ fn row(node: &str, s: &Session, password: Option<Value>) -> Value {
             "multiplier": b.multiplier,
         })),
         "error_wait": s.error_wait,
+        "error_wait_longest": s.error_wait_longest,
         "name": s.name,
         "peer_ip": s.peer_ip,
         "peer_port": s.peer_port,
@@ -420,10 +437,21 @@ fn table(rows: &[Value], out: &mut String) {
             ("allow_local_as", "allow-local-as"),
             ("interface", "interface"),
             ("error_wait", "error-wait"),
+            ("error_wait_longest", "error-wait-longest"),
         ] {
             if !r[key].is_null() {
                 options.push(format!("{label}={}", text(key)));
             }
+        }
+        let wildcard = if r["family"] == "ipv4" {
+            "0.0.0.0:179"
+        } else {
+            "[::]:179"
+        };
+        match r["listen"].as_str() {
+            Some(listen) if listen != wildcard => options.push(format!("listen={listen}")),
+            Some(_) => {}
+            None => options.push("no-listen".to_owned()),
         }
         if let Some(f) = r["filters"].as_array().filter(|f| !f.is_empty()) {
             let names: Vec<&str> = f.iter().filter_map(Value::as_str).collect();

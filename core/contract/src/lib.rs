@@ -76,6 +76,9 @@ pub struct Session {
     pub bfd: Option<Bfd>,
     /// Seconds before a failed session is tried again; `None`: the default.
     pub error_wait: Option<u32>,
+    /// Seconds: the longest wait as failures repeat (since 0.3); `None`:
+    /// the default.
+    pub error_wait_longest: Option<u32>,
 }
 
 impl Default for Session {
@@ -107,6 +110,7 @@ impl Default for Session {
             reachable_by: None,
             bfd: None,
             error_wait: None,
+            error_wait_longest: None,
         }
     }
 }
@@ -171,6 +175,9 @@ pub struct NodePlan {
     pub node: String,
     pub router_id: Option<String>,
     pub listen_port: Option<u16>,
+    /// The local addresses the node accepts connections on (since 0.3);
+    /// empty: every address.
+    pub listen_addresses: Vec<IpAddr>,
     pub sessions: Vec<Session>,
     pub warnings: Vec<String>,
 }

@@ -17,3 +17,11 @@ pub(crate) mod v0_2 {
         path: "../../wit/starling-policy@0.2",
     });
 }
+
+/// `starling:policy@0.3.0`.
+pub(crate) mod v0_3 {
+    wasmtime::component::bindgen!({
+        world: "plugin",
+        path: "../../wit/starling-policy@0.3",
+    });
+}

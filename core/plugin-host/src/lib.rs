@@ -2,8 +2,8 @@
 //!
 //! One [`Host`] (one wasmtime `Engine`) per process. A [`Plugin`] is a
 //! compiled component, checked against the `starling:policy` world of
-//! contract 0.2 or 0.1 (both load; 0.1 answers are converted to the 0.2
-//! types, see `convert.rs`).
+//! contract 0.3, 0.2 or 0.1 (all load; older answers are converted to the
+//! newest types, see `convert.rs`).
 //! Every evaluation runs in a fresh [`Evaluation`] (a new `Store`, ~20 µs),
 //! so nothing leaks between snapshots and a trap poisons nothing that is
 //! used again.
@@ -84,8 +84,8 @@ pub enum PluginError {
     #[error("plugin '{plugin}' is not a valid component: {message}")]
     Compile { plugin: String, message: String },
     #[error(
-        "plugin '{plugin}' implements neither starling:policy@0.2.0 nor @0.1.0 \
-         (wrong WIT version or missing export): {message}"
+        "plugin '{plugin}' implements none of starling:policy@0.3.0, @0.2.0 or \
+         @0.1.0 (wrong WIT version or missing export): {message}"
     )]
     Incompatible { plugin: String, message: String },
     #[error("plugin '{plugin}' does not fill the {role:?} role")]

@@ -7,7 +7,7 @@ use starling_contract as sdk;
 use wasmtime::component::{HasSelf, Linker, ResourceAny};
 use wasmtime::{ResourceLimiter, Store};
 
-use crate::bindings::{v0_1, v0_2};
+use crate::bindings::{v0_1, v0_2, v0_3};
 use crate::metrics::PluginMetrics;
 use crate::{Host, PluginError, TICK, convert};
 
@@ -42,22 +42,26 @@ impl std::fmt::Debug for Plugin {
 enum Pre {
     V0_1(v0_1::PluginPre<State>),
     V0_2(v0_2::PluginPre<State>),
+    V0_3(v0_3::PluginPre<State>),
 }
 
 /// One instance's exports, of its contract version.
 enum Bindings {
     V0_1(v0_1::Plugin),
     V0_2(v0_2::Plugin),
+    V0_3(v0_3::Plugin),
 }
 
 /// `$body` with `$b` bound to the instance's exports and `$c` to the
 /// conversions of its contract version: what reads the same in every
-/// version is written once.
+/// version is written once. With `since_v0_2`, a 0.1 instance gets
+/// `$before` instead (the call does not exist there).
 macro_rules! per_version {
     ($bindings:expr, |$b:ident| $body:expr) => {
         match $bindings {
             Bindings::V0_1($b) => $body,
             Bindings::V0_2($b) => $body,
+            Bindings::V0_3($b) => $body,
         }
     };
     ($bindings:expr, |$b:ident, $c:ident| $body:expr) => {
@@ -70,6 +74,23 @@ macro_rules! per_version {
                 use convert::v0_2 as $c;
                 $body
             }
+            Bindings::V0_3($b) => {
+                use convert::v0_3 as $c;
+                $body
+            }
+        }
+    };
+    ($bindings:expr, since_v0_2 |$b:ident, $c:ident| $body:expr, else $before:expr) => {
+        match $bindings {
+            Bindings::V0_1(_) => $before,
+            Bindings::V0_2($b) => {
+                use convert::v0_2 as $c;
+                $body
+            }
+            Bindings::V0_3($b) => {
+                use convert::v0_3 as $c;
+                $body
+            }
         }
     };
 }
@@ -79,6 +100,7 @@ impl Pre {
         match self {
             Pre::V0_1(_) => "0.1.0",
             Pre::V0_2(_) => "0.2.0",
+            Pre::V0_3(_) => "0.3.0",
         }
     }
 
@@ -86,31 +108,39 @@ impl Pre {
         Ok(match self {
             Pre::V0_1(pre) => Bindings::V0_1(pre.instantiate(store)?),
             Pre::V0_2(pre) => Bindings::V0_2(pre.instantiate(store)?),
+            Pre::V0_3(pre) => Bindings::V0_3(pre.instantiate(store)?),
         })
     }
 }
 
-/// Link `component` for contract 0.2, else 0.1.
+/// Link `component` for the newest contract version it implements.
 fn link(host: &Host, component: &wasmtime::component::Component) -> Result<Pre, String> {
     // No ambient capabilities: whatever else the component imports
     // (wasi:cli, wasi:io from Rust's std) traps when called.
-    let v0_2 = || -> wasmtime::Result<Pre> {
-        let mut linker: Linker<State> = Linker::new(host.engine());
-        v0_2::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
-        linker.define_unknown_imports_as_traps(component)?;
-        let pre = linker.instantiate_pre(component)?;
-        Ok(Pre::V0_2(v0_2::PluginPre::new(pre)?))
-    };
-    let v0_1 = || -> wasmtime::Result<Pre> {
-        let mut linker: Linker<State> = Linker::new(host.engine());
-        v0_1::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
-        linker.define_unknown_imports_as_traps(component)?;
-        let pre = linker.instantiate_pre(component)?;
-        Ok(Pre::V0_1(v0_1::PluginPre::new(pre)?))
-    };
-    v0_2().or_else(|newest| {
-        v0_1().map_err(|oldest| format!("as 0.2.0: {newest:#}; as 0.1.0: {oldest:#}"))
-    })
+    macro_rules! try_version {
+        ($version:ident, $variant:ident) => {
+            || -> wasmtime::Result<Pre> {
+                let mut linker: Linker<State> = Linker::new(host.engine());
+                $version::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+                linker.define_unknown_imports_as_traps(component)?;
+                let pre = linker.instantiate_pre(component)?;
+                Ok(Pre::$variant($version::PluginPre::new(pre)?))
+            }
+        };
+    }
+    let attempts: [(&str, &dyn Fn() -> wasmtime::Result<Pre>); 3] = [
+        ("0.3.0", &try_version!(v0_3, V0_3)),
+        ("0.2.0", &try_version!(v0_2, V0_2)),
+        ("0.1.0", &try_version!(v0_1, V0_1)),
+    ];
+    let mut why = Vec::new();
+    for (version, attempt) in attempts {
+        match attempt() {
+            Ok(pre) => return Ok(pre),
+            Err(e) => why.push(format!("as {version}: {e:#}")),
+        }
+    }
+    Err(why.join("; "))
 }
 
 /// What one store carries: the plugin's name for logs, and its limits.
@@ -214,6 +244,7 @@ macro_rules! log_host {
 
 log_host!(v0_1);
 log_host!(v0_2);
+log_host!(v0_3);
 
 impl Plugin {
     pub(crate) fn load(host: Host, name: &str, bytes: &[u8]) -> Result<Self, PluginError> {
@@ -510,35 +541,30 @@ impl Evaluation {
     pub fn identify(&mut self) -> Result<Vec<sdk::Identity>, PluginError> {
         self.require(sdk::Role::NodeIdentity)?;
         let model = self.model;
-        let answer = self.sandbox.call("identify", |store, b| match b {
-            Bindings::V0_1(_) => Ok(Vec::new()),
-            Bindings::V0_2(b) => b
+        let answer = self.sandbox.call("identify", |store, b| {
+            per_version!(b, since_v0_2 |b, c| Ok(b
                 .starling_policy_node_identity()
-                .call_identify(store, model),
+                .call_identify(store, model)?
+                .into_iter()
+                .map(c::identity)
+                .collect::<Result<Vec<_>, _>>()), else Ok(Ok(Vec::new())))
         })?;
-        answer
-            .into_iter()
-            .map(convert::v0_2::identity)
-            .collect::<Result<_, _>>()
-            .map_err(|message| self.bad_answer("identify", message))
+        answer.map_err(|message| self.bad_answer("identify", message))
     }
 
     /// The prefixes `node` originates (0.2).
     pub fn originate(&mut self, node: &str) -> Result<Vec<sdk::Originated>, PluginError> {
         self.require(sdk::Role::Origination)?;
         let model = self.model;
-        let answer = self.sandbox.call("originate", |store, b| match b {
-            Bindings::V0_1(_) => Ok(Ok(Vec::new())),
-            Bindings::V0_2(b) => b
+        let answer = self.sandbox.call("originate", |store, b| {
+            per_version!(b, since_v0_2 |b, c| Ok(b
                 .starling_policy_origination()
-                .call_originate(store, model, node),
+                .call_originate(store, model, node)?
+                .map(|o| o.into_iter().map(c::originated).collect::<Result<Vec<_>, _>>())),
+                else Ok(Ok(Ok(Vec::new()))))
         })?;
         let answer = answer.map_err(|message| self.failed("originate", message))?;
-        answer
-            .into_iter()
-            .map(convert::v0_2::originated)
-            .collect::<Result<_, _>>()
-            .map_err(|message| self.bad_answer("originate", message))
+        answer.map_err(|message| self.bad_answer("originate", message))
     }
 
     /// The sessions of `nodes`, both families: one plan per node, in the
@@ -562,7 +588,7 @@ impl Evaluation {
                         Bindings::V0_1(b) => b
                             .starling_policy_peer_selection()
                             .call_plan(store, model, facts, nodes, wit_family),
-                        Bindings::V0_2(_) => unreachable!("a 0.1 sandbox"),
+                        Bindings::V0_2(_) | Bindings::V0_3(_) => unreachable!("a 0.1 sandbox"),
                     })?;
                     let plans = result.map_err(|message| self.failed("plan", message))?;
                     self.check_count(plans.len(), nodes.len())?;
@@ -579,19 +605,18 @@ impl Evaluation {
                 joined
             }
             false => {
-                let result = self.sandbox.call("plan", |store, b| match b {
-                    Bindings::V0_2(b) => b
+                let result = self.sandbox.call("plan", |store, b| {
+                    per_version!(b, since_v0_2 |b, c| Ok(b
                         .starling_policy_peer_selection()
-                        .call_plan(store, model, facts, nodes),
-                    Bindings::V0_1(_) => unreachable!("a 0.2 sandbox"),
+                        .call_plan(store, model, facts, nodes)?
+                        .map(|plans| (
+                            plans.len(),
+                            plans.into_iter().map(c::node_plan).collect::<Result<Vec<_>, _>>(),
+                        ))), else unreachable!("a 0.1 sandbox"))
                 })?;
-                let plans = result.map_err(|message| self.failed("plan", message))?;
-                self.check_count(plans.len(), nodes.len())?;
-                plans
-                    .into_iter()
-                    .map(convert::v0_2::node_plan)
-                    .collect::<Result<_, _>>()
-                    .map_err(|message| self.bad_answer("plan", message))?
+                let (count, plans) = result.map_err(|message| self.failed("plan", message))?;
+                self.check_count(count, nodes.len())?;
+                plans.map_err(|message| self.bad_answer("plan", message))?
             }
         };
         Ok(plans)
@@ -675,14 +700,13 @@ impl Evaluation {
     ) -> Result<Option<Vec<(u64, u64)>>, PluginError> {
         self.require(sdk::Role::RoutePolicy)?;
         let model = self.model;
-        let digests = self.sandbox.call("inputs", |store, b| match b {
-            Bindings::V0_1(_) => Ok(None),
-            Bindings::V0_2(b) => {
-                let lowered: Vec<_> = contexts.iter().map(convert::v0_2::context).collect();
+        let digests = self.sandbox.call("inputs", |store, b| {
+            per_version!(b, since_v0_2 |b, c| {
+                let lowered: Vec<_> = contexts.iter().map(c::context).collect();
                 b.starling_policy_route_policy()
                     .call_inputs(store, model, &lowered)
                     .map(Some)
-            }
+            }, else Ok(None))
         })?;
         if let Some(d) = &digests
             && d.len() != contexts.len()
@@ -718,6 +742,7 @@ impl Evaluation {
 fn join(all: &mut sdk::NodePlan, more: sdk::NodePlan) {
     all.router_id = all.router_id.take().or(more.router_id);
     all.listen_port = all.listen_port.or(more.listen_port);
+    all.listen_addresses.extend(more.listen_addresses);
     all.sessions.extend(more.sessions);
     all.warnings.extend(more.warnings);
 }

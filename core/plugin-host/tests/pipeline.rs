@@ -45,7 +45,7 @@ fn calico_through_wasm_plans_a_mesh() {
         .expect("calico");
     let roles = Roles::all(calico.clone());
     roles.check().expect("calico fills every role");
-    assert_eq!(calico.contract_version(), "0.2.0");
+    assert_eq!(calico.contract_version(), "0.3.0");
     let plan = roles.plan(&mesh(), None).expect("plan");
     assert_eq!(plan.facts.len(), 2);
     let a = plan.facts("a").expect("a");
@@ -64,6 +64,45 @@ fn calico_through_wasm_plans_a_mesh() {
     );
     assert_eq!(plan.inputs.len(), 2, "a digest pair per session");
     assert!(calico.metrics().snapshot().calls >= 5);
+    assert!(
+        plan.nodes.iter().all(|p| p.listen_addresses.is_empty()),
+        "every address by default"
+    );
+
+    // bindMode: NodeIP reaches the host as contract 0.3's listen addresses.
+    let mut bound = mesh();
+    bound.push(object(
+        "BGPConfiguration",
+        "default",
+        &[],
+        r#"{"bindMode": "NodeIP", "listenPort": 1790}"#,
+    ));
+    let plan = roles.plan(&bound, None).expect("plan");
+    let a = &plan.nodes[0];
+    assert_eq!(
+        a.listen_addresses,
+        ["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+    assert_eq!(a.listen_port, Some(1790));
+}
+
+/// One host runs every contract version side by side: what an older
+/// plugin cannot say takes the host's defaults.
+#[test]
+fn every_contract_version_loads() {
+    let host = host();
+    for (name, bytes, version) in [
+        ("calico", starling_plugins::CALICO, "0.3.0"),
+        ("fabric", starling_plugins::EXAMPLE_FABRIC, "0.2.0"),
+        (
+            "as-per-rack",
+            starling_plugins::EXAMPLE_AS_PER_RACK,
+            "0.1.0",
+        ),
+    ] {
+        let plugin = host.load(name, bytes).expect(name);
+        assert_eq!(plugin.contract_version(), version, "{name}");
+    }
 }
 
 #[test]
@@ -75,7 +114,7 @@ fn a_custom_as_plugin_composes_with_calico_peering() {
     let rack = host
         .load("as-per-rack", starling_plugins::EXAMPLE_AS_PER_RACK)
         .expect("as-per-rack");
-    // A 0.1 component for one role beside the 0.2 Calico plugin.
+    // A 0.1 component for one role beside the 0.3 Calico plugin.
     assert_eq!(rack.contract_version(), "0.1.0");
     let roles = Roles {
         as_assignment: rack,

@@ -40,6 +40,8 @@ pub struct Config {
     pub mesh: bool,
     pub asn: Option<u32>,
     pub listen_port: Option<u16>,
+    /// `bindMode: NodeIP`: listen on the node's own addresses only.
+    pub bind_node_ip: bool,
     pub mesh_password: Option<SecretRef>,
     pub mesh_restart_time: Option<u32>,
     pub communities: BTreeMap<String, Community>,
@@ -59,6 +61,7 @@ impl Default for Config {
             mesh: true,
             asn: None,
             listen_port: None,
+            bind_node_ip: false,
             mesh_password: None,
             mesh_restart_time: None,
             communities: BTreeMap::new(),
@@ -679,11 +682,13 @@ fn parse_config(name: &str, spec: &Map<String, Value>, config: &mut Config, chec
         check.fail("spec.listenPort", "must be 1-65535");
     }
     let listen_port = listen_port.filter(|p| *p != 0).map(|p| p as u16);
-    if let Some(mode) = check.string(spec, "spec", "bindMode")
+    let bind_mode = check.string(spec, "spec", "bindMode");
+    if let Some(mode) = bind_mode
         && !["None", "NodeIP"].contains(&mode)
     {
         check.fail("spec.bindMode", format!("'{mode}' is not None or NodeIP"));
     }
+    let bind_node_ip = bind_mode == Some("NodeIP");
     for (i, iface) in check
         .array(spec, "spec", "ignoredInterfaces")
         .iter()
@@ -795,6 +800,7 @@ fn parse_config(name: &str, spec: &Map<String, Value>, config: &mut Config, chec
         config.mesh = mesh.unwrap_or(true);
         config.asn = asn;
         config.listen_port = listen_port;
+        config.bind_node_ip = bind_node_ip;
         config.mesh_password = password;
         config.mesh_restart_time = restart;
         config.communities = communities;

@@ -235,12 +235,17 @@ impl<'a> Planner<'a> {
             node: me.name.clone(),
             router_id: me.ipv4.map(|(ip, _)| ip.to_string()),
             listen_port: self.model.config.listen_port(&me.name),
+            listen_addresses: Vec::new(),
             sessions: Vec::new(),
             warnings: Vec::new(),
         };
         let Some(my_ip) = me.address(self.family) else {
             return plan;
         };
+        // BIRD's `listen bgp address` in this family's configuration.
+        if self.model.config.bind_node_ip {
+            plan.listen_addresses.push(my_ip);
+        }
         let my_as = self.facts.asn(&me.name);
         let my_cluster = self.facts.cluster_id(&me.name);
         let config = &self.model.config;

@@ -5,7 +5,8 @@
 //! [`AsAssignment`], [`RouteReflection`], [`NodeIdentity`],
 //! [`PeerSelection`], [`Origination`], [`RoutePolicy`]. Implement the
 //! traits on plain Rust types, then export the type with
-//! [`export_plugin!`] (contract 0.2) or [`export_plugin_v0_1!`] (0.1):
+//! [`export_plugin!`] (contract 0.3), or [`export_plugin_v0_2!`] /
+//! [`export_plugin_v0_1!`] for a host that predates it:
 //!
 //! ```ignore
 //! struct Rack { /* … */ }
@@ -93,6 +94,7 @@ pub trait PeerSelection: Snapshot {
         for (all, more) in plans.iter_mut().zip(self.plan(facts, nodes, Family::Ipv6)?) {
             all.router_id = all.router_id.take().or(more.router_id);
             all.listen_port = all.listen_port.or(more.listen_port);
+            all.listen_addresses.extend(more.listen_addresses);
             all.sessions.extend(more.sessions);
             all.warnings.extend(more.warnings);
         }
@@ -152,16 +154,36 @@ impl<T> Plugin for T where
 }
 
 /// Export a [`Plugin`] type as the component's implementation of the
-/// `starling:policy@0.2.0` world. Does nothing when not building for
-/// `wasm32`, so the same crate also builds and tests natively.
+/// `starling:policy@0.3.0` world, the newest. Does nothing when not
+/// building for `wasm32`, so the same crate also builds and tests
+/// natively.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        $crate::__export_since_v0_2!($plugin, v0_3, export_plugin_bindings_v0_3);
+    };
+}
+
+/// Export a [`Plugin`] type as `starling:policy@0.2.0`, for a host that
+/// predates 0.3 (Starling's host loads every version). Listen addresses
+/// and the error-wait ceiling are not part of 0.2 and are left out.
+#[macro_export]
+macro_rules! export_plugin_v0_2 {
+    ($plugin:ty) => {
+        $crate::__export_since_v0_2!($plugin, v0_2, export_plugin_bindings_v0_2);
+    };
+}
+
+/// The export glue of 0.2 and the versions that keep its shape.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_since_v0_2 {
+    ($plugin:ty, $version:ident, $bindings:ident) => {
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             use v::exports::starling::policy as exports;
             use v::starling::policy::types as wit;
-            use $crate::wasm::v0_2 as v;
+            use $crate::wasm::$version as v;
             struct StarlingExport;
             impl exports::snapshot::Guest for StarlingExport {
                 type Model = v::Loaded<$plugin>;
@@ -220,13 +242,13 @@ macro_rules! export_plugin {
                     v::inputs::<$plugin>(m, contexts)
                 }
             }
-    v::export_plugin_bindings_v0_2!(StarlingExport with_types_in $crate::wasm::v0_2);
+    v::$bindings!(StarlingExport with_types_in $crate::wasm::$version);
         };
     };
 }
 
 /// Export a [`Plugin`] type as `starling:policy@0.1.0`, for a host that
-/// predates 0.2 (Starling's host loads both). Node identity and
+/// predates 0.2 (Starling's host loads every version). Node identity and
 /// origination are not part of 0.1 and are left out.
 #[macro_export]
 macro_rules! export_plugin_v0_1 {

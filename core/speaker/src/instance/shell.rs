@@ -60,34 +60,85 @@ struct Listening {
 impl Listening {
     /// Listen on exactly `addresses`: new ones are bound first, so a
     /// failure changes nothing; sockets on addresses that stay are kept, so
-    /// their backlog and keys are not lost.
+    /// their backlog and keys are not lost. A new address that overlaps
+    /// one being given up on the same port (the wildcard for a specific
+    /// address, or back) can only be bound once that one is closed: then
+    /// the old sockets go first, and come back if the new ones fail.
     async fn set(&mut self, addresses: &[SocketAddr]) -> std::io::Result<()> {
-        let mut bound = Vec::new();
-        for addr in addresses {
-            if self.sockets.iter().any(|(a, _, _)| a == addr) {
-                continue;
+        let new: Vec<SocketAddr> = addresses
+            .iter()
+            .filter(|a| !self.sockets.iter().any(|(s, _, _)| s == *a))
+            .copied()
+            .collect();
+        let bound = match bind_all(&new).await {
+            Ok(bound) => bound,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                let leaving: Vec<SocketAddr> = self
+                    .sockets
+                    .iter()
+                    .map(|(a, _, _)| *a)
+                    .filter(|a| !addresses.contains(a))
+                    .collect();
+                if leaving.is_empty() {
+                    return Err(e);
+                }
+                self.close(addresses).await;
+                match bind_all(&new).await {
+                    Ok(bound) => bound,
+                    Err(e) => {
+                        match bind_all(&leaving).await {
+                            Ok(back) => self.accept_on(back),
+                            Err(again) => tracing::error!(
+                                addresses = ?leaving,
+                                "cannot listen where the instance listened before: {again}"
+                            ),
+                        }
+                        return Err(e);
+                    }
+                }
             }
-            bound.push((*addr, Arc::new(TcpListener::bind(addr).await?)));
+            Err(e) => return Err(e),
+        };
+        self.close(addresses).await;
+        self.accept_on(bound);
+        Ok(())
+    }
+
+    /// Close every socket whose address is not in `keep`, and wait until
+    /// its accept task has let go of it: only then is the address free.
+    async fn close(&mut self, keep: &[SocketAddr]) {
+        let (kept, leaving) = std::mem::take(&mut self.sockets)
+            .into_iter()
+            .partition(|(addr, _, _)| keep.contains(addr));
+        self.sockets = kept;
+        for (addr, listener, task) in leaving {
+            task.abort();
+            let _ = task.await;
+            self.registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove_listener(&listener);
+            tracing::info!(%addr, "no longer listening");
         }
-        let registry = &self.registry;
-        self.sockets.retain(|(addr, listener, task)| {
-            let keep = addresses.contains(addr);
-            if !keep {
-                task.abort();
-                registry
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .remove_listener(listener);
-                tracing::info!(%addr, "no longer listening");
-            }
-            keep
-        });
+    }
+
+    fn accept_on(&mut self, bound: Vec<(SocketAddr, Arc<TcpListener>)>) {
         for (addr, listener) in bound {
             let task = tokio::spawn(accept_loop(listener.clone(), self.registry.clone()));
             self.sockets.push((addr, listener, task));
         }
-        Ok(())
     }
+}
+
+/// Bind every address, or none: a failure drops what was bound.
+async fn bind_all(
+    addresses: &[SocketAddr],
+) -> std::io::Result<Vec<(SocketAddr, Arc<TcpListener>)>> {
+    let mut bound = Vec::new();
+    for addr in addresses {
+        bound.push((*addr, Arc::new(TcpListener::bind(addr).await?)));
+    }
+    Ok(bound)
 }
 
 impl std::fmt::Debug for Instance {

@@ -169,6 +169,7 @@ impl PeerSelection for AsPerRack {
                     node: name.clone(),
                     router_id: node.v4.map(|ip| ip.to_string()),
                     listen_port: None,
+                    listen_addresses: Vec::new(),
                     sessions: Vec::new(),
                     warnings: Vec::new(),
                 };

@@ -307,6 +307,7 @@ impl PeerSelection for Fabric {
                     node: name.clone(),
                     router_id: node.router_id.clone(),
                     listen_port: None,
+                    listen_addresses: Vec::new(),
                     sessions: node.sessions.clone(),
                     warnings: Vec::new(),
                 })
@@ -333,7 +334,7 @@ impl RoutePolicy for Fabric {
     }
 }
 
-starling_plugin_sdk::export_plugin!(Fabric);
+starling_plugin_sdk::export_plugin_v0_2!(Fabric);
 
 #[cfg(test)]
 mod tests {

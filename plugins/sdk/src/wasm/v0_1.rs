@@ -41,7 +41,7 @@ pub struct Loaded<P>(P);
 
 impl<P: Plugin> snap::GuestModel for Loaded<P> {
     fn load(objects: Vec<wit::Object>) -> Result<snap::Model, Vec<wit::Problem>> {
-        super::speaking_v0_1();
+        super::speaking(1);
         super::install_panic_hook();
         match P::load(objects.into_iter().map(object).collect()) {
             Ok(p) => Ok(snap::Model::new(Loaded(p))),
@@ -60,7 +60,7 @@ fn model<'a, P: Plugin>(m: &'a snap::ModelBorrow<'a>) -> &'a P {
 
 /// The roles 0.1 can name.
 pub fn roles<P: Plugin>() -> Vec<snap::Role> {
-    super::speaking_v0_1();
+    super::speaking(1);
     P::roles()
         .into_iter()
         .filter_map(|r| match r {

@@ -1,4 +1,4 @@
-//! A plugin from the future: it implements `starling:policy@0.3.0`, which
+//! A plugin from the future: it implements `starling:policy@0.4.0`, which
 //! this host does not support, so loading it must be refused with a clear
 //! reason rather than half-work.
 
@@ -8,7 +8,7 @@
 mod component {
     wit_bindgen::generate!({
         inline: "
-            package starling:policy@0.3.0;
+            package starling:policy@0.4.0;
             interface snapshot {
                 enum role { as-assignment, route-reflection, peer-selection, route-policy, bfd }
                 roles: func() -> list<role>;

@@ -134,6 +134,7 @@ impl PeerSelection for Hostile {
                 node: n.clone(),
                 router_id: None,
                 listen_port: None,
+                listen_addresses: Vec::new(),
                 sessions: Vec::new(),
                 warnings: Vec::new(),
             })

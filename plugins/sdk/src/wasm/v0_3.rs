@@ -1,0 +1,46 @@
+//! Exports for `starling:policy@0.3.0`, the newest contract.
+
+use std::hash::{Hash, Hasher};
+
+use crate::{
+    Identity, KernelRoute, LogLevel, NodeAddress, NodeFacts, NodePlan, Originated, Plugin, Role,
+    Session,
+};
+
+// A world of the SDK's own that includes the contract's: two worlds named
+// `plugin` in one crate would export clashing macros.
+wit_bindgen::generate!({
+    inline: "package starling:sdk; world plugin-v0-3 { include starling:policy/plugin@0.3.0; }",
+    world: "plugin-v0-3",
+    path: "../../wit/starling-policy@0.3",
+    generate_all,
+    pub_export_macro: true,
+    export_macro_name: "export_plugin_bindings_v0_3",
+    default_bindings_module: "starling_plugin_sdk::wasm::v0_3",
+});
+
+use exports::starling::policy::node_identity as ni;
+use exports::starling::policy::peer_selection as ps;
+use exports::starling::policy::route_policy as rp;
+use exports::starling::policy::snapshot as snap;
+use starling::policy::log as host_log;
+use starling::policy::types as wit;
+
+super::shared_conversions!();
+
+pub(crate) fn log(level: LogLevel, message: &str) {
+    let level = match level {
+        LogLevel::Trace => host_log::Level::Trace,
+        LogLevel::Debug => host_log::Level::Debug,
+        LogLevel::Info => host_log::Level::Info,
+        LogLevel::Warn => host_log::Level::Warn,
+        LogLevel::Error => host_log::Level::Error,
+    };
+    host_log::log(level, message);
+}
+
+super::since_v0_2!(
+    version: 3,
+    node_plan: |p| [listen_addresses: p.listen_addresses.iter().map(|a| a.to_string()).collect()],
+    session: |s| [error_wait_longest: s.error_wait_longest],
+);
