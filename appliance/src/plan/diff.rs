@@ -6,11 +6,12 @@
 //! connection parameters change is replaced (the peer sees it drop), while
 //! passive mode, route-reflector clients, next-hop mode, filters and the
 //! like change in place (see `daemon::sessions`). A change of the node's
-//! AS or router id re-forms every session.
+//! AS or router id re-forms every session; one of where it listens does
+//! not.
 
 use std::collections::BTreeMap;
 
-use starling_plugin_host::contract::{NodeFacts, Session};
+use starling_plugin_host::contract::{NodeFacts, NodePlan, Session};
 use starling_plugin_host::pipeline::Plan;
 use starling_store::ResourceSet;
 
@@ -70,6 +71,9 @@ pub(crate) fn diff(before: &Side<'_>, after: &Side<'_>) -> (Vec<Change>, Vec<Str
     for node in nodes {
         let (old, new) = (before.plan.facts(node), after.plan.facts(node));
         let resets_all = role_changes(node, old, new, &mut changes);
+        if let (Some(old), Some(new)) = (before.plan.node(node), after.plan.node(node)) {
+            listen_changes(old, new, &mut changes);
+        }
         session_changes(node, before, after, resets_all, &mut changes);
     }
     (changes, warnings(before.plan, after.plan))
@@ -127,6 +131,30 @@ fn role_changes(
         resets = true;
     }
     resets
+}
+
+/// Where the node accepts connections: its listen port and addresses.
+/// The daemon rebinds at once; running sessions stay up.
+fn listen_changes(old: &NodePlan, new: &NodePlan, out: &mut Vec<Change>) {
+    let listen = |p: &NodePlan| {
+        let port = p.listen_port.unwrap_or(179);
+        match p.listen_addresses.as_slice() {
+            [] => format!("every address, port {port}"),
+            addresses => {
+                let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+                format!("{} port {port}", addresses.join(", "))
+            }
+        }
+    };
+    let (before, after) = (listen(old), listen(new));
+    if before != after {
+        out.push(Change {
+            node: new.node.clone(),
+            kind: Kind::Role,
+            session: String::new(),
+            detail: format!("listens on {before} → {after}; sessions stay up"),
+        });
+    }
 }
 
 fn session_changes(
@@ -323,7 +351,7 @@ pub(crate) fn table(changes: &[Change]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use starling_plugin_host::contract::{NodePlan, SecretRef};
+    use starling_plugin_host::contract::SecretRef;
 
     fn session(name: &str, peer: &str, asn: u32) -> Session {
         Session {
@@ -415,6 +443,20 @@ mod tests {
             ]
         );
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_listen_change_is_the_nodes_and_resets_nothing() {
+        let sessions = vec![session("Mesh_192_0_2_2", "192.0.2.2", 64512)];
+        let before = plan(vec![(facts("a", None), sessions.clone())]);
+        let mut after = plan(vec![(facts("a", None), sessions)]);
+        after.nodes[0].listen_port = Some(1790);
+        after.nodes[0].listen_addresses = vec!["192.0.2.1".parse().unwrap()];
+        let (lines, _) = run(&before, &after);
+        assert_eq!(
+            lines,
+            ["a role  listens on every address, port 179 → 192.0.2.1 port 1790; sessions stay up"]
+        );
     }
 
     #[test]
