@@ -82,6 +82,9 @@ fn json_rows_have_exactly_the_documented_keys() {
         "interface",
         "bfd",
         "error_wait",
+        // Contract 0.3.
+        "error_wait_longest",
+        "listen",
     ];
     want.sort();
     let mut keys = keys;
@@ -93,6 +96,7 @@ fn json_rows_have_exactly_the_documented_keys() {
     assert_eq!(tor["keepalive_time"], 10);
     assert_eq!(tor["type"], "node");
     assert_eq!(tor["families"], serde_json::json!(["ipv4"]));
+    assert_eq!(tor["listen"], "0.0.0.0:179", "every address, BGP's port");
     assert!(tor["interface"].is_null() && tor["bfd"].is_null() && tor["error_wait"].is_null());
 }
 
