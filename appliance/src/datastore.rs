@@ -177,32 +177,74 @@ impl Datastore {
                 // The journal is the embedded store's history; several
                 // processes write it, so it is read, not notified.
                 let (tx, rx) = mpsc::channel(64);
-                let store = s.clone();
-                tokio::spawn(async move {
-                    let mut seen = revision;
-                    loop {
-                        tokio::select! {
-                            () = tokio::time::sleep(EMBEDDED_POLL) => {}
-                            () = tx.closed() => return,
-                        }
-                        match store.revision() {
-                            Ok(now) if now != seen => match store.events_since(seen) {
-                                Ok(events) if !events.is_empty() => {
-                                    seen = events.last().map_or(now, |e| e.revision);
-                                    if tx.send(Change::Events(events)).await.is_err() {
-                                        return;
-                                    }
-                                }
-                                Ok(_) => seen = now,
-                                Err(e) => tracing::warn!("datastore watch: {e}"),
-                            },
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!("datastore watch: {e}"),
-                        }
-                    }
-                });
+                tokio::spawn(follow_journal(s.clone(), revision, tx));
                 rx
             }
+        }
+    }
+}
+
+/// The embedded store's watch: poll the journal's revision, send what
+/// came after `seen`. Its revisions count up by one per change, so a gap
+/// or a step back (a journal truncated or damaged by hand or by a disk
+/// that failed) means changes were lost from it: then everything is
+/// re-read ([`Change::Resync`]). An unreadable journal is said once
+/// ([`Change::Lost`]) and its return once ([`Change::Restored`]).
+async fn follow_journal(store: Embedded, mut seen: u64, tx: mpsc::Sender<Change>) {
+    let mut lost = false;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(EMBEDDED_POLL) => {}
+            () = tx.closed() => return,
+        }
+        let read = store.revision().and_then(|now| {
+            let events = match now == seen {
+                true => Vec::new(),
+                false => store.events_since(seen)?,
+            };
+            Ok((now, events))
+        });
+        let change = match read {
+            Err(e) => {
+                if !std::mem::replace(&mut lost, true) {
+                    tracing::warn!("datastore watch: {e}");
+                    let reason = e.to_string();
+                    if tx.send(Change::Lost { reason }).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            Ok(read) => {
+                if std::mem::take(&mut lost) && tx.send(Change::Restored).await.is_err() {
+                    return;
+                }
+                read
+            }
+        };
+        let (now, events) = change;
+        let contiguous = events
+            .iter()
+            .zip(seen + 1..)
+            .all(|(e, want)| e.revision == want);
+        let change = match (now.cmp(&seen), contiguous) {
+            (std::cmp::Ordering::Equal, _) => continue,
+            (std::cmp::Ordering::Greater, true) if !events.is_empty() => {
+                seen = events.last().map_or(now, |e| e.revision);
+                Change::Events(events)
+            }
+            _ => {
+                tracing::warn!(
+                    seen,
+                    now,
+                    "the datastore journal lost changes (truncated or damaged): re-reading everything"
+                );
+                seen = now;
+                Change::Resync { revision: now }
+            }
+        };
+        if tx.send(change).await.is_err() {
+            return;
         }
     }
 }

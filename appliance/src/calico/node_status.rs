@@ -116,6 +116,17 @@ pub(crate) fn render(answer: &Value, clock: &TimeOfDay) -> String {
              The sessions above follow the last configuration the plugins accepted.\n\n"
         ));
     }
+    if let Some(error) = answer["datastore_error"]["error"].as_str() {
+        let since = clock.since(
+            answer["datastore_error"]["since"]
+                .as_u64()
+                .unwrap_or_default(),
+        );
+        out.push_str(&format!(
+            "Datastore trouble since {since}: {error}\n\
+             The sessions above follow what was last read from it.\n\n"
+        ));
+    }
     if let Some(cluster) = answer["cluster_id"].as_str() {
         let clients: Vec<&str> = sessions
             .iter()
@@ -369,6 +380,28 @@ No IPv6 peers found.
         );
         // Without one, the released format is untouched.
         assert!(!render(&json!({"sessions": []}), &clock).contains("Configuration"));
+    }
+
+    #[test]
+    fn datastore_trouble_is_shown_after_the_tables() {
+        let clock = TimeOfDay { today: 20782 };
+        let answer = json!({
+            "sessions": [],
+            "datastore_error": {
+                "error": "etcd http://127.0.0.1:2379: transport error",
+                "since": 20782 * 86_400 + 7200,
+            },
+        });
+        let text = render(&answer, &clock);
+        assert!(
+            text.ends_with(
+                "No IPv6 peers found.\n\n\
+                 Datastore trouble since 02:00:00: etcd http://127.0.0.1:2379: transport error\n\
+                 The sessions above follow what was last read from it.\n\n"
+            ),
+            "{text}"
+        );
+        assert!(!render(&json!({"sessions": []}), &clock).contains("Datastore"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use starling_speaker::State;
 use starling_speaker::instance::Instance;
 use starling_speaker::rib::Source;
+use starling_store::StoreError;
 
 use crate::daemon::Shared;
 
@@ -31,12 +32,12 @@ impl Reporter {
         node: &str,
         router_id: Option<std::net::Ipv4Addr>,
         shared: &std::sync::Arc<std::sync::Mutex<Shared>>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Tick> {
         if self
             .checked
             .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
-            return Ok(());
+            return Ok(Tick::Idle);
         }
         self.checked = Some(Instant::now());
         let boot = self
@@ -59,12 +60,13 @@ impl Reporter {
             })
             .collect();
         if due.is_empty() {
-            return Ok(());
+            return Ok(Tick::Idle);
         }
         let (instance, sessions) = match shared.lock() {
             Ok(s) => (s.instance.clone(), s.sessions.clone()),
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(Tick::Idle),
         };
+        let mut tick = Tick::Written;
         for mut doc in due {
             let name = doc["metadata"]["name"]
                 .as_str()
@@ -86,11 +88,27 @@ impl Reporter {
                 Ok(_) => {
                     self.written.insert(name, Instant::now());
                 }
-                Err(e) => tracing::warn!(status = name, "CalicoNodeStatus not written: {e}"),
+                Err(e) => {
+                    tracing::warn!(status = name, "CalicoNodeStatus not written: {e}");
+                    // A spec changed under us is not the store's fault.
+                    if !matches!(e, StoreError::Conflict { .. } | StoreError::NotFound { .. }) {
+                        tick = Tick::Failed(format!("writing CalicoNodeStatus '{name}': {e}"));
+                    }
+                }
             }
         }
-        Ok(())
+        Ok(tick)
     }
+}
+
+/// What one [`Reporter::tick`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Tick {
+    /// Nothing was due.
+    Idle,
+    Written,
+    /// A write the store refused (a full disk, a lost etcd).
+    Failed(String),
 }
 
 /// `2026-11-25T22:40:00Z` as BIRD prints times: `2026-11-25 22:40:00`.

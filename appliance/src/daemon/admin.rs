@@ -54,17 +54,19 @@ pub(crate) fn serve(
 }
 
 async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
-    let (instance, sessions, plan_error, plan_warnings, cluster_id, clients) = match shared.lock() {
-        Ok(s) => (
-            s.instance.clone(),
-            s.sessions.clone(),
-            s.plan_error.clone(),
-            s.plan_warnings.clone(),
-            s.cluster_id,
-            s.reflector_clients.clone(),
-        ),
-        Err(_) => return json!({"error": "status unavailable"}),
-    };
+    let (instance, sessions, plan_error, datastore_error, plan_warnings, cluster_id, clients) =
+        match shared.lock() {
+            Ok(s) => (
+                s.instance.clone(),
+                s.sessions.clone(),
+                s.plan_error.clone(),
+                s.datastore_error.clone(),
+                s.plan_warnings.clone(),
+                s.cluster_id,
+                s.reflector_clients.clone(),
+            ),
+            Err(_) => return json!({"error": "status unavailable"}),
+        };
     let peers = match &instance {
         Some(i) => i.peers().await,
         None => Vec::new(),
@@ -103,6 +105,7 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
     json!({
         "sessions": rows,
         "plan_error": plan_error.map(|(error, since)| json!({"error": error, "since": since})),
+        "datastore_error": datastore_error.map(|(error, since)| json!({"error": error, "since": since})),
         "plan_warnings": plan_warnings,
         "cluster_id": cluster_id.map(|c| c.to_string()),
     })

@@ -58,16 +58,34 @@ impl Default for FibStats {
 }
 
 /// Datastore watch counters, shared with the daemon loop.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct DatastoreStats {
     pub(crate) revision: u64,
     /// (kind, added|modified|deleted) → count.
     pub(crate) events: std::collections::BTreeMap<(String, &'static str), u64>,
     pub(crate) resyncs: u64,
     pub(crate) read_errors: u64,
+    /// Nothing is wrong with the datastore (see `datastore_health`).
+    pub(crate) healthy: bool,
+    /// Times the watch lost the datastore.
+    pub(crate) losses: u64,
     /// What the current plan left out of the datastore's content:
     /// (kind, remedy) → problems.
     pub(crate) skipped: std::collections::BTreeMap<(String, &'static str), u64>,
+}
+
+impl Default for DatastoreStats {
+    fn default() -> Self {
+        DatastoreStats {
+            revision: 0,
+            events: std::collections::BTreeMap::new(),
+            resyncs: 0,
+            read_errors: 0,
+            healthy: true,
+            losses: 0,
+            skipped: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 impl DatastoreStats {
@@ -89,6 +107,8 @@ impl DatastoreStats {
                 self.resyncs += 1;
                 self.revision = *revision;
             }
+            Change::Lost { .. } => self.losses += 1,
+            Change::Restored => {}
         }
     }
 }
@@ -436,6 +456,17 @@ fn register_datastore(
         "Failed reads of the datastore (the last good plan keeps running)",
     )?;
     store_errors.inc_by(store.read_errors);
+    let healthy = IntGauge::new(
+        "datastore_up",
+        "1 while the datastore answers the daemon's watch, reads and writes; 0 while any of them \
+         fails (node status says why; the running plan stays)",
+    )?;
+    healthy.set(i64::from(store.healthy));
+    let losses = prometheus::IntCounter::new(
+        "datastore_watch_losses_total",
+        "Times the datastore watch lost the datastore (unreachable, not answering, unreadable)",
+    )?;
+    losses.inc_by(store.losses);
     let skipped = IntGaugeVec::new(
         Opts::new(
             "datastore_skipped",
@@ -453,6 +484,8 @@ fn register_datastore(
     registry.register(Box::new(store_events))?;
     registry.register(Box::new(store_resyncs))?;
     registry.register(Box::new(store_errors))?;
+    registry.register(Box::new(healthy))?;
+    registry.register(Box::new(losses))?;
     registry.register(Box::new(skipped))
 }
 

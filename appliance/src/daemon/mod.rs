@@ -26,6 +26,7 @@
 pub(crate) mod admin;
 mod bmp;
 pub(crate) mod config;
+mod datastore_health;
 mod fib;
 mod metrics;
 mod metrics_http;
@@ -54,7 +55,9 @@ use starling_store::Change;
 
 use crate::datastore::Datastore;
 
+use crate::calico::status_writer::Tick;
 use config::{Config, FibMode};
+use datastore_health as health;
 use planner::{NoPlan, Planned, Planner};
 use policy_updates::RoutePolicyUpdates;
 use sessions::Sessions;
@@ -147,6 +150,9 @@ pub(crate) struct Shared {
     /// Why the plugins refused the datastore's current state, and since
     /// when (Unix seconds): the last plan they accepted is still running.
     pub(crate) plan_error: Option<(String, u64)>,
+    /// What is wrong with the datastore, and since when (Unix seconds):
+    /// the running plan is what was last read from it.
+    pub(crate) datastore_error: Option<(String, u64)>,
     /// The running plan's warnings: what it left out of the datastore,
     /// and what the plugins said about this node's sessions.
     pub(crate) plan_warnings: Vec<String>,
@@ -224,6 +230,8 @@ struct Daemon {
     plugin_list: Arc<Mutex<Vec<Plugin>>>,
     fib_stats: Arc<Mutex<metrics::FibStats>>,
     datastore_stats: Arc<Mutex<metrics::DatastoreStats>>,
+    /// Whether the datastore answers, as its watch, reads and writes say.
+    health: health::DatastoreHealth,
     /// Recovering from a restart that kept our routes in the kernel: set
     /// once the FIB has adopted them, acted on once the first sessions
     /// exist.
@@ -291,6 +299,7 @@ impl Daemon {
             plugin_list,
             fib_stats,
             datastore_stats,
+            health: health::DatastoreHealth::default(),
             recover: false,
             started: Instant::now(),
             last_shape: None,
@@ -306,13 +315,14 @@ impl Daemon {
         let (docs, unreadable) = match self.store.snapshot().await {
             Ok(snapshot) => snapshot,
             Err(e) => {
-                tracing::warn!("reading the datastore: {e}");
                 if let Ok(mut s) = self.datastore_stats.lock() {
                     s.read_errors += 1;
                 }
+                self.datastore_health(health::Source::Read, Some(format!("reading: {e}")));
                 return Ok(false);
             }
         };
+        self.datastore_health(health::Source::Read, None);
         match self.planner.plan(&docs, unreadable).await? {
             Ok(planned) => {
                 self.report_warnings(&planned)?;
@@ -554,12 +564,41 @@ impl Daemon {
     async fn report(&mut self) {
         let router_id = self.running.as_ref().map(|r| r.rib.router_id);
         let node = &self.config.node_name;
-        if let Err(e) = self
+        let tick = self
             .reporter
             .tick(&self.store, node, router_id, &self.shared)
-            .await
-        {
-            tracing::warn!("status resource: {e}");
+            .await;
+        let trouble = match tick {
+            Ok(Tick::Idle) => return,
+            Ok(Tick::Written) => None,
+            Ok(Tick::Failed(why)) => Some(why),
+            Err(e) => Some(format!("status resources: {e}")),
+        };
+        self.datastore_health(health::Source::Write, trouble);
+    }
+
+    /// What one part of the daemon just learnt about the datastore: in
+    /// node status and the metrics while it lasts, in the log when the
+    /// joined answer changes.
+    fn datastore_health(&mut self, source: health::Source, trouble: Option<String>) {
+        match self.health.report(source, trouble, unix_now()) {
+            Some(health::Transition::Failing(why)) => tracing::warn!(
+                datastore = %self.config.datastore,
+                "datastore trouble, running on what was last read: {why}"
+            ),
+            Some(health::Transition::Healthy { after_seconds }) => tracing::info!(
+                datastore = %self.config.datastore,
+                after_seconds,
+                "datastore healthy again"
+            ),
+            None => return,
+        }
+        let error = self.health.status();
+        if let Ok(mut stats) = self.datastore_stats.lock() {
+            stats.healthy = error.is_none();
+        }
+        if let Ok(mut status) = self.status() {
+            status.datastore_error = error;
         }
     }
 
@@ -577,11 +616,21 @@ impl Daemon {
             if let Ok(mut s) = self.datastore_stats.lock() {
                 s.record(&c);
             }
-            stale |= match &c {
+            stale |= match c {
                 Change::Events(events) => {
                     events.iter().any(|e| e.kind != crate::calico::STATUS_KIND)
                 }
                 Change::Resync { .. } => true,
+                // What changed meanwhile comes through the resumed watch
+                // (or as a resync): nothing to plan yet.
+                Change::Lost { reason } => {
+                    self.datastore_health(health::Source::Watch, Some(reason));
+                    false
+                }
+                Change::Restored => {
+                    self.datastore_health(health::Source::Watch, None);
+                    false
+                }
             };
         }
         stale

@@ -274,11 +274,20 @@ impl Etcd {
 }
 
 /// The watch loop: (re)connect, stream, resume after the last delivered
-/// revision.
+/// revision. A lost connection is said once ([`Change::Lost`]), and its
+/// end once the server answers again ([`Change::Restored`]).
 async fn follow(etcd: Etcd, mut delivered: u64, tx: mpsc::Sender<Change>) {
     const BACKOFF_MIN: Duration = Duration::from_millis(100);
     const BACKOFF_MAX: Duration = Duration::from_secs(5);
     let mut backoff = BACKOFF_MIN;
+    let mut lost = false;
+    // Say the watch is lost, once per outage; false when the receiver is
+    // gone.
+    let lose = |lost: &mut bool, reason: String| {
+        let first = !std::mem::replace(lost, true);
+        let tx = tx.clone();
+        async move { !first || tx.send(Change::Lost { reason }).await.is_ok() }
+    };
     loop {
         let options = WatchOptions::new()
             .with_prefix()
@@ -288,7 +297,9 @@ async fn follow(etcd: Etcd, mut delivered: u64, tx: mpsc::Sender<Change>) {
             Ok(stream) => stream,
             Err(e) => {
                 tracing::warn!(endpoints = etcd.endpoints, "etcd watch: {e}; retrying");
-                if sleep_or_closed(&tx, backoff).await {
+                if !lose(&mut lost, etcd.error(e).to_string()).await
+                    || sleep_or_closed(&tx, backoff).await
+                {
                     return;
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -302,13 +313,32 @@ async fn follow(etcd: Etcd, mut delivered: u64, tx: mpsc::Sender<Change>) {
             };
             let response = match message {
                 Ok(Some(response)) => response,
-                Ok(None) => break,
+                Ok(None) => {
+                    if !lose(
+                        &mut lost,
+                        format!("etcd {}: the watch ended", etcd.endpoints),
+                    )
+                    .await
+                    {
+                        return;
+                    }
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(endpoints = etcd.endpoints, "etcd watch lost: {e}; resuming");
+                    if !lose(&mut lost, etcd.error(e).to_string()).await {
+                        return;
+                    }
                     break;
                 }
             };
             backoff = BACKOFF_MIN;
+            if std::mem::take(&mut lost) {
+                tracing::info!(endpoints = etcd.endpoints, "etcd watch resumed");
+                if tx.send(Change::Restored).await.is_err() {
+                    return;
+                }
+            }
             if response.canceled() {
                 if response.compact_revision() > 0 {
                     // The history we would resume from is gone.

@@ -75,8 +75,15 @@ pub enum Change {
     /// These changes, oldest first.
     Events(Vec<Event>),
     /// The watch could not resume where it stopped (the history it needed
-    /// was compacted away): re-read everything; `revision` is current.
+    /// was compacted away, or a damaged journal lost part of it): re-read
+    /// everything; `revision` is current.
     Resync { revision: u64 },
+    /// The watch lost the datastore (unreachable, not answering, not
+    /// readable) and keeps trying; changes made meanwhile come once it is
+    /// back. Said once per outage.
+    Lost { reason: String },
+    /// The watch has the datastore again, after [`Change::Lost`].
+    Restored,
 }
 
 /// The current time as RFC 3339 UTC (`2026-11-25T22:40:00Z`).
