@@ -37,7 +37,7 @@ impl Reporter {
             .checked
             .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
-            return Ok(Tick::Idle);
+            return Ok(Tick::Skipped);
         }
         self.checked = Some(Instant::now());
         let boot = self
@@ -64,7 +64,7 @@ impl Reporter {
         }
         let (instance, sessions) = match shared.lock() {
             Ok(s) => (s.instance.clone(), s.sessions.clone()),
-            Err(_) => return Ok(Tick::Idle),
+            Err(_) => return Ok(Tick::Skipped),
         };
         let mut tick = Tick::Written;
         for mut doc in due {
@@ -104,7 +104,9 @@ impl Reporter {
 /// What one [`Reporter::tick`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Tick {
-    /// Nothing was due.
+    /// Not the time to look.
+    Skipped,
+    /// The store was read; nothing was due.
     Idle,
     Written,
     /// A write the store refused (a full disk, a lost etcd).

@@ -569,8 +569,8 @@ impl Daemon {
             .tick(&self.store, node, router_id, &self.shared)
             .await;
         let trouble = match tick {
-            Ok(Tick::Idle) => return,
-            Ok(Tick::Written) => None,
+            Ok(Tick::Skipped) => return,
+            Ok(Tick::Idle | Tick::Written) => None,
             Ok(Tick::Failed(why)) => Some(why),
             Err(e) => Some(format!("status resources: {e}")),
         };

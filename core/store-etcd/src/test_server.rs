@@ -28,6 +28,8 @@ pub struct EtcdServer {
     child: Option<Child>,
     dir: PathBuf,
     address: Ipv4Addr,
+    /// A second client address ([`EtcdServer::start_twice_reachable`]).
+    second: Option<Ipv4Addr>,
 }
 
 /// The next loopback address for a test server in this process:
@@ -54,17 +56,32 @@ impl EtcdServer {
     /// Start etcd with its data under `dir` (emptied first) and wait until
     /// it serves.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, false)
+    }
+
+    /// [`EtcdServer::start`], serving clients on a second address too: a
+    /// test can cut one client off (a firewall rule on the first
+    /// address) while others still reach the cluster.
+    pub fn start_twice_reachable(dir: &Path) -> Self {
+        Self::start_with(dir, true)
+    }
+
+    fn start_with(dir: &Path, twice: bool) -> Self {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).expect("etcd test dir");
         let mut server = EtcdServer {
             child: None,
             dir: dir.to_owned(),
             address: own_loopback(),
+            second: twice.then(own_loopback),
         };
         for _ in 0..BIND_ATTEMPTS {
             match server.spawn() {
                 Ok(()) => return server,
-                Err(StartError::AddressInUse) => server.address = own_loopback(),
+                Err(StartError::AddressInUse) => {
+                    server.address = own_loopback();
+                    server.second = twice.then(own_loopback);
+                }
                 Err(StartError::Failed(why)) => panic!("{why}"),
             }
         }
@@ -77,6 +94,37 @@ impl EtcdServer {
     /// `http://ADDRESS:2379`.
     pub fn endpoint(&self) -> String {
         format!("http://{}:{CLIENT_PORT}", self.address)
+    }
+
+    /// `http://SECOND_ADDRESS:2379`, for a server started
+    /// [`EtcdServer::start_twice_reachable`].
+    pub fn second_endpoint(&self) -> Option<String> {
+        self.second.map(|a| format!("http://{a}:{CLIENT_PORT}"))
+    }
+
+    /// The address clients reach it on first.
+    pub fn address(&self) -> Ipv4Addr {
+        self.address
+    }
+
+    /// Freeze the server (SIGSTOP): connections stay open and nothing
+    /// answers, as with a hung host.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Let a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("a running etcd").id();
+        let status = Command::new("kill")
+            .args([which, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {which} {pid}");
     }
 
     /// Kill the server (SIGKILL, as a crash would).
@@ -110,7 +158,14 @@ impl EtcdServer {
         let child = Command::new("etcd")
             .arg("--name=test")
             .arg(format!("--data-dir={}", self.dir.join("data").display()))
-            .arg(format!("--listen-client-urls={}", self.endpoint()))
+            .arg(format!(
+                "--listen-client-urls={}",
+                [Some(self.endpoint()), self.second_endpoint()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
             .arg(format!("--advertise-client-urls={}", self.endpoint()))
             .arg(format!("--listen-peer-urls={peer}"))
             .arg(format!("--initial-advertise-peer-urls={peer}"))

@@ -306,16 +306,30 @@ impl Embedded {
             };
             meta::check_given(resource_version, &stored)?;
             let path = s.path(kind, name);
-            fs::remove_file(&path).map_err(|e| io(&path, e))?;
-            sync_dir(path.parent().unwrap_or(&s.root))?;
             let revision = s.revision()? + 1;
-            s.append(&Event {
-                revision,
-                event: EventKind::Deleted,
-                kind: kind.to_owned(),
-                name: name.to_owned(),
-            })?;
-            Ok(stored)
+            let previous = s.keep_previous(&path, true)?;
+            if let Err(e) = fs::remove_file(&path) {
+                previous.discard();
+                return Err(io(&path, e));
+            }
+            let journaled = sync_dir(path.parent().unwrap_or(&s.root)).and_then(|()| {
+                s.append(&Event {
+                    revision,
+                    event: EventKind::Deleted,
+                    kind: kind.to_owned(),
+                    name: name.to_owned(),
+                })
+            });
+            match journaled {
+                Ok(()) => {
+                    previous.discard();
+                    Ok(stored)
+                }
+                Err(e) => {
+                    previous.restore(&path);
+                    Err(e)
+                }
+            }
         })
     }
 
@@ -333,22 +347,87 @@ impl Embedded {
         let dir = path.parent().unwrap_or(&self.root).to_owned();
         fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let tmp = path.with_extension(format!("json.tmp.{}", std::process::id()));
-        {
+        let written = (|| {
             let mut file = File::create(&tmp).map_err(|e| io(&tmp, e))?;
             let text =
                 serde_json::to_vec_pretty(&doc).map_err(|e| StoreError::Io(e.to_string()))?;
             file.write_all(&text).map_err(|e| io(&tmp, e))?;
-            file.sync_all().map_err(|e| io(&tmp, e))?;
+            file.sync_all().map_err(|e| io(&tmp, e))
+        })();
+        if let Err(e) = written {
+            // A full disk leaves no half-written file behind to fill it.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        sync_dir(&dir)?;
-        self.append(&Event {
-            revision,
-            event,
-            kind,
-            name,
-        })?;
-        Ok(doc)
+        // The stored version stays reachable until the change is
+        // journaled, so a journal that cannot be written (a full disk)
+        // undoes the change instead of leaving it unannounced.
+        let previous = self.keep_previous(&path, stored.is_some())?;
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            previous.discard();
+            return Err(io(&path, e));
+        }
+        let journaled = sync_dir(&dir).and_then(|()| {
+            self.append(&Event {
+                revision,
+                event,
+                kind,
+                name,
+            })
+        });
+        match journaled {
+            Ok(()) => {
+                previous.discard();
+                Ok(doc)
+            }
+            Err(e) => {
+                previous.restore(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// A hard link to what is stored at `path` (when `exists`), to put
+    /// back if the change cannot be journaled. A link takes no data
+    /// blocks, so it works on a full disk.
+    fn keep_previous(&self, path: &Path, exists: bool) -> Result<Previous, StoreError> {
+        if !exists {
+            return Ok(Previous(None));
+        }
+        let link = path.with_extension(format!("json.prev.{}", std::process::id()));
+        let _ = fs::remove_file(&link);
+        fs::hard_link(path, &link).map_err(|e| io(&link, e))?;
+        Ok(Previous(Some(link)))
+    }
+}
+
+/// The stored version of a resource being changed (none: it is new).
+struct Previous(Option<PathBuf>);
+
+impl Previous {
+    /// The change is journaled: the old version goes.
+    fn discard(self) {
+        if let Some(link) = self.0 {
+            let _ = fs::remove_file(link);
+        }
+    }
+
+    /// The change could not be journaled: the old version (or no file,
+    /// for a new resource) is what `path` holds again.
+    fn restore(self, path: &Path) {
+        let undone = match &self.0 {
+            Some(link) => fs::rename(link, path),
+            None => fs::remove_file(path),
+        };
+        if let Err(e) = undone {
+            // Left as it is, the resource is newer than the journal:
+            // the next open journals it (`recover`), so it is not lost.
+            tracing::warn!("{}: cannot undo an unjournaled change: {e}", path.display());
+        }
+        if let Some(dir) = path.parent() {
+            let _ = sync_dir(dir);
+        }
     }
 }
 
