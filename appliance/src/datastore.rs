@@ -185,24 +185,29 @@ impl Datastore {
 }
 
 /// The embedded store's watch: poll the journal's revision, send what
-/// came after `seen`. Its revisions count up by one per change, so a gap
-/// or a step back (a journal truncated or damaged by hand or by a disk
-/// that failed) means changes were lost from it: then everything is
-/// re-read ([`Change::Resync`]). An unreadable journal is said once
-/// ([`Change::Lost`]) and its return once ([`Change::Restored`]).
+/// came after `seen`. Its revisions count up by one per change and the
+/// file only grows, so a gap, a step back or a shorter file (a journal
+/// truncated or damaged by hand or by a disk that failed; writers then
+/// hand out revisions again) means changes were lost from it: then
+/// everything is re-read ([`Change::Resync`]). An unreadable journal is
+/// said once ([`Change::Lost`]) and its return once ([`Change::Restored`]).
 async fn follow_journal(store: Embedded, mut seen: u64, tx: mpsc::Sender<Change>) {
     let mut lost = false;
+    let mut length = store.journal_len().unwrap_or_default();
     loop {
         tokio::select! {
             () = tokio::time::sleep(EMBEDDED_POLL) => {}
             () = tx.closed() => return,
         }
-        let read = store.revision().and_then(|now| {
+        // The length first: a write between the two reads makes the
+        // length look older, never newer, than the revision.
+        let read = store.journal_len().and_then(|len| {
+            let now = store.revision()?;
             let events = match now == seen {
                 true => Vec::new(),
                 false => store.events_since(seen)?,
             };
-            Ok((now, events))
+            Ok((len, now, events))
         });
         let change = match read {
             Err(e) => {
@@ -222,13 +227,16 @@ async fn follow_journal(store: Embedded, mut seen: u64, tx: mpsc::Sender<Change>
                 read
             }
         };
-        let (now, events) = change;
-        let contiguous = events
-            .iter()
-            .zip(seen + 1..)
-            .all(|(e, want)| e.revision == want);
+        let (len, now, events) = change;
+        let shrunk = len < length;
+        length = len;
+        let contiguous = !shrunk
+            && events
+                .iter()
+                .zip(seen + 1..)
+                .all(|(e, want)| e.revision == want);
         let change = match (now.cmp(&seen), contiguous) {
-            (std::cmp::Ordering::Equal, _) => continue,
+            (std::cmp::Ordering::Equal, true) => continue,
             (std::cmp::Ordering::Greater, true) if !events.is_empty() => {
                 seen = events.last().map_or(now, |e| e.revision);
                 Change::Events(events)

@@ -109,6 +109,18 @@ impl Embedded {
         Ok(last.map_or(0, |e| e.revision))
     }
 
+    /// The journal's length in bytes. It only grows; a shorter one was
+    /// truncated (or replaced) behind the writers' backs, and revisions
+    /// after its end may come again.
+    pub fn journal_len(&self) -> Result<u64, StoreError> {
+        let path = self.root.join("journal");
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io(&path, e)),
+        }
+    }
+
     /// Every change after `revision`, oldest first.
     pub fn events_since(&self, revision: u64) -> Result<Vec<Event>, StoreError> {
         let path = self.root.join("journal");
