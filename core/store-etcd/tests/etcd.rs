@@ -37,11 +37,24 @@ fn version(doc: &Value) -> String {
 
 /// Events from `rx` until `n` have arrived, or panic at the deadline.
 async fn next_events(rx: &mut mpsc::Receiver<Change>, n: usize) -> Vec<Event> {
+    let (events, outages) = next_events_and_outages(rx, n).await;
+    assert!(outages.is_empty(), "unexpected {outages:?}");
+    events
+}
+
+/// [`next_events`], and the watch's word on the connection meanwhile
+/// (`Lost`, `Restored`), in order.
+async fn next_events_and_outages(
+    rx: &mut mpsc::Receiver<Change>,
+    n: usize,
+) -> (Vec<Event>, Vec<Change>) {
     let mut events = Vec::new();
+    let mut outages = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while events.len() < n {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(Change::Events(batch))) => events.extend(batch),
+            Ok(Some(change @ (Change::Lost { .. } | Change::Restored))) => outages.push(change),
             Ok(Some(other)) => panic!("unexpected {other:?}"),
             Ok(None) => panic!("watch ended"),
             Err(_) => panic!(
@@ -50,7 +63,7 @@ async fn next_events(rx: &mut mpsc::Receiver<Change>, n: usize) -> Vec<Event> {
             ),
         }
     }
-    events
+    (events, outages)
 }
 
 #[tokio::test]
@@ -226,7 +239,7 @@ async fn watch_resumes_after_the_server_restarts() {
     }
     etcd.update(peer("before", 3)).await.unwrap();
 
-    let after = next_events(&mut rx, 2).await;
+    let (after, outages) = next_events_and_outages(&mut rx, 2).await;
     let seen: Vec<_> = after.iter().map(|e| (e.name.as_str(), e.event)).collect();
     assert_eq!(
         seen,
@@ -234,6 +247,11 @@ async fn watch_resumes_after_the_server_restarts() {
         "each change once, none lost, none repeated"
     );
     assert!(after[0].revision > before[0].revision);
+    // The outage was said once, with the address, and its end once.
+    assert!(
+        matches!(&outages[..], [Change::Lost { reason }, Change::Restored] if reason.contains(&server.endpoint())),
+        "{outages:?}"
+    );
 }
 
 #[tokio::test]
