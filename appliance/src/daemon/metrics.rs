@@ -330,8 +330,20 @@ fn register_rib(registry: &Registry, counts: &Counts) -> Result<(), prometheus::
         "Update groups: sets of established peers sent the same UPDATEs",
     )?;
     update_groups.set(counts.update_groups as i64);
+    // Tasks that should come and go with sessions and collectors: one
+    // that only grows is a leak the soak looks for.
+    let tasks = IntGauge::new(
+        "runtime_tasks",
+        "Tasks alive in the daemon's async runtime (sessions, listeners, exporters, the HTTP server)",
+    )?;
+    tasks.set(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks() as i64,
+    );
     registry.register(Box::new(loc_rib))?;
-    registry.register(Box::new(update_groups))
+    registry.register(Box::new(update_groups))?;
+    registry.register(Box::new(tasks))
 }
 
 fn register_plugins(registry: &Registry, plugins: &[Plugin]) -> Result<(), prometheus::Error> {

@@ -16,6 +16,7 @@ mod mesh;
 mod paths;
 mod peer;
 mod policy;
+mod soak;
 
 use starling_wire::testdata as table;
 
@@ -123,6 +124,11 @@ enum Cmd {
     /// filter (a prefix list and a community); the filter is replaced,
     /// and the clock runs until the sink holds what the new one accepts.
     Policy(policy::PolicyRun),
+    /// The soak: a hundred peers churning against the appliance for an
+    /// hour (sessions flapping, routes coming and going, filter edits,
+    /// plugin reloads); fails when memory, descriptors or tasks keep
+    /// growing or the kernel ever differs from the RIB after settling.
+    Soak(soak::SoakRun),
     /// A route reflector: clients send their own routes, and every
     /// client must get everyone else's. With `--originators`, only that
     /// many clients send (perf-method.md's S4: 200 clients, 100k routes
@@ -242,6 +248,12 @@ fn main() -> anyhow::Result<()> {
             ..
         }) => in_namespace(peers, false),
         Cmd::Policy(run) => rt.block_on(policy::run(run)),
+        Cmd::Soak(soak::SoakRun {
+            inside: false,
+            peers,
+            ..
+        }) => in_namespace(peers, true),
+        Cmd::Soak(run) => rt.block_on(soak::run(run)),
         Cmd::Rib(run) => rt.block_on(table_run(run, false)),
         Cmd::Withdraw(run) => rt.block_on(table_run(run, true)),
         Cmd::Rr {

@@ -77,6 +77,13 @@ impl Peer {
         }
     }
 
+    /// The connection, for a caller that reads and writes it itself
+    /// (the soak's peers). What was read past the DUT's KEEPALIVE is
+    /// dropped: the caller only discards the DUT's UPDATEs.
+    pub(crate) fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
     async fn fill(&mut self) -> anyhow::Result<()> {
         // Appended in place: no buffer zeroed per read, as a hundred
         // clients reading a hundred million prefixes would spend the
