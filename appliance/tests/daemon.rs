@@ -335,19 +335,7 @@ fn the_daemon_follows_an_etcd_datastore_across_an_etcd_restart() {
     let dir = Scratch::new("etcd");
     let mut etcd = EtcdServer::start(&dir.0.join("etcd"));
     let endpoint = etcd.endpoint();
-    let env: [(&str, &std::ffi::OsStr); 2] = [
-        ("DATASTORE_TYPE", "etcdv3".as_ref()),
-        ("ETCD_ENDPOINTS", endpoint.as_ref()),
-    ];
-    let cli = |args: &[&str], stdin: Option<&str>| {
-        let out = common::starling_with(&env, args, stdin);
-        assert!(
-            out.status.success(),
-            "starling {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    };
+    let cli = |args: &[&str], stdin: Option<&str>| starling_on_etcd_ok(&endpoint, args, stdin);
     let starling_port = free_port([127, 0, 0, 132]);
     let bird_port = free_port([127, 0, 0, 133]);
     let socket = dir.0.join("admin.sock");
@@ -406,8 +394,8 @@ fn the_daemon_follows_an_etcd_datastore_across_an_etcd_restart() {
     etcd.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let out = common::starling_with(
-            &env,
+        let out = starling_on_etcd(
+            &endpoint,
             &[
                 "patch",
                 "bgppeer",

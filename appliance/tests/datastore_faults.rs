@@ -48,6 +48,16 @@ fn datastore_error(dir: &Path, socket: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `starling patch` arguments giving BIRD's BGPPeer a keepalive time: a
+/// change that replaces the session, once.
+fn keepalive_patch(seconds: u32) -> Vec<String> {
+    ["patch", "bgppeer", "bird", "-p"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([format!(r#"{{"spec": {{"keepaliveTime": "{seconds}s"}}}}"#)])
+        .collect()
+}
+
 /// How many times the daemon replaced a session for changed settings.
 fn replacements(dir: &Path) -> usize {
     std::fs::read_to_string(dir.join("daemon.log"))
@@ -155,17 +165,8 @@ fn etcd_killed_paused_cut_off_or_compacted_never_touches_a_session() {
     // of the cluster, the second.
     let node_endpoint = etcd.endpoint();
     let cluster_endpoint = etcd.second_endpoint().expect("a second address");
-    let env: [(&str, &std::ffi::OsStr); 2] = [
-        ("DATASTORE_TYPE", "etcdv3".as_ref()),
-        ("ETCD_ENDPOINTS", cluster_endpoint.as_ref()),
-    ];
     let cli = |args: &[&str], stdin: Option<&str>| {
-        let out = common::starling_with(&env, args, stdin);
-        assert!(
-            out.status.success(),
-            "starling {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        starling_on_etcd_ok(&cluster_endpoint, args, stdin);
     };
     let socket = dir.0.join("admin.sock");
     let _bird = bird(&dir.0, ([127, 0, 0, 3], 1179), ([127, 0, 0, 2], 1180));
@@ -190,16 +191,8 @@ fn etcd_killed_paused_cut_off_or_compacted_never_touches_a_session() {
     assert!(scrape(metrics).contains("starling_datastore_up 1\n"));
     let trouble = || datastore_error(&dir.0, &socket);
     let keepalive = |seconds: u32| {
-        cli(
-            &[
-                "patch",
-                "bgppeer",
-                "bird",
-                "-p",
-                &format!(r#"{{"spec": {{"keepaliveTime": "{seconds}s"}}}}"#),
-            ],
-            None,
-        );
+        let patch = keepalive_patch(seconds);
+        cli(&patch.iter().map(String::as_str).collect::<Vec<_>>(), None);
     };
 
     // Killed: said at once, nothing else happens; back, said too.
@@ -395,15 +388,10 @@ fn an_embedded_store_full_torn_truncated_or_written_twice_at_once_loses_nothing(
     let since = established_since(&dir.0, &socket).expect("up");
     let trouble = || datastore_error(&dir.0, &socket);
     let keepalive = |seconds: u32| {
+        let patch = keepalive_patch(seconds);
         starling(
             &dir.0,
-            &[
-                "patch",
-                "bgppeer",
-                "bird",
-                "-p",
-                &format!(r#"{{"spec": {{"keepaliveTime": "{seconds}s"}}}}"#),
-            ],
+            &patch.iter().map(String::as_str).collect::<Vec<_>>(),
             None,
         )
     };

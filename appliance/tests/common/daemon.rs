@@ -51,6 +51,27 @@ pub(crate) fn starling(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output
     super::starling(&dir.join("store"), args, stdin)
 }
 
+/// `starling` against the etcd at `endpoint`, as `DATASTORE_TYPE` and
+/// `ETCD_ENDPOINTS` say.
+pub(crate) fn starling_on_etcd(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let env: [(&str, &std::ffi::OsStr); 2] = [
+        ("DATASTORE_TYPE", "etcdv3".as_ref()),
+        ("ETCD_ENDPOINTS", endpoint.as_ref()),
+    ];
+    super::starling_with(&env, args, stdin)
+}
+
+/// [`starling_on_etcd`] that must succeed.
+pub(crate) fn starling_on_etcd_ok(endpoint: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let out = starling_on_etcd(endpoint, args, stdin);
+    assert!(
+        out.status.success(),
+        "starling {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `starling` that must succeed.
 pub(crate) fn starling_ok(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let out = starling(dir, args, stdin);

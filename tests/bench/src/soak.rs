@@ -441,7 +441,7 @@ async fn peer_loop(
         let keepalive = Message::Keepalive.to_bytes(&Context::default())?;
         let session = async {
             write.write_all(&everything(&announced)).await?;
-            let lifetime = rng.seconds(60, 900);
+            let lifetime = rng.seconds(30, 300);
             let ends = tokio::time::Instant::now() + lifetime;
             let mut next_keepalive = tokio::time::Instant::now() + Duration::from_secs(30);
             loop {

@@ -40,10 +40,23 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
-/// Conversions of the types both contract versions define alike, for the
-/// generated module `wit` (types) and `rp` (route policy) in scope.
+/// The `log` import and the conversions of the types every contract
+/// version defines alike, for the generated modules `host_log`, `wit`
+/// (types) and `rp` (route policy) in scope.
 macro_rules! shared_conversions {
     () => {
+        pub(crate) fn log(level: crate::LogLevel, message: &str) {
+            use crate::LogLevel;
+            let level = match level {
+                LogLevel::Trace => host_log::Level::Trace,
+                LogLevel::Debug => host_log::Level::Debug,
+                LogLevel::Info => host_log::Level::Info,
+                LogLevel::Warn => host_log::Level::Warn,
+                LogLevel::Error => host_log::Level::Error,
+            };
+            host_log::log(level, message);
+        }
+
         fn object(o: wit::Object) -> crate::Object {
             crate::Object {
                 api_version: o.api_version,

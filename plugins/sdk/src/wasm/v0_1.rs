@@ -2,7 +2,7 @@
 //! newest SDK, answering as 0.1 did (a plan per family, no node identity,
 //! no origination, no policy inputs).
 
-use crate::{LogLevel, NodeFacts, NodePlan, Plugin, Role, Session};
+use crate::{NodeFacts, NodePlan, Plugin, Role, Session};
 
 // A world of the SDK's own that includes the contract's: two worlds named
 // `plugin` in one crate would export clashing macros.
@@ -23,17 +23,6 @@ use starling::policy::log as host_log;
 use starling::policy::types as wit;
 
 super::shared_conversions!();
-
-pub(crate) fn log(level: LogLevel, message: &str) {
-    let level = match level {
-        LogLevel::Trace => host_log::Level::Trace,
-        LogLevel::Debug => host_log::Level::Debug,
-        LogLevel::Info => host_log::Level::Info,
-        LogLevel::Warn => host_log::Level::Warn,
-        LogLevel::Error => host_log::Level::Error,
-    };
-    host_log::log(level, message);
-}
 
 /// A loaded snapshot, as the component's `model` resource.
 #[allow(missing_debug_implementations)]

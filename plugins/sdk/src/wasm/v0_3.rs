@@ -3,8 +3,7 @@
 use std::hash::{Hash, Hasher};
 
 use crate::{
-    Identity, KernelRoute, LogLevel, NodeAddress, NodeFacts, NodePlan, Originated, Plugin, Role,
-    Session,
+    Identity, KernelRoute, NodeAddress, NodeFacts, NodePlan, Originated, Plugin, Role, Session,
 };
 
 // A world of the SDK's own that includes the contract's: two worlds named
@@ -27,17 +26,6 @@ use starling::policy::log as host_log;
 use starling::policy::types as wit;
 
 super::shared_conversions!();
-
-pub(crate) fn log(level: LogLevel, message: &str) {
-    let level = match level {
-        LogLevel::Trace => host_log::Level::Trace,
-        LogLevel::Debug => host_log::Level::Debug,
-        LogLevel::Info => host_log::Level::Info,
-        LogLevel::Warn => host_log::Level::Warn,
-        LogLevel::Error => host_log::Level::Error,
-    };
-    host_log::log(level, message);
-}
 
 super::since_v0_2!(
     version: 3,
