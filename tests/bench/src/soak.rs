@@ -66,6 +66,12 @@ pub(super) struct SoakRun {
     /// reloaded (default: the build's `target/plugins/.../starling_calico.wasm`).
     #[arg(long)]
     plugin: Option<PathBuf>,
+    /// Seconds between edits of the import filter.
+    #[arg(long, default_value_t = 60)]
+    edit_seconds: u64,
+    /// Seconds between reloads of the route-policy plugin.
+    #[arg(long, default_value_t = 300)]
+    reload_seconds: u64,
     /// The RSS the last quarter of the run may reach, as a multiple of
     /// the second quarter's (plus 8 MiB): the allocator's arenas settle
     /// over tens of minutes, so a short run needs more room than the hour.
@@ -192,10 +198,14 @@ pub(super) async fn run(args: SoakRun) -> anyhow::Result<()> {
     writeln!(csv, "{COLUMNS}")?;
     let mut samples: Vec<Sample> = Vec::new();
     let mut checks: Vec<String> = Vec::new();
+    let (edit_every, reload_every) = (
+        Duration::from_secs(args.edit_seconds.max(1)),
+        Duration::from_secs(args.reload_seconds.max(1)),
+    );
     let (mut next_sample, mut next_edit, mut next_reload, mut next_check) = (
         started,
-        started + Duration::from_secs(60),
-        started + Duration::from_secs(300),
+        started + edit_every,
+        started + reload_every,
         started + check_every,
     );
     let (mut edits, mut reloads) = (0u32, 0u32);
@@ -215,7 +225,7 @@ pub(super) async fn run(args: SoakRun) -> anyhow::Result<()> {
         if now >= next_edit {
             edits += 1;
             edit_filter(&starling, &store, edits)?;
-            next_edit += Duration::from_secs(60);
+            next_edit += edit_every;
         }
         if now >= next_reload {
             reloads += 1;
@@ -224,7 +234,7 @@ pub(super) async fn run(args: SoakRun) -> anyhow::Result<()> {
             let tmp = dir.join("calico.wasm.new");
             std::fs::copy(&plugin, &tmp)?;
             std::fs::rename(&tmp, &served_plugin)?;
-            next_reload += Duration::from_secs(300);
+            next_reload += reload_every;
         }
         if now >= next_check {
             checks.push(checkpoint(&phase_tx, pid, metrics, &socket, args.peers).await?);
