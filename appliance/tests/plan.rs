@@ -142,6 +142,22 @@ fn table_yaml_and_dot() {
         "{table}"
     );
 
+    // Where a node listens shows when it is not every address on 179.
+    assert!(!table.contains("listen="), "{table}");
+    let example = std::fs::read_to_string(EXAMPLE).expect("example");
+    let bound = format!(
+        "{example}\n---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\n\
+         metadata: {{name: node.rr-1}}\nspec: {{listenPort: 1790}}\n"
+    );
+    let out = starling(&["plan", "-f", "-", "--node", "rr-1"], Some(&bound));
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| l.ends_with("listen=0.0.0.0:1790")),
+        "{text}"
+    );
+
     let out = starling(
         &["plan", "-f", EXAMPLE, "-o", "yaml", "--node", "rr-1"],
         None,

@@ -748,3 +748,51 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        toml::from_str(text).expect("config")
+    }
+
+    #[test]
+    fn listen_on_the_configuration_else_the_plan_else_the_wildcard() {
+        let wildcard = IpAddr::from(Ipv6Addr::UNSPECIFIED);
+        let plain = config("node_name = \"n1\"");
+        let everywhere = planner::Listen {
+            port: 1790,
+            addresses: Vec::new(),
+        };
+        let node_ip = planner::Listen {
+            port: 1790,
+            addresses: vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()],
+        };
+        let show = |a: Vec<SocketAddr>| a.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            show(listen_addresses(&plain, &everywhere, wildcard)),
+            ["[::]:1790"]
+        );
+        assert_eq!(
+            show(listen_addresses(
+                &plain,
+                &everywhere,
+                Ipv4Addr::UNSPECIFIED.into()
+            )),
+            ["0.0.0.0:1790"]
+        );
+        assert_eq!(
+            show(listen_addresses(&plain, &node_ip, wildcard)),
+            ["192.0.2.1:1790", "[2001:db8::1]:1790"]
+        );
+        // bgp.listen wins; its addresses take the plan's port unless they
+        // name one.
+        let configured =
+            config("node_name = \"n1\"\n[bgp]\nlisten = [\"198.51.100.1\", \"198.51.100.2:179\"]");
+        assert_eq!(
+            show(listen_addresses(&configured, &node_ip, wildcard)),
+            ["198.51.100.1:1790", "198.51.100.2:179"]
+        );
+    }
+}
