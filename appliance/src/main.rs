@@ -81,6 +81,9 @@ enum Command {
     /// A lab on this machine: nodes in network namespaces, a ToR, traffic.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Plugin authors' tools: `starling plugin test`.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Print a shell completion script (`starling completions bash >
     /// /etc/bash_completion.d/starling`).
     Completions {
@@ -101,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => return plan::run(args),
         Command::Decode(args) => return decode::run(args),
         Command::Lab(command) => return lab::run(command),
+        Command::Plugin(PluginCommand::Test(args)) => return plan::kit::run(args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -153,6 +157,7 @@ async fn resource_verb(cli: &Cli) -> anyhow::Result<ExitCode> {
         | Command::Plan(_)
         | Command::Decode(_)
         | Command::Lab(_)
+        | Command::Plugin(_)
         | Command::Completions { .. }
         | Command::Man => unreachable!("handled in run()"),
     }
@@ -168,6 +173,14 @@ fn stop_quietly_on_closed_stdout() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum PluginCommand {
+    /// Test a plugin: the contract's self-test, then fixtures (resources
+    /// in; sessions, a refusal or route-policy verdicts out). Exits 1 when
+    /// any fails.
+    Test(plan::kit::TestArgs),
 }
 
 fn main() -> ExitCode {

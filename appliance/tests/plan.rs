@@ -316,3 +316,75 @@ fn diff_shows_what_a_change_does_to_each_node() {
     let same = starling(&["plan", "-f", EXAMPLE, "--diff", EXAMPLE], None);
     assert_eq!(String::from_utf8_lossy(&same.stdout), "No changes.\n");
 }
+
+const KIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/conformance");
+
+/// `starling plugin test`: the kit's fixtures pass for the Calico plugin,
+/// and a fixture that says otherwise fails, naming what differs.
+#[test]
+fn the_conformance_kit_passes_calico_and_names_what_differs() {
+    let out = starling(&["plugin", "test", "calico", "--fixtures", KIT], None);
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with(
+            "ok   self-test: calico implements starling:policy@0.3.0, fills AsAssignment"
+        ),
+        "{text}"
+    );
+    assert!(text.contains(", 0 failed"), "{text}");
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("kit");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let edit = |name: &str, from: &str, to: &str| {
+        let text = std::fs::read_to_string(format!("{KIT}/{name}")).expect("fixture");
+        assert!(text.contains(from), "{name}: {from}");
+        std::fs::write(dir.join(name), text.replace(from, to)).expect("write");
+    };
+    edit("as-assignment.yaml", "local_as: 65002", "local_as: 65003");
+    edit(
+        "refused.yaml",
+        "refused: spec.peerIP",
+        "refused: spec.asNumber",
+    );
+    edit(
+        "route-policy.yaml",
+        "route: 198.18.0.0/15, as_path: [65000], then: accept",
+        "route: 198.18.0.0/15, as_path: [65000], then: reject",
+    );
+    edit(
+        "peer-selection.yaml",
+        "  - {node: a, name: Mesh_192_0_2_3, peer_ip: 192.0.2.3, peer_as: 64512, local_as: 64512, type: mesh}\n",
+        "",
+    );
+    let out = starling(
+        &[
+            "plugin",
+            "test",
+            "calico",
+            "--fixtures",
+            dir.to_str().expect("utf8"),
+        ],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for want in [
+        "node b, session Global_198_51_100_1: local_as is 65002, want 65003",
+        "refused, but not with 'spec.asNumber'",
+        "a Global_198_51_100_1 import 198.18.0.0/15: got \"accept\", want \"reject\"",
+        "node a: session Mesh_192_0_2_3 is not in the fixture",
+        "4 fixtures, 0 passed, 4 failed",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+
+    // A component that is no plugin fails the self-test, and says why.
+    let junk = dir.join("junk.wasm");
+    std::fs::write(&junk, b"\0asm junk").expect("junk");
+    let out = starling(&["plugin", "test", junk.to_str().expect("utf8")], None);
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("FAIL self-test: "), "{text}");
+}

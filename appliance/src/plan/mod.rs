@@ -3,6 +3,7 @@
 //! datastore or a socket.
 
 mod diff;
+pub(crate) mod kit;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
