@@ -380,6 +380,23 @@ fn the_conformance_kit_passes_calico_and_names_what_differs() {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
 
+    // A team's plugin with its own fixtures: the 0.1 as-per-rack example
+    // fills two roles, Calico the rest.
+    let racks = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/examples/as-per-rack/fixtures"
+    );
+    let out = starling(
+        &["plugin", "test", "as-per-rack", "--fixtures", racks],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("starling:policy@0.1.0, fills AsAssignment, PeerSelection"),
+        "{text}"
+    );
+
     // A component that is no plugin fails the self-test, and says why.
     let junk = dir.join("junk.wasm");
     std::fs::write(&junk, b"\0asm junk").expect("junk");
