@@ -62,6 +62,11 @@ impl DatastoreHealth {
         }
     }
 
+    /// The watch has lost the datastore (and not found it again).
+    pub(super) fn watch_lost(&self) -> bool {
+        self.watch.is_some()
+    }
+
     /// What is wrong, the watch's word first (it is the one that decides
     /// whether changes are seen at all), and since when.
     pub(super) fn status(&self) -> Option<(String, u64)> {
@@ -96,7 +101,9 @@ mod tests {
             None
         );
         assert_eq!(h.status(), Some(("etcd: timed out".into(), 100)));
+        assert!(h.watch_lost());
         assert_eq!(h.report(Source::Watch, None, 130), None);
+        assert!(!h.watch_lost());
         assert_eq!(h.status(), Some(("read: timed out".into(), 100)));
         assert_eq!(
             h.report(Source::Read, None, 131),

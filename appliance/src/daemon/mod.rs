@@ -583,6 +583,11 @@ impl Daemon {
 
     /// Write this node's status resources when their period is due.
     async fn report(&mut self) {
+        // While the watch has lost the datastore, a status write would
+        // only wait out the client's timeout in this loop, once a second.
+        if self.health.watch_lost() {
+            return;
+        }
         let router_id = self.running.as_ref().map(|r| r.rib.router_id);
         let node = &self.config.node_name;
         let tick = self
