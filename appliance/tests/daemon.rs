@@ -821,19 +821,7 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
         None,
     );
     let sessions = || -> Vec<(String, String)> {
-        let out = starling(
-            &dir.0,
-            &[
-                "node",
-                "status",
-                "-o",
-                "json",
-                "--socket",
-                socket.to_str().expect("utf8"),
-            ],
-            None,
-        );
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let v = node_status(&dir.0, &socket);
         v["sessions"]
             .as_array()
             .into_iter()

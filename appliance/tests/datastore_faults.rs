@@ -18,32 +18,15 @@ use std::time::Duration;
 use serde_json::Value;
 use starling_store_etcd::test_server::EtcdServer;
 
-/// The admin socket's status answer (`starling node status -o json`).
-fn status(dir: &Path, socket: &Path) -> Value {
-    let out = starling(
-        dir,
-        &[
-            "node",
-            "status",
-            "-o",
-            "json",
-            "--socket",
-            socket.to_str().expect("utf8"),
-        ],
-        None,
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
 /// When the one session last changed state (Unix seconds), if Established.
 fn established_since(dir: &Path, socket: &Path) -> Option<u64> {
-    let status = status(dir, socket);
+    let status = node_status(dir, socket);
     let session = &status["sessions"][0];
     (session["state"] == "Established").then(|| session["since"].as_u64())?
 }
 
 fn datastore_error(dir: &Path, socket: &Path) -> Option<String> {
-    status(dir, socket)["datastore_error"]["error"]
+    node_status(dir, socket)["datastore_error"]["error"]
         .as_str()
         .map(str::to_owned)
 }
@@ -551,7 +534,7 @@ fn an_embedded_store_full_torn_truncated_or_written_twice_at_once_loses_nothing(
         "one revision each: {last:?}"
     );
     wait_for("nine sessions", Duration::from_secs(15), || {
-        status(&dir.0, &socket)["sessions"]
+        node_status(&dir.0, &socket)["sessions"]
             .as_array()
             .is_some_and(|s| s.len() == 9)
     });

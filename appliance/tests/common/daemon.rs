@@ -159,13 +159,22 @@ pub(crate) fn loc_rib(dir: &Path, socket: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub(crate) fn session_state(dir: &Path, socket: &Path) -> Option<String> {
+/// The daemon's status answer (`starling node status -o json`); null
+/// when there is none.
+pub(crate) fn node_status(dir: &Path, socket: &Path) -> Value {
+    let Some(socket) = socket.to_str() else {
+        return Value::Null;
+    };
     let out = starling(
         dir,
-        &["node", "status", "-o", "json", "--socket", socket.to_str()?],
+        &["node", "status", "-o", "json", "--socket", socket],
         None,
     );
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+pub(crate) fn session_state(dir: &Path, socket: &Path) -> Option<String> {
+    let v = node_status(dir, socket);
     Some(v["sessions"][0]["state"].as_str()?.to_owned())
 }
 

@@ -3,6 +3,12 @@
 //! Loading is all or nothing: every problem in every resource is collected
 //! and reported, naming the resource, the field and the reason, and a set
 //! with any problem is refused.
+//!
+//! Over 800 lines on purpose: one validator per Calico kind, each a list
+//! of field checks mirroring calicoctl's, side by side so a field's rule
+//! is found next to its kind's others; splitting per kind would scatter
+//! the shared `Check` helpers and the cross-kind rules (a node's port,
+//! a peer's node) over files.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -9,6 +9,12 @@
 //! Measured: time from the blaster's first byte until the sink holds every
 //! prefix, and the daemon's peak RSS. Starling, BIRD 2, FRR and GoBGP run
 //! the same scenario in the same invocation. See docs/performance.md.
+//!
+//! Over 800 lines on purpose: this file is the harness's shared kit (the
+//! command line of every scenario, the namespace, the daemons' launchers,
+//! the peers' connect, the statistics) plus the three small scenarios
+//! (`rib`, `withdraw`, `rr`/`fanout`) that use nothing else; each larger
+//! scenario has a module of its own (fib, paths, mesh, policy, soak).
 
 mod fib;
 mod kernel;

@@ -240,7 +240,7 @@ pub(super) async fn run(args: SoakRun) -> anyhow::Result<()> {
             checks.push(checkpoint(&phase_tx, pid, metrics, &socket, args.peers).await?);
             next_check += check_every;
         }
-        if let Some(Ok(Err(e))) = futures_ready(&mut peers) {
+        if let Some(Ok(Err(e))) = peers.try_join_next() {
             bail!("a peer gave up: {e:#}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -278,13 +278,6 @@ pub(super) async fn run(args: SoakRun) -> anyhow::Result<()> {
         bail!("a resource grew without bound");
     }
     Ok(())
-}
-
-/// A finished peer task, if any (without waiting).
-fn futures_ready(
-    set: &mut tokio::task::JoinSet<anyhow::Result<()>>,
-) -> Option<Result<anyhow::Result<()>, tokio::task::JoinError>> {
-    set.try_join_next()
 }
 
 /// `target/plugins/wasm32-wasip2/plugin/starling_calico.wasm` next to the
@@ -565,17 +558,15 @@ fn start_starling(
 }
 
 /// The import rules of edit `n`: reject one /4 of the address space,
-/// a different one each edit.
+/// a different one each edit. JSON, which is YAML too: the resource file
+/// and the patch take the same text.
 fn filter_rules(n: u32) -> String {
     let first = 16 * (n % 14) as u8 + 16;
-    format!("[{{action: Reject, matchOperator: In, cidr: {first}.0.0.0/4}}]")
+    format!(r#"[{{"action": "Reject", "matchOperator": "In", "cidr": "{first}.0.0.0/4"}}]"#)
 }
 
 fn edit_filter(exe: &Path, store: &Path, n: u32) -> anyhow::Result<()> {
-    let patch = format!(
-        r#"{{"spec": {{"importV4": {}}}}}"#,
-        yaml_to_json(&filter_rules(n))
-    );
+    let patch = format!(r#"{{"spec": {{"importV4": {}}}}}"#, filter_rules(n));
     let out = Command::new(exe)
         .arg("--datastore")
         .arg(store)
@@ -586,15 +577,6 @@ fn edit_filter(exe: &Path, store: &Path, n: u32) -> anyhow::Result<()> {
         bail!("starling patch: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
-}
-
-/// The rule list of [`filter_rules`] as JSON.
-fn yaml_to_json(rules: &str) -> String {
-    rules
-        .replace("action: Reject", r#""action": "Reject""#)
-        .replace("matchOperator: In", r#""matchOperator": "In""#)
-        .replace("cidr: ", r#""cidr": ""#)
-        .replace("/4}", r#"/4"}"#)
 }
 
 /// Pause the churn until every session is up and the daemon idle; then
