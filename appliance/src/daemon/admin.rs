@@ -43,7 +43,13 @@ pub(crate) fn serve(
                 }
                 let answer = match line.trim() {
                     "status" => status(&shared).await,
-                    "routes" => routes(&shared).await,
+                    "routes" => {
+                        // Streamed: a full table's answer is hundreds of
+                        // megabytes as one document.
+                        let _ = write_routes(&shared, &mut write).await;
+                        let _ = write.shutdown().await;
+                        return;
+                    }
                     other => json!({"error": format!("unknown request '{other}'")}),
                 };
                 let _ = write.write_all(answer.to_string().as_bytes()).await;
@@ -111,43 +117,86 @@ async fn status(shared: &Arc<Mutex<Shared>>) -> Value {
     })
 }
 
+/// One row of the `routes` answer.
+#[derive(serde::Serialize)]
+struct RouteRow<'a> {
+    prefix: String,
+    best: bool,
+    next_hop: String,
+    from: &'a str,
+    as_path: String,
+    local_pref: Option<u32>,
+    med: Option<u32>,
+}
+
 /// Every path in the RIB (selected ones marked), with the session each
-/// came from.
-async fn routes(shared: &Arc<Mutex<Shared>>) -> Value {
-    let (instance, sessions) = match shared.lock() {
-        Ok(s) => (s.instance.clone(), s.sessions.clone()),
-        Err(_) => return json!({"error": "status unavailable"}),
+/// came from: `{"routes": [row, …]}`, written a few dozen kilobytes at a
+/// time so that dumping a full table never holds more than the RIB's
+/// pointers and one buffer (a document built whole costs a kilobyte per
+/// path before the first byte leaves).
+async fn write_routes(
+    shared: &Arc<Mutex<Shared>>,
+    out: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> std::io::Result<()> {
+    const FLUSH_AT: usize = 64 * 1024;
+    let state = shared
+        .lock()
+        .ok()
+        .map(|s| (s.instance.clone(), s.sessions.clone()));
+    let Some((instance, sessions)) = state else {
+        let error = json!({"error": "status unavailable"}).to_string();
+        return out.write_all(error.as_bytes()).await;
     };
-    let Some(instance) = instance else {
-        return json!({"routes": []});
+    let paths = match instance {
+        Some(instance) => instance.paths().await,
+        None => Vec::new(),
     };
-    let rows: Vec<Value> = instance
-        .paths()
-        .await
-        .into_iter()
-        .map(|path| {
-            let from = match path.source {
-                starling_speaker::rib::Source::Local => "local".to_owned(),
-                starling_speaker::rib::Source::Peer(ip) => sessions
-                    .iter()
-                    .find(|(_, (_, a))| *a == ip)
-                    .map_or_else(|| ip.to_string(), |(name, _)| name.clone()),
-            };
-            let next_hop = match path.route.next_hop {
-                starling_wire::NextHop::V4(a) => a.to_string(),
-                starling_wire::NextHop::V6 { global, .. } => global.to_string(),
-            };
-            let attrs = &path.route.attrs;
-            json!({
-                "prefix": path.prefix.to_string(),
-                "best": path.best,
-                "next_hop": next_hop,
-                "from": from,
-                "as_path": attrs.as_path.as_ref().map(ToString::to_string).unwrap_or_default(),
-                "local_pref": attrs.local_pref,
-                "med": attrs.med,
-            })
-        })
+    let names: std::collections::HashMap<std::net::IpAddr, &str> = sessions
+        .iter()
+        .map(|(name, (_, address))| (*address, name.as_str()))
         .collect();
-    json!({"routes": rows})
+    let mut buffer = Vec::with_capacity(FLUSH_AT + 1024);
+    buffer.extend_from_slice(br#"{"routes":["#);
+    for (i, path) in paths.iter().enumerate() {
+        let peer_address;
+        let from = match path.source {
+            starling_speaker::rib::Source::Local => "local",
+            starling_speaker::rib::Source::Peer(ip) => {
+                if let Some(name) = names.get(&ip) {
+                    name
+                } else {
+                    peer_address = ip.to_string();
+                    peer_address.as_str()
+                }
+            }
+        };
+        let next_hop = match path.route.next_hop {
+            starling_wire::NextHop::V4(a) => a.to_string(),
+            starling_wire::NextHop::V6 { global, .. } => global.to_string(),
+        };
+        let attrs = &path.route.attrs;
+        let row = RouteRow {
+            prefix: path.prefix.to_string(),
+            best: path.best,
+            next_hop,
+            from,
+            as_path: attrs
+                .as_path
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            local_pref: attrs.local_pref,
+            med: attrs.med,
+        };
+        if i > 0 {
+            buffer.push(b',');
+        }
+        serde_json::to_writer(&mut buffer, &row)?;
+        if buffer.len() >= FLUSH_AT {
+            out.write_all(&buffer).await?;
+            buffer.clear();
+        }
+    }
+    buffer.extend_from_slice(b"]}");
+    out.write_all(&buffer).await
 }

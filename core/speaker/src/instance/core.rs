@@ -178,7 +178,7 @@ impl<L: Links> Core<L> {
             .iter_paths()
             .map(|(prefix, path, best)| RibPath {
                 prefix,
-                route: (*path.route).clone(),
+                route: path.route.clone(),
                 source: self.rib.source_of(path),
                 best,
             })

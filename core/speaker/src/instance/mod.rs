@@ -90,11 +90,13 @@ pub struct OwnAddresses {
     pub v6: Option<std::net::Ipv6Addr>,
 }
 
-/// One path in the RIB, for status and CLI.
+/// One path in the RIB, for status and CLI. The route is the RIB's own
+/// (interned) copy: a dump of a full table costs a pointer per path, not
+/// a copy of every AS path and community list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RibPath {
     pub prefix: Prefix,
-    pub route: RouteAttrs,
+    pub route: std::sync::Arc<RouteAttrs>,
     pub source: Source,
     /// Selected: the best path or a member of its ECMP set (what the FIB
     /// gets).
