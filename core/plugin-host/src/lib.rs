@@ -15,9 +15,11 @@
 //! - **memory**: linear memory and tables capped per store, growth beyond
 //!   the cap traps;
 //! - **stack**: wasm stack capped;
-//! - **capabilities**: none. The only import is `log`; every other import a
-//!   component declares (Rust's wasip2 standard library declares `wasi:cli`
-//!   and `wasi:io`) is linked to a function that traps.
+//! - **capabilities**: none. Besides `log`, a plugin gets a WASI with
+//!   nothing behind it (no environment, files or network; stdout and
+//!   stderr into its log; virtual clocks and a fixed random sequence, so a
+//!   plan stays a function of its resources): see `wasi.rs`. A component
+//!   that imports anything else is refused at load.
 //!
 //! Every call is synchronous and bounded by the deadline: callers run it on
 //! a thread of their own (`spawn_blocking`), never on a task that drives a
@@ -32,6 +34,7 @@ mod metrics;
 pub mod pipeline;
 mod plugin;
 mod precompile;
+mod wasi;
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;

@@ -9,7 +9,9 @@ use wasmtime::{ResourceLimiter, Store};
 
 use crate::bindings::{v0_1, v0_2, v0_3};
 use crate::metrics::PluginMetrics;
+use crate::wasi::{self, Wasi};
 use crate::{Host, PluginError, TICK, convert};
+use wasmtime_wasi::{WasiCtxView, WasiView};
 
 /// The longest log line a plugin may write; longer ones are cut.
 const MAX_LOG_LINE: usize = 4096;
@@ -115,14 +117,13 @@ impl Pre {
 
 /// Link `component` for the newest contract version it implements.
 fn link(host: &Host, component: &wasmtime::component::Component) -> Result<Pre, String> {
-    // No ambient capabilities: whatever else the component imports
-    // (wasi:cli, wasi:io from Rust's std) traps when called.
     macro_rules! try_version {
         ($version:ident, $variant:ident) => {
             || -> wasmtime::Result<Pre> {
                 let mut linker: Linker<State> = Linker::new(host.engine());
                 $version::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
-                linker.define_unknown_imports_as_traps(component)?;
+                add_every_log(&mut linker)?;
+                wasi::add_to_linker(&mut linker, |s| s.wasi.virtual_time())?;
                 let pre = linker.instantiate_pre(component)?;
                 Ok(Pre::$variant($version::PluginPre::new(pre)?))
             }
@@ -143,9 +144,27 @@ fn link(host: &Host, component: &wasmtime::component::Component) -> Result<Pre, 
     Err(why.join("; "))
 }
 
-/// What one store carries: the plugin's name for logs, and its limits.
+/// `log` (and its types) of every contract version: the SDK builds
+/// speak several versions and import each one's `log`, whichever
+/// version the host ends up linking them as.
+fn add_every_log(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    macro_rules! add {
+        ($($version:ident),*) => {$(
+            $version::starling::policy::log::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+            $version::starling::policy::types::add_to_linker::<State, HasSelf<State>>(linker, |s| s)?;
+        )*};
+    }
+    add!(v0_1, v0_2, v0_3);
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// What one store carries: the plugin's name for logs, its limits, and
+/// its (empty) WASI world.
 struct State {
     plugin: Arc<str>,
+    wasi: Wasi,
     limiter: Limiter,
     log_budget: u32,
     metrics: Arc<PluginMetrics>,
@@ -192,7 +211,32 @@ impl ResourceLimiter for Limiter {
     }
 }
 
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.view()
+    }
+}
+
 impl State {
+    /// What the plugin printed since the last call, into its log: stdout
+    /// at info, stderr at warn (an interpreter's traceback goes there, so
+    /// its last line explains a trap that follows).
+    fn log_output(&mut self) {
+        let (stdout, stderr, dropped) = self.wasi.take_output();
+        for _ in 0..dropped {
+            self.metrics.dropped_log_line();
+        }
+        for line in stdout {
+            self.log(sdk::LogLevel::Info, line);
+        }
+        for line in stderr {
+            if !line.trim().is_empty() {
+                self.last_error = Some(line.clone());
+            }
+            self.log(sdk::LogLevel::Warn, line);
+        }
+    }
+
     fn log(&mut self, level: sdk::LogLevel, mut message: String) {
         if self.log_budget == 0 {
             self.metrics.dropped_log_line();
@@ -249,6 +293,20 @@ log_host!(v0_3);
 impl Plugin {
     pub(crate) fn load(host: Host, name: &str, bytes: &[u8]) -> Result<Self, PluginError> {
         let component = crate::precompile::compile(&host, name, bytes)?;
+        if let Some(import) = wasi::refused_import(host.engine(), &component) {
+            return Err(PluginError::Incompatible {
+                plugin: name.to_owned(),
+                message: format!(
+                    "it imports `{import}`, which no plugin is given (plugins may import \
+                     starling:policy and a WASI without capabilities: {})",
+                    wasi::GIVEN[1..]
+                        .iter()
+                        .map(|g| g.trim_end_matches('/'))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         let pre = link(&host, &component).map_err(|message| PluginError::Incompatible {
             plugin: name.to_owned(),
             message,
@@ -360,6 +418,7 @@ impl Sandbox {
         let limits = plugin.inner.host.limits();
         let state = State {
             plugin: plugin.inner.name.clone(),
+            wasi: Wasi::new(),
             limiter: Limiter {
                 memory: limits.memory,
                 table_elements: limits.table_elements,
@@ -375,6 +434,7 @@ impl Sandbox {
         let running = plugin.inner.host.running();
         let instantiated = plugin.inner.pre.instantiate(&mut store);
         drop(running);
+        store.data_mut().log_output();
         let bindings = match instantiated {
             Ok(b) => b,
             Err(e) => {
@@ -415,6 +475,7 @@ impl Sandbox {
         let running = plugin.inner.host.running();
         let result = f(&mut self.store, &self.bindings);
         drop(running);
+        self.store.data_mut().log_output();
         plugin.inner.metrics.call(started.elapsed());
         result.map_err(|e| {
             self.poisoned = true;

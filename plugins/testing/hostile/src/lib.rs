@@ -4,7 +4,8 @@
 //! role calls (the default):
 //! `loop`, `memory`, `trap`, `stack`, `huge` (an enormous answer),
 //! `log-flood`, and reaching for what the sandbox withholds: `env`,
-//! `file`, `clock`, `net`, `stdout`. A Node labelled `hostile-mode: <mode>`
+//! `file`, `clock`, `sleep`, `net`, `stdout` (each answers with what it
+//! got, which should be nothing). A Node labelled `hostile-mode: <mode>`
 //! asks for the same in the role calls, so a misbehaviour can be switched
 //! on in any datastore (`starling label node n hostile-mode=trap`).
 //! Without either it behaves: AS 65000 for every node and no sessions.
@@ -40,22 +41,38 @@ fn misbehave(mode: &str) -> Vec<(String, u32)> {
         "huge" => (0..2_000_000)
             .map(|i| (format!("node-{i:08}"), i))
             .collect(),
-        // Ambient capabilities: each must stop the plugin, not answer it.
-        "env" => vec![(std::env::var("HOME").unwrap_or_default(), 1)],
+        // Ambient capabilities: each must come back empty-handed.
+        "env" => vec![(
+            std::env::vars()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            1,
+        )],
         "file" => vec![(
             std::fs::read_to_string("/etc/hostname").unwrap_or_default(),
             1,
         )],
         "clock" => {
-            let now = std::time::SystemTime::now();
-            vec![(format!("{now:?}"), 1)]
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            vec![(format!("{}", since_epoch.as_nanos()), 1)]
+        }
+        "sleep" => {
+            let started = std::time::Instant::now();
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            vec![(format!("{}", started.elapsed().as_secs()), 1)]
         }
         "net" => {
             let connected = std::net::TcpStream::connect("127.0.0.1:179").is_ok();
             vec![(String::new(), u32::from(connected))]
         }
         "stdout" => {
-            println!("hello from the sandbox");
+            for i in 0..2_000 {
+                println!("hello from the sandbox {i}");
+                eprintln!("and from its stderr {i}");
+            }
             vec![(String::new(), 1)]
         }
         "log-flood" => {
