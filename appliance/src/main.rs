@@ -94,6 +94,20 @@ enum Command {
     Man,
 }
 
+/// What plugins log (and print) while `plan` or `plugin test` runs them,
+/// on standard error: warnings and errors, or what `RUST_LOG` says
+/// (`RUST_LOG=info` shows a plugin's `print`s).
+fn plugin_log_to_stderr() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Run(args) => return daemon::run(args),
@@ -101,10 +115,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return calico::node_status::run(args);
         }
         Command::Routes(args) => return calico::node_status::routes(args),
-        Command::Plan(args) => return plan::run(args),
+        Command::Plan(args) => {
+            plugin_log_to_stderr();
+            return plan::run(args);
+        }
         Command::Decode(args) => return decode::run(args),
         Command::Lab(command) => return lab::run(command),
-        Command::Plugin(PluginCommand::Test(args)) => return plan::kit::run(args),
+        Command::Plugin(PluginCommand::Build(args)) => {
+            plugin_log_to_stderr();
+            return plan::build::run(args);
+        }
+        Command::Plugin(PluginCommand::Test(args)) => {
+            plugin_log_to_stderr();
+            return plan::kit::run(args);
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(
@@ -181,6 +205,9 @@ enum PluginCommand {
     /// in; sessions, a refusal or route-policy verdicts out). Exits 1 when
     /// any fails.
     Test(plan::kit::TestArgs),
+    /// Build the plugin project in a directory (Rust or Python) into a
+    /// component, and check that Starling loads it.
+    Build(plan::build::BuildArgs),
 }
 
 fn main() -> ExitCode {

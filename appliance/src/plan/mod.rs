@@ -2,6 +2,7 @@
 //! and prints the sessions each node would have — without touching a
 //! datastore or a socket.
 
+pub(crate) mod build;
 mod diff;
 pub(crate) mod kit;
 

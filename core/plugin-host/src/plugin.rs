@@ -219,8 +219,7 @@ impl WasiView for State {
 
 impl State {
     /// What the plugin printed since the last call, into its log: stdout
-    /// at info, stderr at warn (an interpreter's traceback goes there, so
-    /// its last line explains a trap that follows).
+    /// at info, stderr at warn (an interpreter's traceback goes there).
     fn log_output(&mut self) {
         let (stdout, stderr, dropped) = self.wasi.take_output();
         for _ in 0..dropped {
@@ -229,8 +228,10 @@ impl State {
         for line in stdout {
             self.log(sdk::LogLevel::Info, line);
         }
+        // The first line of stderr explains a trap, unless the plugin
+        // logged an error itself (the SDKs log the exception).
         for line in stderr {
-            if !line.trim().is_empty() {
+            if self.last_error.is_none() && !line.trim().is_empty() {
                 self.last_error = Some(line.clone());
             }
             self.log(sdk::LogLevel::Warn, line);
@@ -299,7 +300,7 @@ impl Plugin {
                 message: format!(
                     "it imports `{import}`, which no plugin is given (plugins may import \
                      starling:policy and a WASI without capabilities: {})",
-                    wasi::GIVEN[1..]
+                    wasi::GIVEN[2..]
                         .iter()
                         .map(|g| g.trim_end_matches('/'))
                         .collect::<Vec<_>>()

@@ -37,9 +37,11 @@ use wasmtime_wasi::{
     WasiView,
 };
 
-/// What a plugin may import, by interface name prefix.
+/// What a plugin may import, by interface name prefix: the contract's
+/// `log` (and the types it shares), and WASI.
 pub(crate) const GIVEN: &[&str] = &[
-    "starling:policy/",
+    "starling:policy/log@",
+    "starling:policy/types@",
     "wasi:cli/",
     "wasi:io/",
     "wasi:clocks/",

@@ -1,0 +1,213 @@
+//! `starling plugin build`: build the plugin project in a directory into a
+//! component, whatever its language, and check it against the contract.
+//!
+//! - **Rust** (`Cargo.toml`): `cargo build --release --target
+//!   wasm32-wasip2`; the component is cargo's.
+//! - **Python** (`plugin.py`): componentize-py, with Starling's Python SDK
+//!   (`plugins/sdk-python`, carried in this binary) and the contract's WIT
+//!   written to `build/` beside it; the component is
+//!   `build/<directory name>.wasm`.
+//!
+//! The tools are found on `PATH`, else where `scripts/setup` installs
+//! them; `STARLING_COMPONENTIZE_PY` names another componentize-py.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context as _, bail};
+use starling_plugin_host::{Host, Limits};
+
+/// The newest contract, as plugins are built against it.
+pub(crate) const CONTRACT_WIT: &str = include_str!("../../../wit/starling-policy@0.3/policy.wit");
+
+/// Starling's Python SDK: the author's helpers and the export glue.
+const PYTHON_SDK: [(&str, &str); 4] = [
+    (
+        "starling_plugin.py",
+        include_str!("../../../plugins/sdk-python/starling_plugin.py"),
+    ),
+    ("app.py", include_str!("../../../plugins/sdk-python/app.py")),
+    (
+        "snapshot.py",
+        include_str!("../../../plugins/sdk-python/snapshot.py"),
+    ),
+    (
+        "peer_selection.py",
+        include_str!("../../../plugins/sdk-python/peer_selection.py"),
+    ),
+];
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BuildArgs {
+    /// The plugin project (default: the current directory).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+}
+
+/// A plugin project's language, from the files it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Language {
+    Rust,
+    Python,
+}
+
+impl Language {
+    pub(crate) fn of(dir: &Path) -> anyhow::Result<Language> {
+        if dir.join("Cargo.toml").is_file() {
+            Ok(Language::Rust)
+        } else if dir.join("plugin.py").is_file() {
+            Ok(Language::Python)
+        } else {
+            bail!(
+                "{} is not a plugin project: no Cargo.toml (Rust) or plugin.py (Python); \
+                 `starling plugin new` makes one",
+                dir.display()
+            )
+        }
+    }
+}
+
+pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
+    let dir = &args.dir;
+    let component = match Language::of(dir)? {
+        Language::Rust => build_rust(dir)?,
+        Language::Python => build_python(dir)?,
+    };
+    let size = std::fs::metadata(&component)?.len();
+    let host = Host::new(Limits::default())?.with_cache(super::cache_dir());
+    let name = component
+        .file_stem()
+        .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned());
+    match host.load_file(&name, &component) {
+        Ok(plugin) => {
+            let roles: Vec<String> = plugin.roles().iter().map(|r| format!("{r:?}")).collect();
+            println!(
+                "built {} ({:.1} MB): starling:policy@{}, fills {}",
+                component.display(),
+                size as f64 / 1e6,
+                plugin.contract_version(),
+                if roles.is_empty() {
+                    "no role".to_owned()
+                } else {
+                    roles.join(", ")
+                }
+            );
+            Ok(if roles.is_empty() {
+                eprintln!("error: the plugin fills no role");
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(e) => {
+            eprintln!(
+                "error: built {}, but it is not a plugin Starling can load: {e}",
+                component.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
+    let metadata = Command::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .current_dir(dir)
+        .output()
+        .context("running cargo (is Rust installed?)")?;
+    if !metadata.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&metadata.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout)?;
+    let manifest = std::fs::canonicalize(dir.join("Cargo.toml"))?;
+    let package = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
+        .context("Cargo.toml has no [package]")?;
+    let name = package["name"].as_str().unwrap_or_default().to_owned();
+    let target = PathBuf::from(metadata["target_directory"].as_str().unwrap_or("target"));
+    let status = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            &name,
+        ])
+        .current_dir(dir)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build failed ({status})");
+    }
+    Ok(target
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_"))))
+}
+
+fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
+    let tool = find_tool(
+        "STARLING_COMPONENTIZE_PY",
+        "componentize-py",
+        "/opt/starling-py/bin/componentize-py",
+    )
+    .context(
+        "componentize-py not found: `pip install componentize-py==0.25.1` \
+         (scripts/setup installs it in /opt/starling-py), or set STARLING_COMPONENTIZE_PY",
+    )?;
+    let build = dir.join("build");
+    let (sdk, wit) = (build.join("starling-sdk"), build.join("wit"));
+    for d in [&sdk, &wit] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    for (file, text) in PYTHON_SDK {
+        std::fs::write(sdk.join(file), text)?;
+    }
+    std::fs::write(wit.join("policy.wit"), CONTRACT_WIT)?;
+    let name = project_name(dir)?;
+    let out = build.join(format!("{name}.wasm"));
+    let status = Command::new(&tool)
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "plugin", "componentize", "-p"])
+        .arg(dir)
+        .arg("-p")
+        .arg(&sdk)
+        .arg("app")
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .with_context(|| format!("running {}", tool.display()))?;
+    if !status.success() {
+        bail!("componentize-py failed ({status})");
+    }
+    Ok(out)
+}
+
+/// The project directory's name, as a file name for its component.
+fn project_name(dir: &Path) -> anyhow::Result<String> {
+    let dir = std::fs::canonicalize(dir)?;
+    Ok(dir.file_name().map_or_else(
+        || "plugin".to_owned(),
+        |n| n.to_string_lossy().replace('-', "_"),
+    ))
+}
+
+/// `$variable`, else `name` on `PATH`, else `fallback`.
+fn find_tool(variable: &str, name: &str, fallback: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(variable) {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| Some(PathBuf::from(fallback)).filter(|p| p.is_file()))
+}

@@ -1,0 +1,230 @@
+//! Plugins written in Python: built by `starling plugin build` with the
+//! real componentize-py (`scripts/setup` installs it), held to the same
+//! fixtures as their Rust twins, and run through the same sandbox as a
+//! hostile Rust plugin.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use starling_plugin_host::contract::Object;
+use starling_plugin_host::{ErrorKind, Host, Limits, Plugin};
+
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+/// A copy of the project at `project` (relative to the repository), built
+/// there: the source tree stays as it was.
+fn build(project: &str) -> PathBuf {
+    let source = Path::new(REPO).join(project);
+    let name = source
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("python-plugins")
+        .join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("project dir");
+    for entry in std::fs::read_dir(&source).expect("project") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "py") {
+            std::fs::copy(&path, dir.join(path.file_name().expect("file"))).expect("copy");
+        }
+    }
+    let out = common::starling(
+        &dir,
+        &["plugin", "build", dir.to_str().expect("utf8")],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "starling plugin build {project}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("starling:policy@0.3.0"), "{stdout}");
+    dir.join("build")
+        .join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+#[test]
+fn the_python_examples_pass_their_rust_twins_fixtures() {
+    for (project, fixtures) in [
+        (
+            "plugins/examples/python/as-per-rack",
+            "plugins/examples/as-per-rack/fixtures",
+        ),
+        (
+            "plugins/examples/python/zone-reflectors",
+            "plugins/examples/zone-reflectors/fixtures",
+        ),
+    ] {
+        let component = build(project);
+        let fixtures = Path::new(REPO).join(fixtures);
+        let out = common::starling(
+            Path::new(env!("CARGO_TARGET_TMPDIR")),
+            &[
+                "plugin",
+                "test",
+                component.to_str().expect("utf8"),
+                "--fixtures",
+                fixtures.to_str().expect("utf8"),
+            ],
+            None,
+        );
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{project}: {report}");
+        assert!(report.contains(" passed, 0 failed"), "{report}");
+        assert!(!report.contains("0 fixtures"), "{report}");
+    }
+}
+
+fn object(kind: &str, name: &str, spec: &str) -> Object {
+    Object::new(kind, name, spec)
+}
+
+fn hostile(mode: &str) -> Vec<Object> {
+    vec![
+        object("Node", "a", "{}"),
+        object("Hostile", "h", &format!(r#"{{"mode": "{mode}"}}"#)),
+    ]
+}
+
+/// `assign` in `mode`: its answer, or how it failed, and how long it took.
+fn assign(
+    plugin: &Plugin,
+    mode: &str,
+) -> (
+    Result<Vec<(String, u32)>, starling_plugin_host::PluginError>,
+    Duration,
+) {
+    let started = Instant::now();
+    let result = plugin.evaluate(&hostile(mode)).and_then(|mut e| e.assign());
+    (result, started.elapsed())
+}
+
+#[test]
+fn a_hostile_python_plugin_is_held_by_the_sandbox() {
+    let component = build("plugins/testing/hostile-python");
+    // The Rust plugins' limits but for memory: the interpreter's heap
+    // starts at about 20 MiB.
+    let host = Host::new(Limits {
+        call_deadline: Duration::from_millis(500),
+        memory: 96 << 20,
+        ..Limits::default()
+    })
+    .expect("host")
+    .with_cache(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    let plugin = host.load_file("hostile", &component).expect("load");
+    let serves = |after: &str| {
+        let (fine, _) = assign(&plugin, "");
+        assert_eq!(
+            fine.expect(after),
+            [("a".to_owned(), 65000)],
+            "after {after}"
+        );
+    };
+    serves("nothing");
+
+    let (timeout, oom) = (
+        (ErrorKind::Timeout, "deadline"),
+        (ErrorKind::OutOfMemory, "ran out of memory"),
+    );
+    for (mode, wants) in [
+        ("loop", vec![timeout]),
+        ("memory", vec![oom]),
+        // Two million answers: the interpreter may run out of time before
+        // it runs out of memory.
+        ("huge", vec![oom, timeout]),
+        (
+            "exception",
+            vec![(ErrorKind::Trap, "ValueError: hostile plugin asked to raise")],
+        ),
+        ("stack", vec![(ErrorKind::Trap, "RecursionError")]),
+    ] {
+        let (result, took) = assign(&plugin, mode);
+        let err = result.expect_err(mode);
+        assert!(
+            wants
+                .iter()
+                .any(|(kind, says)| err.kind() == *kind && err.to_string().contains(says)),
+            "{mode}: {err}"
+        );
+        assert!(took < Duration::from_secs(5), "{mode}: took {took:?}");
+        serves(mode);
+    }
+
+    // What it reaches for, it does not get.
+    for mode in ["env", "file"] {
+        assert_eq!(
+            assign(&plugin, mode).0.expect(mode),
+            [(String::new(), 1)],
+            "{mode}"
+        );
+    }
+    assert_eq!(assign(&plugin, "net").0.expect("net"), [(String::new(), 0)]);
+    let clock = assign(&plugin, "clock").0.expect("clock");
+    assert!(
+        clock[0].0.parse::<u64>().expect("ns") < 1_000_000_000,
+        "{clock:?}"
+    );
+    assert_eq!(assign(&plugin, "clock").0.expect("clock"), clock);
+    let (slept, took) = assign(&plugin, "sleep");
+    assert_eq!(slept.expect("sleep"), [("3600".to_owned(), 1)]);
+    assert!(
+        took < Duration::from_secs(2),
+        "an hour's sleep took {took:?}"
+    );
+    // print goes to the log, within its budget.
+    let before = plugin.metrics().snapshot().dropped_log_lines;
+    assign(&plugin, "print-flood").0.expect("print");
+    let dropped = plugin.metrics().snapshot().dropped_log_lines - before;
+    assert_eq!(dropped, 2_000 - u64::from(host.limits().log_lines));
+}
+
+#[test]
+fn a_python_plugin_that_imports_more_than_it_is_given_is_refused_by_name() {
+    // The contract with one more import: an interface of the plugin's own
+    // choosing, which no host gives.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-plugins/greedy");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("wit")).expect("dir");
+    let contract =
+        std::fs::read_to_string(Path::new(REPO).join("wit/starling-policy@0.3/policy.wit"))
+            .expect("contract");
+    let greedy = contract
+        .replace(
+            "world plugin {",
+            "interface exfiltrate {\n    send: func(data: string);\n}\n\nworld plugin {\n    import exfiltrate;",
+        );
+    assert_ne!(greedy, contract);
+    std::fs::write(dir.join("wit/policy.wit"), greedy).expect("wit");
+    let zone = build("plugins/examples/python/zone-reflectors");
+    let sdk = zone.parent().expect("build").join("starling-sdk");
+    let project = zone.parent().and_then(Path::parent).expect("project");
+    let component = dir.join("greedy.wasm");
+    let tool = std::env::var("STARLING_COMPONENTIZE_PY")
+        .unwrap_or_else(|_| "/opt/starling-py/bin/componentize-py".to_owned());
+    let status = std::process::Command::new(tool)
+        .arg("-d")
+        .arg(dir.join("wit"))
+        .args(["-w", "plugin", "componentize", "-p"])
+        .arg(project)
+        .arg("-p")
+        .arg(&sdk)
+        .arg("app")
+        .arg("-o")
+        .arg(&component)
+        .status()
+        .expect("componentize-py");
+    assert!(status.success());
+    let host = Host::new(Limits::default()).expect("host");
+    let err = host.load_file("greedy", &component).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("imports `starling:policy/exfiltrate@0.3.0`, which no plugin is given"),
+        "{err}"
+    );
+}
