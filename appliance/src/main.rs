@@ -121,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Decode(args) => return decode::run(args),
         Command::Lab(command) => return lab::run(command),
+        Command::Plugin(PluginCommand::New(args)) => return plan::new::run(args),
         Command::Plugin(PluginCommand::Build(args)) => {
             plugin_log_to_stderr();
             return plan::build::run(args);
@@ -208,6 +209,9 @@ enum PluginCommand {
     /// Build the plugin project in a directory (Rust or Python) into a
     /// component, and check that Starling loads it.
     Build(plan::build::BuildArgs),
+    /// Start a plugin project (Rust or Python) that builds and passes its
+    /// own fixture as it comes.
+    New(plan::new::NewArgs),
 }
 
 fn main() -> ExitCode {

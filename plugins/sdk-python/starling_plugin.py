@@ -78,10 +78,9 @@ class Refused(Exception):
 
 
 def report_exception():
-    """The exception being handled, as a traceback on stderr (the plugin's
-    log; its last line explains the trap that follows)."""
-    traceback.print_exc(file=sys.stderr)
-    sys.stderr.flush()
+    """The exception being handled, logged as an error: the host shows it
+    with the trap that follows (the interpreter prints the traceback to
+    stderr, which is the plugin's log too)."""
     kind, value, _ = sys.exc_info()
     if kind is not None:
         _log.log(_log.Level.ERROR, "".join(traceback.format_exception_only(kind, value)).strip())

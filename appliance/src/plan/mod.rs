@@ -5,6 +5,7 @@
 pub(crate) mod build;
 mod diff;
 pub(crate) mod kit;
+pub(crate) mod new;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -1,7 +1,9 @@
-//! Plugins written in Python: built by `starling plugin build` with the
-//! real componentize-py (`scripts/setup` installs it), held to the same
-//! fixtures as their Rust twins, and run through the same sandbox as a
-//! hostile Rust plugin.
+//! Plugin projects as an author has them: started by `starling plugin
+//! new`, built by `starling plugin build` (cargo, or the real
+//! componentize-py that `scripts/setup` installs), tested by `starling
+//! plugin test`. The Python examples are held to their Rust twins'
+//! fixtures, and a hostile Python plugin to the sandbox a hostile Rust one
+//! is.
 
 mod common;
 
@@ -227,4 +229,39 @@ fn a_python_plugin_that_imports_more_than_it_is_given_is_refused_by_name() {
             .contains("imports `starling:policy/exfiltrate@0.3.0`, which no plugin is given"),
         "{err}"
     );
+}
+
+#[test]
+fn a_new_project_builds_and_passes_its_own_fixture_in_each_language() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-projects");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).expect("dir");
+    for (lang, component) in [
+        ("python", "build/fresh_python.wasm"),
+        ("rust", "target/wasm32-wasip2/release/fresh_rust.wasm"),
+    ] {
+        let dir = root.join(format!("fresh-{lang}"));
+        let dir_arg = dir.to_str().expect("utf8");
+        let steps: [&[&str]; 3] = [
+            &["plugin", "new", "--lang", lang, dir_arg],
+            &["plugin", "build", dir_arg],
+            &[
+                "plugin",
+                "test",
+                &format!("{dir_arg}/{component}"),
+                "--fixtures",
+                &format!("{dir_arg}/fixtures"),
+            ],
+        ];
+        for args in steps {
+            let out = common::starling(&root, args, None);
+            assert!(
+                out.status.success(),
+                "{lang}: starling {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(dir.join("README.md").is_file(), "{lang}");
+    }
 }
