@@ -206,11 +206,11 @@ enum PluginCommand {
     /// in; sessions, a refusal or route-policy verdicts out). Exits 1 when
     /// any fails.
     Test(plan::kit::TestArgs),
-    /// Build the plugin project in a directory (Rust or Python) into a
-    /// component, and check that Starling loads it.
+    /// Build the plugin project in a directory (Rust, Python or
+    /// JavaScript) into a component, and check that Starling loads it.
     Build(plan::build::BuildArgs),
-    /// Start a plugin project (Rust or Python) that builds and passes its
-    /// own fixture as it comes.
+    /// Start a plugin project (Rust, Python or JavaScript) that builds and
+    /// passes its own fixture as it comes.
     New(plan::new::NewArgs),
 }
 

@@ -7,9 +7,14 @@
 //!   (`plugins/sdk-python`, carried in this binary) and the contract's WIT
 //!   written to `build/` beside it; the component is
 //!   `build/<directory name>.wasm`.
+//! - **JavaScript** (`plugin.js`): componentize-js (StarlingMonkey), the
+//!   project's modules and Starling's JS SDK (`plugins/sdk-js`) together
+//!   in `build/js/`, `fetch` left out (a plugin gets no `wasi:http`); the
+//!   component is `build/<directory name>.wasm`.
 //!
 //! The tools are found on `PATH`, else where `scripts/setup` installs
-//! them; `STARLING_COMPONENTIZE_PY` names another componentize-py.
+//! them; `STARLING_COMPONENTIZE_PY` and `STARLING_COMPONENTIZE_JS` name
+//! others.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -37,6 +42,15 @@ const PYTHON_SDK: [(&str, &str); 4] = [
     ),
 ];
 
+/// Starling's JavaScript SDK: the author's helpers and the export glue.
+pub(crate) const JS_SDK: [(&str, &str); 2] = [
+    (
+        "starling-plugin.js",
+        include_str!("../../../plugins/sdk-js/starling-plugin.js"),
+    ),
+    ("app.js", include_str!("../../../plugins/sdk-js/app.js")),
+];
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct BuildArgs {
     /// The plugin project (default: the current directory).
@@ -49,6 +63,7 @@ pub(crate) struct BuildArgs {
 pub(crate) enum Language {
     Rust,
     Python,
+    JavaScript,
 }
 
 impl Language {
@@ -57,9 +72,12 @@ impl Language {
             Ok(Language::Rust)
         } else if dir.join("plugin.py").is_file() {
             Ok(Language::Python)
+        } else if dir.join("plugin.js").is_file() {
+            Ok(Language::JavaScript)
         } else {
             bail!(
-                "{} is not a plugin project: no Cargo.toml (Rust) or plugin.py (Python); \
+                "{} is not a plugin project: no Cargo.toml (Rust), plugin.py (Python) or \
+                 plugin.js (JavaScript); \
                  `starling plugin new` makes one",
                 dir.display()
             )
@@ -72,6 +90,7 @@ pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let component = match Language::of(dir)? {
         Language::Rust => build_rust(dir)?,
         Language::Python => build_python(dir)?,
+        Language::JavaScript => build_js(dir)?,
     };
     let size = std::fs::metadata(&component)?.len();
     let host = Host::new(Limits::default())?.with_cache(super::cache_dir());
@@ -186,6 +205,56 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("running {}", tool.display()))?;
     if !status.success() {
         bail!("componentize-py failed ({status})");
+    }
+    Ok(out)
+}
+
+fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
+    let tool = find_tool(
+        "STARLING_COMPONENTIZE_JS",
+        "componentize-js",
+        "/opt/starling-js/node_modules/.bin/componentize-js",
+    )
+    .context(
+        "componentize-js not found: `npm install @bytecodealliance/componentize-js@0.23.0` \
+         (scripts/setup installs it in /opt/starling-js), or set STARLING_COMPONENTIZE_JS",
+    )?;
+    let build = dir.join("build");
+    let (js, wit) = (build.join("js"), build.join("wit"));
+    let _ = std::fs::remove_dir_all(&js);
+    for d in [&js, &wit] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    // The project's modules and the SDK in one directory: plugin.js
+    // imports "./starling-plugin.js", app.js imports "./plugin.js".
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "js" || e == "mjs") {
+            std::fs::copy(&path, js.join(path.file_name().unwrap_or_default()))?;
+        }
+    }
+    for (file, text) in JS_SDK {
+        std::fs::write(js.join(file), text)?;
+    }
+    std::fs::write(wit.join("policy.wit"), CONTRACT_WIT)?;
+    let out = build.join(format!("{}.wasm", project_name(dir)?));
+    let status = Command::new(&tool)
+        .arg(js.join("app.js"))
+        .arg("--wit")
+        .arg(&wit)
+        .args([
+            "--world-name",
+            "plugin",
+            "--disable",
+            "http",
+            "fetch-event",
+            "-o",
+        ])
+        .arg(&out)
+        .status()
+        .with_context(|| format!("running {}", tool.display()))?;
+    if !status.success() {
+        bail!("componentize-js failed ({status})");
     }
     Ok(out)
 }

@@ -1,5 +1,5 @@
-//! `starling plugin new`: a plugin project to start from, in Rust or
-//! Python, that builds (`starling plugin build`) and passes its own
+//! `starling plugin new`: a plugin project to start from, in Rust, Python
+//! or JavaScript, that builds (`starling plugin build`) and passes its own
 //! fixture (`starling plugin test`) as it comes: nodes labelled
 //! `reflector: "true"` become route reflectors, one cluster id for all.
 
@@ -12,6 +12,7 @@ use anyhow::{Context as _, bail};
 pub(crate) enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,6 +134,34 @@ class Plugin:
 export(Plugin)
 "#;
 
+const JS_PLUGIN: &str = r#"// NAME: nodes labelled `reflector: "true"` are route reflectors, with one
+// cluster id. Edit from here; docs/plugins.md explains each part.
+
+import { Role, exportPlugin, labels } from "./starling-plugin.js";
+
+class Plugin {
+  static roles = [Role.ROUTE_REFLECTION];
+
+  /** The resources in; throw new Refused([...]) to refuse them. */
+  constructor(objects) {
+    this.chosen = objects
+      .filter((o) => o.kind === "Node" && labels(o).reflector === "true")
+      .map((o) => o.name)
+      .sort();
+  }
+
+  nodes() {
+    return this.chosen;
+  }
+
+  reflectors() {
+    return this.chosen.map((node) => [node, "244.0.0.1"]);
+  }
+}
+
+exportPlugin(Plugin);
+"#;
+
 const README: &str = r#"# NAME
 
 A Starling policy plugin (LANG), made by `starling plugin new`.
@@ -197,6 +226,18 @@ pub(crate) fn run(args: &NewArgs) -> anyhow::Result<ExitCode> {
             write(dir, ".gitignore", "/build\n__pycache__/\n")?;
             (
                 "Python",
+                format!("build/{}.wasm", name.replace('-', "_")),
+                "",
+            )
+        }
+        Lang::Js => {
+            write(dir, "plugin.js", &JS_PLUGIN.replace("NAME", &name))?;
+            // The SDK beside the code, for editors; `plugin build` writes
+            // its own copy into build/ in any case.
+            write(dir, "starling-plugin.js", super::build::JS_SDK[0].1)?;
+            write(dir, ".gitignore", "/build\n")?;
+            (
+                "JavaScript",
                 format!("build/{}.wasm", name.replace('-', "_")),
                 "",
             )
