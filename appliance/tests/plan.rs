@@ -396,6 +396,17 @@ fn the_conformance_kit_passes_calico_and_names_what_differs() {
         text.contains("starling:policy@0.1.0, fills AsAssignment, PeerSelection"),
         "{text}"
     );
+    let guard = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/examples/prefix-guard/fixtures"
+    );
+    let out = starling(
+        &["plugin", "test", "prefix-guard", "--fixtures", guard],
+        None,
+    );
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 fixtures, 1 passed, 0 failed"), "{text}");
 
     // A component that is no plugin fails the self-test, and says why.
     let junk = dir.join("junk.wasm");

@@ -70,6 +70,14 @@ fn the_python_and_js_examples_pass_their_rust_twins_fixtures() {
             "plugins/examples/js/zone-reflectors",
             "plugins/examples/zone-reflectors/fixtures",
         ),
+        (
+            "plugins/examples/python/prefix-guard",
+            "plugins/examples/prefix-guard/fixtures",
+        ),
+        (
+            "plugins/examples/js/prefix-guard",
+            "plugins/examples/prefix-guard/fixtures",
+        ),
     ] {
         let component = build(project);
         let fixtures = Path::new(REPO).join(fixtures);

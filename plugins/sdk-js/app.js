@@ -31,15 +31,43 @@ function callOrErr(model, method, ...args) {
   }
 }
 
+/** 64 bits of `text` (two FNV-1a hashes), the same in every run. */
+function digest(text) {
+  let a = 0x811c9dc5;
+  let b = 0x9e3779b9;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193) >>> 0;
+    b = Math.imul(b ^ c, 0x01000193) >>> 0;
+  }
+  return (BigInt(a) << 32n) | BigInt(b);
+}
+
+/** What the route policy's verdicts depend on, when the plugin does not
+ * say: the whole snapshot and the context (as the Rust SDK's default), so
+ * any change re-evaluates every session. */
+function defaultInputs(model, contexts) {
+  if (model.digest === null) {
+    model.digest = digest(JSON.stringify(model.objects));
+  }
+  return contexts.map((c) => {
+    const d = digest(`${model.digest}|${JSON.stringify(c)}`);
+    return [d, d];
+  });
+}
+
 class Model {
-  constructor(plugin) {
+  constructor(plugin, objects) {
     this.plugin = plugin;
+    // Kept for the route-policy digest, computed if it is asked for.
+    this.objects = objects;
+    this.digest = null;
   }
 
   static load(objects) {
     const Plugin = exportedPlugin();
     try {
-      return new Model(new Plugin(objects));
+      return new Model(new Plugin(objects), objects);
     } catch (error) {
       if (error instanceof Refused) {
         throw error.problems;
@@ -77,5 +105,6 @@ export const peerSelection = {
 export const origination = { originate: (m, node) => callOrErr(m, "originate", node) };
 export const routePolicy = {
   evaluate: (m, context, sets, routes) => call(m, "evaluate", context, sets, routes),
-  inputs: (m, contexts) => [...call(m, "inputs", contexts)],
+  inputs: (m, contexts) =>
+    typeof m.plugin.inputs === "function" ? [...call(m, "inputs", contexts)] : defaultInputs(m, contexts),
 };

@@ -33,6 +33,17 @@ export const Role = Object.freeze({
   ORIGINATION: "origination",
 });
 
+/** A route policy's verdicts: reject, accept unchanged, or accept with the
+ * attributes `changed[n - 2]`. */
+export const REJECT = 0;
+export const ACCEPT = 1;
+
+/** A route policy's answer: one of REJECT, ACCEPT or 2 + an index into
+ * `changed` per route. */
+export function verdicts(outcome, changed = []) {
+  return { outcome, changed };
+}
+
 let exported = null;
 
 /** Make `cls` the plugin. Call once, at the end of plugin.js. */

@@ -7,13 +7,17 @@ from wit_world.exports import snapshot
 
 
 class Model(snapshot.Model):
-    def __init__(self, plugin):
+    def __init__(self, plugin, objects):
         self.plugin = plugin
+        # Kept for the route-policy digest, computed if it is asked for.
+        self.objects = objects
+        self.digest = None
 
     @classmethod
     def load(cls, objects):
+        objects = list(objects)
         try:
-            return cls(starling_plugin.exported()(list(objects)))
+            return cls(starling_plugin.exported()(objects), objects)
         except starling_plugin.Refused as refused:
             raise Err(refused.problems)
         except Exception:

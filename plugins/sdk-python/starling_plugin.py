@@ -33,6 +33,7 @@ import json
 import sys
 import traceback
 
+from wit_world.exports import route_policy as _route_policy
 from wit_world.exports.snapshot import Role
 from wit_world.imports import log as _log
 from wit_world.imports import types as _types
@@ -45,11 +46,17 @@ NodeFacts = _types.NodeFacts
 Problem = _types.Problem
 Session = _types.Session
 SecretRef = _types.SecretRef
+Direction = _route_policy.Direction
+
+# A route policy's verdicts: reject, accept unchanged, or accept with the
+# attributes `changed[n - 2]`.
+REJECT = 0
+ACCEPT = 1
 
 __all__ = [
-    "AddressFamily", "NextHopMode", "NodePlan", "NodeFacts", "Object", "Problem",
+    "ACCEPT", "REJECT", "AddressFamily", "Direction", "NextHopMode", "NodePlan", "NodeFacts", "Object", "Problem",
     "Refused", "Role", "Session", "export", "labels", "log", "node_plan", "problem",
-    "session", "spec",
+    "session", "spec", "verdicts",
 ]
 
 _exported = None
@@ -124,6 +131,12 @@ def session(*, name, peer_ip, peer_as, local_as, family=AddressFamily.IPV4, orig
         raise TypeError(f"a session has no field {', '.join(sorted(unknown))}")
     values.update(fields)
     return Session(**values)
+
+
+def verdicts(outcome, changed=()):
+    """A route policy's answer: one of REJECT, ACCEPT or 2 + an index into
+    `changed` per route."""
+    return _route_policy.Verdicts(outcome=list(outcome), changed=list(changed))
 
 
 def node_plan(node, *, sessions=(), router_id=None, listen_port=None, listen_addresses=(), warnings=()):
