@@ -323,3 +323,47 @@ fn a_new_project_builds_and_passes_its_own_fixture_in_each_language() {
         assert!(dir.join("README.md").is_file(), "{lang}");
     }
 }
+
+#[test]
+fn an_interpreted_route_policy_says_when_its_verdicts_may_change() {
+    // Neither twin says what its verdicts depend on: the SDKs' default
+    // digests the whole snapshot and the context, as the Rust SDK does.
+    let host = Host::new(Limits::default())
+        .expect("host")
+        .with_cache(Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
+    let context = |session: &str| starling_plugin_host::contract::RouteContext {
+        node: "a".to_owned(),
+        session: session.to_owned(),
+        family: starling_plugin_host::contract::Family::Ipv4,
+        direction: starling_plugin_host::contract::Direction::Export,
+        peer_as: 65000,
+        local_as: 64512,
+        filters: Vec::new(),
+    };
+    let contexts = [
+        context("Global_198_51_100_1"),
+        context("Global_198_51_100_2"),
+    ];
+    let guard = |v4: u32| {
+        object(
+            "PrefixGuard",
+            "edge",
+            &format!(r#"{{"maxLengthV4": {v4}}}"#),
+        )
+    };
+    for project in [
+        "plugins/examples/python/prefix-guard",
+        "plugins/examples/js/prefix-guard",
+    ] {
+        let plugin = host.load_file("guard", &build(project)).expect("load");
+        let digests = |objects: &[Object]| {
+            let mut e = plugin.evaluate(objects).expect("load");
+            e.inputs(&contexts).expect("inputs").expect("0.3 says")
+        };
+        let first = digests(&[guard(24)]);
+        assert_eq!(first.len(), 2, "{project}");
+        assert_ne!(first[0], first[1], "{project}: two sessions, one digest");
+        assert_eq!(digests(&[guard(24)]), first, "{project}: same snapshot");
+        assert_ne!(digests(&[guard(23)]), first, "{project}: an edited guard");
+    }
+}
