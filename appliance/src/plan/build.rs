@@ -191,7 +191,8 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::write(wit.join("policy.wit"), CONTRACT_WIT)?;
     let name = project_name(dir)?;
     let out = build.join(format!("{name}.wasm"));
-    let status = Command::new(&tool)
+    let mut componentize = Command::new(&tool);
+    componentize
         .arg("-d")
         .arg(&wit)
         .args(["-w", "plugin", "componentize", "-p"])
@@ -200,12 +201,8 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
         .arg(&sdk)
         .arg("app")
         .arg("-o")
-        .arg(&out)
-        .status()
-        .with_context(|| format!("running {}", tool.display()))?;
-    if !status.success() {
-        bail!("componentize-py failed ({status})");
-    }
+        .arg(&out);
+    run_tool(componentize, "componentize-py")?;
     Ok(out)
 }
 
@@ -238,25 +235,28 @@ fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
     }
     std::fs::write(wit.join("policy.wit"), CONTRACT_WIT)?;
     let out = build.join(format!("{}.wasm", project_name(dir)?));
-    let status = Command::new(&tool)
+    let mut componentize = Command::new(&tool);
+    componentize
         .arg(js.join("app.js"))
         .arg("--wit")
         .arg(&wit)
-        .args([
-            "--world-name",
-            "plugin",
-            "--disable",
-            "http",
-            "fetch-event",
-            "-o",
-        ])
-        .arg(&out)
-        .status()
-        .with_context(|| format!("running {}", tool.display()))?;
-    if !status.success() {
-        bail!("componentize-js failed ({status})");
-    }
+        .args(["--world-name", "plugin"])
+        .args(["--disable", "http", "fetch-event"])
+        .arg("-o")
+        .arg(&out);
+    run_tool(componentize, "componentize-js")?;
     Ok(out)
+}
+
+/// Run a build tool, its output on the terminal; its failure an error.
+fn run_tool(mut command: Command, what: &str) -> anyhow::Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {what} ({:?})", command.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
 }
 
 /// The project directory's name, as a file name for its component.
