@@ -1,4 +1,9 @@
 //! A compiled plugin and the evaluations that run it.
+//!
+//! Over 800 lines on purpose: the plugin, its sandbox (store, limits,
+//! log) and every role's call are one unit that three contract versions
+//! share through `per_version!`; split, each half would need the other's
+//! private state. The WASI world is apart, in `wasi.rs`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -294,18 +299,10 @@ log_host!(v0_3);
 impl Plugin {
     pub(crate) fn load(host: Host, name: &str, bytes: &[u8]) -> Result<Self, PluginError> {
         let component = crate::precompile::compile(&host, name, bytes)?;
-        if let Some(import) = wasi::refused_import(host.engine(), &component) {
+        if let Some(message) = wasi::refused_import(host.engine(), &component) {
             return Err(PluginError::Incompatible {
                 plugin: name.to_owned(),
-                message: format!(
-                    "it imports `{import}`, which no plugin is given (plugins may import \
-                     starling:policy and a WASI without capabilities: {})",
-                    wasi::GIVEN[2..]
-                        .iter()
-                        .map(|g| g.trim_end_matches('/'))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                message,
             });
         }
         let pre = link(&host, &component).map_err(|message| PluginError::Incompatible {

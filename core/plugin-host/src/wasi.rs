@@ -37,11 +37,12 @@ use wasmtime_wasi::{
     WasiView,
 };
 
-/// What a plugin may import, by interface name prefix: the contract's
-/// `log` (and the types it shares), and WASI.
-pub(crate) const GIVEN: &[&str] = &[
-    "starling:policy/log@",
-    "starling:policy/types@",
+/// The contract's imports a plugin may have: `log` and the types it
+/// shares.
+const CONTRACT: &[&str] = &["starling:policy/log@", "starling:policy/types@"];
+
+/// The WASI interfaces a plugin may import, by name prefix.
+const WASI: &[&str] = &[
     "wasi:cli/",
     "wasi:io/",
     "wasi:clocks/",
@@ -57,14 +58,21 @@ const PIPE_CAPACITY: usize = 64 * 1024;
 /// How far the virtual clocks move at each reading.
 const NANOS_PER_READING: u64 = 1_000;
 
-/// The first import of `component` that no plugin is given.
+/// Why `component` is refused: the first import no plugin is given, named.
 pub(crate) fn refused_import(engine: &wasmtime::Engine, component: &Component) -> Option<String> {
-    component
-        .component_type()
-        .imports(engine)
-        .map(|(name, _)| name)
-        .find(|name| !GIVEN.iter().any(|given| name.starts_with(given)))
-        .map(str::to_owned)
+    let ty = component.component_type();
+    let import = ty.imports(engine).map(|(name, _)| name).find(|name| {
+        !CONTRACT
+            .iter()
+            .chain(WASI)
+            .any(|given| name.starts_with(given))
+    })?;
+    let wasi: Vec<&str> = WASI.iter().map(|w| w.trim_end_matches('/')).collect();
+    Some(format!(
+        "it imports `{import}`, which no plugin is given (plugins may import \
+         starling:policy and a WASI without capabilities: {})",
+        wasi.join(", ")
+    ))
 }
 
 /// Link the WASI interfaces, the monotonic clock replaced by the virtual
