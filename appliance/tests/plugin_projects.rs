@@ -18,15 +18,15 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// A copy of the project at `project` (relative to the repository), built
 /// there: the source tree stays as it was.
 fn build(project: &str) -> PathBuf {
+    build_in(&copy_project(project))
+}
+
+/// A copy of the project's sources in the test's target directory.
+fn copy_project(project: &str) -> PathBuf {
     let source = Path::new(REPO).join(project);
-    let name = source
-        .file_name()
-        .expect("name")
-        .to_string_lossy()
-        .into_owned();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("python-plugins")
-        .join(&name);
+        .join("plugin-projects")
+        .join(project);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("project dir");
     for entry in std::fs::read_dir(&source).expect("project") {
@@ -35,18 +35,21 @@ fn build(project: &str) -> PathBuf {
             std::fs::copy(&path, dir.join(path.file_name().expect("file"))).expect("copy");
         }
     }
-    let out = common::starling(
-        &dir,
-        &["plugin", "build", dir.to_str().expect("utf8")],
-        None,
-    );
+    dir
+}
+
+/// `starling plugin build DIR`, which must succeed: the component built.
+fn build_in(dir: &Path) -> PathBuf {
+    let out = common::starling(dir, &["plugin", "build", dir.to_str().expect("utf8")], None);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "starling plugin build {project}: {stdout}{}",
+        "starling plugin build {}: {stdout}{}",
+        dir.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("starling:policy@0.3.0"), "{stdout}");
+    let name = dir.file_name().expect("name").to_string_lossy();
     dir.join("build")
         .join(format!("{}.wasm", name.replace('-', "_")))
 }
@@ -369,4 +372,146 @@ fn an_interpreted_route_policy_says_when_its_verdicts_may_change() {
         assert_eq!(digests(&[guard(24)]), first, "{project}: same snapshot");
         assert_ne!(digests(&[guard(23)]), first, "{project}: an edited guard");
     }
+}
+
+/// Swap `file` for `contents` in one step, as an install would: a daemon
+/// that watches it never reads half a build.
+fn replace_file(file: &Path, contents: &[u8]) {
+    let next = file.with_extension("next");
+    std::fs::write(&next, contents).expect("write the new build");
+    std::fs::rename(&next, file).expect("swap the new build in");
+}
+
+/// The Python zone reflectors serve a lab's route-reflection role (the
+/// walk of docs/plugins.md "Your first plugin in Python" on a lab): with
+/// the mesh off, the labelled node reflects for the others; a rebuilt
+/// plugin is hot-loaded by every node, and a broken file is refused while
+/// the Python build that runs keeps serving.
+#[test]
+fn a_python_plugin_serves_a_lab_and_is_hot_loaded() {
+    use common::lab::{Lab, metric_sum, wait_for};
+
+    let project = copy_project("plugins/examples/python/zone-reflectors");
+    let served = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-python-zone-reflectors.wasm");
+    replace_file(&served, &std::fs::read(build_in(&project)).expect("build"));
+    let lab = Lab::up(
+        "pyrr",
+        3,
+        &[
+            "--plugin",
+            &format!("route-reflection={}", served.display()),
+        ],
+    );
+    let established = |node: &str| -> Vec<String> {
+        let mut up: Vec<String> = lab
+            .sessions(node)
+            .into_iter()
+            .filter(|(_, state)| state == "Established")
+            .map(|(name, _)| name)
+            .collect();
+        up.sort();
+        up
+    };
+    let cluster_id = |node: &str| -> Option<String> {
+        let out = lab.exec_raw(node, &["starling", "node", "status", "-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["cluster_id"].as_str().map(str::to_owned)
+    };
+    for node in lab.nodes() {
+        wait_for(&format!("{node}'s mesh"), Duration::from_secs(60), || {
+            established(&node).len() == 2
+        });
+    }
+
+    // The plugin's recipe: node-1 is zone a's reflector, the others peer
+    // with it alone.
+    for label in ["reflector=true", "zone=a"] {
+        lab.exec("node-1", &["starling", "label", "node", "node-1", label]);
+    }
+    let peer = lab.dir.join("peer-with-reflectors.yaml");
+    std::fs::write(
+        &peer,
+        "apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata:\n  name: peer-with-reflectors\n\
+         spec:\n  nodeSelector: all()\n  peerSelector: reflector == 'true'\n",
+    )
+    .expect("yaml");
+    lab.exec(
+        "node-1",
+        &["starling", "apply", "-f", peer.to_str().expect("utf8")],
+    );
+    lab.exec(
+        "node-1",
+        &[
+            "starling",
+            "patch",
+            "bgpconfiguration",
+            "default",
+            "-p",
+            r#"{"spec": {"nodeToNodeMeshEnabled": false}}"#,
+        ],
+    );
+    wait_for(
+        "node-1 to reflect for zone a",
+        Duration::from_secs(60),
+        || {
+            cluster_id("node-1").as_deref() == Some("244.0.0.1")
+                && established("node-2") == ["Node_192_0_2_11"]
+                && established("node-3") == ["Node_192_0_2_11"]
+        },
+    );
+    wait_for(
+        "node-2 to reach node-3 through the reflector",
+        Duration::from_secs(30),
+        || lab.ping(2, 3),
+    );
+
+    // A rebuilt plugin (another cluster-id scheme) is hot-loaded.
+    let source = project.join("plugin.py");
+    let text = std::fs::read_to_string(&source).expect("plugin.py");
+    assert!(text.contains("f\"244.0."), "{text}");
+    std::fs::write(&source, text.replace("f\"244.0.", "f\"244.7.")).expect("plugin.py");
+    replace_file(
+        &served,
+        &std::fs::read(build_in(&project)).expect("rebuild"),
+    );
+    wait_for(
+        "node-1 to run the rebuilt plugin",
+        Duration::from_secs(60),
+        || cluster_id("node-1").as_deref() == Some("244.7.0.1"),
+    );
+    for node in ["node-2", "node-3"] {
+        wait_for(
+            &format!("{node} back with its reflector"),
+            Duration::from_secs(60),
+            || established(node) == ["Node_192_0_2_11"],
+        );
+    }
+
+    // A broken file is refused; the Python build that runs still plans the
+    // next change (node-2 becomes zone b's reflector).
+    let errors = |node: &str| metric_sum(&lab.scrape(node), "starling_plugin_errors_total");
+    let before: Vec<f64> = lab.nodes().iter().map(|n| errors(n)).collect();
+    replace_file(&served, b"\0asm this is not a component");
+    for (node, before) in lab.nodes().iter().zip(before) {
+        wait_for(
+            &format!("{node} to refuse the broken file"),
+            Duration::from_secs(30),
+            || errors(node) > before,
+        );
+    }
+    for label in ["reflector=true", "zone=b"] {
+        lab.exec("node-1", &["starling", "label", "node", "node-2", label]);
+    }
+    wait_for(
+        "node-2 to reflect for zone b",
+        Duration::from_secs(60),
+        || {
+            cluster_id("node-2").as_deref() == Some("244.7.1.1")
+                && established("node-3") == ["Node_192_0_2_11", "Node_192_0_2_12"]
+        },
+    );
+    assert!(
+        lab.ping(3, 1) && lab.ping(2, 3),
+        "traffic after the broken build"
+    );
 }

@@ -85,9 +85,10 @@ pub(crate) struct UpArgs {
     #[arg(long, default_value_t = 0, value_name = "K")]
     reflectors: u8,
     /// Run every node with this plugin for a role: `ROLE=PLUGIN`, the
-    /// role one of `as_assignment`, `route_reflection`, `peer_selection`,
-    /// `route_policy`, the plugin a built-in name or a `.wasm` file
-    /// (repeatable). Default: Calico's plugins.
+    /// role spelt as for `starling plan --plugin` (`route-reflection`) or
+    /// as in `starling.toml` (`route_reflection`), the plugin a built-in
+    /// name or a `.wasm` file, which every node's daemon watches and
+    /// hot-loads when it changes (repeatable). Default: Calico's plugins.
     #[arg(long = "plugin", value_name = "ROLE=PLUGIN", value_parser = parse_plugin)]
     plugins: Vec<(String, String)>,
     /// The resource model the nodes run on: `calico` (the guide's
@@ -127,7 +128,10 @@ fn parse_plugin(arg: &str) -> Result<(String, String), String> {
     let (role, plugin) = arg
         .split_once('=')
         .ok_or_else(|| format!("'{arg}': expected ROLE=PLUGIN"))?;
-    if !ROLES.contains(&role) {
+    // `plan --plugin route-reflection=…` and `[plugins] route_reflection`
+    // both name the role: a lab takes what the user just typed for either.
+    let role = role.replace('-', "_");
+    if !ROLES.contains(&role.as_str()) {
         return Err(format!(
             "'{role}' is not a role (one of {})",
             ROLES.join(", ")
@@ -142,7 +146,7 @@ fn parse_plugin(arg: &str) -> Result<(String, String), String> {
     } else {
         plugin.to_owned()
     };
-    Ok((role.to_owned(), plugin))
+    Ok((role, plugin))
 }
 
 #[derive(Debug, clap::Args)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses part of this
 
 pub(crate) mod daemon;
+pub(crate) mod lab;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
