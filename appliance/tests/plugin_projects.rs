@@ -487,6 +487,36 @@ fn a_python_plugin_serves_a_lab_and_is_hot_loaded() {
         );
     }
 
+    // A build that fails its check is not installed: the component the
+    // project had stays, whole.
+    let component = project.join("build/zone_reflectors.wasm");
+    let good = std::fs::read(&component).expect("component");
+    let text = std::fs::read_to_string(&source).expect("plugin.py");
+    std::fs::write(
+        &source,
+        text.replace("roles = [Role.ROUTE_REFLECTION]", "roles = []"),
+    )
+    .expect("plugin.py");
+    let out = common::starling(
+        &project,
+        &["plugin", "build", project.to_str().expect("utf8")],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fills no role") && stderr.contains("left as it was"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read(&component).expect("component") == good,
+        "the failed build replaced the component"
+    );
+    assert!(
+        !project.join("build/.zone_reflectors.wasm.new").exists(),
+        "the failed build was left behind"
+    );
+
     // A broken file is refused; the Python build that runs still plans the
     // next change (node-2 becomes zone b's reflector).
     let errors = |node: &str| metric_sum(&lab.scrape(node), "starling_plugin_errors_total");

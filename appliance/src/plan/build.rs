@@ -12,6 +12,10 @@
 //!   in `build/js/`, `fetch` left out (a plugin gets no `wasi:http`); the
 //!   component is `build/<directory name>.wasm`.
 //!
+//! A Python or JS build replaces `build/<name>.wasm` only once it has
+//! passed the check, in one rename: a daemon serving that file hot-loads
+//! whole, checked builds only.
+//!
 //! The tools are found on `PATH`, else where `scripts/setup` installs
 //! them; `STARLING_COMPONENTIZE_PY` and `STARLING_COMPONENTIZE_JS` name
 //! others.
@@ -87,45 +91,72 @@ impl Language {
 
 pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     let dir = &args.dir;
-    let component = match Language::of(dir)? {
-        Language::Rust => build_rust(dir)?,
-        Language::Python => build_python(dir)?,
-        Language::JavaScript => build_js(dir)?,
+    // Python and JS builds go to a staging file, moved over the component
+    // only once it passes the self-test: a daemon that serves
+    // `build/<name>.wasm` never reads half a build, nor swaps in one that
+    // fails. (Cargo writes its own output; the daemon's self-test guards
+    // a Rust plugin served from there.)
+    let (built, install) = match Language::of(dir)? {
+        Language::Rust => (build_rust(dir)?, None),
+        Language::Python => {
+            let component = component_path(dir)?;
+            (build_python(dir, &staging(&component))?, Some(component))
+        }
+        Language::JavaScript => {
+            let component = component_path(dir)?;
+            (build_js(dir, &staging(&component))?, Some(component))
+        }
     };
-    let size = std::fs::metadata(&component)?.len();
+    let size = std::fs::metadata(&built)?.len();
     let host = Host::new(Limits::default())?.with_cache(super::cache_dir());
+    let component = install.as_deref().unwrap_or(&built);
     let name = component
         .file_stem()
         .map_or_else(|| "plugin".to_owned(), |s| s.to_string_lossy().into_owned());
-    match host.load_file(&name, &component) {
+    let refused = match host.load_file(&name, &built) {
+        Ok(plugin) if plugin.roles().is_empty() => "it fills no role".to_owned(),
         Ok(plugin) => {
+            if let Some(install) = &install {
+                std::fs::rename(&built, install).with_context(|| {
+                    format!("moving {} to {}", built.display(), install.display())
+                })?;
+            }
             let roles: Vec<String> = plugin.roles().iter().map(|r| format!("{r:?}")).collect();
             println!(
                 "built {} ({:.1} MB): starling:policy@{}, fills {}",
                 component.display(),
                 size as f64 / 1e6,
                 plugin.contract_version(),
-                if roles.is_empty() {
-                    "no role".to_owned()
-                } else {
-                    roles.join(", ")
-                }
+                roles.join(", ")
             );
-            Ok(if roles.is_empty() {
-                eprintln!("error: the plugin fills no role");
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
+            return Ok(ExitCode::SUCCESS);
         }
-        Err(e) => {
+        Err(e) => format!("it is not a plugin Starling can load: {e}"),
+    };
+    match &install {
+        Some(install) => {
+            let _ = std::fs::remove_file(&built);
             eprintln!(
-                "error: built {}, but it is not a plugin Starling can load: {e}",
-                component.display()
+                "error: the build failed its check, {refused}; {} is left as it was",
+                install.display()
             );
-            Ok(ExitCode::FAILURE)
         }
+        None => eprintln!("error: built {}, but {refused}", built.display()),
     }
+    Ok(ExitCode::FAILURE)
+}
+
+/// Where a Python or JS project's component goes: `build/<dir name>.wasm`.
+fn component_path(dir: &Path) -> anyhow::Result<PathBuf> {
+    Ok(dir
+        .join("build")
+        .join(format!("{}.wasm", project_name(dir)?)))
+}
+
+/// The file a build writes before its check: `build/.<name>.wasm.new`.
+fn staging(component: &Path) -> PathBuf {
+    let name = component.file_name().unwrap_or_default().to_string_lossy();
+    component.with_file_name(format!(".{name}.new"))
 }
 
 fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -170,7 +201,7 @@ fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
         .join(format!("{}.wasm", name.replace('-', "_"))))
 }
 
-fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
+fn build_python(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
     let tool = find_tool(
         "STARLING_COMPONENTIZE_PY",
         "componentize-py",
@@ -189,8 +220,6 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
         std::fs::write(sdk.join(file), text)?;
     }
     std::fs::write(wit.join("policy.wit"), CONTRACT_WIT)?;
-    let name = project_name(dir)?;
-    let out = build.join(format!("{name}.wasm"));
     let mut componentize = Command::new(&tool);
     componentize
         .arg("-d")
@@ -201,12 +230,12 @@ fn build_python(dir: &Path) -> anyhow::Result<PathBuf> {
         .arg(&sdk)
         .arg("app")
         .arg("-o")
-        .arg(&out);
+        .arg(out);
     run_tool(componentize, "componentize-py")?;
-    Ok(out)
+    Ok(out.to_owned())
 }
 
-fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
+fn build_js(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
     let tool = find_tool(
         "STARLING_COMPONENTIZE_JS",
         "componentize-js",
@@ -234,7 +263,6 @@ fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
         std::fs::write(js.join(file), text)?;
     }
     std::fs::write(wit.join("policy.wit"), CONTRACT_WIT)?;
-    let out = build.join(format!("{}.wasm", project_name(dir)?));
     let mut componentize = Command::new(&tool);
     componentize
         .arg(js.join("app.js"))
@@ -243,9 +271,9 @@ fn build_js(dir: &Path) -> anyhow::Result<PathBuf> {
         .args(["--world-name", "plugin"])
         .args(["--disable", "http", "fetch-event"])
         .arg("-o")
-        .arg(&out);
+        .arg(out);
     run_tool(componentize, "componentize-js")?;
-    Ok(out)
+    Ok(out.to_owned())
 }
 
 /// Run a build tool, its output on the terminal; its failure an error.

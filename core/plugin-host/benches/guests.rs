@@ -2,8 +2,13 @@
 //! prefix-guard examples built from Rust, Python (componentize-py) and
 //! JavaScript (componentize-js), run through the sandbox the daemon uses.
 //!
-//! - `reflect_5000`: a fresh instance loads a 5,000-node snapshot and
-//!   answers `reflectors` (what the daemon does for each snapshot);
+//! - `plan_node_5000`: one node's whole plan on the RR recipe of a
+//!   5,000-node cluster (the mesh off, every node peering with its zone's
+//!   reflectors), Calico's plugin for every role but reflection, which
+//!   the guest fills: what `starling plan --node` and the daemon do for
+//!   each snapshot;
+//! - `reflect_5000`: the guest's share of that, alone: a fresh instance
+//!   loads the 5,000-node snapshot and answers `reflectors`;
 //! - `route_policy_100k`: one export verdict for each of 100,000 routes;
 //! - `load_cached`: a load from the compile cache (the first, compiling
 //!   load is timed once and printed: a sample of ten would take minutes).
@@ -19,6 +24,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use starling_plugin_host::contract::{
     Attributes, Direction, Family, Object, Prefix, Route, RouteContext,
 };
+use starling_plugin_host::pipeline::Roles;
 use starling_plugin_host::{Host, Limits, Plugin};
 
 const LANGUAGES: [&str; 3] = ["rust", "python", "js"];
@@ -89,10 +95,51 @@ fn cluster() -> Vec<Object> {
         .collect()
 }
 
+/// The RR recipe over `cluster()`: the mesh off, every node peers with the
+/// reflectors.
+fn rr_recipe() -> Vec<Object> {
+    let mut objects = cluster();
+    objects.push(Object::new(
+        "BGPConfiguration",
+        "default",
+        r#"{"nodeToNodeMeshEnabled": false}"#.to_owned(),
+    ));
+    objects.push(Object::new(
+        "BGPPeer",
+        "peer-with-reflectors",
+        r#"{"nodeSelector": "all()", "peerSelector": "reflector == 'true'"}"#.to_owned(),
+    ));
+    objects
+}
+
 fn benches(c: &mut Criterion) {
     let cache = tempdir();
     let host = host(&cache);
     let objects = cluster();
+    let calico = host
+        .load("calico", starling_plugins::CALICO)
+        .expect("calico");
+    let recipe = rr_recipe();
+    let one = vec!["node-02500".to_owned()];
+
+    let mut g = c.benchmark_group("plan_node_5000");
+    g.sample_size(10);
+    for lang in LANGUAGES {
+        let Some(plugin) = load(&host, lang, "zone-reflectors") else {
+            continue;
+        };
+        let mut roles = Roles::all(calico.clone());
+        roles.route_reflection = plugin;
+        g.bench_function(lang, |b| {
+            b.iter(|| {
+                let plan = roles.plan(&recipe, Some(&one)).expect("plan");
+                // A client of its zone's reflectors.
+                assert_eq!(plan.nodes[0].sessions.len(), 10);
+            })
+        });
+    }
+    g.finish();
+
     let context = RouteContext {
         node: "node-00001".to_owned(),
         session: "Global_198_51_100_1".to_owned(),

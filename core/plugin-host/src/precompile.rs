@@ -73,8 +73,13 @@ fn store(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    // Write then rename, so a crash never leaves half an artifact.
-    let tmp = path.with_extension("tmp");
+    // Write then rename, so a crash never leaves half an artifact. The
+    // cache is shared (a lab's daemons, parallel tests): each writer has a
+    // temporary file of its own, and the last rename wins with the same
+    // bytes.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
     std::fs::write(&tmp, artifact)?;
     std::fs::rename(tmp, path)
 }
@@ -98,5 +103,35 @@ impl Hasher for Fnv {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store;
+
+    /// Writers sharing a cache (a lab's daemons start together) each
+    /// store the same artifact: none fails, and what is left is whole.
+    #[test]
+    fn writers_of_the_same_artifact_do_not_collide() {
+        let dir = std::env::temp_dir().join(format!("starling-cache-race-{}", std::process::id()));
+        let path = dir.join("artifact.cwasm");
+        let artifact = vec![7u8; 1 << 20];
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        store(&dir, &path, &artifact).expect("store");
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read(&path).expect("artifact"), artifact);
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 }
