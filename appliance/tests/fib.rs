@@ -342,6 +342,17 @@ fn the_daemon_installs_best_paths_and_its_blocks_and_adopts_them_on_restart() {
         );
     }
     assert_eq!(metric(&scraped, "starling_fib_routes"), Some(2.0));
+    // Where the bytes are: every part that holds these routes says so.
+    for part in ["rib_index", "rib_table", "rib_attributes", "fib_installed"] {
+        assert!(
+            metric(
+                &scraped,
+                &format!("starling_memory_bytes{{part=\"{part}\"}}")
+            )
+            .is_some_and(|b| b > 0.0),
+            "{part}\n{scraped}"
+        );
+    }
     assert!(
         metric(&scraped, "starling_fib_write_duration_seconds_count").is_some_and(|n| n >= 1.0),
         "{scraped}"

@@ -105,12 +105,16 @@ fn count(stats: &Mutex<FibStats>, report: Report) {
         Report::Write {
             duration,
             installed,
+            installed_bytes,
+            pending_bytes,
             added,
             replaced,
             deleted,
             refused,
             failed,
         } => {
+            s.installed_bytes = installed_bytes as u64;
+            s.pending_bytes = pending_bytes as u64;
             s.writes += 1;
             s.write_seconds += duration.as_secs_f64();
             s.write_latency.observe(duration.as_secs_f64());

@@ -20,6 +20,10 @@ use super::Shared;
 #[derive(Debug, Clone)]
 pub(crate) struct FibStats {
     pub(crate) installed: u64,
+    /// Heap bytes of the installed table, after the last write.
+    pub(crate) installed_bytes: u64,
+    /// Heap bytes of the changes the last write took (a burst's peak).
+    pub(crate) pending_bytes: u64,
     pub(crate) added: u64,
     pub(crate) replaced: u64,
     pub(crate) deleted: u64,
@@ -44,6 +48,8 @@ impl Default for FibStats {
         ]);
         FibStats {
             installed: 0,
+            installed_bytes: 0,
+            pending_bytes: 0,
             added: 0,
             replaced: 0,
             deleted: 0,
@@ -152,6 +158,12 @@ pub(crate) async fn render(sources: &Sources) -> Result<String, prometheus::Erro
     }
     bgp.register(&registry)?;
     register_rib(&registry, &counts)?;
+    let fib = sources
+        .fib
+        .lock()
+        .map(|f| (f.installed_bytes, f.pending_bytes))
+        .unwrap_or_default();
+    register_memory(&registry, &counts, fib)?;
     let plugins = sources
         .plugins
         .lock()
@@ -320,6 +332,36 @@ impl SessionMetrics {
         registry.register(Box::new(self.advertised))?;
         registry.register(Box::new(self.without_next_hop))
     }
+}
+
+/// `starling_memory_bytes{part}`: where the daemon's heap goes, by the
+/// structures that grow with routes (docs/performance.md has them per
+/// route). Estimates from capacities, not allocator statistics: they sum
+/// to less than the RSS.
+fn register_memory(
+    registry: &Registry,
+    counts: &Counts,
+    (fib_installed, fib_pending): (u64, u64),
+) -> Result<(), prometheus::Error> {
+    let memory = IntGaugeVec::new(
+        Opts::new(
+            "memory_bytes",
+            "Heap bytes of the structures that grow with routes, by part",
+        ),
+        &["part"],
+    )?;
+    let rib = counts.rib_memory;
+    for (part, bytes) in [
+        ("rib_index", rib.index as u64),
+        ("rib_table", rib.table as u64),
+        ("rib_attributes", rib.attributes as u64),
+        ("adj_rib_out", counts.adj_rib_out_bytes as u64),
+        ("fib_installed", fib_installed),
+        ("fib_pending", fib_pending),
+    ] {
+        memory.with_label_values(&[part]).set(bytes as i64);
+    }
+    registry.register(Box::new(memory))
 }
 
 fn register_rib(registry: &Registry, counts: &Counts) -> Result<(), prometheus::Error> {

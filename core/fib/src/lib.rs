@@ -514,8 +514,8 @@ impl Fib {
         let deletes = self
             .installed
             .iter()
-            .filter(|(dest, _)| !desired.contains_key(*dest))
-            .map(|(dest, target)| (Op::Delete, *dest, target.clone()))
+            .filter(|(dest, _)| !desired.contains_key(dest))
+            .map(|(dest, target)| (Op::Delete, dest, target.clone()))
             .collect();
         ops.extend(descending(deletes));
         self.write(ops)
@@ -534,7 +534,7 @@ impl Fib {
     /// descending, per slice of 65,536 changes.
     pub fn apply_changes<'a>(
         &mut self,
-        changes: impl IntoIterator<Item = (&'a Destination, &'a Option<Target>)>,
+        changes: impl IntoIterator<Item = (Destination, &'a Option<Target>)>,
     ) -> Result<Changes, FibError> {
         // In slices, so a full table's ops (each with its target) are
         // never all held at once.
@@ -544,12 +544,12 @@ impl Fib {
             let mut ops: Vec<(Op, Destination, Target)> = Vec::new();
             let mut deletes = Vec::new();
             for (dest, want) in changes.by_ref().take(APPLY_SLICE) {
-                match (want, self.installed.get(dest)) {
-                    (Some(want), None) => ops.push((Op::Add, *dest, want.clone())),
+                match (want, self.installed.get(&dest)) {
+                    (Some(want), None) => ops.push((Op::Add, dest, want.clone())),
                     (Some(want), Some(have)) if have != want => {
-                        ops.push((Op::Replace, *dest, want.clone()));
+                        ops.push((Op::Replace, dest, want.clone()));
                     }
-                    (None, Some(have)) => deletes.push((Op::Delete, *dest, have.clone())),
+                    (None, Some(have)) => deletes.push((Op::Delete, dest, have.clone())),
                     _ => {}
                 }
             }
@@ -597,8 +597,7 @@ impl Fib {
                 })?;
             installed
                 .keys()
-                .filter(|dest| !kernel.contains(*dest))
-                .copied()
+                .filter(|dest| !kernel.contains(dest))
                 .collect()
         };
         // The repair writes are relative to the kernel's state, so the
@@ -632,7 +631,7 @@ impl Fib {
         }
         // Anything the kernel refused stays out; retry through
         // apply_changes.
-        let retry = self.apply_changes(wanted.iter().map(|(dest, target)| (dest, target)))?;
+        let retry = self.apply_changes(wanted.iter().map(|(dest, target)| (*dest, target)))?;
         changes.added += retry.added;
         changes.replaced += retry.replaced;
         changes.deleted += retry.deleted;

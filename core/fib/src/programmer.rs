@@ -65,6 +65,10 @@ pub enum Report {
         duration: Duration,
         /// Routes installed after it.
         installed: usize,
+        /// The heap bytes of the installed table after it, and of the
+        /// pending changes before it (a burst's peak).
+        installed_bytes: usize,
+        pending_bytes: usize,
         added: usize,
         replaced: usize,
         deleted: usize,
@@ -304,8 +308,8 @@ impl<B> Loop<B> {
         self.swept = true;
         let mut stale = 0;
         for dest in self.fib.installed().keys() {
-            if !self.claimed.contains(dest) && !self.pending.contains_key(dest) {
-                self.pending.insert(*dest, None);
+            if !self.claimed.contains(&dest) && !self.pending.contains_key(&dest) {
+                self.pending.insert(dest, None);
                 stale += 1;
             }
         }
@@ -321,6 +325,7 @@ impl<B> Loop<B> {
     /// Write what is pending, in one batched pass.
     fn write(&mut self) {
         let started = std::time::Instant::now();
+        let pending_bytes = self.pending.heap_bytes();
         let blind = self.pending.len() >= self.pacing.blind_write && self.monitor.pause().is_ok();
         let result = tokio::task::block_in_place(|| self.fib.apply_changes(self.pending.iter()));
         if blind {
@@ -358,6 +363,8 @@ impl<B> Loop<B> {
         let report = Report::Write {
             duration,
             installed: self.fib.installed().len(),
+            installed_bytes: self.fib.installed().heap_bytes(),
+            pending_bytes,
             added,
             replaced,
             deleted,

@@ -226,9 +226,11 @@ fn only_the_changed_destinations_are_written() {
             .into_iter()
             .map(|d| (d, next.get(&d).cloned()))
             .collect();
-        let second = fib.apply_changes(&listed).expect("changed");
+        let second = fib
+            .apply_changes(listed.iter().map(|(d, t)| (*d, t)))
+            .expect("changed");
         let third = fib
-            .apply_changes([(&unlisted, &next.get(&unlisted).cloned())])
+            .apply_changes([(unlisted, &next.get(&unlisted).cloned())])
             .expect("the rest");
         (second, third)
     });

@@ -86,6 +86,12 @@ pub(crate) struct GroupAdjOut {
 }
 
 impl GroupAdjOut {
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.sets.heap_bytes()
+            + self.from.capacity() * size_of::<Member>()
+            + self.per_source.capacity() * (size_of::<(Member, usize)>() + 1)
+    }
+
     pub(crate) fn get(&self, slot: Slot) -> Option<(SetId, Member)> {
         let set = self.sets.get(slot)?;
         Some((set, self.from.get(slot as usize).copied().unwrap_or(0)))
@@ -231,6 +237,11 @@ impl UpdateGroup {
     pub(crate) fn clear(&mut self, sets: &mut SetTable) {
         self.adj_out.clear(sets);
         self.add_path_out.clear(sets);
+    }
+
+    /// Heap bytes of what the group has been sent (its Adj-RIB-Out).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.adj_out.heap_bytes() + self.add_path_out.heap_bytes()
     }
 
     /// Routes `member` holds.

@@ -304,11 +304,14 @@ async fn one_run(
     }
     let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
     if let Some(metrics) = &daemon.metrics {
-        // Where Starling's time went, for whoever profiles it.
+        // Where Starling's time and bytes went, for whoever profiles it.
         let text = scrape(*metrics).await.unwrap_or_default();
         let lines: Vec<&str> = text
             .lines()
-            .filter(|l| l.starts_with("starling_fib_") && !l.contains("_bucket"))
+            .filter(|l| {
+                (l.starts_with("starling_fib_") && !l.contains("_bucket"))
+                    || l.starts_with("starling_memory_bytes")
+            })
             .collect();
         eprintln!("{}", lines.join("\n"));
     }

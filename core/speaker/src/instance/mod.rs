@@ -111,6 +111,10 @@ pub struct Counts {
     pub peers: HashMap<IpAddr, PeerCounts>,
     /// Update groups: sets of established peers sent the same UPDATEs.
     pub update_groups: usize,
+    /// Where the RIB's heap bytes are.
+    pub rib_memory: crate::rib::RibMemory,
+    /// Heap bytes of every update group's Adj-RIB-Out.
+    pub adj_rib_out_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

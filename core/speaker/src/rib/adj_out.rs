@@ -127,6 +127,10 @@ pub struct AdjRibOut {
 }
 
 impl AdjRibOut {
+    pub fn heap_bytes(&self) -> usize {
+        self.sent.capacity() * size_of::<u32>()
+    }
+
     /// The set `slot` was sent with, if it was.
     pub fn get(&self, slot: Slot) -> Option<SetId> {
         match self.sent.get(slot as usize) {
@@ -207,6 +211,11 @@ pub struct AddPathOut {
 }
 
 impl AddPathOut {
+    pub fn heap_bytes(&self) -> usize {
+        // A hash table's slot and control byte per entry it has room for.
+        self.sent.capacity() * (size_of::<(Slot, SmallVec<[(u32, SetId); 2]>)>() + 1)
+    }
+
     /// Make `slot` advertised with exactly the (path id, set) pairs of
     /// `wanted`: appends the path ids to withdraw and the pairs to
     /// announce (new ids and ids whose set changed).

@@ -88,6 +88,30 @@ impl PrefixIndex {
     pub(super) fn len(&self) -> usize {
         self.v4.len + self.v6.len()
     }
+
+    /// Heap bytes, near enough for a metric: the IPv4 buckets as
+    /// allocated; B-trees (IPv6, and crowded IPv4 buckets) at their
+    /// entries' size and a half, which is what their nodes average.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let tree = |entries: usize, entry: usize| entries * entry * 3 / 2;
+        let buckets: usize = self
+            .v4
+            .chunks
+            .iter()
+            .flatten()
+            .flat_map(|chunk| chunk.iter())
+            .map(|bucket| match bucket {
+                Bucket::Sorted(entries) => entries.capacity() * size_of::<Entry>(),
+                Bucket::Tree(t) => tree(t.len(), size_of::<((u16, u8), Slot)>()),
+            })
+            .sum();
+        let chunks = self.v4.chunks.iter().flatten().count() * Ipv4Index::CHUNK;
+        buckets
+            + chunks * size_of::<Bucket>()
+            + self.v4.chunks.capacity() * size_of::<Option<Box<[Bucket]>>>()
+            + self.v4.occupied.capacity() * size_of::<u64>()
+            + tree(self.v6.len(), size_of::<(Ipv6Prefix, Slot)>())
+    }
 }
 
 /// IPv4 prefixes by their first 16 address bits: a table of 65,536
