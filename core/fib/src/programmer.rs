@@ -17,8 +17,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::{
-    Destination, Fib, FibConfig, FibError, KernelEvent, PendingChanges, RouteMonitor, Target,
+    Changes, Destination, Fib, FibConfig, FibError, KernelEvent, PendingChanges, RouteMonitor,
+    Target,
 };
+
+/// Changes a write pass takes out of the pending map at a time: one
+/// [`Fib::apply_changes`] slice.
+const WRITE_SLICE: usize = 65_536;
 
 /// How the loop paces itself. The defaults are the daemon's.
 #[derive(Debug, Clone)]
@@ -231,7 +236,7 @@ impl<B> Loop<B> {
                 }
                 () = sleep_until(self.write_at), if self.write_at.is_some() => {
                     self.write_at = None;
-                    self.write();
+                    self.write(&mut changes);
                 }
             }
         }
@@ -322,12 +327,65 @@ impl<B> Loop<B> {
         }
     }
 
-    /// Write what is pending, in one batched pass.
-    fn write(&mut self) {
+    /// Write what is pending, in slices taken out of the pending map.
+    /// Between slices, batches that arrived meanwhile are translated into
+    /// it: a full table arrives ten times faster than the kernel takes it,
+    /// and left in the channel each change is the caller's record (a best
+    /// path and its attributes) instead of a packed word here.
+    fn write(&mut self, changes: &mut mpsc::UnboundedReceiver<B>) {
         let started = std::time::Instant::now();
         let pending_bytes = self.pending.heap_bytes();
         let blind = self.pending.len() >= self.pacing.blind_write && self.monitor.pause().is_ok();
-        let result = tokio::task::block_in_place(|| self.fib.apply_changes(self.pending.iter()));
+        // A pass writes at most what was pending when it began (in
+        // slices): steady churn must not keep it from the loop's other
+        // work. What came meanwhile goes in the next pass.
+        let mut slices = self.pending.len().div_ceil(WRITE_SLICE);
+        let (mut done, mut retry) = (Changes::default(), Vec::new());
+        let mut failed = false;
+        while slices > 0 {
+            slices -= 1;
+            let slice = self.pending.take(WRITE_SLICE);
+            let result = tokio::task::block_in_place(|| {
+                self.fib
+                    .apply_changes(slice.iter().map(|(dest, want)| (*dest, want)))
+            });
+            match result {
+                Ok(c) => {
+                    let refused: HashSet<Destination> =
+                        c.refused.iter().map(|r| r.destination).collect();
+                    retry.extend(slice.into_iter().filter(|(d, _)| refused.contains(d)));
+                    done.added += c.added;
+                    done.replaced += c.replaced;
+                    done.deleted += c.deleted;
+                    done.refused.extend(c.refused);
+                }
+                Err(e) => {
+                    tracing::error!("FIB write failed: {e}");
+                    retry.extend(slice);
+                    failed = true;
+                    break;
+                }
+            }
+            while let Ok(batch) = changes.try_recv() {
+                self.want(batch);
+            }
+        }
+        // Changes that came during the pass (or that its bound left) get
+        // a pass of their own, as a batch would.
+        if !failed && !self.pending.is_empty() {
+            self.write_at
+                .get_or_insert_with(|| Instant::now() + self.pacing.batch_delay);
+        }
+        // Refused routes, and a failed write's, are tried again with the
+        // next pass (not by themselves: a route the kernel refuses would
+        // be refused every 50 ms), unless a newer change replaced them.
+        for (dest, want) in retry {
+            if !self.pending.contains_key(&dest) {
+                self.pending.insert(dest, want);
+            }
+        }
+        // Give back what a full table's burst took.
+        self.pending.shrink_to(1024);
         if blind {
             if let Err(e) = self.monitor.resume() {
                 tracing::warn!("route monitor: {e}; relying on the periodic check");
@@ -339,37 +397,19 @@ impl<B> Loop<B> {
         if self.repair_when_quiet {
             self.repair_at = Some(now + self.pacing.quiet);
         }
-        let duration = started.elapsed();
-        // (added, replaced, deleted, refused), or `None`: the write failed.
-        let counts = match result {
-            Ok(c) => {
-                let refused: HashSet<Destination> =
-                    c.refused.iter().map(|r| r.destination).collect();
-                self.pending.retain(|d| refused.contains(d));
-                // Give back what a full table's burst took.
-                self.pending.shrink_to(1024);
-                if !c.refused.is_empty() {
-                    tracing::warn!(refused = c.refused.len(), first = ?c.refused.first(), "kernel refused routes");
-                }
-                Some((c.added, c.replaced, c.deleted, c.refused.len()))
-            }
-            Err(e) => {
-                // `pending` stays: the next write tries again.
-                tracing::error!("FIB write failed: {e}");
-                None
-            }
-        };
-        let (added, replaced, deleted, refused) = counts.unwrap_or_default();
+        if !done.refused.is_empty() {
+            tracing::warn!(refused = done.refused.len(), first = ?done.refused.first(), "kernel refused routes");
+        }
         let report = Report::Write {
-            duration,
+            duration: started.elapsed(),
             installed: self.fib.installed().len(),
             installed_bytes: self.fib.installed().heap_bytes(),
             pending_bytes,
-            added,
-            replaced,
-            deleted,
-            refused,
-            failed: counts.is_none(),
+            added: done.added,
+            replaced: done.replaced,
+            deleted: done.deleted,
+            refused: done.refused.len(),
+            failed,
         };
         (self.report)(report);
     }

@@ -255,6 +255,26 @@ impl<T: Clone + Eq + Hash> RouteMap<T> {
         });
     }
 
+    /// Take up to `n` routes out (whichever come first).
+    pub fn take(&mut self, n: usize) -> Vec<(Destination, T)> {
+        let Self { v4, v6, values, .. } = self;
+        let v4 = v4
+            .extract_if(|_| true)
+            .take(n)
+            .map(|r| (r.destination(), r.id()));
+        let mut taken: Vec<(Destination, TargetId)> = v4.collect();
+        let more = n - taken.len();
+        taken.extend(
+            v6.extract_if(|_| true)
+                .take(more)
+                .map(|r| (r.destination(), r.id)),
+        );
+        taken
+            .into_iter()
+            .filter_map(|(dest, id)| Some((dest, values.release(id)?)))
+            .collect()
+    }
+
     /// Give back memory a burst took, keeping room for `min` routes.
     pub fn shrink_to(&mut self, min: usize) {
         let hasher = &self.hasher;
@@ -370,6 +390,27 @@ mod tests {
             ]
         );
         assert_eq!(installed.remove(&d("10.0.9.0/24")), None);
+        installed.insert(d("2001:db8:1::/48"), via(3));
+        let mut taken = installed.take(2);
+        taken.sort();
+        assert_eq!(taken.len(), 2);
+        assert_eq!(installed.len(), 1);
+        let left: Vec<_> = installed.iter().map(|(d, t)| (d, t.clone())).collect();
+        let mut all = [taken, left].concat();
+        all.sort();
+        assert_eq!(
+            all,
+            vec![
+                (d("10.0.1.0/24"), via(2)),
+                (d("10.0.2.0/24"), Target::Blackhole),
+                (d("2001:db8:1::/48"), via(3)),
+            ]
+        );
+        for (dest, target) in all {
+            installed.insert(dest, target);
+        }
+        assert_eq!(installed.take(10).len(), 3);
+        assert!(installed.is_empty() && installed.targets().count() == 0);
         installed.insert(d("2001:db8::/48"), via(1));
         installed.retain(|dest| dest.addr().is_ipv6());
         assert_eq!(installed.len(), 1);

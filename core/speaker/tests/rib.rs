@@ -460,3 +460,43 @@ fn sessions_ending_together_leave_what_ending_one_by_one_leaves() {
     assert_eq!(prefixes, ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24"]);
     assert!(changes.iter().filter(|c| c.best.is_empty()).count() == 2);
 }
+
+/// A departure walked a few changes at a time makes the changes one walk
+/// makes, in the same order, and leaves the same table.
+#[test]
+fn a_departure_in_steps_makes_what_one_walk_makes() {
+    let (a, b) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+    let prefixes: Vec<String> = (0..40)
+        .map(|i| format!("10.{}.{}.0/24", i % 3, i))
+        .collect();
+    let names: Vec<&str> = prefixes.iter().map(String::as_str).collect();
+    let load = || {
+        let mut r = rib();
+        r.apply_update(a, &announce(&[65001], &names));
+        // b also has every fourth prefix: those keep a path.
+        let some: Vec<&str> = names.iter().copied().step_by(4).collect();
+        r.apply_update(b, &announce(&[65002, 65009], &some));
+        r
+    };
+    let mut whole = load();
+    let at_once = whole.peers_down(&[a]);
+    let mut stepped = load();
+    let mut departure = stepped.begin_departure(&[a]);
+    let mut steps = Vec::new();
+    while !departure.is_done() {
+        let changes = stepped.continue_departure(&mut departure, 3);
+        assert!(changes.len() <= 3);
+        steps.push(changes);
+    }
+    assert!(steps.len() >= 40 / 3, "{} steps", steps.len());
+    assert_eq!(steps.concat(), at_once);
+    assert_eq!(at_once.len(), 40);
+    assert_eq!((stepped.len(), whole.len()), (10, 10));
+    for name in &names {
+        assert_eq!(
+            best_source(&stepped, name),
+            best_source(&whole, name),
+            "{name}"
+        );
+    }
+}

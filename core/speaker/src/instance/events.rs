@@ -14,6 +14,9 @@ use crate::policy::{Candidate, Direction, RoutePolicy, Verdict};
 use crate::rib::Source;
 use crate::session::{DownReason, Negotiated};
 
+/// Best-path changes a departure makes before they are passed on.
+const DEPARTURE_SLICE: usize = 65_536;
+
 /// How long after a failed import or export the peer's routes are asked
 /// for, or evaluated, again.
 pub(super) const POLICY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -155,11 +158,17 @@ impl<L: Links> Core<L> {
             return;
         }
         let leaving = std::mem::take(&mut self.leaving);
-        let changes = self.rib.peers_down(&leaving);
+        // A slice of changes at a time: a full table leaving is a million
+        // best-path changes, passed on to the peers, the kernel and the
+        // monitors as the walk makes them rather than held all at once.
+        let mut departure = self.rib.begin_departure(&leaving);
         for address in leaving {
             self.path_ids.forget(Source::Peer(address));
         }
-        self.propagate(changes);
+        while !departure.is_done() {
+            let changes = self.rib.continue_departure(&mut departure, DEPARTURE_SLICE);
+            self.propagate(changes);
+        }
         self.rib.collect_garbage();
     }
 

@@ -9,6 +9,24 @@ use smallvec::SmallVec;
 
 use super::{BestChange, Path, Rib, SourceRef};
 
+/// Peers' paths being removed, a step at a time (see
+/// [`Rib::begin_departure`]).
+#[derive(Debug)]
+pub struct Departure {
+    leaving: SmallVec<[SourceRef; 4]>,
+    /// Index entries walked so far.
+    visited: usize,
+    emptied_before: usize,
+    done: bool,
+}
+
+impl Departure {
+    /// The walk is over: every leaving path is gone.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
 impl Rib {
     /// For each peer in `leaving`, how many prefixes have paths only from
     /// `leaving` peers: what closing all of them now would make
@@ -48,9 +66,19 @@ impl Rib {
     /// Remove everything `peers` sent, in one walk of the table: a
     /// hundred sessions ending together cost one walk, not a hundred.
     pub fn peers_down(&mut self, peers: &[IpAddr]) -> Vec<BestChange> {
-        // One walk that removes as it goes: a full table's withdrawal
-        // neither lists its paths first nor looks each up again.
+        let mut departure = self.begin_departure(peers);
         let mut changes = Vec::new();
+        while !departure.is_done() {
+            changes.extend(self.continue_departure(&mut departure, usize::MAX));
+        }
+        changes
+    }
+
+    /// Start removing everything `peers` sent, to be walked in steps by
+    /// [`Rib::continue_departure`]: a full table leaving at once is a
+    /// million changes, which the caller can pass on a slice at a time
+    /// instead of holding them all (60 MB).
+    pub fn begin_departure(&mut self, peers: &[IpAddr]) -> Departure {
         for peer in peers {
             self.received.remove(peer);
             self.rejected.remove(peer);
@@ -59,9 +87,31 @@ impl Rib {
             peers.iter().filter_map(|&a| self.peers.number(a)).collect();
         leaving.sort_unstable();
         leaving.dedup();
-        if leaving.is_empty() {
+        Departure {
+            done: leaving.is_empty(),
+            leaving,
+            visited: 0,
+            emptied_before: self.emptied.len(),
+        }
+    }
+
+    /// The next step of `departure`: walk the table on from where the last
+    /// step stopped, removing the leaving peers' paths as it goes (no list
+    /// of them first, no second lookup), until `max_changes` best-path
+    /// changes are made or the table ends. Between steps the RIB is
+    /// consistent (the prefixes not walked yet still have their leaving
+    /// paths); the caller must finish the walk before anything else
+    /// changes the table.
+    pub fn continue_departure(
+        &mut self,
+        departure: &mut Departure,
+        max_changes: usize,
+    ) -> Vec<BestChange> {
+        let mut changes = Vec::new();
+        if departure.done {
             return changes;
         }
+        let leaving = &departure.leaving;
         let from_leaving = |p: &Path| leaving.binary_search(&p.source_ref()).is_ok();
         let Self {
             index,
@@ -73,8 +123,12 @@ impl Rib {
             ..
         } = self;
         let inputs = (&*peers, &*cfg, *track_all_paths);
-        let before = emptied.len();
-        for (prefix, slot) in index.iter() {
+        // The index is not changed until the walk ends, so a position in
+        // it stays valid between steps; skipping to it costs a few
+        // nanoseconds an entry.
+        departure.done = true;
+        for (prefix, slot) in index.iter().skip(departure.visited) {
+            departure.visited += 1;
             let Some(d) = destinations.get_mut(slot as usize) else {
                 continue;
             };
@@ -90,8 +144,12 @@ impl Rib {
             if d.paths.is_empty() {
                 emptied.push(slot);
             }
+            if changes.len() >= max_changes {
+                departure.done = false;
+                break;
+            }
         }
-        if emptied.len() > before {
+        if departure.done && emptied.len() > departure.emptied_before {
             index.retain(|slot| {
                 destinations
                     .get(slot as usize)

@@ -7,6 +7,7 @@
 pub mod adj_out;
 pub mod decision;
 mod departures;
+pub use departures::Departure;
 pub mod export;
 mod index;
 mod path;
