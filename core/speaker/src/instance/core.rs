@@ -235,7 +235,7 @@ impl<L: Links> Core<L> {
     }
 
     /// Tell the FIB and every established peer about the queued changes.
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }

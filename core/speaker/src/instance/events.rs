@@ -159,7 +159,8 @@ impl<L: Links> Core<L> {
         }
         let leaving = std::mem::take(&mut self.leaving);
         // A slice of changes at a time: a full table leaving is a million
-        // best-path changes, passed on to the peers, the kernel and the
+        // best-path changes (60 MB, and as much again to merge them with
+        // the batch's others), sent to the peers, the kernel and the
         // monitors as the walk makes them rather than held all at once.
         let mut departure = self.rib.begin_departure(&leaving);
         for address in leaving {
@@ -168,6 +169,13 @@ impl<L: Links> Core<L> {
         while !departure.is_done() {
             let changes = self.rib.continue_departure(&mut departure, DEPARTURE_SLICE);
             self.propagate(changes);
+            if !departure.is_done() {
+                // Out to the peers and the FIB now (the last slice goes
+                // with the batch). Slots emptied so far may be recycled:
+                // nothing inserts until the walk is over, and its end
+                // drops them from the index.
+                self.flush();
+            }
         }
         self.rib.collect_garbage();
     }

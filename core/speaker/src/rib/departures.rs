@@ -16,7 +16,10 @@ pub struct Departure {
     leaving: SmallVec<[SourceRef; 4]>,
     /// Index entries walked so far.
     visited: usize,
-    emptied_before: usize,
+    /// Some destination lost its last path: the walk's end drops those
+    /// from the index. (Not a count of `Rib::emptied`: the caller may
+    /// recycle the emptied slots between steps.)
+    emptied_any: bool,
     done: bool,
 }
 
@@ -91,7 +94,7 @@ impl Rib {
             done: leaving.is_empty(),
             leaving,
             visited: 0,
-            emptied_before: self.emptied.len(),
+            emptied_any: false,
         }
     }
 
@@ -143,13 +146,14 @@ impl Rib {
             d.decide(&old, prefix, slot, inputs, &mut changes);
             if d.paths.is_empty() {
                 emptied.push(slot);
+                departure.emptied_any = true;
             }
             if changes.len() >= max_changes {
                 departure.done = false;
                 break;
             }
         }
-        if departure.done && emptied.len() > departure.emptied_before {
+        if departure.done && departure.emptied_any {
             index.retain(|slot| {
                 destinations
                     .get(slot as usize)
