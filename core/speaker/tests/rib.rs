@@ -502,3 +502,43 @@ fn a_departure_in_steps_makes_what_one_walk_makes() {
         );
     }
 }
+
+/// What a route costs the RIB, held to today's figures so a change that
+/// grows it fails here (docs/performance.md "Where the bytes are" has the
+/// breakdown for a full table): 262,144 IPv4 prefixes from one peer.
+#[test]
+fn a_route_costs_the_rib_no_more_bytes_than_today() {
+    let a = IpAddr::from([192, 0, 2, 1]);
+    let mut r = rib();
+    let prefixes: Vec<String> = (0..1u32 << 18)
+        .map(|i| {
+            let addr = Ipv4Addr::from((10 << 24) + (i << 8));
+            format!("{addr}/24")
+        })
+        .collect();
+    for batch in prefixes.chunks(1024) {
+        let names: Vec<&str> = batch.iter().map(String::as_str).collect();
+        r.apply_update(a, &announce(&[65001], &names));
+    }
+    assert_eq!(r.len(), prefixes.len());
+    let memory = r.memory();
+    let per_route = |bytes: usize| bytes as f64 / prefixes.len() as f64;
+    let (index, table) = (per_route(memory.index), per_route(memory.table));
+    eprintln!(
+        "bytes per route: index {index:.1}, table {table:.1}, attributes {}",
+        memory.attributes
+    );
+    assert!(
+        index <= 10.0,
+        "the prefix index takes {index:.1} bytes a route"
+    );
+    assert!(
+        table <= 25.0,
+        "the destination table takes {table:.1} bytes a route"
+    );
+    assert!(
+        memory.attributes < 4096,
+        "one attribute set took {}",
+        memory.attributes
+    );
+}
