@@ -17,15 +17,18 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
 /// A copy of the project at `project` (relative to the repository), built
 /// there: the source tree stays as it was.
-fn build(project: &str) -> PathBuf {
-    build_in(&copy_project(project))
+fn build(test: &str, project: &str) -> PathBuf {
+    build_in(&copy_project(test, project))
 }
 
-/// A copy of the project's sources in the test's target directory.
-fn copy_project(project: &str) -> PathBuf {
+/// A copy of the project's sources in the target directory, one per test:
+/// tests run in parallel, and two building the same example in one place
+/// would delete each other's build.
+fn copy_project(test: &str, project: &str) -> PathBuf {
     let source = Path::new(REPO).join(project);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("plugin-projects")
+        .join(test)
         .join(project);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("project dir");
@@ -82,7 +85,7 @@ fn the_python_and_js_examples_pass_their_rust_twins_fixtures() {
             "plugins/examples/prefix-guard/fixtures",
         ),
     ] {
-        let component = build(project);
+        let component = build("examples", project);
         let fixtures = Path::new(REPO).join(fixtures);
         let out = common::starling(
             Path::new(env!("CARGO_TARGET_TMPDIR")),
@@ -137,7 +140,7 @@ fn held_by_the_sandbox(
     project: &str,
     failing: &[(&str, Vec<(ErrorKind, &str)>)],
 ) -> (Host, Plugin) {
-    let component = build(project);
+    let component = build("hostile", project);
     let host = Host::new(Limits {
         call_deadline: Duration::from_millis(500),
         memory: 96 << 20,
@@ -266,7 +269,7 @@ fn a_python_plugin_that_imports_more_than_it_is_given_is_refused_by_name() {
         );
     assert_ne!(greedy, contract);
     std::fs::write(dir.join("wit/policy.wit"), greedy).expect("wit");
-    let zone = build("plugins/examples/python/zone-reflectors");
+    let zone = build("greedy", "plugins/examples/python/zone-reflectors");
     let sdk = zone.parent().expect("build").join("starling-sdk");
     let project = zone.parent().and_then(Path::parent).expect("project");
     let component = dir.join("greedy.wasm");
@@ -361,7 +364,9 @@ fn an_interpreted_route_policy_says_when_its_verdicts_may_change() {
         "plugins/examples/python/prefix-guard",
         "plugins/examples/js/prefix-guard",
     ] {
-        let plugin = host.load_file("guard", &build(project)).expect("load");
+        let plugin = host
+            .load_file("guard", &build("verdicts", project))
+            .expect("load");
         let digests = |objects: &[Object]| {
             let mut e = plugin.evaluate(objects).expect("load");
             e.inputs(&contexts).expect("inputs").expect("0.3 says")
@@ -391,7 +396,7 @@ fn replace_file(file: &Path, contents: &[u8]) {
 fn a_python_plugin_serves_a_lab_and_is_hot_loaded() {
     use common::lab::{Lab, metric_sum, wait_for};
 
-    let project = copy_project("plugins/examples/python/zone-reflectors");
+    let project = copy_project("lab", "plugins/examples/python/zone-reflectors");
     let served = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lab-python-zone-reflectors.wasm");
     replace_file(&served, &std::fs::read(build_in(&project)).expect("build"));
     let lab = Lab::up(
