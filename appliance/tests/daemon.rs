@@ -820,20 +820,7 @@ fn a_replaced_peer_keeps_its_routes_until_the_new_one_is_synced() {
         ],
         None,
     );
-    let sessions = || -> Vec<(String, String)> {
-        let v = node_status(&dir.0, &socket);
-        v["sessions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap_or_default().to_owned(),
-                    s["state"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect()
-    };
+    let sessions = || common::session_states(&node_status(&dir.0, &socket));
     let old = format!("Global_127_0_0_137_port_{a_port}");
     let new = format!("Global_127_0_0_138_port_{b_port}");
     wait_for(

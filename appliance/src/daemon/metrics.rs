@@ -158,12 +158,16 @@ pub(crate) async fn render(sources: &Sources) -> Result<String, prometheus::Erro
     }
     bgp.register(&registry)?;
     register_rib(&registry, &counts)?;
+    let memory = match &instance {
+        Some(i) => i.memory().await,
+        None => starling_speaker::instance::Memory::default(),
+    };
     let fib = sources
         .fib
         .lock()
         .map(|f| (f.installed_bytes, f.pending_bytes))
         .unwrap_or_default();
-    register_memory(&registry, &counts, fib)?;
+    register_memory(&registry, &memory, fib)?;
     let plugins = sources
         .plugins
         .lock()
@@ -340,28 +344,28 @@ impl SessionMetrics {
 /// to less than the RSS.
 fn register_memory(
     registry: &Registry,
-    counts: &Counts,
+    memory: &starling_speaker::instance::Memory,
     (fib_installed, fib_pending): (u64, u64),
 ) -> Result<(), prometheus::Error> {
-    let memory = IntGaugeVec::new(
+    let gauge = IntGaugeVec::new(
         Opts::new(
             "memory_bytes",
             "Heap bytes of the structures that grow with routes, by part",
         ),
         &["part"],
     )?;
-    let rib = counts.rib_memory;
+    let rib = memory.rib;
     for (part, bytes) in [
         ("rib_index", rib.index as u64),
         ("rib_table", rib.table as u64),
         ("rib_attributes", rib.attributes as u64),
-        ("adj_rib_out", counts.adj_rib_out_bytes as u64),
+        ("adj_rib_out", memory.adj_rib_out as u64),
         ("fib_installed", fib_installed),
         ("fib_pending", fib_pending),
     ] {
-        memory.with_label_values(&[part]).set(bytes as i64);
+        gauge.with_label_values(&[part]).set(bytes as i64);
     }
-    registry.register(Box::new(memory))
+    registry.register(Box::new(gauge))
 }
 
 fn register_rib(registry: &Registry, counts: &Counts) -> Result<(), prometheus::Error> {

@@ -98,13 +98,15 @@ pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<ExitCode> {
     // a Rust plugin served from there.)
     let (built, install) = match Language::of(dir)? {
         Language::Rust => (build_rust(dir)?, None),
-        Language::Python => {
+        language => {
             let component = component_path(dir)?;
-            (build_python(dir, &staging(&component))?, Some(component))
-        }
-        Language::JavaScript => {
-            let component = component_path(dir)?;
-            (build_js(dir, &staging(&component))?, Some(component))
+            let staged = staging(&component);
+            if language == Language::Python {
+                build_python(dir, &staged)?;
+            } else {
+                build_js(dir, &staged)?;
+            }
+            (staged, Some(component))
         }
     };
     let size = std::fs::metadata(&built)?.len();
@@ -201,7 +203,8 @@ fn build_rust(dir: &Path) -> anyhow::Result<PathBuf> {
         .join(format!("{}.wasm", name.replace('-', "_"))))
 }
 
-fn build_python(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+/// Build into `out`.
+fn build_python(dir: &Path, out: &Path) -> anyhow::Result<()> {
     let tool = find_tool(
         "STARLING_COMPONENTIZE_PY",
         "componentize-py",
@@ -231,11 +234,11 @@ fn build_python(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
         .arg("app")
         .arg("-o")
         .arg(out);
-    run_tool(componentize, "componentize-py")?;
-    Ok(out.to_owned())
+    run_tool(componentize, "componentize-py")
 }
 
-fn build_js(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+/// Build into `out`.
+fn build_js(dir: &Path, out: &Path) -> anyhow::Result<()> {
     let tool = find_tool(
         "STARLING_COMPONENTIZE_JS",
         "componentize-js",
@@ -272,8 +275,7 @@ fn build_js(dir: &Path, out: &Path) -> anyhow::Result<PathBuf> {
         .args(["--disable", "http", "fetch-event"])
         .arg("-o")
         .arg(out);
-    run_tool(componentize, "componentize-js")?;
-    Ok(out.to_owned())
+    run_tool(componentize, "componentize-js")
 }
 
 /// Run a build tool, its output on the terminal; its failure an error.

@@ -70,18 +70,7 @@ impl Lab {
     /// session, as Calico's table names them.
     pub(crate) fn sessions(&self, node: &str) -> Vec<(String, String)> {
         let out = self.exec_raw(node, &["starling", "node", "status", "-o", "json"]);
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        v["sessions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap_or_default().to_owned(),
-                    s["state"].as_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect()
+        super::session_states(&serde_json::from_slice(&out.stdout).unwrap_or_default())
     }
 
     /// The node's kernel routes from Starling: destination → "via X" or

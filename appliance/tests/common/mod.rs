@@ -8,6 +8,21 @@ pub(crate) mod lab;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// `starling node status -o json`'s sessions as (name, state).
+pub(crate) fn session_states(status: &serde_json::Value) -> Vec<(String, String)> {
+    status["sessions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_owned(),
+                s["state"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// Run `starling` with `args` on the datastore at `datastore`, feeding it
 /// `stdin`; compiled plugins are cached under the test target directory.
 pub(crate) fn starling(datastore: &Path, args: &[&str], stdin: Option<&str>) -> Output {

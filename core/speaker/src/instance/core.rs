@@ -215,8 +215,13 @@ impl<L: Links> Core<L> {
             loc_rib: self.rib.len(),
             peers,
             update_groups: self.groups.len(),
-            rib_memory: self.rib.memory(),
-            adj_rib_out_bytes: self.groups.values().map(UpdateGroup::heap_bytes).sum(),
+        }
+    }
+
+    pub fn memory(&self) -> super::Memory {
+        super::Memory {
+            rib: self.rib.memory(),
+            adj_rib_out: self.groups.values().map(UpdateGroup::heap_bytes).sum(),
         }
     }
 

@@ -111,10 +111,16 @@ pub struct Counts {
     pub peers: HashMap<IpAddr, PeerCounts>,
     /// Update groups: sets of established peers sent the same UPDATEs.
     pub update_groups: usize,
-    /// Where the RIB's heap bytes are.
-    pub rib_memory: crate::rib::RibMemory,
-    /// Heap bytes of every update group's Adj-RIB-Out.
-    pub adj_rib_out_bytes: usize,
+}
+
+/// Where the instance's heap bytes are, for the memory metrics. Apart
+/// from [`Counts`]: it walks the table, and counts are asked for often
+/// (sessions waiting for peers to sync).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memory {
+    pub rib: crate::rib::RibMemory,
+    /// Every update group's Adj-RIB-Out.
+    pub adj_rib_out: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -40,6 +40,7 @@ enum Query {
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Routes(oneshot::Sender<Vec<(Prefix, RouteAttrs, Source)>>),
     Counts(oneshot::Sender<Counts>),
+    Memory(oneshot::Sender<super::Memory>),
     Paths(oneshot::Sender<Vec<RibPath>>),
     SolePaths(HashSet<IpAddr>, oneshot::Sender<HashMap<IpAddr, usize>>),
 }
@@ -295,6 +296,12 @@ impl Instance {
         self.query(Query::Counts).await
     }
 
+    /// Where the heap bytes are: walks the table (a millisecond per
+    /// million prefixes), so for a scrape, not a poll.
+    pub async fn memory(&self) -> super::Memory {
+        self.query(Query::Memory).await
+    }
+
     /// Loc-RIB: every prefix with its best path.
     pub async fn routes(&self) -> Vec<(Prefix, RouteAttrs, Source)> {
         self.query(Query::Routes).await
@@ -404,6 +411,9 @@ fn answer(core: &Core<DriverLinks>, query: Query) {
         }
         Query::Counts(reply) => {
             let _ = reply.send(core.counts(Instant::now()));
+        }
+        Query::Memory(reply) => {
+            let _ = reply.send(core.memory());
         }
         Query::Paths(reply) => {
             let _ = reply.send(core.paths());
