@@ -686,7 +686,7 @@ fn the_programmer_keeps_the_kernel_table_equal_to_what_it_is_sent() {
         multi_threaded().block_on(async {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let reports = std::sync::Arc::default();
-            let programmer = programmer(rx, std::sync::Arc::clone(&reports));
+            let mut programmer = programmer(rx, std::sync::Arc::clone(&reports));
             assert_eq!(programmer.adopted(), 0);
             let wanted: Wanted = desired.iter().map(|(d, t)| (*d, Some(t.clone()))).collect();
             tx.send(wanted).expect("send");
@@ -698,6 +698,29 @@ fn the_programmer_keeps_the_kernel_table_equal_to_what_it_is_sent() {
                 !ns.routes().contains_key("10.0.1.0/24")
             })
             .await;
+
+            // Nothing was adopted: the sweep has nothing to delete (it once
+            // took every route installed since for an unclaimed one). Its
+            // request is taken once the channel is empty, so by the time a
+            // second withdrawal sent after it is out, it has been written.
+            programmer.sweep();
+            let gone = Destination::new(IpAddr::from([10, 0, 3, 0]), 24).expect("prefix");
+            tx.send(vec![(gone, None)]).expect("send");
+            eventually("the second withdrawal", || {
+                !ns.routes().contains_key("10.0.3.0/24")
+            })
+            .await;
+            let gone = Destination::new(IpAddr::from([10, 0, 4, 0]), 24).expect("prefix");
+            tx.send(vec![(gone, None)]).expect("send");
+            eventually("the third withdrawal", || {
+                !ns.routes().contains_key("10.0.4.0/24")
+            })
+            .await;
+            assert_eq!(
+                ns.routes().len(),
+                desired.len() - 3,
+                "a sweep with nothing adopted deletes nothing"
+            );
 
             ns.ip(&["route", "del", "10.0.2.0/24", "table", &t, "proto", "199"]);
             eventually("the repair", || ns.routes().contains_key("10.0.2.0/24")).await;
