@@ -1,6 +1,7 @@
-//! perf-method.md's S1 to the FIB: one full table in, and the clock runs
-//! until the kernel's table holds every prefix — T_fib, reported next to
-//! the floor the harness measures itself in the same namespace (raw
+//! perf-method.md's S1 to the FIB: one full table in, re-advertised to a
+//! second peer (the sink), and the clock runs until the kernel's table
+//! holds every prefix — T_fib, reported next to the floor the harness
+//! measures itself in the same namespace (raw
 //! batched netlink, [`kernel`]). Starling runs as the appliance (`starling
 //! run`, Calico's plugins, its FIB programmer), BIRD with its kernel
 //! protocol. FRR and GoBGP reach the kernel through zebra; not measured
@@ -17,8 +18,8 @@ use starling_wire::{Context, Prefix};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    ApplianceRuns, BLASTER, BLASTER_AS, DUT, DUT_AS, Daemon, Dut, Results, SEED, Stats, connect,
-    free_port, kernel, peak_rss_kib, scratch, stats, table,
+    ApplianceRuns, BLASTER, BLASTER_AS, DUT, DUT_AS, Daemon, Dut, Results, SEED, SINK, SINK_AS,
+    Stats, connect, free_port, kernel, peak_rss_kib, scratch, stats, table,
 };
 
 /// The FIB's next hop: the far end of a veth pair in the benchmark's
@@ -189,16 +190,26 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
     let mut results = Results::default();
     let mut withdrawals: Vec<(Dut, usize, f64)> = Vec::new();
     let mut settled: Vec<(Dut, usize, f64)> = Vec::new();
+    let mut to_sink: Vec<(Dut, usize, f64)> = Vec::new();
+    let mut withdrawn: Vec<(Dut, usize, f64)> = Vec::new();
     for &(dut, proto) in &protocols {
         for n in 1..=args.daemons.runs {
             let run = one_run(dut, proto, &stream, routes.len(), &args, &starling).await?;
             results.add(dut, n, run.add, run.rss_kib);
             withdrawals.push((dut, n, run.withdraw.as_secs_f64()));
+            to_sink.push((dut, n, run.sink.as_secs_f64()));
             settled.push((dut, n, run.settled_rss_kib as f64 / 1024.0));
+            withdrawn.push((dut, n, run.withdrawn_rss_kib as f64 / 1024.0));
         }
     }
     let summary = results.summary();
     results.report("T_fib: first UPDATE byte until the kernel holds every prefix (s)");
+    // The same runs' time until the second peer held every prefix.
+    println!();
+    println!("what,run,seconds");
+    for (dut, n, t) in &to_sink {
+        println!("{}_sink,{n},{t:.3}", format!("{dut:?}").to_lowercase());
+    }
     // S6 (a) end to end: the blaster's session ends, the clock runs until
     // the kernel holds none of the daemon's routes.
     println!();
@@ -215,14 +226,29 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
         let dut = format!("{dut:?}").to_lowercase();
         println!("{dut}_peak_rss_after_settling,{n},{mib:.1}");
     }
+    for (dut, n, mib) in &withdrawn {
+        let dut = format!("{dut:?}").to_lowercase();
+        println!("{dut}_peak_rss_after_withdrawal,{n},{mib:.1}");
+    }
     println!();
-    for &(dut, _) in &protocols {
-        let mut times: Vec<f64> = withdrawals
+    // One daemon's median (min–max) of a per-run list.
+    let of = |runs: &[(Dut, usize, f64)], dut: Dut| {
+        let mut v: Vec<f64> = runs
             .iter()
             .filter(|(d, _, _)| *d == dut)
             .map(|(_, _, t)| *t)
             .collect();
-        let t = stats(&mut times);
+        stats(&mut v)
+    };
+    for &(dut, _) in &protocols {
+        let t = of(&to_sink, dut);
+        println!(
+            "to the second peer, {dut:?}: {:.2} ({:.2}–{:.2}) s",
+            t.0, t.1, t.2
+        );
+    }
+    for &(dut, _) in &protocols {
+        let t = of(&withdrawals, dut);
         println!(
             "withdraw to an empty FIB, {dut:?}: {:.2} ({:.2}–{:.2}) s, {:.2} × the floor's delete",
             t.0,
@@ -260,11 +286,15 @@ pub(super) async fn run(args: FibRun) -> anyhow::Result<()> {
 struct FibSample {
     /// From the first byte until the kernel holds every route.
     add: Duration,
+    /// From the first byte until the second peer holds every route.
+    sink: Duration,
     /// From the blaster's session end until the kernel holds none.
     withdraw: Duration,
     rss_kib: u64,
     /// Peak RSS once the daemon is idle with the whole table.
     settled_rss_kib: u64,
+    /// Peak RSS once the table has left the kernel.
+    withdrawn_rss_kib: u64,
 }
 
 /// One run: a fresh daemon, the blaster's table, the clock until the
@@ -289,6 +319,12 @@ async fn one_run(
         _ => start_bird(port, args.daemons.cpu)?,
     };
     let target = SocketAddr::from((DUT, port));
+    let mut sink = connect(SINK, target, SINK_AS).await?;
+    let sink_task = tokio::spawn(async move {
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let done = sink.count_until(want, &seen).await?;
+        Ok::<_, anyhow::Error>((done, sink))
+    });
     let mut blaster = connect(BLASTER, target, BLASTER_AS).await?;
     let t0 = Instant::now();
     blaster.stream.write_all(stream).await?;
@@ -302,6 +338,11 @@ async fn one_run(
     if held != want {
         bail!("{dut:?}: the monitor counted {want} routes, a dump finds {held}");
     }
+    let (sink_done, mut sink) = tokio::time::timeout(Duration::from_secs(600), sink_task)
+        .await
+        .with_context(|| format!("{dut:?}: the second peer never held every route"))???;
+    // The sink reads on (keepalives, the withdrawals) until the run ends.
+    let sink_reader = tokio::spawn(async move { sink.idle().await });
     let rss = peak_rss_kib(daemon.child.id()).unwrap_or(0);
     if let Some(metrics) = &daemon.metrics {
         // Where Starling's time and bytes went, for whoever profiles it.
@@ -334,12 +375,17 @@ async fn one_run(
     if left != 0 {
         bail!("{dut:?}: the monitor saw every route go, a dump finds {left}");
     }
+    // The table leaving has a peak of its own.
+    let withdrawn_rss_kib = peak_rss_kib(daemon.child.id()).unwrap_or(0);
     drop(daemon);
+    sink_reader.abort();
     Ok(FibSample {
         add: done - t0,
+        sink: sink_done - t0,
         withdraw: gone - t1,
         rss_kib: rss,
         settled_rss_kib,
+        withdrawn_rss_kib,
     })
 }
 
@@ -375,7 +421,9 @@ async fn scrape(at: SocketAddr) -> anyhow::Result<String> {
 }
 
 /// Starling as shipped: `starling run` on an embedded datastore holding
-/// Calico's resources for one node and one eBGP peer (the blaster).
+/// Calico's resources for one node, one eBGP peer (the blaster) and a second
+/// (the sink) its routes are re-exported to (a BGPFilter: Calico exports
+/// only its own by default).
 fn start_appliance(exe: &std::path::Path, port: u16, cpu: usize) -> anyhow::Result<Daemon> {
     let dir = scratch("starling")?;
     let store = dir.join("store");
@@ -388,7 +436,11 @@ fn start_appliance(exe: &std::path::Path, port: u16, cpu: usize) -> anyhow::Resu
              apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: {{name: dut}}\n\
              spec: {{bgp: {{ipv4Address: {DUT}/24}}}}\n---\n\
              apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: blaster}}\n\
-             spec: {{peerIP: {BLASTER}, asNumber: {BLASTER_AS}}}\n"
+             spec: {{peerIP: {BLASTER}, asNumber: {BLASTER_AS}}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: BGPFilter\nmetadata: {{name: re-export}}\n\
+             spec: {{exportV4: [{{action: Accept, source: RemotePeers}}]}}\n---\n\
+             apiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {{name: sink}}\n\
+             spec: {{peerIP: {SINK}, asNumber: {SINK_AS}, filters: [re-export]}}\n"
         ),
     )?;
     super::starling_apply(exe, &store, &resources, None)?;
@@ -410,8 +462,9 @@ fn start_appliance(exe: &std::path::Path, port: u16, cpu: usize) -> anyhow::Resu
     })
 }
 
-/// BIRD 2 with its kernel protocol exporting the BGP routes; the next hop
-/// resolves through the direct route of `fib0`.
+/// BIRD 2 with its kernel protocol exporting the BGP routes (their next
+/// hop resolves through the direct route of `fib0`), and the sink given
+/// them with next hop self.
 fn start_bird(port: u16, cpu: usize) -> anyhow::Result<Daemon> {
     super::spawn_bird(
         &format!(
@@ -420,13 +473,19 @@ router id 192.0.2.200;
 protocol device {{}}
 protocol direct {{ ipv4; interface "{FIB_LINK}"; }}
 protocol kernel {{ ipv4 {{ export where source = RTS_BGP; }}; }}
-protocol bgp blaster {{
+template bgp p {{
     local {DUT} port {port} as {DUT_AS};
-    neighbor {BLASTER} as {BLASTER_AS};
     passive on;
     multihop;
     strict bind;
+}}
+protocol bgp blaster from p {{
+    neighbor {BLASTER} as {BLASTER_AS};
     ipv4 {{ import all; export none; }};
+}}
+protocol bgp sink from p {{
+    neighbor {SINK} as {SINK_AS};
+    ipv4 {{ import none; export where source = RTS_BGP; next hop self; }};
 }}
 "#
         ),

@@ -503,6 +503,10 @@ async fn run_starling_dut(port: u16, rr_clients: usize, kind: Peers) -> anyhow::
             Ipv4Addr::new(192, 0, 2, 200),
         );
         cfg.passive = true;
+        // `paths --flaps` ends sessions on purpose, in quick succession:
+        // the damping that holds a flapping peer off (BIRD's error wait
+        // time) would only slow the benchmark, in every daemon.
+        cfg.max_idle_hold = Duration::from_secs(1);
         cfg.local_address = Some(IpAddr::V4(DUT));
         cfg.families = vec![starling_wire::Family::IPV4_UNICAST];
         let policy = PeerPolicy {
@@ -738,6 +742,10 @@ fn start_dut(
         Dut::Starling => {
             let exe = std::env::current_exe()?;
             let child = under_profiler(cpu, exe)
+                // The allocator as the daemon sets it for itself
+                // (`tune_malloc` in appliance/src/daemon/mod.rs).
+                .env("MALLOC_ARENA_MAX", "2")
+                .env("MALLOC_MMAP_THRESHOLD_", "262144")
                 .args(["dut", "--port", &port.to_string()])
                 .args(["--rr-clients", &rr_clients.to_string()])
                 .args([
@@ -778,6 +786,7 @@ template bgp p {{
     passive on;
     multihop;
     strict bind;
+    error wait time 1, 1;
 }}
 {}
 "#,

@@ -11,11 +11,17 @@
 //! every announcement it is sent, the best-path changes the daemon
 //! exported. The daemon's RSS with N peers, against its RSS with one,
 //! gives the memory each extra path costs.
+//!
+//! With `--flaps K`, issue 22's leak test follows: the first peer's
+//! session ends (the sink has had every prefix it won replaced), it
+//! comes back and sends its table again (the sink holds every winner
+//! again), K times; the daemon's resident set once it is idle after each
+//! flap must not grow from the first flap to the last.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -51,6 +57,14 @@ pub(crate) struct PathsRun {
     /// Pin the daemon to this CPU (taskset).
     #[arg(long, default_value_t = 1)]
     pub(crate) cpu: usize,
+    /// After each run's table is in, the first peer's session ends and
+    /// comes back with its table this many times (the leak test).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) flaps: usize,
+    /// How much the resident set may grow from the first flap to the
+    /// last before the leak test fails (MiB).
+    #[arg(long, default_value_t = 4.0)]
+    pub(crate) flap_growth_mib: f64,
     #[arg(long, hide = true)]
     pub(crate) inside: bool,
 }
@@ -63,6 +77,8 @@ struct Sample {
     peak_rss_kib: u64,
     /// Resident set once the sink holds every winner.
     settled_rss_kib: u64,
+    /// Resident set once the daemon is idle after each flap.
+    flap_rss_kib: Vec<u64>,
 }
 
 pub(crate) async fn run(run: PathsRun) -> anyhow::Result<()> {
@@ -73,6 +89,8 @@ pub(crate) async fn run(run: PathsRun) -> anyhow::Result<()> {
         runs,
         dut,
         cpu,
+        flaps,
+        flap_growth_mib,
         ..
     } = run;
     if runs == 0 {
@@ -85,13 +103,22 @@ pub(crate) async fn run(run: PathsRun) -> anyhow::Result<()> {
     let table = Table::generate(prefixes, attribute_sets, 0, SEED);
     println!("dut,peers,run,seconds,announcements_to_sink,peak_rss_mib,settled_rss_mib");
     let mut rows: Vec<(Dut, usize, Vec<Sample>)> = Vec::new();
+    let mut leaks = Vec::new();
     for &n in &peers {
         let streams: Vec<Vec<u8>> = (0..n).map(|p| peer_stream(&table, n, p)).collect();
         eprintln!("{n} peers: {} MiB of UPDATEs each", streams[0].len() >> 20);
         for &d in &dut {
             let mut samples = Vec::with_capacity(runs);
             for r in 1..=runs {
-                let s = one_run(d, &streams, prefixes, cpu).await?;
+                let s = one_run(d, &streams, prefixes, cpu, flaps).await?;
+                if let Some(growth) = flap_growth(&s.flap_rss_kib) {
+                    eprintln!(
+                        "{d:?}, {n} peers, run {r}: RSS after each of {flaps} flaps (MiB): {}; \
+                         growth from the first to the last {growth:+.1}",
+                        mib_list(&s.flap_rss_kib)
+                    );
+                    leaks.push((d, n, r, growth));
+                }
                 println!(
                     "{d:?},{n},{r},{:.3},{},{:.1},{:.1}",
                     s.time.as_secs_f64(),
@@ -105,7 +132,40 @@ pub(crate) async fn run(run: PathsRun) -> anyhow::Result<()> {
         }
     }
     report(&rows, prefixes);
+    if !leaks.is_empty() {
+        println!();
+        println!("dut,peers,run,flaps,rss_growth_first_to_last_flap_mib");
+        for (d, n, r, growth) in &leaks {
+            println!("{d:?},{n},{r},{flaps},{growth:.1}");
+        }
+        let grew: Vec<String> = leaks
+            .iter()
+            .filter(|(d, _, _, g)| *d == Dut::Starling && *g > flap_growth_mib)
+            .map(|(_, n, r, g)| format!("{n} peers, run {r}: {g:+.1} MiB"))
+            .collect();
+        if !grew.is_empty() {
+            bail!(
+                "Starling's resident set grew over {flaps} flaps by more than {flap_growth_mib} MiB: {}",
+                grew.join("; ")
+            );
+        }
+    }
     Ok(())
+}
+
+/// How much the resident set grew from the first flap to the last (MiB),
+/// if there were flaps.
+fn flap_growth(rss_kib: &[u64]) -> Option<f64> {
+    let (first, last) = (rss_kib.first()?, rss_kib.last()?);
+    Some((*last as f64 - *first as f64) / 1024.0)
+}
+
+fn mib_list(kib: &[u64]) -> String {
+    let mib: Vec<String> = kib
+        .iter()
+        .map(|k| format!("{:.1}", *k as f64 / 1024.0))
+        .collect();
+    mib.join(" ")
 }
 
 /// Peer `p` of `n`'s copy of `table`: its own AS first, then `(g + p)
@@ -157,76 +217,146 @@ async fn one_run(
     streams: &[Vec<u8>],
     prefixes: usize,
     cpu: usize,
+    flaps: usize,
 ) -> anyhow::Result<Sample> {
     let port = free_port()?;
     let daemon = start_dut(dut, port, cpu, streams.len(), Peers::Blasters)?;
+    let pid = daemon.child.id();
     let target = SocketAddr::from((DUT, port));
     let mut sink = connect(SINK, target, SINK_AS).await?;
     let mut blasters = Vec::with_capacity(streams.len());
     for p in 0..streams.len() {
         blasters.push(connect(rr_client(p), target, member_as(p)).await?);
     }
+    // Kept up to date for the whole run: the flaps watch it fall and rise.
     let winners = Arc::new(AtomicUsize::new(0));
+    let announced = Arc::new(AtomicUsize::new(0));
+    let all_won: Arc<OnceLock<Instant>> = Arc::default();
     let sink_task = {
-        let winners = winners.clone();
+        let (winners, announced, all_won) = (winners.clone(), announced.clone(), all_won.clone());
         tokio::spawn(async move {
             // Per prefix: whether the sink holds the winner's path.
             let mut held: HashMap<Prefix, bool> = HashMap::with_capacity(prefixes);
-            let (mut have, mut announcements) = (0usize, 0usize);
-            let done = sink
-                .follow_decoded(|update: &Update| {
-                    for nlri in &update.withdrawn {
-                        if held.remove(&nlri.prefix) == Some(true) {
-                            have -= 1;
-                        }
+            let mut have = 0usize;
+            sink.follow_decoded(|update: &Update| {
+                for nlri in &update.withdrawn {
+                    if held.remove(&nlri.prefix) == Some(true) {
+                        have -= 1;
                     }
-                    let win = is_winner(update.attributes.as_path.as_ref());
-                    for nlri in &update.nlri {
-                        announcements += 1;
-                        match (held.insert(nlri.prefix, win), win) {
-                            (Some(true), false) => have -= 1,
-                            (Some(false) | None, true) => have += 1,
-                            _ => {}
-                        }
+                }
+                let win = is_winner(update.attributes.as_path.as_ref());
+                for nlri in &update.nlri {
+                    announced.fetch_add(1, Ordering::Relaxed);
+                    match (held.insert(nlri.prefix, win), win) {
+                        (Some(true), false) => have -= 1,
+                        (Some(false) | None, true) => have += 1,
+                        _ => {}
                     }
-                    winners.store(have, Ordering::Relaxed);
-                    have == prefixes
-                })
-                .await?;
-            anyhow::Ok((done, announcements, sink))
+                }
+                winners.store(have, Ordering::Relaxed);
+                if have == prefixes {
+                    let _ = all_won.set(Instant::now());
+                }
+                false
+            })
+            .await?;
+            anyhow::Ok(())
         })
     };
     let t0 = Instant::now();
-    let senders: Vec<_> = blasters
+    let mut senders: Vec<_> = blasters
         .into_iter()
         .zip(streams.iter().cloned())
-        .map(|(mut blaster, stream)| {
-            tokio::spawn(async move {
-                blaster.stream.write_all(&stream).await?;
-                // Stay in the session (keepalives) until the run ends.
-                blaster.idle().await?;
-                anyhow::Ok(())
-            })
-        })
+        .map(|(blaster, stream)| send(blaster, stream))
         .collect();
-    let result = tokio::time::timeout(DEADLINE, sink_task).await;
-    let settled = status_kib(daemon.child.id(), "VmRSS:").unwrap_or(0);
-    let peak = peak_rss_kib(daemon.child.id()).unwrap_or(0);
+    let done = until(DEADLINE, || all_won.get().copied())
+        .await
+        .with_context(|| {
+            format!(
+                "the sink held {} of {prefixes} winners after {DEADLINE:?}",
+                winners.load(Ordering::Relaxed)
+            )
+        })?;
+    let announcements = announced.load(Ordering::Relaxed);
+    let settled = status_kib(pid, "VmRSS:").unwrap_or(0);
+    let peak = peak_rss_kib(pid).unwrap_or(0);
+
+    // The leak test: the first peer wins every n-th prefix; while it is
+    // gone, the sink holds another peer's path there.
+    let mut flap_rss_kib = Vec::with_capacity(flaps);
+    let without_first = prefixes - prefixes.div_ceil(streams.len());
+    for flap in 1..=flaps {
+        let first = senders.remove(0);
+        first.abort();
+        let _ = first.await;
+        until(DEADLINE, || {
+            (winners.load(Ordering::Relaxed) == without_first).then_some(())
+        })
+        .await
+        .with_context(|| format!("flap {flap}: the first peer's wins never left the sink"))?;
+        let blaster = reconnect(target).await?;
+        senders.insert(0, send(blaster, streams[0].clone()));
+        until(DEADLINE, || {
+            (winners.load(Ordering::Relaxed) == prefixes).then_some(())
+        })
+        .await
+        .with_context(|| format!("flap {flap}: the sink never held every winner again"))?;
+        crate::fib::settle(pid)?;
+        flap_rss_kib.push(status_kib(pid, "VmRSS:").unwrap_or(0));
+    }
     for sender in &senders {
         sender.abort();
     }
-    let (done, announcements, _sink) = result.with_context(|| {
-        format!(
-            "the sink held {} of {prefixes} winners after {DEADLINE:?}",
-            winners.load(Ordering::Relaxed)
-        )
-    })???;
+    sink_task.abort();
     Ok(Sample {
         time: done - t0,
         announcements,
         peak_rss_kib: peak,
         settled_rss_kib: settled,
+        flap_rss_kib,
     })
+}
+
+/// A blaster sends its table, then stays in the session (keepalives)
+/// until aborted, which ends its session.
+fn send(
+    mut blaster: crate::peer::Peer,
+    stream: Vec<u8>,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    tokio::spawn(async move {
+        blaster.stream.write_all(&stream).await?;
+        blaster.idle().await?;
+        anyhow::Ok(())
+    })
+}
+
+/// The first peer again, once the daemon takes it back (each daemon
+/// waits a while after a session ends before it accepts the peer again).
+async fn reconnect(target: SocketAddr) -> anyhow::Result<crate::peer::Peer> {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match connect(rr_client(0), target, member_as(0)).await {
+            Ok(peer) => return Ok(peer),
+            Err(e) if Instant::now() > deadline => {
+                return Err(e.context("the daemon never took the first peer back"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Poll `ready` every 10 ms until it gives a value, for at most `limit`.
+async fn until<T>(limit: Duration, mut ready: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = ready() {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("not within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// One row per daemon and peer count: time, announcements, memory; then
