@@ -19,7 +19,7 @@ use crate::driver::PeerStatus;
 use crate::groups::{Members, UpdateGroup};
 use crate::policy::RoutePolicy;
 use crate::rib::adj_out::{PathIds, SetTable};
-use crate::rib::{BestChange, Rib, RibConfig, RouteAttrs, Source};
+use crate::rib::{BestChange, Departure, Rib, RibConfig, RouteAttrs, Source};
 use starling_wire::Prefix;
 
 /// At most this many changes wait before a batch of peer events ends
@@ -52,6 +52,9 @@ pub struct Core<L: Links> {
     /// Peers whose routes go at the end of this batch of events (see
     /// [`Core::remove_leaving`]).
     pub(super) leaving: Vec<IpAddr>,
+    /// The walk removing `leaving` peers' routes, while it takes more
+    /// than one step (see [`Core::step_batch`]).
+    pub(super) departure: Option<Departure>,
     /// Selection changes for the FIB, oldest first.
     best_out: VecDeque<Vec<BestChange>>,
     /// Events for a route monitor, queued only while one watches (see
@@ -91,24 +94,29 @@ impl<L: Links> Core<L> {
             pending: Vec::new(),
             pending_merged: false,
             leaving: Vec::new(),
+            departure: None,
             best_out: VecDeque::new(),
             monitor: None,
             now,
         }
     }
 
-    /// Carry out a request; what it changes goes out at once.
+    /// Carry out a request; what it changes goes out at once, except the
+    /// routes of a removed peer, which leave a step at a time (see
+    /// [`Core::step_batch`]).
     pub fn handle_request(&mut self, request: Request, now: Instant) {
+        self.finish_departure();
         self.now = now;
         self.process_request(request);
-        self.finish_batch();
+        self.step_batch();
     }
 
     /// Take in one event of a peer's session. Events come in batches:
-    /// call [`Core::finish_batch`] once the ready ones are in (or
-    /// [`Core::batch_full`] says so), so that many small UPDATEs cost one
-    /// pass over the peers and fill whole messages.
+    /// call [`Core::step_batch`] or [`Core::finish_batch`] once the ready
+    /// ones are in (or [`Core::batch_full`] says so), so that many small
+    /// UPDATEs cost one pass over the peers and fill whole messages.
     pub fn handle_event(&mut self, address: IpAddr, event: PeerEvent, now: Instant) {
+        self.finish_departure();
         self.now = now;
         self.process_event(address, event);
     }
@@ -118,10 +126,29 @@ impl<L: Links> Core<L> {
         self.pending.len() >= CHANGE_BATCH
     }
 
-    /// End a batch: the routes of sessions that ended go in one walk of
-    /// the table, then every change goes to the peers and the FIB.
+    /// End a batch at once: the routes of sessions that ended go in one
+    /// walk of the table, then every change goes to the peers and the
+    /// FIB.
     pub fn finish_batch(&mut self) {
-        self.remove_leaving();
+        while self.step_batch() {}
+    }
+
+    /// End a batch a step at a time: returns `true` while the routes of
+    /// sessions that ended are still leaving. Between steps, take the
+    /// best-path changes ([`Core::poll_best_changes`]) and let the peers'
+    /// writers run: a full table leaving is a million changes, which then
+    /// pass through a slice at a time instead of being held at once
+    /// (60 MB). Any other input first completes the walk.
+    pub fn step_batch(&mut self) -> bool {
+        if self.departure.is_none() {
+            self.start_departure();
+        }
+        if self.departure.is_some() {
+            self.departure_step();
+            if self.departure.is_some() {
+                return true;
+            }
+        }
         self.flush();
         if self.exports.len() > 4 * (self.rib.attribute_sets() + 1024) {
             // Results for sets that left the Loc-RIB pile up.
@@ -130,6 +157,12 @@ impl<L: Links> Core<L> {
         // Between passes over the peers: set ids handed out during one
         // stay valid until it ends.
         self.exported.collect_unused();
+        false
+    }
+
+    /// A departure is under way: [`Core::step_batch`] has more to do.
+    pub fn busy(&self) -> bool {
+        self.departure.is_some()
     }
 
     /// When [`Core::handle_timeout`] should next be called.
@@ -139,6 +172,7 @@ impl<L: Links> Core<L> {
 
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.finish_departure();
         self.now = now;
         while let Some(timer) = self.timers.pop_due(now) {
             match timer {
@@ -151,7 +185,7 @@ impl<L: Links> Core<L> {
                 Timer::Recovery => self.recovery_tick(),
             }
         }
-        self.finish_batch();
+        self.step_batch();
     }
 
     /// The next batch of selection changes for the FIB, oldest first.

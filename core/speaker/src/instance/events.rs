@@ -15,7 +15,7 @@ use crate::rib::Source;
 use crate::session::{DownReason, Negotiated};
 
 /// Best-path changes a departure makes before they are passed on.
-const DEPARTURE_SLICE: usize = 65_536;
+pub(super) const DEPARTURE_SLICE: usize = 65_536;
 
 /// How long after a failed import or export the peer's routes are asked
 /// for, or evaluated, again.
@@ -150,34 +150,54 @@ impl<L: Links> Core<L> {
     }
 
     /// Remove the routes of the peers that went down in this batch of
-    /// events, in one walk of the table: sessions often end together (a
-    /// switch restarting, a route server's members), and a walk per
-    /// session cost 50 ms each with a full table.
+    /// events, at once.
     pub(super) fn remove_leaving(&mut self) {
+        self.finish_departure();
+        self.start_departure();
+        self.finish_departure();
+    }
+
+    /// Begin removing the routes of the peers that went down in this
+    /// batch of events, in one walk of the table: sessions often end
+    /// together (a switch restarting, a route server's members), and a
+    /// walk per session cost 50 ms each with a full table.
+    pub(super) fn start_departure(&mut self) {
         if self.leaving.is_empty() {
             return;
         }
         let leaving = std::mem::take(&mut self.leaving);
-        // A slice of changes at a time: a full table leaving is a million
-        // best-path changes (60 MB, and as much again to merge them with
-        // the batch's others), sent to the peers, the kernel and the
-        // monitors as the walk makes them rather than held all at once.
-        let mut departure = self.rib.begin_departure(&leaving);
+        let departure = self.rib.begin_departure(&leaving);
         for address in leaving {
             self.path_ids.forget(Source::Peer(address));
         }
-        while !departure.is_done() {
-            let changes = self.rib.continue_departure(&mut departure, DEPARTURE_SLICE);
-            self.propagate(changes);
-            if !departure.is_done() {
-                // Out to the peers and the FIB now (the last slice goes
-                // with the batch). Slots emptied so far may be recycled:
-                // nothing inserts until the walk is over, and its end
-                // drops them from the index.
-                self.flush();
-            }
+        self.departure = Some(departure);
+    }
+
+    /// Walk the departure under way to its end.
+    pub(super) fn finish_departure(&mut self) {
+        while self.departure.is_some() {
+            self.departure_step();
         }
-        self.rib.collect_garbage();
+    }
+
+    /// One slice of the departure under way, sent to the peers and the
+    /// FIB at once: a full table leaving is a million best-path changes
+    /// (60 MB, and as much again to merge them with the batch's others).
+    /// Slots emptied so far may be recycled between steps: nothing
+    /// inserts until the walk is over (any input finishes it first), and
+    /// its end drops them from the index.
+    pub(super) fn departure_step(&mut self) {
+        let Some(departure) = &mut self.departure else {
+            return;
+        };
+        let changes = self.rib.continue_departure(departure, DEPARTURE_SLICE);
+        let done = departure.is_done();
+        self.propagate(changes);
+        self.flush();
+        if done {
+            self.departure = None;
+            self.rib.collect_garbage();
+        }
     }
 
     /// Set a retry timer after [`POLICY_RETRY`], once per peer and kind

@@ -361,20 +361,37 @@ async fn run(
                         Err(_) => break,
                     }
                 }
-                core.finish_batch();
+                core.step_batch();
             }
             () = sleep_until(deadline), if deadline.is_some() => {
                 core.handle_timeout(Instant::now());
             }
         }
-        while let Some(changes) = core.poll_best_changes() {
-            if best.send(changes).is_err() {
-                tracing::debug!("nobody takes best-path changes");
-            }
+        pass_on(&mut core, &best, &mut monitors);
+        // Peers' routes leaving: a step, its changes passed on, and the
+        // FIB's and the peers' tasks given their turn before the next, so
+        // that a full table leaving is never held all at once.
+        while core.busy() {
+            tokio::task::yield_now().await;
+            core.step_batch();
+            pass_on(&mut core, &best, &mut monitors);
         }
-        if !monitors.is_empty() {
-            feed_monitors(&mut core, &mut monitors);
+    }
+}
+
+/// Hand what the core produced to the FIB and the route monitors.
+fn pass_on(
+    core: &mut Core<DriverLinks>,
+    best: &mpsc::UnboundedSender<Vec<BestChange>>,
+    monitors: &mut Vec<mpsc::Sender<MonitorEvent>>,
+) {
+    while let Some(changes) = core.poll_best_changes() {
+        if best.send(changes).is_err() {
+            tracing::debug!("nobody takes best-path changes");
         }
+    }
+    if !monitors.is_empty() {
+        feed_monitors(core, monitors);
     }
 }
 

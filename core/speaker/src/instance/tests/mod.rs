@@ -10,6 +10,7 @@ use std::time::Duration;
 use sim::{Sim, prefix};
 
 use crate::instance::Request;
+use crate::instance::events::DEPARTURE_SLICE;
 use crate::instance::advertise::{BACKLOG_HIGH, BACKLOG_POLL};
 use crate::session::DownReason;
 
@@ -159,6 +160,48 @@ fn a_hundred_sessions_ending_together_leave_in_one_batch() {
     let after = sim.take_received(200);
     assert_eq!(after.withdrawn.len(), 101, "each prefix withdrawn once");
     assert!(after.announced.is_empty());
+}
+
+/// A full table leaves a slice at a time: each step's changes are out to
+/// the FIB and the peers before the next is made, so they are never all
+/// held at once; any other input first walks the rest.
+#[test]
+fn a_departure_goes_out_a_slice_at_a_time() {
+    let mut sim = Sim::new();
+    sim.add_peer(200, 65200, false);
+    sim.establish(200, 0, false);
+    sim.add_peer(1, 65001, false);
+    sim.establish(1, 0, false);
+    let total = DEPARTURE_SLICE + 100;
+    let table: Vec<String> = (0..total)
+        .map(|i| format!("{}.{}.{}.0/24", 10 + i / 65_536, (i / 256) % 256, i % 256))
+        .collect();
+    let table: Vec<&str> = table.iter().map(String::as_str).collect();
+    for chunk in table.chunks(4_096) {
+        sim.announce(1, chunk);
+    }
+    sim.finish();
+    assert_eq!(sim.routes().len(), total);
+    sim.best_changes();
+    sim.take_received(200);
+
+    sim.down(1, DownReason::ConnectionLost);
+    assert!(sim.core.step_batch(), "more than one step");
+    assert!(sim.core.busy());
+    let first = sim.best_changes();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].len(), DEPARTURE_SLICE, "the first slice, out already");
+    assert_eq!(sim.take_received(200).withdrawn.len(), DEPARTURE_SLICE);
+    assert_eq!(sim.routes().len(), 100, "the rest still in the table");
+
+    // Peer 200 sends a route mid-walk: the walk ends first.
+    sim.announce(200, &["192.0.2.0/24"]);
+    assert!(!sim.core.busy());
+    sim.finish();
+    assert_eq!(sim.routes(), vec![prefix("192.0.2.0/24")]);
+    let rest: usize = sim.best_changes().iter().map(Vec::len).sum();
+    assert_eq!(rest, 101, "the last 100 withdrawals, then the new route");
+    assert_eq!(sim.take_received(200).withdrawn.len(), 100);
 }
 
 /// A peer that does not read is sent nothing more; once it has read its
