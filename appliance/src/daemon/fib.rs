@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use starling_fib::{Destination, FibConfig, Gateways, Pacing, Programmer, Report, Target};
-use starling_speaker::instance::BestPathStream;
+use starling_speaker::instance::{BestChanges, BestPathStream};
 use starling_speaker::rib::BestChange;
 use starling_wire::{NextHop, Prefix};
 
@@ -27,17 +27,17 @@ pub(super) fn start(
         ..FibConfig::default()
     };
     let translate = Box::new(
-        move |changes: Vec<BestChange>, want: &mut dyn FnMut(Destination, Option<Target>)| {
+        move |changes: BestChanges, want: &mut dyn FnMut(Destination, Option<Target>)| {
             // One look at what we originate per batch, not per route.
             let Ok(originated) = originated.lock() else {
                 return;
             };
             let hosts = host_routes(&originated);
-            for change in changes {
+            for change in &changes {
                 if let Some(dest) =
                     Destination::new(change.prefix.addr(), change.prefix.prefix_len())
                 {
-                    want(dest, kernel_route(&change, &originated, &hosts));
+                    want(dest, kernel_route(change, &originated, &hosts));
                 }
             }
         },

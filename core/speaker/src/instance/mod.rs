@@ -19,6 +19,7 @@
 //!   sleeps until its next deadline.
 
 mod advertise;
+mod best;
 mod core;
 mod events;
 mod export_cache;
@@ -36,11 +37,12 @@ mod tests;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+pub use self::best::{BestChanges, BestPathStream};
 pub use self::core::Core;
 pub use self::links::{DriverLinks, Link, Links};
 pub use self::monitor::{MonitorEvent, MonitoredPeer, MonitoredRoute};
 pub use self::requests::Request;
-pub use self::shell::{BestPathStream, Instance};
+pub use self::shell::Instance;
 pub use crate::driver::PeerEvent;
 use crate::rib::export::NextHopMode;
 use crate::rib::{RouteAttrs, Source};

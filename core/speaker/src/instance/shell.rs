@@ -11,6 +11,7 @@ use starling_wire::{Notification, PathAttributes, Prefix};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use super::best::{BestChanges, BestPathStream, InFlight};
 use super::core::Core;
 use super::links::DriverLinks;
 use super::requests::Request;
@@ -18,14 +19,15 @@ use super::{Counts, MonitorEvent, PeerEvent, PeerPolicy, RibPath};
 use crate::config::PeerConfig;
 use crate::driver::{PeerRegistry, PeerStatus, accept_loop};
 use crate::policy::RoutePolicy;
-use crate::rib::{BestChange, RibConfig, RouteAttrs, Source};
-
-/// A change of best paths, for the FIB programmer.
-pub type BestPathStream = mpsc::UnboundedReceiver<Vec<BestChange>>;
+use crate::rib::{RibConfig, RouteAttrs, Source};
 
 /// At most this many peer events are handled before the changes they made
 /// go out.
 const EVENT_BATCH: usize = 256;
+
+/// How long a departure's step waits for the FIB to take the step
+/// before last (see [`InFlight`]).
+const FIB_TAKE_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the handle sends the task.
 enum Message {
@@ -325,8 +327,10 @@ async fn run(
     mut core: Core<DriverLinks>,
     mut messages: mpsc::UnboundedReceiver<Message>,
     mut events: mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
-    best: mpsc::UnboundedSender<Vec<BestChange>>,
+    best: mpsc::UnboundedSender<BestChanges>,
 ) {
+    let in_flight = Arc::new(InFlight::default());
+    let best = (best, in_flight.clone());
     let mut monitors: Vec<mpsc::Sender<MonitorEvent>> = Vec::new();
     loop {
         let deadline = core.poll_timeout();
@@ -369,9 +373,11 @@ async fn run(
         }
         pass_on(&mut core, &best, &mut monitors);
         // Peers' routes leaving: a step, its changes passed on, and the
-        // FIB's and the peers' tasks given their turn before the next, so
-        // that a full table leaving is never held all at once.
+        // next step only once the FIB has taken the one before (or a
+        // limit passed), with the peers' tasks given their turn, so that a
+        // full table leaving is never held all at once.
         while core.busy() {
+            in_flight.wait_until_at_most(1, FIB_TAKE_LIMIT).await;
             tokio::task::yield_now().await;
             core.step_batch();
             pass_on(&mut core, &best, &mut monitors);
@@ -382,11 +388,11 @@ async fn run(
 /// Hand what the core produced to the FIB and the route monitors.
 fn pass_on(
     core: &mut Core<DriverLinks>,
-    best: &mpsc::UnboundedSender<Vec<BestChange>>,
+    (best, in_flight): &(mpsc::UnboundedSender<BestChanges>, Arc<InFlight>),
     monitors: &mut Vec<mpsc::Sender<MonitorEvent>>,
 ) {
     while let Some(changes) = core.poll_best_changes() {
-        if best.send(changes).is_err() {
+        if best.send(in_flight.batch(changes)).is_err() {
             tracing::debug!("nobody takes best-path changes");
         }
     }

@@ -110,10 +110,12 @@ impl Rib {
         departure: &mut Departure,
         max_changes: usize,
     ) -> Vec<BestChange> {
-        let mut changes = Vec::new();
         if departure.done {
-            return changes;
+            return Vec::new();
         }
+        // Sized once: a step's changes grown by doubling left blocks of
+        // every size behind them in a full table's departure.
+        let mut changes = Vec::with_capacity(max_changes.min(self.index.len()).min(1 << 16));
         let leaving = &departure.leaving;
         let from_leaving = |p: &Path| leaving.binary_search(&p.source_ref()).is_ok();
         let Self {
