@@ -10,8 +10,8 @@ use std::time::Duration;
 use sim::{Sim, prefix};
 
 use crate::instance::Request;
-use crate::instance::events::DEPARTURE_SLICE;
 use crate::instance::advertise::{BACKLOG_HIGH, BACKLOG_POLL};
+use crate::instance::events::DEPARTURE_SLICE;
 use crate::session::DownReason;
 
 /// We restarted with our forwarding state kept: peers that kept our
@@ -190,7 +190,11 @@ fn a_departure_goes_out_a_slice_at_a_time() {
     assert!(sim.core.busy());
     let first = sim.best_changes();
     assert_eq!(first.len(), 1);
-    assert_eq!(first[0].len(), DEPARTURE_SLICE, "the first slice, out already");
+    assert_eq!(
+        first[0].len(),
+        DEPARTURE_SLICE,
+        "the first slice, out already"
+    );
     assert_eq!(sim.take_received(200).withdrawn.len(), DEPARTURE_SLICE);
     assert_eq!(sim.routes().len(), 100, "the rest still in the table");
 
