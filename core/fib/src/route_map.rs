@@ -190,6 +190,17 @@ impl<R> Shards<R> {
         }
     }
 
+    /// Move routes out, as `each` makes them, until `into` holds `n`.
+    fn take_into<T>(&mut self, n: usize, into: &mut Vec<T>, each: impl Fn(&R) -> T) {
+        for table in &mut self.tables {
+            let more = n.saturating_sub(into.len());
+            if more == 0 {
+                return;
+            }
+            into.extend(table.extract_if(|_| true).take(more).map(|r| each(&r)));
+        }
+    }
+
     fn allocation_size(&self) -> usize {
         self.tables.iter().map(HashTable::allocation_size).sum()
     }
@@ -368,24 +379,8 @@ impl<T: Clone + Eq + Hash> RouteMap<T> {
         let Self { v4, v6, values, .. } = self;
         let mut taken: Vec<(Destination, TargetId)> =
             Vec::with_capacity(n.min(v4.len() + v6.len()));
-        for table in &mut v4.tables {
-            let more = n - taken.len();
-            taken.extend(
-                table
-                    .extract_if(|_| true)
-                    .take(more)
-                    .map(|r| (r.destination(), r.id())),
-            );
-        }
-        for table in &mut v6.tables {
-            let more = n - taken.len();
-            taken.extend(
-                table
-                    .extract_if(|_| true)
-                    .take(more)
-                    .map(|r| (r.destination(), r.id)),
-            );
-        }
+        v4.take_into(n, &mut taken, |r| (r.destination(), r.id()));
+        v6.take_into(n, &mut taken, |r| (r.destination(), r.id));
         taken
             .into_iter()
             .filter_map(|(dest, id)| Some((dest, values.release(id)?)))
