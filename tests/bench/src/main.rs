@@ -554,15 +554,35 @@ struct Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // SIGTERM first, so a wrapper (a profiler, see
-        // STARLING_BENCH_WRAP) can stop its child and write its data.
+        // STARLING_BENCH_WRAP) can stop its child and write its data; a
+        // wrapped daemon leads a process group, signalled whole.
         // (It may be gone already: the mesh stops every node at once.)
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: getpgid only reads the process table.
+        #[allow(unsafe_code)]
+        let leads_group = unsafe { libc::getpgid(pid) } == pid;
+        let target = if leads_group { -pid } else { pid };
+        let signal = |signal: libc::c_int| {
+            // SAFETY: kill sends a signal to our own child (or its group).
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::kill(target, signal);
+            }
+        };
+        signal(libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+        while Instant::now() < deadline {
+            let exited = !matches!(self.child.try_wait(), Ok(None));
+            // SAFETY: signal 0 only asks whether the group has a process.
+            #[allow(unsafe_code)]
+            let group_gone = !leads_group || unsafe { libc::kill(-pid, 0) } != 0;
+            if exited && group_gone {
+                break;
+            }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if leads_group {
+            signal(libc::SIGKILL);
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -592,6 +612,10 @@ fn under_profiler(cpu: usize, exe: impl AsRef<std::ffi::OsStr>) -> Command {
             let mut words = wrap.split_whitespace();
             let mut command = pinned(cpu, words.next().unwrap_or_default());
             command.args(words).arg(exe);
+            // A group of its own, which `Daemon`'s drop signals whole: a
+            // profiler's script killed alone left the daemon under it
+            // running, holding a full table.
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
             command
         }
         _ => pinned(cpu, exe),
