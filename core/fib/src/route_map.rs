@@ -105,15 +105,20 @@ const SHARE: [u32; SHARDS] = [
     1000, 1044, 1091, 1139, 1189, 1242, 1297, 1354, 1414, 1477, 1542, 1610, 1682, 1756, 1834, 1915,
 ];
 
-/// Which shard a route goes to, by one byte of its hash: each shard gets
-/// bytes in proportion to its [`SHARE`].
-const SHARD_OF: [u8; 256] = {
-    let mut total = 0;
-    let mut i = 0;
+/// The shares' sum.
+const SHARE_TOTAL: u32 = {
+    let (mut total, mut i) = (0, 0);
     while i < SHARDS {
         total += SHARE[i];
         i += 1;
     }
+    total
+};
+
+/// Which shard a route goes to, by one byte of its hash: each shard gets
+/// bytes in proportion to its [`SHARE`].
+const SHARD_OF: [u8; 256] = {
+    let total = SHARE_TOTAL;
     let mut of = [0u8; 256];
     let (mut byte, mut shard, mut upto) = (0, 0, SHARE[0]);
     while byte < 256 {
@@ -184,9 +189,8 @@ impl<R> Shards<R> {
     /// Give back what the tables do not need for `min` routes between
     /// them.
     fn shrink_to(&mut self, min: usize, hash: impl Fn(&R) -> u64) {
-        let total: usize = SHARE.iter().map(|&s| s as usize).sum();
         for (table, share) in self.tables.iter_mut().zip(SHARE) {
-            table.shrink_to(min * share as usize / total + 1, &hash);
+            table.shrink_to(min * share as usize / SHARE_TOTAL as usize + 1, &hash);
         }
     }
 
@@ -560,9 +564,8 @@ mod tests {
         for shard in SHARD_OF {
             bytes[usize::from(shard)] += 1;
         }
-        let total: u32 = SHARE.iter().sum();
         for (got, share) in bytes.iter().zip(SHARE) {
-            let wanted = 256.0 * f64::from(share) / f64::from(total);
+            let wanted = 256.0 * f64::from(share) / f64::from(SHARE_TOTAL);
             assert!((*got as f64 - wanted).abs() <= 1.0, "{bytes:?}");
         }
     }

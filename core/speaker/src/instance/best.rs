@@ -41,9 +41,37 @@ impl<'a> IntoIterator for &'a BestChanges {
     }
 }
 
+/// The instance's end of the stream: sends batches and counts those not
+/// yet taken.
+#[derive(Debug)]
+pub(super) struct BestSender {
+    tx: mpsc::UnboundedSender<BestChanges>,
+    in_flight: Arc<InFlight>,
+}
+
+impl BestSender {
+    pub(super) fn new(tx: mpsc::UnboundedSender<BestChanges>) -> Self {
+        Self {
+            tx,
+            in_flight: Arc::default(),
+        }
+    }
+
+    pub(super) fn send(&self, changes: Vec<BestChange>) {
+        if self.tx.send(self.in_flight.batch(changes)).is_err() {
+            tracing::debug!("nobody takes best-path changes");
+        }
+    }
+
+    /// See [`InFlight::wait_until_at_most`].
+    pub(super) async fn wait_until_at_most(&self, most: usize, limit: Duration) {
+        self.in_flight.wait_until_at_most(most, limit).await;
+    }
+}
+
 /// Batches sent and not yet dropped.
 #[derive(Debug, Default)]
-pub(super) struct InFlight {
+struct InFlight {
     count: AtomicUsize,
     taken: Notify,
 }
@@ -60,7 +88,7 @@ impl Drop for Taken {
 
 impl InFlight {
     /// `changes` as a batch this counter follows.
-    pub(super) fn batch(self: &Arc<Self>, changes: Vec<BestChange>) -> BestChanges {
+    fn batch(self: &Arc<Self>, changes: Vec<BestChange>) -> BestChanges {
         self.count.fetch_add(1, Ordering::AcqRel);
         BestChanges {
             changes,
@@ -71,7 +99,7 @@ impl InFlight {
     /// Wait until at most `most` batches are untaken, or `limit` has
     /// passed: a FIB that is stuck, or a receiver nobody reads, slows a
     /// departure down but never stops it.
-    pub(super) async fn wait_until_at_most(&self, most: usize, limit: Duration) {
+    async fn wait_until_at_most(&self, most: usize, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let taken = self.taken.notified();

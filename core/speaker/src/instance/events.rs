@@ -152,7 +152,6 @@ impl<L: Links> Core<L> {
     /// Remove the routes of the peers that went down in this batch of
     /// events, at once.
     pub(super) fn remove_leaving(&mut self) {
-        self.finish_departure();
         self.start_departure();
         self.finish_departure();
     }
@@ -162,6 +161,8 @@ impl<L: Links> Core<L> {
     /// together (a switch restarting, a route server's members), and a
     /// walk per session cost 50 ms each with a full table.
     pub(super) fn start_departure(&mut self) {
+        // Every input walks a departure under way to its end first.
+        debug_assert!(self.departure.is_none(), "a departure under way");
         if self.leaving.is_empty() {
             return;
         }

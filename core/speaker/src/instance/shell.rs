@@ -11,7 +11,7 @@ use starling_wire::{Notification, PathAttributes, Prefix};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use super::best::{BestChanges, BestPathStream, InFlight};
+use super::best::{BestChanges, BestPathStream, BestSender};
 use super::core::Core;
 use super::links::DriverLinks;
 use super::requests::Request;
@@ -26,7 +26,7 @@ use crate::rib::{RibConfig, RouteAttrs, Source};
 const EVENT_BATCH: usize = 256;
 
 /// How long a departure's step waits for the FIB to take the step
-/// before last (see [`InFlight`]).
+/// before last (see [`BestSender::wait_until_at_most`]).
 const FIB_TAKE_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the handle sends the task.
@@ -329,8 +329,7 @@ async fn run(
     mut events: mpsc::UnboundedReceiver<(IpAddr, PeerEvent)>,
     best: mpsc::UnboundedSender<BestChanges>,
 ) {
-    let in_flight = Arc::new(InFlight::default());
-    let best = (best, in_flight.clone());
+    let best = BestSender::new(best);
     let mut monitors: Vec<mpsc::Sender<MonitorEvent>> = Vec::new();
     loop {
         let deadline = core.poll_timeout();
@@ -377,7 +376,7 @@ async fn run(
         // limit passed), with the peers' tasks given their turn, so that a
         // full table leaving is never held all at once.
         while core.busy() {
-            in_flight.wait_until_at_most(1, FIB_TAKE_LIMIT).await;
+            best.wait_until_at_most(1, FIB_TAKE_LIMIT).await;
             tokio::task::yield_now().await;
             core.step_batch();
             pass_on(&mut core, &best, &mut monitors);
@@ -388,13 +387,11 @@ async fn run(
 /// Hand what the core produced to the FIB and the route monitors.
 fn pass_on(
     core: &mut Core<DriverLinks>,
-    (best, in_flight): &(mpsc::UnboundedSender<BestChanges>, Arc<InFlight>),
+    best: &BestSender,
     monitors: &mut Vec<mpsc::Sender<MonitorEvent>>,
 ) {
     while let Some(changes) = core.poll_best_changes() {
-        if best.send(in_flight.batch(changes)).is_err() {
-            tracing::debug!("nobody takes best-path changes");
-        }
+        best.send(changes);
     }
     if !monitors.is_empty() {
         feed_monitors(core, monitors);
